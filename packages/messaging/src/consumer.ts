@@ -1,0 +1,214 @@
+import type { ConsumerMessages, JetStreamClient } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+import { retryDelay } from './backoff.ts';
+import { JetStreamDelivery } from './delivery.ts';
+import { Header } from './envelope.ts';
+import type { DeliveryHandler, RetryPolicy, RunningConsumer } from './types.ts';
+
+type KeyOf = (message: { subject: string; header(name: string): string | undefined }) => string | undefined;
+
+export interface ConsumerRuntimeOptions {
+  js: JetStreamClient;
+  stream: string;
+  name: string;
+  /** Durable on the dead-letter stream that carries this consumer's redriven messages. */
+  redrive: { stream: string; durable: string } | undefined;
+  chain: DeliveryHandler;
+  concurrency: number;
+  prefetch: number;
+  ackWaitMs: number;
+  maxDeliver: number;
+  retry: RetryPolicy;
+  orderingKey: KeyOf | undefined;
+  logger: Logger;
+}
+
+/** The messages of one ordering key: at most one runs; a nak'd one blocks the key until it is redelivered. */
+interface Lane {
+  active: boolean;
+  queue: JetStreamDelivery[];
+  blockedBy: number | undefined;
+  blockedUntil: number;
+}
+
+const STOP_NAK_DELAY_MS = 50;
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs a durable pull consumer: pulls with a bounded prefetch, runs up to `concurrency` handlers at
+ * once, keeps per-key order when asked, heartbeats (`working()`) every message it holds, and drains
+ * on stop. Settlement: the chain settles failures; a delivery the chain left unsettled is acked when
+ * the chain resolved, or nak'd with backoff when it threw.
+ */
+export class ConsumerRuntime implements RunningConsumer {
+  readonly name: string;
+  readonly closed: Promise<void>;
+  #resolveClosed!: () => void;
+  readonly #inFlight = new Set<JetStreamDelivery>();
+  readonly #lanes = new Map<string, Lane>();
+  readonly #iterators = new Set<ConsumerMessages>();
+  readonly #slotWaiters: (() => void)[] = [];
+  #running = 0;
+  #stopping = false;
+  #idle: (() => void) | undefined;
+  readonly #heartbeat: NodeJS.Timeout;
+
+  constructor(private readonly options: ConsumerRuntimeOptions) {
+    this.name = options.name;
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    const beat = Math.max(250, Math.min(options.ackWaitMs / 3, 10_000));
+    this.#heartbeat = setInterval(() => this.#beat(), beat);
+    void this.#pull(options.stream, options.name, false);
+    if (options.redrive) void this.#pull(options.redrive.stream, options.redrive.durable, true);
+  }
+
+  /** Deliveries handled right now plus those waiting behind their key. */
+  get pending(): number {
+    let held = 0;
+    for (const lane of this.#lanes.values()) held += lane.queue.length;
+    return this.#inFlight.size + held;
+  }
+
+  async #pull(stream: string, durable: string, redriven: boolean): Promise<void> {
+    const { js, logger } = this.options;
+    while (!this.#stopping) {
+      try {
+        const consumer = await js.consumers.get(stream, durable);
+        const messages = await consumer.consume({ max_messages: this.options.prefetch });
+        this.#iterators.add(messages);
+        if (this.#stopping) messages.stop();
+        for await (const msg of messages) {
+          if (this.#stopping) {
+            msg.nak(STOP_NAK_DELAY_MS);
+            continue;
+          }
+          const delivery = new JetStreamDelivery(
+            msg, this.options.stream, this.name, logger, this.options.maxDeliver, this.options.retry, redriven,
+          );
+          await this.#admit(delivery);
+        }
+        this.#iterators.delete(messages);
+      } catch (error) {
+        if (this.#stopping) break;
+        logger.warn({ err: error, durable }, 'consumer interrupted; resuming');
+        await pause(1_000);
+      }
+    }
+  }
+
+  async #admit(delivery: JetStreamDelivery): Promise<void> {
+    const key = this.options.orderingKey?.(delivery);
+    if (key === undefined) {
+      await this.#acquire();
+      void this.#run(delivery, undefined);
+      return;
+    }
+    let lane = this.#lanes.get(key);
+    if (!lane) {
+      lane = { active: false, queue: [], blockedBy: undefined, blockedUntil: 0 };
+      this.#lanes.set(key, lane);
+    }
+    if (lane.blockedBy === delivery.streamSequence) {
+      lane.blockedBy = undefined;
+    } else if (lane.active || lane.blockedBy !== undefined || lane.queue.length > 0) {
+      lane.queue.push(delivery);
+      return;
+    }
+    lane.active = true;
+    await this.#acquire();
+    void this.#run(delivery, key);
+  }
+
+  #acquire(): Promise<void> | void {
+    if (this.#running < this.options.concurrency) {
+      this.#running++;
+      return;
+    }
+    return new Promise((resolve) => this.#slotWaiters.push(resolve));
+  }
+
+  #release(): void {
+    const waiter = this.#slotWaiters.shift();
+    if (waiter) waiter();
+    else this.#running--;
+  }
+
+  async #run(delivery: JetStreamDelivery, key: string | undefined): Promise<void> {
+    this.#inFlight.add(delivery);
+    try {
+      await this.options.chain(delivery);
+      delivery.ack();
+    } catch {
+      delivery.nak(retryDelay(this.options.retry, delivery.deliveryCount));
+    } finally {
+      this.#inFlight.delete(delivery);
+      this.#release();
+      if (key !== undefined) this.#settleLane(key, delivery);
+      if (this.#inFlight.size === 0) this.#idle?.();
+    }
+  }
+
+  #settleLane(key: string, delivery: JetStreamDelivery): void {
+    const lane = this.#lanes.get(key);
+    if (!lane) return;
+    lane.active = false;
+    if (delivery.settled === 'nak' && !this.#stopping) {
+      lane.blockedBy = delivery.streamSequence;
+      // If the redelivery goes to another replica, do not wait for it forever.
+      lane.blockedUntil = Date.now() + delivery.nakDelayMs + this.options.ackWaitMs;
+    }
+    this.#drainLane(key, lane);
+  }
+
+  #drainLane(key: string, lane: Lane): void {
+    if (lane.active || lane.blockedBy !== undefined || this.#stopping) return;
+    const next = lane.queue.shift();
+    if (!next) {
+      this.#lanes.delete(key);
+      return;
+    }
+    lane.active = true;
+    void Promise.resolve(this.#acquire()).then(() => this.#run(next, key));
+  }
+
+  #beat(): void {
+    for (const delivery of this.#inFlight) delivery.working();
+    const now = Date.now();
+    for (const [key, lane] of this.#lanes) {
+      for (const delivery of lane.queue) delivery.working();
+      if (lane.blockedBy !== undefined && now > lane.blockedUntil) {
+        lane.blockedBy = undefined;
+        this.#drainLane(key, lane);
+      }
+    }
+  }
+
+  async stop(options: { deadlineMs?: number } = {}): Promise<void> {
+    if (this.#stopping) return this.closed;
+    this.#stopping = true;
+    for (const messages of this.#iterators) messages.stop();
+    for (const lane of this.#lanes.values()) {
+      for (const delivery of lane.queue) delivery.nak(STOP_NAK_DELAY_MS);
+      lane.queue = [];
+    }
+    if (this.#inFlight.size > 0) {
+      const idle = new Promise<void>((resolve) => (this.#idle = resolve));
+      const deadline = options.deadlineMs ?? 10_000;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([idle, new Promise((resolve) => (timer = setTimeout(resolve, deadline)))]);
+      clearTimeout(timer);
+      for (const delivery of this.#inFlight) {
+        this.options.logger.warn({ seq: delivery.streamSequence }, 'handler still running at drain deadline; nak');
+        delivery.nak(STOP_NAK_DELAY_MS);
+      }
+    }
+    clearInterval(this.#heartbeat);
+    this.#resolveClosed();
+  }
+}
+
+/** Ordering key function for a {@link ConsumerSpec.orderingKey} option. */
+export function orderingKeyOf(option: 'subject' | KeyOf | undefined): KeyOf | undefined {
+  if (option === 'subject') return (message) => message.header(Header.Subject);
+  return option;
+}

@@ -1,0 +1,197 @@
+import { headers as natsHeaders } from '@nats-io/nats-core';
+import type { JetStreamClient, JetStreamManager, MsgRequest, StoredMsg } from '@nats-io/jetstream';
+import { Header } from './envelope.ts';
+import { ORIGINAL_SEQUENCE_HEADER, ORIGINAL_SUBJECT_HEADER } from './delivery.ts';
+import { MessagingError } from './errors.ts';
+import type { StreamDeclaration } from './topology.ts';
+import type { Delivery } from './types.ts';
+
+/**
+ * Subjects and names of the dead-letter stream. One stream holds the dead letters of every consumer
+ * (`deadletter.<stream>.<consumer>`) and the redrive queue of each consumer (`redrive.<stream>.<consumer>`),
+ * which the consumer's runtime reads through a second durable so that a redrive reaches only the
+ * consumer that failed and never rewrites the original event log.
+ */
+export const DeadLetterTopology = {
+  stream: 'DEADLETTER',
+  deadLetterSubject: (stream: string, consumer: string) => `deadletter.${stream}.${consumer}`,
+  redriveSubject: (stream: string, consumer: string) => `redrive.${stream}.${consumer}`,
+  redriveDurable: (stream: string, consumer: string) => `redrive-${stream}-${consumer}`,
+} as const;
+
+export function deadLetterStream(options: { replicas?: number } = {}): StreamDeclaration {
+  return {
+    name: DeadLetterTopology.stream,
+    subjects: ['deadletter.>', 'redrive.>'],
+    denyDelete: false,
+    denyPurge: false,
+    maxAgeMs: 30 * 24 * 3_600_000,
+    replicas: options.replicas ?? 1,
+    description: 'Dead letters of every consumer, and their redrive queues',
+  };
+}
+
+/** Headers added to a dead letter, next to the original message's own headers. */
+export const DeadLetterHeader = {
+  Reason: 'Orderflow-DL-Reason',
+  Code: 'Orderflow-DL-Code',
+  Stream: 'Orderflow-DL-Stream',
+  Consumer: 'Orderflow-DL-Consumer',
+  Subject: 'Orderflow-DL-Subject',
+  Sequence: 'Orderflow-DL-Sequence',
+  Deliveries: 'Orderflow-DL-Deliveries',
+  Time: 'Orderflow-DL-Time',
+} as const;
+
+const DL_HEADER_NAMES = new Set<string>([...Object.values(DeadLetterHeader), ORIGINAL_SUBJECT_HEADER, ORIGINAL_SEQUENCE_HEADER].map((h) => h.toLowerCase()));
+
+/** One dead letter: the original message, and why it could not be handled. */
+export interface DeadLetter {
+  /** Sequence in the dead-letter stream: the id used to inspect or redrive it. */
+  readonly seq: number;
+  readonly stream: string;
+  readonly consumer: string;
+  /** Subject the message was originally published on. */
+  readonly subject: string;
+  /** Its sequence in the original stream. */
+  readonly streamSequence: number;
+  readonly deliveries: number;
+  readonly reason: string;
+  /** Stable code of the last error (`VALIDATION_FAILED`, `DECODE_FAILED`, `UNKNOWN_TYPE`…). */
+  readonly code: string;
+  readonly deadLetteredAt: string;
+  /** The original headers, without the dead-letter ones. */
+  readonly headers: Record<string, string>;
+  /** The original payload, byte for byte. */
+  readonly body: Uint8Array;
+}
+
+export class DeadLetterError extends MessagingError {
+  override name = 'DeadLetterError';
+}
+
+/** Writes dead letters. Idempotent per (stream, sequence, consumer): a repeated write is de-duplicated. */
+export async function writeDeadLetter(
+  js: JetStreamClient,
+  delivery: Delivery,
+  error: unknown,
+): Promise<void> {
+  const h = natsHeaders();
+  for (const [name, value] of delivery.headerEntries()) {
+    if (name.toLowerCase() === Header.MsgId.toLowerCase() || DL_HEADER_NAMES.has(name.toLowerCase())) continue;
+    h.append(name, value);
+  }
+  const reason = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown })?.code;
+  h.set(DeadLetterHeader.Reason, reason.replace(/[\r\n]+/g, ' ').slice(0, 2_000));
+  h.set(DeadLetterHeader.Code, typeof code === 'string' ? code : 'HANDLER_FAILED');
+  h.set(DeadLetterHeader.Stream, delivery.stream);
+  h.set(DeadLetterHeader.Consumer, delivery.consumer);
+  h.set(DeadLetterHeader.Subject, delivery.subject);
+  h.set(DeadLetterHeader.Sequence, String(delivery.streamSequence));
+  h.set(DeadLetterHeader.Deliveries, String(delivery.deliveryCount));
+  h.set(DeadLetterHeader.Time, new Date().toISOString());
+  await js.publish(DeadLetterTopology.deadLetterSubject(delivery.stream, delivery.consumer), delivery.body, {
+    headers: h,
+    // A redriven message may die again; its redrive sequence keeps the id unique per attempt.
+    msgID: `dl:${delivery.stream}:${delivery.consumer}:${delivery.streamSequence}:${delivery.redriven ? 'r' : 'o'}:${Date.now()}`,
+    timeout: 10_000,
+  });
+}
+
+function toDeadLetter(stored: StoredMsg): DeadLetter {
+  const headers: Record<string, string> = {};
+  const get = (name: string) => stored.header?.get(name) ?? '';
+  if (stored.header) {
+    for (const name of stored.header.keys()) {
+      if (!DL_HEADER_NAMES.has(name.toLowerCase())) headers[name] = stored.header.get(name);
+    }
+  }
+  return {
+    seq: stored.seq,
+    stream: get(DeadLetterHeader.Stream),
+    consumer: get(DeadLetterHeader.Consumer),
+    subject: get(DeadLetterHeader.Subject),
+    streamSequence: Number(get(DeadLetterHeader.Sequence)),
+    deliveries: Number(get(DeadLetterHeader.Deliveries)),
+    reason: get(DeadLetterHeader.Reason),
+    code: get(DeadLetterHeader.Code),
+    deadLetteredAt: get(DeadLetterHeader.Time),
+    headers,
+    body: stored.data,
+  };
+}
+
+/** Lists, inspects, redrives and discards dead letters. */
+export class DeadLetters {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+  ) {}
+
+  /** Dead letters in arrival order, optionally of one stream/consumer. */
+  async list(filter: { stream?: string; consumer?: string; limit?: number } = {}): Promise<DeadLetter[]> {
+    const subject = DeadLetterTopology.deadLetterSubject(filter.stream ?? '*', filter.consumer ?? '*');
+    const limit = filter.limit ?? 1_000;
+    const info = await this.jsm.streams.info(DeadLetterTopology.stream, { subjects_filter: subject });
+    if (info.state.messages === 0) return [];
+    const letters: DeadLetter[] = [];
+    // Walk the stream with direct "next message for subject" lookups: no consumer to create or clean up.
+    let seq = info.state.first_seq;
+    while (letters.length < limit && seq <= info.state.last_seq) {
+      let stored: StoredMsg | null;
+      try {
+        // nats-server ≥ 2.9 answers `next_by_subj` on the regular (non-direct) get as well.
+        const query = { next_by_subj: subject, seq } as unknown as MsgRequest;
+        stored = await this.jsm.streams.getMessage(DeadLetterTopology.stream, query);
+      } catch {
+        break;
+      }
+      if (!stored) break;
+      letters.push(toDeadLetter(stored));
+      seq = stored.seq + 1;
+    }
+    return letters;
+  }
+
+  /** One dead letter by its sequence, or `undefined`. */
+  async get(seq: number): Promise<DeadLetter | undefined> {
+    try {
+      const stored = await this.jsm.streams.getMessage(DeadLetterTopology.stream, { seq });
+      return stored?.subject.startsWith('deadletter.') ? toDeadLetter(stored) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Sends a dead letter back to the consumer that failed it (and to no other), with its original
+   * payload and headers, then removes it from the dead letters. The consumer handles it with a fresh
+   * delivery count; its idempotency keeps a repeated redrive harmless.
+   */
+  async redrive(seq: number): Promise<void> {
+    const letter = await this.get(seq);
+    if (!letter) throw new DeadLetterError('DEAD_LETTER_NOT_FOUND', `no dead letter with sequence ${seq}`);
+    const h = natsHeaders();
+    for (const [name, value] of Object.entries(letter.headers)) h.set(name, value);
+    h.set(ORIGINAL_SUBJECT_HEADER, letter.subject);
+    h.set(ORIGINAL_SEQUENCE_HEADER, String(letter.streamSequence));
+    await this.js.publish(DeadLetterTopology.redriveSubject(letter.stream, letter.consumer), letter.body, {
+      headers: h,
+      msgID: `redrive:${seq}`,
+    });
+    await this.discard(seq);
+  }
+
+  /** Redrives every dead letter matching the filter; returns how many. */
+  async redriveAll(filter: { stream?: string; consumer?: string } = {}): Promise<number> {
+    const letters = await this.list(filter);
+    for (const letter of letters) await this.redrive(letter.seq);
+    return letters.length;
+  }
+
+  /** Deletes a dead letter for good. */
+  async discard(seq: number): Promise<void> {
+    await this.jsm.streams.deleteMessage(DeadLetterTopology.stream, seq, false);
+  }
+}

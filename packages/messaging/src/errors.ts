@@ -1,0 +1,165 @@
+/**
+ * Errors of the messaging toolkit. Every error has a stable `code`, sets `name`, and chains its `cause`.
+ * Handlers classify their own failures by throwing {@link PermanentError} (dead-letter now) or anything
+ * else (retried with backoff until `maxDeliver`).
+ */
+export const ErrorCode = {
+  Validation: 'VALIDATION_FAILED',
+  Decode: 'DECODE_FAILED',
+  UnknownType: 'UNKNOWN_TYPE',
+  UnsupportedVersion: 'UNSUPPORTED_VERSION',
+  Permanent: 'PERMANENT',
+  Publish: 'PUBLISH_FAILED',
+  Provisioning: 'PROVISIONING_FAILED',
+  ServerFeature: 'SERVER_FEATURE_MISSING',
+  Timeout: 'TIMEOUT',
+  NoResponders: 'NO_RESPONDERS',
+  Remote: 'REMOTE_ERROR',
+  Closed: 'CLOSED',
+  Config: 'INVALID_CONFIG',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class MessagingError extends Error {
+  override name = 'MessagingError';
+  constructor(
+    readonly code: ErrorCode | (string & {}),
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** One problem found by schema validation: where (JSON pointer) and what. */
+export interface ValidationIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** A payload does not match its contract's schema. Never retried. */
+export class ValidationError extends MessagingError {
+  override name = 'ValidationError';
+  constructor(
+    readonly type: string,
+    readonly issues: readonly ValidationIssue[],
+  ) {
+    super(
+      ErrorCode.Validation,
+      `${type}: invalid payload: ${issues.map((i) => `${i.path || '/'} ${i.message}`).join('; ')}`,
+    );
+  }
+}
+
+/** A message could not be read as a CloudEvent of a known contract (bad JSON, missing headers…). */
+export class DecodeError extends MessagingError {
+  override name = 'DecodeError';
+  constructor(
+    code: typeof ErrorCode.Decode | typeof ErrorCode.UnknownType | typeof ErrorCode.UnsupportedVersion,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** Thrown by a handler for a failure that retrying cannot fix: the message is dead-lettered at once. */
+export class PermanentError extends MessagingError {
+  override name = 'PermanentError';
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(options?.code ?? ErrorCode.Permanent, message, options);
+  }
+}
+
+export class PublishError extends MessagingError {
+  override name = 'PublishError';
+  constructor(
+    readonly subject: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(ErrorCode.Publish, `publish to ${subject} failed: ${message}`, options);
+  }
+}
+
+/** A stream or consumer declaration cannot be applied to the server as it is. */
+export class ProvisioningError extends MessagingError {
+  override name = 'ProvisioningError';
+  constructor(
+    readonly stream: string,
+    message: string,
+    options?: { cause?: unknown; consumer?: string },
+  ) {
+    super(ErrorCode.Provisioning, message, options);
+    this.consumer = options?.consumer;
+  }
+  readonly consumer: string | undefined;
+}
+
+export class TimeoutError extends MessagingError {
+  override name = 'TimeoutError';
+  constructor(
+    readonly subject: string,
+    readonly timeoutMs: number,
+  ) {
+    super(ErrorCode.Timeout, `request to ${subject} timed out after ${timeoutMs} ms`);
+  }
+}
+
+export class NoRespondersError extends MessagingError {
+  override name = 'NoRespondersError';
+  constructor(readonly subject: string) {
+    super(ErrorCode.NoResponders, `no service is listening on ${subject}`);
+  }
+}
+
+/**
+ * An endpoint answered with an error. `code` is the endpoint's own stable code; `status` is the
+ * `Nats-Service-Error-Code` (HTTP-like: 400 bad request, 404 not found, 409 conflict, 500 internal).
+ */
+export class RemoteError extends MessagingError {
+  override name = 'RemoteError';
+  constructor(
+    readonly subject: string,
+    readonly status: number,
+    code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(code, message);
+  }
+}
+
+/** True for errors that must not be retried (validation, decode, {@link PermanentError}). */
+export function isPermanent(error: unknown): boolean {
+  return error instanceof PermanentError || error instanceof ValidationError || error instanceof DecodeError;
+}
+
+/** `Nats-Expected-Last-Subject-Sequence` did not match: another writer appended first. */
+export class ConcurrencyError extends MessagingError {
+  override name = 'ConcurrencyError';
+  constructor(
+    readonly subject: string,
+    readonly expected: number,
+    options?: { cause?: unknown },
+  ) {
+    super('CONCURRENCY_CONFLICT', `${subject}: expected last sequence ${expected} but another write came first`, options);
+  }
+}
+
+/**
+ * Thrown by an endpoint handler to answer with a typed error. `status` follows HTTP
+ * (400 invalid, 404 not found, 409 conflict, 422 rejected by a rule, 503 unavailable) and travels as
+ * `Nats-Service-Error-Code`; `code` is the stable machine-readable reason.
+ */
+export class EndpointError extends MessagingError {
+  override name = 'EndpointError';
+  constructor(
+    readonly status: number,
+    code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(code, message);
+  }
+}

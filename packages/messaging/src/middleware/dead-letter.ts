@@ -1,0 +1,54 @@
+import { retryDelay } from '../backoff.ts';
+import { isPermanent, MessagingError } from '../errors.ts';
+import type { Delivery, Middleware } from '../types.ts';
+
+/** Where dead letters go; {@link writeDeadLetter} on JetStream in production. */
+export type DeadLetterWriter = (delivery: Delivery, error: unknown) => Promise<void>;
+
+export class MaxDeliveriesExceededError extends MessagingError {
+  override name = 'MaxDeliveriesExceededError';
+  constructor(deliveries: number, maxDeliver: number) {
+    super(
+      'MAX_DELIVERIES_EXCEEDED',
+      `delivered ${deliveries} times (max ${maxDeliver}) without being settled: the handler crashed or hung`,
+    );
+  }
+}
+
+/**
+ * Retry and dead letter: the settlement policy. A failure is retried by `nak(delay)` with exponential
+ * backoff and jitter (never an immediate nak) until the delivery count reaches `maxDeliver`; a
+ * permanent failure (validation, decode, {@link PermanentError}) or the last attempt writes the message to
+ * the dead-letter stream and then acks it, so the consumer moves on. A delivery beyond `maxDeliver`
+ * (the process died during earlier attempts) is dead-lettered without running the handler again.
+ * If writing the dead letter fails, the message is nak'd and tried again later: it is never dropped.
+ */
+export function retryAndDeadLetter(options: { write: DeadLetterWriter; onDeadLetter?: (d: Delivery, error: unknown) => void }): Middleware {
+  const deadLetter = async (delivery: Delivery, error: unknown): Promise<void> => {
+    try {
+      await options.write(delivery, error);
+    } catch (writeError) {
+      delivery.logger.error({ err: writeError }, 'dead letter could not be written; will retry');
+      delivery.nak(retryDelay(delivery.retry, delivery.deliveryCount));
+      return;
+    }
+    options.onDeadLetter?.(delivery, error);
+    delivery.ack();
+  };
+  return (next) => async (delivery) => {
+    if (delivery.deliveryCount > delivery.maxDeliver) {
+      return deadLetter(delivery, new MaxDeliveriesExceededError(delivery.deliveryCount, delivery.maxDeliver));
+    }
+    try {
+      await next(delivery);
+    } catch (error) {
+      if (delivery.settled) throw error;
+      if (isPermanent(error) || delivery.deliveryCount >= delivery.maxDeliver) {
+        await deadLetter(delivery, error);
+      } else {
+        delivery.nak(retryDelay(delivery.retry, delivery.deliveryCount));
+      }
+      throw error;
+    }
+  };
+}

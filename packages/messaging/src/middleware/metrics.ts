@@ -1,0 +1,48 @@
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Middleware } from '../types.ts';
+
+/** Prometheus instruments of the consumer runtime, registered once per registry. */
+export interface ConsumerMetrics {
+  handled: Counter<'consumer' | 'type'>;
+  failed: Counter<'consumer' | 'type'>;
+  deadLettered: Counter<'consumer' | 'type'>;
+  duration: Histogram<'consumer'>;
+}
+
+const instruments = new WeakMap<Registry, ConsumerMetrics>();
+
+export function consumerMetrics(registry: Registry): ConsumerMetrics {
+  let metrics = instruments.get(registry);
+  if (!metrics) {
+    metrics = {
+      handled: new Counter({ name: 'orderflow_messages_handled_total', help: 'Messages handled successfully', labelNames: ['consumer', 'type'], registers: [registry] }),
+      failed: new Counter({ name: 'orderflow_messages_failed_total', help: 'Handler failures (each attempt)', labelNames: ['consumer', 'type'], registers: [registry] }),
+      deadLettered: new Counter({ name: 'orderflow_messages_dead_lettered_total', help: 'Messages moved to the dead-letter stream', labelNames: ['consumer', 'type'], registers: [registry] }),
+      duration: new Histogram({
+        name: 'orderflow_handler_duration_seconds',
+        help: 'Time from delivery to settlement',
+        labelNames: ['consumer'],
+        buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+        registers: [registry],
+      }),
+    };
+    instruments.set(registry, metrics);
+  }
+  return metrics;
+}
+
+/** Metrics: counts outcomes and times each delivery. Place it outermost to see dead letters too. */
+export function metrics(instruments: ConsumerMetrics): Middleware {
+  return (next) => async (delivery) => {
+    const started = performance.now();
+    try {
+      await next(delivery);
+      instruments.handled.inc({ consumer: delivery.consumer, type: delivery.envelope?.type ?? 'unknown' });
+    } catch (error) {
+      instruments.failed.inc({ consumer: delivery.consumer, type: delivery.envelope?.type ?? 'unknown' });
+      throw error;
+    } finally {
+      instruments.duration.observe({ consumer: delivery.consumer }, (performance.now() - started) / 1000);
+    }
+  };
+}

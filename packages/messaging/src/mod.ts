@@ -1,0 +1,69 @@
+export { defaultRetryPolicy, retryDelay } from './backoff.ts';
+export { CoreBroadcaster } from './broadcast.ts';
+export { compareVersions, connectNats, serverFeatures } from './connection.ts';
+export type { ConnectionConfig, ServerFeatures } from './connection.ts';
+export { ConsumerRuntime } from './consumer.ts';
+export { ContractRegistry, defineCommand, defineEvent } from './contract.ts';
+export type { ContractDefinition, MessageContract, MessageKind, PayloadOf } from './contract.ts';
+export { DeadLetterError, DeadLetterHeader, DeadLetters, DeadLetterTopology, deadLetterStream, writeDeadLetter } from './dead-letters.ts';
+export type { DeadLetter } from './dead-letters.ts';
+export { ORIGINAL_SEQUENCE_HEADER, ORIGINAL_SUBJECT_HEADER } from './delivery.ts';
+export { createEnvelope, currentTraceparent, decodeEnvelope, encodeData, envelopeHeaders, Header } from './envelope.ts';
+export type { Envelope, EnvelopeInit } from './envelope.ts';
+export {
+  ConcurrencyError,
+  DecodeError,
+  EndpointError,
+  ErrorCode,
+  isPermanent,
+  MessagingError,
+  NoRespondersError,
+  PermanentError,
+  ProvisioningError,
+  PublishError,
+  RemoteError,
+  TimeoutError,
+  ValidationError,
+} from './errors.ts';
+export type { ValidationIssue } from './errors.ts';
+export { decodeAndValidate } from './middleware/decode.ts';
+export { MaxDeliveriesExceededError, retryAndDeadLetter } from './middleware/dead-letter.ts';
+export type { DeadLetterWriter } from './middleware/dead-letter.ts';
+export { idempotency } from './middleware/idempotency.ts';
+export type { IdempotencyStore } from './middleware/idempotency.ts';
+export { logging } from './middleware/logging.ts';
+export { consumerMetrics, metrics } from './middleware/metrics.ts';
+export type { ConsumerMetrics } from './middleware/metrics.ts';
+export { tracing } from './middleware/tracing.ts';
+export { JetStreamPublisher } from './publisher.ts';
+export type { JetStreamPublisherOptions } from './publisher.ts';
+export { defineEndpoint, RpcClient, RpcServer, SERVICE_ERROR_CODE_HEADER, SERVICE_ERROR_HEADER } from './rpc.ts';
+export type { ServiceIdentity } from './rpc.ts';
+export { runService } from './runner.ts';
+export type { RunningService, ServiceConfig, ServiceContext } from './runner.ts';
+export { consumerConfig, ensureConsumer, ensureStream, streamConfig } from './topology.ts';
+export type { ConsumerDeclaration, StreamDeclaration } from './topology.ts';
+export { NatsTransport } from './transport.ts';
+export type { NatsTransportOptions, Transport } from './transport.ts';
+export { on } from './types.ts';
+export type {
+  BatchItem,
+  Broadcaster,
+  ConsumerSpec,
+  Delivery,
+  DeliveryHandler,
+  EndpointContract,
+  EndpointHandler,
+  EventHandler,
+  EventPublisher,
+  HandlerContext,
+  HandlerRegistration,
+  Middleware,
+  PublishOptions,
+  PublishReceipt,
+  Requester,
+  RequestContext,
+  RequestOptions,
+  RetryPolicy,
+  RunningConsumer,
+} from './types.ts';

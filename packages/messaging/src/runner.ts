@@ -1,0 +1,139 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { pino, type Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { connectNats, type ServerFeatures } from './connection.ts';
+import { MessagingError } from './errors.ts';
+import type { IdempotencyStore } from './middleware/idempotency.ts';
+import type { StreamDeclaration } from './topology.ts';
+import { NatsTransport } from './transport.ts';
+
+/** Settings of one service process. Only the composition root (`main.ts`) builds this from the environment. */
+export interface ServiceConfig {
+  /** Service name: `ce-source` is `orderflow/<name>`, and the `$SRV` name. */
+  name: string;
+  version: string;
+  /** NATS URL(s). */
+  servers: string | string[];
+  /** Port of the health and metrics HTTP server; 0 picks a free one (default 0). */
+  httpPort?: number;
+  /** Time in-flight handlers get to finish on SIGTERM before they are nak'd (default 10 000 ms). */
+  drainDeadlineMs?: number;
+  /** Streams to provision before anything starts. */
+  streams?: readonly StreamDeclaration[];
+  logger?: Logger;
+  /** Install SIGTERM/SIGINT handlers that drain and exit (default true). */
+  handleSignals?: boolean;
+  idempotency?: IdempotencyStore;
+}
+
+export interface ServiceContext {
+  readonly transport: NatsTransport;
+  readonly nc: NatsConnection;
+  readonly features: ServerFeatures;
+  readonly logger: Logger;
+  readonly metrics: Registry;
+  /** Registers a clean-up run after consumers and endpoints stopped, before the connection closes (last registered first). */
+  onStop(cleanup: () => Promise<void> | void): void;
+}
+
+export interface RunningService extends ServiceContext {
+  /** Port of the health/metrics server. */
+  readonly httpPort: number;
+  /** Drains and closes everything; resolves when done. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a service: connects (reconnecting forever, checking the server version), provisions streams,
+ * lets `setup` start consumers and endpoints, serves `/healthz` (alive), `/readyz` (connected and
+ * started, not draining) and `/metrics`, and on SIGTERM/SIGINT drains: stops pulling, lets in-flight
+ * handlers finish within `drainDeadlineMs`, naks the rest, closes the connection.
+ */
+export async function runService(
+  config: ServiceConfig,
+  setup: (context: ServiceContext) => Promise<void>,
+): Promise<RunningService> {
+  const logger = config.logger ?? pino({ name: config.name });
+  const metricsRegistry = new Registry();
+  metricsRegistry.setDefaultLabels({ service: config.name });
+  collectDefaultMetrics({ register: metricsRegistry });
+  const cleanups: (() => Promise<void> | void)[] = [];
+  let ready = false;
+  let stopping: Promise<void> | undefined;
+
+  const { nc, features } = await connectNats({ servers: config.servers, name: config.name });
+  logger.info({ server: nc.getServer(), version: features.version }, 'connected to NATS');
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'disconnect' || status.type === 'reconnect') logger.warn({ status: status.type }, 'NATS connection');
+    }
+  })();
+  const transport = await NatsTransport.create(nc, {
+    source: `orderflow/${config.name}`,
+    logger,
+    metrics: metricsRegistry,
+    service: { name: config.name, version: config.version },
+    ...(config.idempotency && { idempotency: config.idempotency }),
+  });
+
+  const http: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
+    } else if (path === '/readyz') {
+      const ok = ready && !stopping && !nc.isClosed() && !nc.isDraining();
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready: ok }));
+    } else if (path === '/metrics') {
+      metricsRegistry.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': metricsRegistry.contentType }).end(body),
+        (error: unknown) => res.writeHead(500).end(String(error)),
+      );
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => http.listen(config.httpPort ?? 0, '127.0.0.1', resolve));
+  const httpPort = (http.address() as AddressInfo).port;
+
+  const context: ServiceContext = {
+    transport, nc, features, logger, metrics: metricsRegistry,
+    onStop: (cleanup) => cleanups.push(cleanup),
+  };
+
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      logger.info('draining');
+      await transport.close({ deadlineMs: config.drainDeadlineMs ?? 10_000 });
+      for (const cleanup of cleanups.reverse()) {
+        try {
+          await cleanup();
+        } catch (error) {
+          logger.error({ err: error }, 'clean-up failed');
+        }
+      }
+      await nc.drain().catch(() => nc.close());
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      logger.info('stopped');
+    })());
+
+  try {
+    await transport.provision(config.streams ?? []);
+    await setup(context);
+  } catch (error) {
+    await stop();
+    throw error instanceof MessagingError ? error : new MessagingError('START_FAILED', `${config.name} failed to start`, { cause: error });
+  }
+  ready = true;
+  logger.info({ httpPort }, 'started');
+
+  if (config.handleSignals ?? true) {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        void stop().then(() => process.exit(0), () => process.exit(1));
+      });
+    }
+  }
+  return { ...context, httpPort, stop };
+}

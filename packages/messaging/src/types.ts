@@ -1,0 +1,247 @@
+import type { Logger } from 'pino';
+import type { MessageContract, PayloadOf } from './contract.ts';
+import type { Envelope } from './envelope.ts';
+
+// ───────────────────────────── Publishing ─────────────────────────────
+
+export interface PublishOptions {
+  /** NATS subject; required unless the transport's subject resolver knows the contract. */
+  subject: string;
+  /** `ce-id`; also the `Nats-Msg-Id`. Pass a deterministic id to make a re-publish idempotent. Default: UUID. */
+  id?: string;
+  /** `ce-subject`: what the event is about (an aggregate id). Default ordering key for consumers. */
+  about?: string;
+  /** The message being handled: its correlation id, id (as causation) and trace are carried over. */
+  causedBy?: Envelope;
+  /** `Nats-Expected-Last-Subject-Sequence`: optimistic concurrency on the subject (0 = must be empty). */
+  expectedLastSubjectSequence?: number;
+  /** Time to wait for the stream's ack per attempt (default 5000 ms). */
+  timeoutMs?: number;
+}
+
+/** The stream's acknowledgement: the message is persisted (or was already, `duplicate`). */
+export interface PublishReceipt {
+  readonly stream: string;
+  readonly seq: number;
+  readonly duplicate: boolean;
+  readonly id: string;
+}
+
+/**
+ * Publishes events to a durable log. A resolved promise means the stream stored the message.
+ * Payloads are validated against the contract before anything leaves the process
+ * (a {@link ValidationError} is thrown and nothing is sent). Retries after a lost ack reuse
+ * the same `Nats-Msg-Id`, so they cannot store a message twice within the duplicate window.
+ */
+export interface EventPublisher {
+  publish<C extends MessageContract>(
+    contract: C,
+    data: PayloadOf<C>,
+    options: PublishOptions,
+  ): Promise<PublishReceipt>;
+  /**
+   * Publishes many events with at most `maxInFlight` (default 256) unacknowledged at once; resolves
+   * with the receipts in input order, or rejects with the first failure after the rest settled.
+   */
+  publishBatch(
+    items: readonly BatchItem[],
+    options?: { maxInFlight?: number; timeoutMs?: number },
+  ): Promise<PublishReceipt[]>;
+}
+
+export interface BatchItem<C extends MessageContract = MessageContract> {
+  contract: C;
+  data: PayloadOf<C>;
+  options: PublishOptions;
+}
+
+// ───────────────────────────── Consuming ─────────────────────────────
+
+/** What a handler may do while it handles one message. */
+export interface HandlerContext {
+  /** 1 on first delivery; counts redeliveries by the server. */
+  readonly deliveryCount: number;
+  readonly consumer: string;
+  readonly logger: Logger;
+  /** Extends the ack deadline; the runtime also does this on its own while the handler runs. */
+  working(): void;
+  /** Publishes an event caused by the message being handled (correlation, causation and trace carried). */
+  publish<C extends MessageContract>(
+    contract: C,
+    data: PayloadOf<C>,
+    options: Omit<PublishOptions, 'causedBy'>,
+  ): Promise<PublishReceipt>;
+}
+
+/** A typed event handler. Throw {@link PermanentError} for failures a retry cannot fix. */
+export type EventHandler<C extends MessageContract = MessageContract> = (
+  event: Envelope<PayloadOf<C>>,
+  context: HandlerContext,
+) => Promise<void>;
+
+/** One handler per contract the consumer understands. Messages of other types are dead-lettered. */
+export interface HandlerRegistration<C extends MessageContract = MessageContract> {
+  contract: C;
+  handle: EventHandler<C>;
+}
+
+/** Pairs a contract with its handler, keeping the payload typed. */
+export function on<C extends MessageContract>(contract: C, handle: EventHandler<C>): HandlerRegistration {
+  return { contract, handle: handle as unknown as EventHandler };
+}
+
+export interface RetryPolicy {
+  /** First redelivery delay (default 250 ms). */
+  initialDelayMs: number;
+  /** Upper bound of the delay (default 30 000 ms). */
+  maxDelayMs: number;
+  /** Growth per attempt (default 2). */
+  multiplier: number;
+  /** Fraction of the delay randomised, 0..1 (default 0.2). */
+  jitter: number;
+}
+
+/**
+ * A durable pull consumer and its handlers. Delivery is at least once: a message is acked only after
+ * its handler resolved (or after it was dead-lettered), so a crash means redelivery, never loss.
+ */
+export interface ConsumerSpec {
+  /** Durable name; mandatory because it is the server-side identity of the consumer. */
+  name: string;
+  stream: string;
+  /** Subject filter within the stream (default: the whole stream). */
+  filterSubject?: string;
+  handlers: readonly HandlerRegistration[];
+  /** Handlers running at once in this process (default 16). */
+  concurrency?: number;
+  /**
+   * Per-key ordering: messages with the same key are handled one at a time in stream order, also
+   * across retries (later messages of a key wait while an earlier one is being retried).
+   * `'subject'` uses `ce-subject` (the aggregate id); a function may compute any key. Default: none.
+   */
+  orderingKey?: 'subject' | ((message: { subject: string; header(name: string): string | undefined }) => string | undefined);
+  /** Server redelivers a message not acked within this (default 30 000 ms); heartbeats extend it. */
+  ackWaitMs?: number;
+  /** Attempts before dead-lettering (default 5). */
+  maxDeliver?: number;
+  /** Unacked messages outstanding for the consumer across replicas (default 1000). */
+  maxAckPending?: number;
+  retry?: Partial<RetryPolicy>;
+  /** Middleware applied inside the transport's defaults, outermost first. */
+  middleware?: readonly Middleware[];
+  /** Messages buffered from the server ahead of the handlers (default 256). */
+  prefetch?: number;
+  /** Where a new consumer starts (default `all`). */
+  deliverPolicy?: 'all' | 'new';
+}
+
+/** A consumer that is running. */
+export interface RunningConsumer {
+  readonly name: string;
+  /**
+   * Stops pulling, waits up to `deadlineMs` (default 10 000) for in-flight handlers, naks (with a short
+   * delay) what is still held so another instance takes it at once, and resolves when done.
+   */
+  stop(options?: { deadlineMs?: number }): Promise<void>;
+  /** Resolves when the consumer stopped (by `stop()` or a fatal error). */
+  readonly closed: Promise<void>;
+}
+
+// ───────────────────────────── Middleware ─────────────────────────────
+
+/** The server-side facts of one delivery, independent of how it is decoded. */
+export interface Delivery {
+  readonly stream: string;
+  readonly consumer: string;
+  readonly subject: string;
+  readonly streamSequence: number;
+  readonly deliveryCount: number;
+  /** A header's value (first one), or `undefined`. */
+  header(name: string): string | undefined;
+  /** Every header as `[name, value]` pairs, as received. */
+  headerEntries(): [string, string][];
+  readonly body: Uint8Array;
+  /** True when the message came back through a dead-letter redrive. */
+  readonly redriven: boolean;
+  /** Filled in by the decoding step; `undefined` before it ran or when it failed. */
+  envelope: Envelope | undefined;
+  /** The contract the envelope matched. */
+  contract: MessageContract | undefined;
+  /** Logger bound to this delivery (consumer, subject, sequence and, once decoded, type, id, correlation id). */
+  readonly logger: Logger;
+  readonly maxDeliver: number;
+  readonly retry: RetryPolicy;
+  /** Extends the ack deadline. */
+  working(): void;
+  /** Settles the delivery; only the first settlement counts. */
+  ack(): void;
+  nak(delayMs: number): void;
+  term(): void;
+  readonly settled: 'ack' | 'nak' | 'term' | undefined;
+  /** Values middleware share with inner middleware (e.g. the tracing span). */
+  readonly locals: Map<string, unknown>;
+}
+
+/** Processes one delivery; resolves when done, throws to signal failure to outer middleware. */
+export type DeliveryHandler = (delivery: Delivery) => Promise<void>;
+
+/** Wraps a handler with cross-cutting behaviour. Applied in list order: the first is outermost. */
+export type Middleware = (next: DeliveryHandler) => DeliveryHandler;
+
+// ───────────────────────────── Request-reply ─────────────────────────────
+
+/** A typed request-reply endpoint: its subject and the request and response contracts. */
+export interface EndpointContract<Req extends MessageContract = MessageContract, Res extends MessageContract = MessageContract> {
+  /** Stable name used in `$SRV` discovery. */
+  readonly name: string;
+  /** Subject the endpoint listens on (outside every stream's subjects). */
+  readonly subject: string;
+  readonly request: Req;
+  readonly response: Res;
+}
+
+export interface RequestOptions {
+  /** Default 5000 ms. */
+  timeoutMs?: number;
+  /** Carries correlation and trace from a message being handled. */
+  causedBy?: Envelope;
+}
+
+/** Calls endpoints. Rejects with TimeoutError, NoRespondersError, RemoteError or ValidationError. */
+export interface Requester {
+  request<E extends EndpointContract>(
+    endpoint: E,
+    data: PayloadOf<E['request']>,
+    options?: RequestOptions,
+  ): Promise<PayloadOf<E['response']>>;
+}
+
+/** What an endpoint handler may use. */
+export interface RequestContext {
+  readonly correlationId: string | undefined;
+  readonly traceparent: string | undefined;
+}
+
+export type EndpointHandler<E extends EndpointContract> = (
+  request: PayloadOf<E['request']>,
+  context: RequestContext,
+) => Promise<PayloadOf<E['response']>>;
+
+// ───────────────────────────── Fan-out ─────────────────────────────
+
+/**
+ * Best-effort, not persisted notifications (core NATS): every listener connected at the time gets
+ * a copy; nobody gets what was sent while disconnected.
+ */
+export interface Broadcaster {
+  broadcast<C extends MessageContract>(
+    contract: C,
+    data: PayloadOf<C>,
+    options: { subject: string; causedBy?: Envelope },
+  ): void;
+  listen<C extends MessageContract>(
+    contract: C,
+    subject: string,
+    handler: (event: Envelope<PayloadOf<C>>) => void,
+  ): { unsubscribe(): void };
+}

@@ -1,0 +1,2 @@
+export { freePort, startNatsCluster, startNatsServer } from './nats-server.ts';
+export type { NatsCluster, NatsServer, NatsServerOptions } from './nats-server.ts';
