@@ -9,7 +9,10 @@ export const defaultRetryPolicy: RetryPolicy = {
 
 /** Delay before attempt `deliveryCount + 1`: exponential growth, capped, with ± jitter. */
 export function retryDelay(policy: RetryPolicy, deliveryCount: number): number {
-  const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * policy.multiplier ** Math.max(0, deliveryCount - 1));
+  const base = Math.min(
+    policy.maxDelayMs,
+    policy.initialDelayMs * policy.multiplier ** Math.max(0, deliveryCount - 1),
+  );
   const spread = base * policy.jitter;
   return Math.max(1, Math.round(base - spread + Math.random() * 2 * spread));
 }

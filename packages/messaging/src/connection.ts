@@ -50,7 +50,9 @@ export function serverFeatures(version: string): ServerFeatures {
  * Connects with unlimited reconnects (the client buffers publishes while reconnecting), async stack
  * traces off (they double the CPU cost of every request), and checks the server version.
  */
-export async function connectNats(config: ConnectionConfig): Promise<{ nc: NatsConnection; features: ServerFeatures }> {
+export async function connectNats(
+  config: ConnectionConfig,
+): Promise<{ nc: NatsConnection; features: ServerFeatures }> {
   const nc = await connect({
     servers: config.servers,
     name: config.name,
@@ -62,11 +64,17 @@ export async function connectNats(config: ConnectionConfig): Promise<{ nc: NatsC
   const version = nc.info?.version ?? '0.0.0';
   if (compareVersions(version, REQUIRED_SERVER_VERSION) < 0) {
     await nc.close();
-    throw new MessagingError('SERVER_FEATURE_MISSING', `nats-server ${version} is too old: ${REQUIRED_SERVER_VERSION} or newer is required`);
+    throw new MessagingError(
+      'SERVER_FEATURE_MISSING',
+      `nats-server ${version} is too old: ${REQUIRED_SERVER_VERSION} or newer is required`,
+    );
   }
   if (!nc.info?.jetstream) {
     await nc.close();
-    throw new MessagingError('SERVER_FEATURE_MISSING', `nats-server ${version} at ${nc.getServer()} has JetStream disabled (start it with -js)`);
+    throw new MessagingError(
+      'SERVER_FEATURE_MISSING',
+      `nats-server ${version} at ${nc.getServer()} has JetStream disabled (start it with -js)`,
+    );
   }
   return { nc, features: serverFeatures(version) };
 }

@@ -83,7 +83,13 @@ export class ConsumerRuntime implements RunningConsumer {
             continue;
           }
           const delivery = new JetStreamDelivery(
-            msg, this.options.stream, this.name, logger, this.options.maxDeliver, this.options.retry, redriven,
+            msg,
+            this.options.stream,
+            this.name,
+            logger,
+            this.options.maxDeliver,
+            this.options.retry,
+            redriven,
           );
           await this.#admit(delivery);
         }
@@ -198,7 +204,10 @@ export class ConsumerRuntime implements RunningConsumer {
       await Promise.race([idle, new Promise((resolve) => (timer = setTimeout(resolve, deadline)))]);
       clearTimeout(timer);
       for (const delivery of this.#inFlight) {
-        this.options.logger.warn({ seq: delivery.streamSequence }, 'handler still running at drain deadline; nak');
+        this.options.logger.warn(
+          { seq: delivery.streamSequence },
+          'handler still running at drain deadline; nak',
+        );
         delivery.nak(STOP_NAK_DELAY_MS);
       }
     }

@@ -54,7 +54,9 @@ function define<TName extends string, S extends TSchema>(
     parse(data) {
       const checker = check();
       if (checker.Check(data)) return data;
-      const issues = [...checker.Errors(data)].slice(0, 20).map((e) => ({ path: e.path, message: e.message }));
+      const issues = [...checker.Errors(data)]
+        .slice(0, 20)
+        .map((e) => ({ path: e.path, message: e.message }));
       throw new ValidationError(type, issues);
     },
   };

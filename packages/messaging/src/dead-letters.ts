@@ -43,7 +43,11 @@ export const DeadLetterHeader = {
   Time: 'Orderflow-DL-Time',
 } as const;
 
-const DL_HEADER_NAMES = new Set<string>([...Object.values(DeadLetterHeader), ORIGINAL_SUBJECT_HEADER, ORIGINAL_SEQUENCE_HEADER].map((h) => h.toLowerCase()));
+const DL_HEADER_NAMES = new Set<string>(
+  [...Object.values(DeadLetterHeader), ORIGINAL_SUBJECT_HEADER, ORIGINAL_SEQUENCE_HEADER].map((h) =>
+    h.toLowerCase(),
+  ),
+);
 
 /** One dead letter: the original message, and why it could not be handled. */
 export interface DeadLetter {
@@ -78,7 +82,8 @@ export async function writeDeadLetter(
 ): Promise<void> {
   const h = natsHeaders();
   for (const [name, value] of delivery.headerEntries()) {
-    if (name.toLowerCase() === Header.MsgId.toLowerCase() || DL_HEADER_NAMES.has(name.toLowerCase())) continue;
+    if (name.toLowerCase() === Header.MsgId.toLowerCase() || DL_HEADER_NAMES.has(name.toLowerCase()))
+      continue;
     h.append(name, value);
   }
   const reason = error instanceof Error ? error.message : String(error);

@@ -143,7 +143,11 @@ export class ConcurrencyError extends MessagingError {
     readonly expected: number,
     options?: { cause?: unknown },
   ) {
-    super('CONCURRENCY_CONFLICT', `${subject}: expected last sequence ${expected} but another write came first`, options);
+    super(
+      'CONCURRENCY_CONFLICT',
+      `${subject}: expected last sequence ${expected} but another write came first`,
+      options,
+    );
   }
 }
 

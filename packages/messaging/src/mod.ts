@@ -5,10 +5,24 @@ export type { ConnectionConfig, ServerFeatures } from './connection.ts';
 export { ConsumerRuntime } from './consumer.ts';
 export { ContractRegistry, defineCommand, defineEvent } from './contract.ts';
 export type { ContractDefinition, MessageContract, MessageKind, PayloadOf } from './contract.ts';
-export { DeadLetterError, DeadLetterHeader, DeadLetters, DeadLetterTopology, deadLetterStream, writeDeadLetter } from './dead-letters.ts';
+export {
+  DeadLetterError,
+  DeadLetterHeader,
+  DeadLetters,
+  DeadLetterTopology,
+  deadLetterStream,
+  writeDeadLetter,
+} from './dead-letters.ts';
 export type { DeadLetter } from './dead-letters.ts';
 export { ORIGINAL_SEQUENCE_HEADER, ORIGINAL_SUBJECT_HEADER } from './delivery.ts';
-export { createEnvelope, currentTraceparent, decodeEnvelope, encodeData, envelopeHeaders, Header } from './envelope.ts';
+export {
+  createEnvelope,
+  currentTraceparent,
+  decodeEnvelope,
+  encodeData,
+  envelopeHeaders,
+  Header,
+} from './envelope.ts';
 export type { Envelope, EnvelopeInit } from './envelope.ts';
 export {
   ConcurrencyError,
@@ -37,7 +51,13 @@ export type { ConsumerMetrics } from './middleware/metrics.ts';
 export { tracing } from './middleware/tracing.ts';
 export { JetStreamPublisher } from './publisher.ts';
 export type { JetStreamPublisherOptions } from './publisher.ts';
-export { defineEndpoint, RpcClient, RpcServer, SERVICE_ERROR_CODE_HEADER, SERVICE_ERROR_HEADER } from './rpc.ts';
+export {
+  defineEndpoint,
+  RpcClient,
+  RpcServer,
+  SERVICE_ERROR_CODE_HEADER,
+  SERVICE_ERROR_HEADER,
+} from './rpc.ts';
 export type { ServiceIdentity } from './rpc.ts';
 export { runService } from './runner.ts';
 export type { RunningService, ServiceConfig, ServiceContext } from './runner.ts';

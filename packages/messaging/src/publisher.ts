@@ -96,7 +96,7 @@ export class JetStreamPublisher implements EventPublisher {
     const maxInFlight = Math.max(1, options.maxInFlight ?? 256);
     const receipts = new Array<PublishReceipt>(items.length);
     let next = 0;
-    let failure: unknown;
+    let failure: Error | undefined;
     const lane = async (): Promise<void> => {
       while (next < items.length) {
         const index = next++;
@@ -107,7 +107,7 @@ export class JetStreamPublisher implements EventPublisher {
             ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
           });
         } catch (error) {
-          failure ??= error;
+          failure ??= error instanceof Error ? error : new Error(String(error));
         }
       }
     };

@@ -1,9 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import { headers as natsHeaders, nuid, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/nats-core';
+import {
+  headers as natsHeaders,
+  nuid,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription,
+} from '@nats-io/nats-core';
 import type { MessageContract, PayloadOf } from './contract.ts';
 import { currentTraceparent, Header } from './envelope.ts';
 import { EndpointError, NoRespondersError, RemoteError, TimeoutError, ValidationError } from './errors.ts';
-import type { EndpointContract, EndpointHandler, Requester, RequestContext, RequestOptions } from './types.ts';
+import type {
+  EndpointContract,
+  EndpointHandler,
+  Requester,
+  RequestContext,
+  RequestOptions,
+} from './types.ts';
 
 export const SERVICE_ERROR_HEADER = 'Nats-Service-Error';
 export const SERVICE_ERROR_CODE_HEADER = 'Nats-Service-Error-Code';
@@ -58,7 +71,7 @@ export class RpcClient implements Requester {
     try {
       endpoint.request.parse(data);
     } catch (error) {
-      return Promise.reject(error as Error);
+      return Promise.reject(error);
     }
     const token = (this.#next++).toString(36);
     const timeoutMs = options.timeoutMs ?? this.options.defaultTimeoutMs ?? 5_000;
@@ -78,7 +91,10 @@ export class RpcClient implements Requester {
       headers.set(Header.CorrelationId, options.causedBy.correlationId);
       headers.set(Header.TraceParent, currentTraceparent(options.causedBy.traceparent));
     }
-    this.nc.publish(endpoint.subject, JSON.stringify(data), { reply: this.#prefix + token, ...(headers && { headers }) });
+    this.nc.publish(endpoint.subject, JSON.stringify(data), {
+      reply: this.#prefix + token,
+      ...(headers && { headers }),
+    });
     this.#sweeper ??= setInterval(() => this.#sweep(), this.options.sweepIntervalMs ?? 50);
     return promise;
   }
@@ -177,7 +193,11 @@ export class RpcServer {
     private readonly options: { queue?: string; onError?: (error: unknown, endpoint: string) => void } = {},
   ) {
     for (const verb of ['PING', 'INFO', 'STATS'] as const) {
-      for (const subject of [`$SRV.${verb}`, `$SRV.${verb}.${identity.name}`, `$SRV.${verb}.${identity.name}.${this.id}`]) {
+      for (const subject of [
+        `$SRV.${verb}`,
+        `$SRV.${verb}.${identity.name}`,
+        `$SRV.${verb}.${identity.name}.${this.id}`,
+      ]) {
         this.#subscriptions.push(
           nc.subscribe(subject, {
             callback: (_error, msg) => {
@@ -190,7 +210,12 @@ export class RpcServer {
   }
 
   #discovery(verb: 'PING' | 'INFO' | 'STATS'): Record<string, unknown> {
-    const base = { name: this.identity.name, id: this.id, version: this.identity.version, metadata: this.identity.metadata ?? {} };
+    const base = {
+      name: this.identity.name,
+      id: this.id,
+      version: this.identity.version,
+      metadata: this.identity.metadata ?? {},
+    };
     switch (verb) {
       case 'PING':
         return { type: 'io.nats.micro.v1.ping_response', ...base };
@@ -199,10 +224,20 @@ export class RpcServer {
           type: 'io.nats.micro.v1.info_response',
           ...base,
           description: this.identity.description ?? '',
-          endpoints: this.#stats.map((s) => ({ name: s.name, subject: s.subject, queue_group: s.queue_group, metadata: {} })),
+          endpoints: this.#stats.map((s) => ({
+            name: s.name,
+            subject: s.subject,
+            queue_group: s.queue_group,
+            metadata: {},
+          })),
         };
       case 'STATS':
-        return { type: 'io.nats.micro.v1.stats_response', ...base, started: this.started, endpoints: this.#stats };
+        return {
+          type: 'io.nats.micro.v1.stats_response',
+          ...base,
+          started: this.started,
+          endpoints: this.#stats,
+        };
       default:
         return verb satisfies never;
     }
@@ -212,8 +247,14 @@ export class RpcServer {
   serve<E extends EndpointContract>(endpoint: E, handler: EndpointHandler<E>): void {
     const queue = this.options.queue ?? 'q';
     const stats: EndpointStats = {
-      name: endpoint.name, subject: endpoint.subject, queue_group: queue,
-      num_requests: 0, num_errors: 0, last_error: '', processing_time: 0, average_processing_time: 0,
+      name: endpoint.name,
+      subject: endpoint.subject,
+      queue_group: queue,
+      num_requests: 0,
+      num_errors: 0,
+      last_error: '',
+      processing_time: 0,
+      average_processing_time: 0,
     };
     this.#stats.push(stats);
     const fail = (msg: Msg, status: number, code: string, message: string, details?: unknown) => {
@@ -243,7 +284,8 @@ export class RpcServer {
         msg.respond(JSON.stringify(endpoint.response.parse(response)));
       } catch (error) {
         if (error instanceof ValidationError) return fail(msg, 400, error.code, error.message, error.issues);
-        if (error instanceof EndpointError) return fail(msg, error.status, error.code, error.message, error.details);
+        if (error instanceof EndpointError)
+          return fail(msg, error.status, error.code, error.message, error.details);
         this.options.onError?.(error, endpoint.name);
         const ref = randomUUID();
         return fail(msg, 500, 'INTERNAL', `internal error (ref ${ref})`, { ref });

@@ -67,7 +67,8 @@ export async function runService(
   logger.info({ server: nc.getServer(), version: features.version }, 'connected to NATS');
   void (async () => {
     for await (const status of nc.status()) {
-      if (status.type === 'disconnect' || status.type === 'reconnect') logger.warn({ status: status.type }, 'NATS connection');
+      if (status.type === 'disconnect' || status.type === 'reconnect')
+        logger.warn({ status: status.type }, 'NATS connection');
     }
   })();
   const transport = await NatsTransport.create(nc, {
@@ -84,7 +85,9 @@ export async function runService(
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
     } else if (path === '/readyz') {
       const ok = ready && !stopping && !nc.isClosed() && !nc.isDraining();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ready: ok }));
+      res
+        .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ ready: ok }));
     } else if (path === '/metrics') {
       metricsRegistry.metrics().then(
         (body) => res.writeHead(200, { 'content-type': metricsRegistry.contentType }).end(body),
@@ -98,7 +101,11 @@ export async function runService(
   const httpPort = (http.address() as AddressInfo).port;
 
   const context: ServiceContext = {
-    transport, nc, features, logger, metrics: metricsRegistry,
+    transport,
+    nc,
+    features,
+    logger,
+    metrics: metricsRegistry,
     onStop: (cleanup) => cleanups.push(cleanup),
   };
 
@@ -123,7 +130,9 @@ export async function runService(
     await setup(context);
   } catch (error) {
     await stop();
-    throw error instanceof MessagingError ? error : new MessagingError('START_FAILED', `${config.name} failed to start`, { cause: error });
+    throw error instanceof MessagingError
+      ? error
+      : new MessagingError('START_FAILED', `${config.name} failed to start`, { cause: error });
   }
   ready = true;
   logger.info({ httpPort }, 'started');
@@ -131,7 +140,10 @@ export async function runService(
   if (config.handleSignals ?? true) {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
-        void stop().then(() => process.exit(0), () => process.exit(1));
+        void stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
       });
     }
   }

@@ -81,13 +81,18 @@ export async function ensureStream(jsm: JetStreamManager, decl: StreamDeclaratio
   try {
     current = (await jsm.streams.info(decl.name)).config;
   } catch (error) {
-    if (!isNotFound(error)) throw new ProvisioningError(decl.name, `cannot read stream ${decl.name}`, { cause: error });
+    if (!isNotFound(error))
+      throw new ProvisioningError(decl.name, `cannot read stream ${decl.name}`, { cause: error });
     try {
       await jsm.streams.add(wanted);
     } catch (cause) {
       // Two replicas starting at once: the other one created it first.
       if (/already in use|already exists/i.test((cause as Error).message)) return ensureStream(jsm, decl);
-      throw new ProvisioningError(decl.name, `cannot create stream ${decl.name}: ${(cause as Error).message}`, { cause });
+      throw new ProvisioningError(
+        decl.name,
+        `cannot create stream ${decl.name}: ${(cause as Error).message}`,
+        { cause },
+      );
     }
     return;
   }
@@ -114,7 +119,9 @@ export async function ensureStream(jsm: JetStreamManager, decl: StreamDeclaratio
   }
 }
 
-export function consumerConfig(decl: ConsumerDeclaration): Partial<ConsumerConfig> & { durable_name: string } {
+export function consumerConfig(
+  decl: ConsumerDeclaration,
+): Partial<ConsumerConfig> & { durable_name: string } {
   return {
     durable_name: decl.name,
     ack_policy: AckPolicy.Explicit,
@@ -135,7 +142,10 @@ export async function ensureConsumer(jsm: JetStreamManager, decl: ConsumerDeclar
     current = (await jsm.consumers.info(decl.stream, decl.name)).config;
   } catch (error) {
     if (!isNotFound(error)) {
-      throw new ProvisioningError(decl.stream, `cannot read consumer ${decl.name}`, { cause: error, consumer: decl.name });
+      throw new ProvisioningError(decl.stream, `cannot read consumer ${decl.name}`, {
+        cause: error,
+        consumer: decl.name,
+      });
     }
   }
   if (!current) {
@@ -144,16 +154,21 @@ export async function ensureConsumer(jsm: JetStreamManager, decl: ConsumerDeclar
       return;
     } catch (cause) {
       if (!/already (in use|exists)/i.test((cause as Error).message)) {
-        throw new ProvisioningError(decl.stream, `cannot create consumer ${decl.name}: ${(cause as Error).message}`, {
-          cause,
-          consumer: decl.name,
-        });
+        throw new ProvisioningError(
+          decl.stream,
+          `cannot create consumer ${decl.name}: ${(cause as Error).message}`,
+          {
+            cause,
+            consumer: decl.name,
+          },
+        );
       }
       current = (await jsm.consumers.info(decl.stream, decl.name)).config;
     }
   }
   const immutable = (['deliver_policy', 'ack_policy'] as const).filter((key) => current[key] !== wanted[key]);
-  if ((current.filter_subject ?? '') !== (wanted.filter_subject ?? '')) immutable.push('filter_subject' as never);
+  if ((current.filter_subject ?? '') !== (wanted.filter_subject ?? ''))
+    immutable.push('filter_subject' as never);
   if (immutable.length > 0) {
     throw new ProvisioningError(
       decl.stream,

@@ -127,30 +127,53 @@ export class NatsTransport implements Transport {
     for (const stream of streams) await ensureStream(this.jsm, stream);
   }
 
-  publish<C extends MessageContract>(contract: C, data: PayloadOf<C>, options: PublishOptions): Promise<PublishReceipt> {
+  publish<C extends MessageContract>(
+    contract: C,
+    data: PayloadOf<C>,
+    options: PublishOptions,
+  ): Promise<PublishReceipt> {
     return this.#publisher.publish(contract, data, options);
   }
 
-  publishBatch(items: readonly BatchItem[], options?: { maxInFlight?: number; timeoutMs?: number }): Promise<PublishReceipt[]> {
+  publishBatch(
+    items: readonly BatchItem[],
+    options?: { maxInFlight?: number; timeoutMs?: number },
+  ): Promise<PublishReceipt[]> {
     return this.#publisher.publishBatch(items, options);
   }
 
-  request<E extends EndpointContract>(endpoint: E, data: PayloadOf<E['request']>, options?: RequestOptions): Promise<PayloadOf<E['response']>> {
+  request<E extends EndpointContract>(
+    endpoint: E,
+    data: PayloadOf<E['request']>,
+    options?: RequestOptions,
+  ): Promise<PayloadOf<E['response']>> {
     return this.#requester.request(endpoint, data, options);
   }
 
   serve<E extends EndpointContract>(endpoint: E, handler: EndpointHandler<E>): void {
-    this.#server ??= new RpcServer(this.nc, this.options.service ?? { name: this.options.source.replace(/[^A-Za-z0-9_-]/g, '-'), version: '0.1.0' }, {
-      onError: (error, name) => this.logger.error({ err: error, endpoint: name }, 'endpoint failed'),
-    });
+    this.#server ??= new RpcServer(
+      this.nc,
+      this.options.service ?? { name: this.options.source.replace(/[^A-Za-z0-9_-]/g, '-'), version: '0.1.0' },
+      {
+        onError: (error, name) => this.logger.error({ err: error, endpoint: name }, 'endpoint failed'),
+      },
+    );
     this.#server.serve(endpoint, handler);
   }
 
-  broadcast<C extends MessageContract>(contract: C, data: PayloadOf<C>, options: { subject: string; causedBy?: Envelope }): void {
+  broadcast<C extends MessageContract>(
+    contract: C,
+    data: PayloadOf<C>,
+    options: { subject: string; causedBy?: Envelope },
+  ): void {
     this.#broadcaster.broadcast(contract, data, options);
   }
 
-  listen<C extends MessageContract>(contract: C, subject: string, handler: (event: Envelope<PayloadOf<C>>) => void): { unsubscribe(): void } {
+  listen<C extends MessageContract>(
+    contract: C,
+    subject: string,
+    handler: (event: Envelope<PayloadOf<C>>) => void,
+  ): { unsubscribe(): void } {
     const listener = this.#broadcaster.listen(contract, subject, handler);
     this.#listeners.add(listener);
     return listener;
@@ -163,7 +186,10 @@ export class NatsTransport implements Transport {
     const maxDeliver = spec.maxDeliver ?? 5;
     const ackWaitMs = spec.ackWaitMs ?? 30_000;
     const concurrency = spec.concurrency ?? 16;
-    this.#deadLetterStreamReady ??= ensureStream(this.jsm, deadLetterStream({ replicas: this.options.deadLetterReplicas ?? 1 }));
+    this.#deadLetterStreamReady ??= ensureStream(
+      this.jsm,
+      deadLetterStream({ replicas: this.options.deadLetterReplicas ?? 1 }),
+    );
     await this.#deadLetterStreamReady;
     // The server's cap sits above ours: the runtime dead-letters at maxDeliver, and a message whose
     // handler crashed the process on its last attempts is dead-lettered on the next delivery.
@@ -193,7 +219,11 @@ export class NatsTransport implements Transport {
       logging(), // one line per failure
       retryAndDeadLetter({
         write: (delivery, error) => writeDeadLetter(this.js, delivery, error),
-        onDeadLetter: (delivery) => instruments.deadLettered.inc({ consumer: delivery.consumer, type: delivery.envelope?.type ?? 'unknown' }),
+        onDeadLetter: (delivery) =>
+          instruments.deadLettered.inc({
+            consumer: delivery.consumer,
+            type: delivery.envelope?.type ?? 'unknown',
+          }),
       }),
       decodeAndValidate(new ContractRegistry(spec.handlers.map((h) => h.contract))), // envelope + schema
       tracing(this.options.tracer ?? trace.getTracer('@orderflow/messaging')), // span child of the producer's
@@ -230,7 +260,8 @@ export class NatsTransport implements Transport {
     return async (delivery) => {
       const envelope = delivery.envelope;
       const handle = envelope && handlers.get(envelope.type);
-      if (!envelope || !handle) throw new MessagingError('NOT_DECODED', 'dispatch without a decoded envelope');
+      if (!envelope || !handle)
+        throw new MessagingError('NOT_DECODED', 'dispatch without a decoded envelope');
       const context: HandlerContext = {
         deliveryCount: delivery.deliveryCount,
         consumer: delivery.consumer,
@@ -238,7 +269,8 @@ export class NatsTransport implements Transport {
           return delivery.logger;
         },
         working: () => delivery.working(),
-        publish: (contract, data, options) => publisher.publish(contract, data, { ...options, causedBy: envelope }),
+        publish: (contract, data, options) =>
+          publisher.publish(contract, data, { ...options, causedBy: envelope }),
       };
       await handle(envelope, context);
     };

@@ -87,7 +87,7 @@ export interface HandlerRegistration<C extends MessageContract = MessageContract
 
 /** Pairs a contract with its handler, keeping the payload typed. */
 export function on<C extends MessageContract>(contract: C, handle: EventHandler<C>): HandlerRegistration {
-  return { contract, handle: handle as unknown as EventHandler };
+  return { contract, handle: handle };
 }
 
 export interface RetryPolicy {
@@ -119,7 +119,9 @@ export interface ConsumerSpec {
    * across retries (later messages of a key wait while an earlier one is being retried).
    * `'subject'` uses `ce-subject` (the aggregate id); a function may compute any key. Default: none.
    */
-  orderingKey?: 'subject' | ((message: { subject: string; header(name: string): string | undefined }) => string | undefined);
+  orderingKey?:
+    | 'subject'
+    | ((message: { subject: string; header(name: string): string | undefined }) => string | undefined);
   /** Server redelivers a message not acked within this (default 30 000 ms); heartbeats extend it. */
   ackWaitMs?: number;
   /** Attempts before dead-lettering (default 5). */
@@ -191,7 +193,10 @@ export type Middleware = (next: DeliveryHandler) => DeliveryHandler;
 // ───────────────────────────── Request-reply ─────────────────────────────
 
 /** A typed request-reply endpoint: its subject and the request and response contracts. */
-export interface EndpointContract<Req extends MessageContract = MessageContract, Res extends MessageContract = MessageContract> {
+export interface EndpointContract<
+  Req extends MessageContract = MessageContract,
+  Res extends MessageContract = MessageContract,
+> {
   /** Stable name used in `$SRV` discovery. */
   readonly name: string;
   /** Subject the endpoint listens on (outside every stream's subjects). */

@@ -58,7 +58,8 @@ async function waitForPort(port: number, deadlineMs: number): Promise<void> {
       socket.once('error', () => resolve(false));
     });
     if (open) return;
-    if (Date.now() > until) throw new Error(`nats-server did not listen on port ${port} within ${deadlineMs} ms`);
+    if (Date.now() > until)
+      throw new Error(`nats-server did not listen on port ${port} within ${deadlineMs} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -151,9 +152,21 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
     clientPorts.map(async (port, index) => {
       const storeDir = await mkdtemp(join(tmpdir(), `orderflow-nats-n${index}-`));
       const args = [
-        '-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir,
-        '-n', `n${index}`, '--cluster_name', clusterName,
-        '--cluster', `nats://127.0.0.1:${routePorts[index]}`, '--routes', routes,
+        '-a',
+        '127.0.0.1',
+        '-p',
+        String(port),
+        '-js',
+        '-sd',
+        storeDir,
+        '-n',
+        `n${index}`,
+        '--cluster_name',
+        clusterName,
+        '--cluster',
+        `nats://127.0.0.1:${routePorts[index]}`,
+        '--routes',
+        routes,
       ];
       const node = new ManagedNatsServer(port, storeDir, 'nats-server', args);
       await node.start();

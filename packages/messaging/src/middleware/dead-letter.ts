@@ -23,7 +23,10 @@ export class MaxDeliveriesExceededError extends MessagingError {
  * (the process died during earlier attempts) is dead-lettered without running the handler again.
  * If writing the dead letter fails, the message is nak'd and tried again later: it is never dropped.
  */
-export function retryAndDeadLetter(options: { write: DeadLetterWriter; onDeadLetter?: (d: Delivery, error: unknown) => void }): Middleware {
+export function retryAndDeadLetter(options: {
+  write: DeadLetterWriter;
+  onDeadLetter?: (d: Delivery, error: unknown) => void;
+}): Middleware {
   const deadLetter = async (delivery: Delivery, error: unknown): Promise<void> => {
     try {
       await options.write(delivery, error);
@@ -37,7 +40,10 @@ export function retryAndDeadLetter(options: { write: DeadLetterWriter; onDeadLet
   };
   return (next) => async (delivery) => {
     if (delivery.deliveryCount > delivery.maxDeliver) {
-      return deadLetter(delivery, new MaxDeliveriesExceededError(delivery.deliveryCount, delivery.maxDeliver));
+      return deadLetter(
+        delivery,
+        new MaxDeliveriesExceededError(delivery.deliveryCount, delivery.maxDeliver),
+      );
     }
     try {
       await next(delivery);

@@ -15,9 +15,24 @@ export function consumerMetrics(registry: Registry): ConsumerMetrics {
   let metrics = instruments.get(registry);
   if (!metrics) {
     metrics = {
-      handled: new Counter({ name: 'orderflow_messages_handled_total', help: 'Messages handled successfully', labelNames: ['consumer', 'type'], registers: [registry] }),
-      failed: new Counter({ name: 'orderflow_messages_failed_total', help: 'Handler failures (each attempt)', labelNames: ['consumer', 'type'], registers: [registry] }),
-      deadLettered: new Counter({ name: 'orderflow_messages_dead_lettered_total', help: 'Messages moved to the dead-letter stream', labelNames: ['consumer', 'type'], registers: [registry] }),
+      handled: new Counter({
+        name: 'orderflow_messages_handled_total',
+        help: 'Messages handled successfully',
+        labelNames: ['consumer', 'type'],
+        registers: [registry],
+      }),
+      failed: new Counter({
+        name: 'orderflow_messages_failed_total',
+        help: 'Handler failures (each attempt)',
+        labelNames: ['consumer', 'type'],
+        registers: [registry],
+      }),
+      deadLettered: new Counter({
+        name: 'orderflow_messages_dead_lettered_total',
+        help: 'Messages moved to the dead-letter stream',
+        labelNames: ['consumer', 'type'],
+        registers: [registry],
+      }),
       duration: new Histogram({
         name: 'orderflow_handler_duration_seconds',
         help: 'Time from delivery to settlement',
