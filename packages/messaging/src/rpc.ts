@@ -71,7 +71,7 @@ export class RpcClient implements Requester {
     try {
       endpoint.request.parse(data);
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
     const token = (this.#next++).toString(36);
     const timeoutMs = options.timeoutMs ?? this.options.defaultTimeoutMs ?? 5_000;
