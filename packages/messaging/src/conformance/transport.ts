@@ -1,0 +1,398 @@
+/**
+ * The transport conformance suite: the behaviour every {@link Transport} implementation must show.
+ * A broker adapter runs it with a harness that connects transports to a live broker; the `features`
+ * object states which optional guarantees the broker gives (a case that needs a missing feature is
+ * skipped with that reason).
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { Type } from '@sinclair/typebox';
+import { deferred, uniqueName, waitFor } from '@orderflow/testing';
+import { defineEndpoint } from '../rpc.ts';
+import { defineCommand, defineEvent } from '../contract.ts';
+import { EndpointError, NoRespondersError, RemoteError, TimeoutError, ValidationError } from '../errors.ts';
+import type { Transport } from '../transport.ts';
+import { on, type ConsumerSpec } from '../types.ts';
+
+export interface TransportFeatures {
+  /** The broker drops a re-published message with the same id. */
+  deduplication: boolean;
+}
+
+export interface TransportHarness {
+  /** A new transport connected to the broker under test (its own connection). */
+  connect(): Promise<Transport>;
+  /** Ends a transport as a crash would: connection gone, nothing settled, nothing drained. */
+  crash(transport: Transport): Promise<void>;
+  /** Drains and closes a transport and its connection. */
+  close(transport: Transport): Promise<void>;
+  features: TransportFeatures;
+}
+
+export const ThingHappened = defineEvent({
+  name: 'conformance.thing-happened',
+  schema: Type.Object({ key: Type.String(), n: Type.Integer({ minimum: 0 }) }),
+});
+
+const Echo = defineEndpoint({
+  name: 'echo',
+  subject: 'conformance.echo',
+  request: defineCommand({
+    name: 'conformance.echo',
+    schema: Type.Object({ text: Type.String({ minLength: 1 }) }),
+  }),
+  response: defineEvent({
+    name: 'conformance.echoed',
+    schema: Type.Object({ text: Type.String(), by: Type.String() }),
+  }),
+});
+
+export function transportConformance(name: string, harness: () => TransportHarness): void {
+  describe(`transport conformance: ${name}`, () => {
+    const open = new Set<Transport>();
+    const connect = async () => {
+      const transport = await harness().connect();
+      open.add(transport);
+      return transport;
+    };
+    after(async () => {
+      await Promise.all(
+        [...open].map((t) =>
+          harness()
+            .close(t)
+            .catch(() => undefined),
+        ),
+      );
+    });
+
+    const setup = async (overrides: Partial<ConsumerSpec> = {}) => {
+      const transport = await connect();
+      const stream = uniqueName('S');
+      await transport.provision([{ name: stream, subjects: [`${stream}.>`], storage: 'memory' }]);
+      const spec = (handlers: ConsumerSpec['handlers'], more: Partial<ConsumerSpec> = {}): ConsumerSpec => ({
+        name: uniqueName('c'),
+        stream,
+        handlers,
+        ackWaitMs: 2_000,
+        retry: { initialDelayMs: 20, maxDelayMs: 200 },
+        ...overrides,
+        ...more,
+      });
+      const publish = (key: string, n: number, id?: string) =>
+        transport.publish(
+          ThingHappened,
+          { key, n },
+          { subject: `${stream}.${key}`, about: key, ...(id && { id }) },
+        );
+      return { transport, stream, spec, publish };
+    };
+
+    test('publishes and consumes typed events with CloudEvents attributes', async () => {
+      const { transport, spec, publish } = await setup();
+      const seen: { key: string; n: number; type: string; correlationId: string }[] = [];
+      await transport.consume(
+        spec([
+          on(
+            ThingHappened,
+            async (event) =>
+              void seen.push({ ...event.data, type: event.type, correlationId: event.correlationId }),
+          ),
+        ]),
+      );
+      const receipt = await publish('a', 1);
+      await waitFor(() => seen.length === 1);
+      assert.deepEqual(seen[0], {
+        key: 'a',
+        n: 1,
+        type: 'conformance.thing-happened.v1',
+        correlationId: receipt.id,
+      });
+    });
+
+    test('carries correlation and causation from the handled event to the events it causes', async () => {
+      const { transport, stream, spec, publish } = await setup();
+      const caused = deferred<{
+        correlationId: string;
+        causationId: string | undefined;
+        traceparent: string | undefined;
+      }>();
+      await transport.consume(
+        spec([
+          on(ThingHappened, async (event, context) => {
+            if (event.data.n === 0) {
+              await context.publish(ThingHappened, { key: 'b', n: 1 }, { subject: `${stream}.b` });
+            } else {
+              caused.resolve(event);
+            }
+          }),
+        ]),
+      );
+      const first = await publish('a', 0);
+      const second = await caused.promise;
+      assert.equal(second.correlationId, first.id);
+      assert.equal(second.causationId, first.id);
+      assert.match(second.traceparent ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+    });
+
+    test('load-balances one durable consumer across instances', async () => {
+      const { spec, publish } = await setup();
+      const durable = spec([]);
+      const byInstance = [new Set<number>(), new Set<number>()];
+      for (const handled of byInstance) {
+        const instance = await connect();
+        await instance.consume({
+          ...durable,
+          handlers: [
+            on(ThingHappened, async (event) => {
+              handled.add(event.data.n);
+              await new Promise((resolve) => setTimeout(resolve, 2));
+            }),
+          ],
+        });
+      }
+      for (let n = 0; n < 200; n++) await publish(`k${n}`, n);
+      await waitFor(() => byInstance[0]!.size + byInstance[1]!.size >= 200);
+      assert.ok(byInstance[0]!.size > 0 && byInstance[1]!.size > 0, 'both instances got a share');
+      const all = new Set([...byInstance[0]!, ...byInstance[1]!]);
+      assert.equal(all.size, 200);
+      assert.equal(byInstance[0]!.size + byInstance[1]!.size, 200, 'no message handled twice');
+    });
+
+    test('keeps per-key order with concurrency, also across retries', async () => {
+      const { transport, spec, publish } = await setup();
+      const handled = new Map<string, number[]>();
+      let failedOnce = false;
+      await transport.consume(
+        spec(
+          [
+            on(ThingHappened, async (event) => {
+              if (event.data.key === 'a' && event.data.n === 5 && !failedOnce) {
+                failedOnce = true;
+                throw new Error('transient');
+              }
+              await new Promise((resolve) => setTimeout(resolve, Math.random() * 3));
+              handled.set(event.data.key, [...(handled.get(event.data.key) ?? []), event.data.n]);
+            }),
+          ],
+          { concurrency: 8, orderingKey: 'subject' },
+        ),
+      );
+      const keys = ['a', 'b', 'c'];
+      for (let n = 0; n < 20; n++) for (const key of keys) await publish(key, n);
+      await waitFor(() => keys.every((k) => handled.get(k)?.length === 20), { timeoutMs: 20_000 });
+      const expected = Array.from({ length: 20 }, (_, n) => n);
+      for (const key of keys) assert.deepEqual(handled.get(key), expected, `order of key ${key}`);
+      assert.ok(failedOnce);
+    });
+
+    test('redelivers a message whose consumer crashed mid-handler', async () => {
+      const { spec, publish } = await setup();
+      const durable = spec([], { ackWaitMs: 1_000 });
+      const crashed = await connect();
+      const started = deferred();
+      await crashed.consume({
+        ...durable,
+        handlers: [
+          on(ThingHappened, async () => {
+            started.resolve();
+            await new Promise(() => undefined); // hangs until the crash
+          }),
+        ],
+      });
+      await publish('a', 1);
+      await started.promise;
+      await harness().crash(crashed);
+      open.delete(crashed);
+      const survivor = await connect();
+      const redelivered = deferred<number>();
+      await survivor.consume({
+        ...durable,
+        handlers: [on(ThingHappened, async (_event, context) => redelivered.resolve(context.deliveryCount))],
+      });
+      assert.equal(await redelivered.promise, 2);
+    });
+
+    test(
+      'de-duplicates a re-published message id',
+      { skip: !harness().features.deduplication && 'broker has no deduplication' },
+      async () => {
+        const { transport, spec, publish } = await setup();
+        const seen: number[] = [];
+        await transport.consume(
+          spec([on(ThingHappened, async (event) => void seen.push(event.data.n))], { concurrency: 1 }),
+        );
+        const first = await publish('a', 1, 'fixed-id');
+        const again = await publish('a', 1, 'fixed-id');
+        assert.equal(first.duplicate, false);
+        assert.equal(again.duplicate, true);
+        await publish('a', 2);
+        await waitFor(() => seen.includes(2));
+        assert.deepEqual(seen, [1, 2]);
+      },
+    );
+
+    test('dead-letters after maxDeliver with the reason, carries on, and redrives to that consumer only', async () => {
+      const { transport, stream, spec, publish } = await setup();
+      let healed = false;
+      const handled: number[] = [];
+      const attempts = new Map<number, number>();
+      const consumer = spec(
+        [
+          on(ThingHappened, async (event) => {
+            attempts.set(event.data.n, (attempts.get(event.data.n) ?? 0) + 1);
+            if (event.data.n === 1 && !healed) throw new Error('database says no');
+            handled.push(event.data.n);
+          }),
+        ],
+        { maxDeliver: 3 },
+      );
+      await transport.consume(consumer);
+      const bystander: number[] = [];
+      await transport.consume(spec([on(ThingHappened, async (event) => void bystander.push(event.data.n))]));
+      await publish('a', 1);
+      await publish('a', 2);
+      const [letter] = await waitFor(async () => {
+        const letters = await transport.deadLetters.list({ stream, consumer: consumer.name });
+        return letters.length > 0 ? letters : undefined;
+      });
+      assert.ok(letter);
+      assert.equal(attempts.get(1), 3);
+      assert.equal(letter.deliveries, 3);
+      assert.equal(letter.consumer, consumer.name);
+      assert.equal(letter.subject, `${stream}.a`);
+      assert.match(letter.reason, /database says no/);
+      assert.deepEqual(JSON.parse(new TextDecoder().decode(letter.body)), { key: 'a', n: 1 });
+      assert.equal(letter.headers['ce-type'], ThingHappened.type);
+      await waitFor(() => handled.includes(2));
+
+      healed = true;
+      await transport.deadLetters.redrive(letter.seq);
+      await waitFor(() => handled.includes(1));
+      assert.deepEqual(await transport.deadLetters.list({ stream, consumer: consumer.name }), []);
+      await waitFor(() => bystander.length === 2);
+      assert.deepEqual(
+        bystander.sort(),
+        [1, 2],
+        'the other consumer saw each event once, redrive did not reach it',
+      );
+    });
+
+    test('a permanent failure is dead-lettered at once', async () => {
+      const { transport, stream, spec, publish } = await setup();
+      const { PermanentError } = await import('../errors.ts');
+      let attempts = 0;
+      const consumer = spec([
+        on(ThingHappened, async () => {
+          attempts++;
+          throw new PermanentError('order does not exist', { code: 'ORDER_UNKNOWN' });
+        }),
+      ]);
+      await transport.consume(consumer);
+      await publish('a', 1);
+      const [letter] = await waitFor(async () => {
+        const letters = await transport.deadLetters.list({ stream });
+        return letters.length > 0 ? letters : undefined;
+      });
+      assert.equal(letter?.code, 'ORDER_UNKNOWN');
+      assert.equal(attempts, 1);
+    });
+
+    test('stop() drains: the in-flight handler finishes and is acked, nothing is redelivered', async () => {
+      const { spec, publish } = await setup();
+      const durable = spec([], { ackWaitMs: 1_000 });
+      const first = await connect();
+      const release = deferred();
+      const started = deferred();
+      let completed = 0;
+      const running = await first.consume({
+        ...durable,
+        handlers: [
+          on(ThingHappened, async () => {
+            started.resolve();
+            await release.promise;
+            completed++;
+          }),
+        ],
+      });
+      await publish('a', 1);
+      await started.promise;
+      const stopped = running.stop({ deadlineMs: 5_000 });
+      setTimeout(() => release.resolve(), 100);
+      await stopped;
+      assert.equal(completed, 1);
+      const second = await connect();
+      const redelivered: number[] = [];
+      await second.consume({
+        ...durable,
+        handlers: [on(ThingHappened, async (e) => void redelivered.push(e.data.n))],
+      });
+      await publish('a', 2);
+      await waitFor(() => redelivered.includes(2));
+      await new Promise((resolve) => setTimeout(resolve, 1_500)); // longer than ackWait: a redelivery would show
+      assert.deepEqual(redelivered, [2]);
+    });
+
+    test('request-reply: typed response, typed remote error, validation, timeout, no responders', async () => {
+      const server = await connect();
+      const client = await connect();
+      const endpoint = { ...Echo, subject: `${uniqueName('rpc')}.echo` };
+      server.serve(endpoint, async (request) => {
+        if (request.text === 'missing') throw new EndpointError(404, 'NOT_FOUND', 'no such thing');
+        if (request.text === 'slow') await new Promise((resolve) => setTimeout(resolve, 1_000));
+        return { text: request.text.toUpperCase(), by: 'server' };
+      });
+      await waitFor(
+        async () => (await client.request(endpoint, { text: 'hi' }).catch(() => undefined))?.text === 'HI',
+      );
+      assert.deepEqual(await client.request(endpoint, { text: 'hi' }), { text: 'HI', by: 'server' });
+      await assert.rejects(client.request(endpoint, { text: 'missing' }), (error: unknown) => {
+        assert.ok(error instanceof RemoteError);
+        assert.equal(error.status, 404);
+        assert.equal(error.code, 'NOT_FOUND');
+        return true;
+      });
+      await assert.rejects(client.request(endpoint, { text: '' }), ValidationError);
+      await assert.rejects(client.request(endpoint, { text: 'slow' }, { timeoutMs: 200 }), TimeoutError);
+      await assert.rejects(
+        client.request({ ...endpoint, subject: `${uniqueName('nobody')}.home` }, { text: 'x' }),
+        NoRespondersError,
+      );
+    });
+
+    test('request-reply load-balances across instances of an endpoint', async () => {
+      const endpoint = { ...Echo, subject: `${uniqueName('rpc')}.echo` };
+      for (const by of ['one', 'two']) {
+        const server = await connect();
+        server.serve(endpoint, async (request) => ({ text: request.text, by }));
+      }
+      const client = await connect();
+      await waitFor(
+        async () => (await client.request(endpoint, { text: 'x' }).catch(() => undefined)) !== undefined,
+      );
+      const answers = await Promise.all(
+        Array.from({ length: 100 }, () => client.request(endpoint, { text: 'x' })),
+      );
+      const by = new Set(answers.map((a) => a.by));
+      assert.deepEqual([...by].sort(), ['one', 'two']);
+    });
+
+    test('broadcast reaches every listener', async () => {
+      const sender = await connect();
+      const subject = `${uniqueName('note')}.status`;
+      const got = [deferred<number>(), deferred<number>()];
+      for (const { resolve } of got) {
+        const listener = await connect();
+        listener.listen(ThingHappened, subject, (event) => resolve(event.data.n));
+      }
+      await waitFor(async () => {
+        sender.broadcast(ThingHappened, { key: 'a', n: 7 }, { subject });
+        const values = await Promise.race([
+          Promise.all(got.map((g) => g.promise)),
+          new Promise((r) => setTimeout(() => r(null), 100)),
+        ]);
+        return values;
+      });
+      assert.deepEqual(await Promise.all(got.map((g) => g.promise)), [7, 7]);
+    });
+  });
+}
