@@ -1,0 +1,154 @@
+import { defineCommand, defineEvent } from '@orderflow/messaging';
+import { Type, type Static } from '@sinclair/typebox';
+import {
+  Address,
+  AmountMinor,
+  CancellationReason,
+  Currency,
+  CustomerId,
+  Email,
+  OrderId,
+  OrderItem,
+  OrderLine,
+  OrderStatus,
+  Timestamp,
+} from './schemas.ts';
+
+/*
+ * Request and response contracts of the request-reply endpoints. Their subjects come from
+ * `OrderingTopology.endpoints` (outside every stream's subjects). Errors are `EndpointError`s with a
+ * code from `OrderingErrorCode`.
+ */
+
+const closed = { additionalProperties: false } as const;
+
+// ───────────────────────────── customer.register (order-storage) ─────────────────────────────
+
+export const RegisterCustomer = defineCommand({
+  name: 'customer.register',
+  description: 'Create a customer. 409 CUSTOMER_EMAIL_TAKEN when the e-mail is registered already.',
+  schema: Type.Object({ email: Email, name: Type.String({ minLength: 1, maxLength: 200 }) }, closed),
+});
+export const CustomerRegisteredReply = defineEvent({
+  name: 'customer.register.reply',
+  schema: Type.Object({ customerId: CustomerId }, closed),
+});
+
+// ───────────────────────────── order.place (order-storage) ─────────────────────────────
+
+export const PlaceOrder = defineCommand({
+  name: 'order.place',
+  description:
+    'Place an order. Same idempotencyKey + same body → the same orderId; a different body → 409 IDEMPOTENCY_KEY_REUSED. ' +
+    '404 CUSTOMER_NOT_FOUND for an unknown customer. A reply means order.placed is stored (never lost).',
+  schema: Type.Object(
+    {
+      customerId: CustomerId,
+      items: Type.Array(OrderItem, { minItems: 1, maxItems: 100 }),
+      currency: Currency,
+      shippingAddress: Address,
+      payment: Type.Object({ token: Type.String({ minLength: 1, maxLength: 200 }) }, closed),
+      idempotencyKey: Type.String({ minLength: 1, maxLength: 200 }),
+    },
+    closed,
+  ),
+});
+export const PlaceOrderReply = defineEvent({
+  name: 'order.place.reply',
+  schema: Type.Object({ orderId: OrderId, status: OrderStatus }, closed),
+});
+
+// ───────────────────────────── order.cancel (order-storage) ─────────────────────────────
+
+export const CancelOrder = defineCommand({
+  name: 'order.cancel',
+  description:
+    'Ask to cancel an order (allowed until a courier is assigned). Accepted → order.cancel-requested is stored and ' +
+    'refund/release follow. 404 ORDER_NOT_FOUND; 409 ORDER_CANCEL_TOO_LATE or ORDER_ALREADY_CANCELLED.',
+  schema: Type.Object({ orderId: OrderId }, closed),
+});
+export const CancelOrderReply = defineEvent({
+  name: 'order.cancel.reply',
+  schema: Type.Object({ orderId: OrderId, status: OrderStatus, accepted: Type.Literal(true) }, closed),
+});
+
+// ───────────────────────────── order.get-status (order-status) ─────────────────────────────
+
+export const GetOrderStatus = defineCommand({
+  name: 'order.get-status',
+  description: 'The full view of one order. 404 ORDER_NOT_FOUND.',
+  schema: Type.Object({ orderId: OrderId }, closed),
+});
+
+/** The order as a customer sees it, assembled from every event of the order. */
+export const OrderView = Type.Object(
+  {
+    orderId: OrderId,
+    customerId: CustomerId,
+    status: OrderStatus,
+    lines: Type.Array(OrderLine),
+    currency: Currency,
+    total: AmountMinor,
+    shippingAddress: Address,
+    payment: Type.Union([
+      Type.Null(),
+      Type.Object(
+        {
+          status: Type.Union([
+            Type.Literal('authorized'),
+            Type.Literal('declined'),
+            Type.Literal('refunded'),
+          ]),
+          paymentId: Type.Optional(Type.String()),
+          declineCode: Type.Optional(Type.String()),
+          refundId: Type.Optional(Type.String()),
+        },
+        closed,
+      ),
+    ]),
+    invoiceNumber: Type.Union([Type.Null(), Type.String()]),
+    courier: Type.Union([
+      Type.Null(),
+      Type.Object(
+        {
+          courierId: Type.String(),
+          courierName: Type.Optional(Type.String()),
+          released: Type.Boolean(),
+        },
+        closed,
+      ),
+    ]),
+    cancellationReason: Type.Union([Type.Null(), CancellationReason]),
+    placedAt: Timestamp,
+    updatedAt: Timestamp,
+    /** Number of events applied. */
+    version: Type.Integer({ minimum: 1 }),
+  },
+  closed,
+);
+export type OrderView = Static<typeof OrderView>;
+
+export const OrderStatusReply = defineEvent({ name: 'order.get-status.reply', schema: OrderView });
+
+// ───────────────────────────── order.get-history (order-storage) ─────────────────────────────
+
+export const GetOrderHistory = defineCommand({
+  name: 'order.get-history',
+  description: "The order's own event log, in append order. 404 ORDER_NOT_FOUND.",
+  schema: Type.Object({ orderId: OrderId }, closed),
+});
+export const OrderHistoryEntry = Type.Object(
+  {
+    /** Position in the order's log (1-based). */
+    version: Type.Integer({ minimum: 1 }),
+    /** `ce-type`, e.g. `order.placed.v1`. */
+    type: Type.String(),
+    time: Timestamp,
+    data: Type.Unknown(),
+  },
+  closed,
+);
+export const OrderHistoryReply = defineEvent({
+  name: 'order.get-history.reply',
+  schema: Type.Object({ orderId: OrderId, events: Type.Array(OrderHistoryEntry) }, closed),
+});

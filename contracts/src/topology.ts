@@ -1,0 +1,192 @@
+import { defineEndpoint, type EndpointContract, type MessageContract } from '@orderflow/messaging';
+import type { StreamDeclaration } from '@orderflow/messaging';
+import {
+  CancelOrder,
+  CancelOrderReply,
+  CustomerRegisteredReply,
+  GetOrderHistory,
+  GetOrderStatus,
+  OrderHistoryReply,
+  OrderStatusReply,
+  PlaceOrder,
+  PlaceOrderReply,
+  RegisterCustomer,
+} from './endpoints.ts';
+import { ContractsError, OrderingErrorCode } from './errors.ts';
+import { ID_PATTERN } from './schemas.ts';
+
+/** The services of the ordering context; each one's durable consumers are named after it. */
+export const ORDERING_SERVICES = [
+  'gateway',
+  'order-storage',
+  'order-status',
+  'payment-processor',
+  'create-invoice',
+  'assign-delivery',
+  'email-notify',
+] as const;
+export type OrderingService = (typeof ORDERING_SERVICES)[number];
+
+/**
+ * Event sources inside the ORDERING stream, one subject namespace per producer:
+ * `orders.<orderId>` (order-storage; the Order aggregate's log, one subject per order, appended with
+ * optimistic concurrency), `payments.<orderId>` (payment-processor), `invoices.<orderId>`
+ * (create-invoice), `deliveries.<orderId>` (assign-delivery), `customers.<customerId>` (order-storage).
+ * `all` is every event of the stream (fan-in consumers).
+ */
+export const EVENT_SOURCES = ['orders', 'payments', 'invoices', 'deliveries', 'customers'] as const;
+export type EventSource = (typeof EVENT_SOURCES)[number];
+
+/** Where a durable consumer reads: spread it into a `ConsumerSpec` (`{ ...binding, handlers }`). */
+export interface ConsumerBinding {
+  /** Durable name: `<service>-<source>`. */
+  readonly name: string;
+  readonly stream: string;
+  /** Undefined for `all`. */
+  readonly filterSubject?: string;
+  /** Every event's `ce-subject` is its order (customer) id: per-order ordering across producers. */
+  readonly orderingKey: 'subject';
+}
+
+export interface OrderingTopologyOptions {
+  /**
+   * Prefix for every subject, stream, bucket and endpoint (a lower-case token, e.g. a test's unique
+   * name) so several systems can share one NATS server. Default: none (production names).
+   */
+  namespace?: string;
+}
+
+const NAMESPACE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+const ID = new RegExp(ID_PATTERN);
+
+/** Checks that `id` is one subject token (no `.`, `*`, `>`, spaces). */
+export function subjectToken(id: string): string {
+  if (!ID.test(id)) {
+    throw new ContractsError(
+      OrderingErrorCode.InvalidId,
+      `"${id}" cannot be used in a subject (${ID_PATTERN})`,
+    );
+  }
+  return id;
+}
+
+/**
+ * Builds every name of the ordering context: streams, subjects, durable consumers, endpoints,
+ * notification subjects, KV buckets and object stores. Services take these from here, never from
+ * string literals. `OrderingTopology` is the production instance.
+ */
+export function orderingTopology(options: OrderingTopologyOptions = {}) {
+  const ns = options.namespace;
+  if (ns !== undefined && !NAMESPACE.test(ns)) {
+    throw new ContractsError('INVALID_NAMESPACE', `namespace "${ns}" must match ${NAMESPACE.source}`);
+  }
+  const subject = (s: string): string => (ns ? `${ns}.${s}` : s);
+  const upper = (s: string): string => (ns ? `${s}_${ns.toUpperCase().replace(/-/g, '_')}` : s);
+
+  const stream = upper('ORDERING');
+  const sourceSubject = (source: EventSource, id: string): string => subject(`${source}.${subjectToken(id)}`);
+  const filter = (source: EventSource): string => subject(`${source}.*`);
+
+  const streams: readonly StreamDeclaration[] = [
+    {
+      name: stream,
+      subjects: EVENT_SOURCES.map(filter),
+      description:
+        'Event log of the ordering context: the Order aggregate (orders.<id>) and the events of every service',
+    },
+  ];
+
+  const consumer = (service: OrderingService, source: EventSource | 'all'): ConsumerBinding => ({
+    name: `${service}-${source}`,
+    stream,
+    ...(source !== 'all' && { filterSubject: filter(source) }),
+    orderingKey: 'subject',
+  });
+
+  const endpoint = <Req extends MessageContract, Res extends MessageContract>(
+    request: Req,
+    response: Res,
+  ): EndpointContract<Req, Res> =>
+    defineEndpoint({
+      name: request.name.replace(/\./g, '-'),
+      subject: subject(`ordering.rpc.${request.name}`),
+      request,
+      response,
+    });
+
+  return {
+    namespace: ns,
+    /** The one stream of the context: every stored event. Provision with `transport.provision(streams)`. */
+    stream,
+    streams,
+    /** Subject of one aggregate's (or one order's) events from a producer. */
+    subjects: {
+      order: (orderId: string) => sourceSubject('orders', orderId),
+      payment: (orderId: string) => sourceSubject('payments', orderId),
+      invoice: (orderId: string) => sourceSubject('invoices', orderId),
+      delivery: (orderId: string) => sourceSubject('deliveries', orderId),
+      customer: (customerId: string) => sourceSubject('customers', customerId),
+    },
+    /** Wildcard of one producer's events, e.g. `payments.*`. */
+    filters: {
+      orders: filter('orders'),
+      payments: filter('payments'),
+      invoices: filter('invoices'),
+      deliveries: filter('deliveries'),
+      customers: filter('customers'),
+    },
+    /** Durable consumer of `service` on one source (or `all`). */
+    consumer,
+    /** The consumers the reference flow uses (see contracts/README.md). */
+    consumers: {
+      orderStorage: {
+        payments: consumer('order-storage', 'payments'),
+        invoices: consumer('order-storage', 'invoices'),
+        deliveries: consumer('order-storage', 'deliveries'),
+      },
+      orderStatus: { all: consumer('order-status', 'all') },
+      paymentProcessor: {
+        orders: consumer('payment-processor', 'orders'),
+        deliveries: consumer('payment-processor', 'deliveries'),
+      },
+      createInvoice: { all: consumer('create-invoice', 'all') },
+      assignDelivery: {
+        payments: consumer('assign-delivery', 'payments'),
+        orders: consumer('assign-delivery', 'orders'),
+      },
+      emailNotify: { all: consumer('email-notify', 'all') },
+    },
+    /** Request-reply endpoints (subjects `ordering.rpc.<name>`, outside every stream). */
+    endpoints: {
+      registerCustomer: endpoint(RegisterCustomer, CustomerRegisteredReply),
+      placeOrder: endpoint(PlaceOrder, PlaceOrderReply),
+      cancelOrder: endpoint(CancelOrder, CancelOrderReply),
+      getOrderStatus: endpoint(GetOrderStatus, OrderStatusReply),
+      getOrderHistory: endpoint(GetOrderHistory, OrderHistoryReply),
+    },
+    /** Core NATS fan-out subjects (not stored). */
+    notifications: {
+      statusChanged: (orderId: string) => subject(`ordering.notify.status-changed.${subjectToken(orderId)}`),
+      /** Wildcard for every order's status changes. */
+      statusChangedAll: subject('ordering.notify.status-changed.*'),
+    },
+    /** JetStream KV bucket of the order-status projection. */
+    kv: { orderStatus: upper('ORDER_STATUS') },
+    /** JetStream object store of invoice PDFs. */
+    objectStores: { invoices: upper('INVOICES') },
+  } as const;
+}
+
+export type OrderingTopology = ReturnType<typeof orderingTopology>;
+
+/** The production names. */
+export const OrderingTopology: OrderingTopology = orderingTopology();
+
+/**
+ * A deterministic `ce-id` (and `Nats-Msg-Id`) for an event that happens at most once per key, e.g.
+ * `eventIdFor(PaymentAuthorized, orderId)`: a retried or concurrent publish is dropped by the server
+ * within the stream's duplicate window.
+ */
+export function eventIdFor(contract: MessageContract, ...key: string[]): string {
+  return [contract.type, ...key].join(':');
+}
