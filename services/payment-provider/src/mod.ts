@@ -1,0 +1,12 @@
+export { JsonlLedgerStore } from './adapters/jsonl-ledger.ts';
+export type { LedgerStore } from './adapters/jsonl-ledger.ts';
+export { startPaymentProvider } from './app.ts';
+export type { PaymentProvider, PaymentProviderOptions } from './app.ts';
+export { ConfigError, configFromEnv } from './config.ts';
+export type { PaymentProviderConfig } from './config.ts';
+export { defaultFaults } from './domain/faults.ts';
+export type { FaultConfig } from './domain/faults.ts';
+export { PspErrorCode, TestToken } from './domain/ledger.ts';
+export type { ChargeEntry, LedgerEntry, RefundEntry } from './domain/ledger.ts';
+export { spawnPaymentProvider } from './testing.ts';
+export type { PaymentProviderProcess } from './testing.ts';
