@@ -1,0 +1,29 @@
+// Composition root of payment-processor: the only place that reads the environment.
+import { orderingTopology } from '@orderflow/contracts';
+import { runService } from '@orderflow/messaging';
+import { HttpPaymentGateway } from './adapters/http-psp.ts';
+import { startPaymentProcessor } from './app.ts';
+import { configFromEnv } from './config.ts';
+
+const config = configFromEnv(process.env);
+const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
+
+await runService(
+  {
+    name: 'payment-processor',
+    version: '0.1.0',
+    servers: config.natsUrl,
+    httpPort: config.httpPort,
+    drainDeadlineMs: config.drainDeadlineMs,
+    streams: topology.streams,
+  },
+  (context) =>
+    startPaymentProcessor(context, {
+      topology,
+      psp: new HttpPaymentGateway({ baseUrl: config.pspUrl, timeoutMs: config.pspTimeoutMs }),
+      concurrency: config.concurrency,
+      maxDeliver: config.maxDeliver,
+      ackWaitMs: Math.max(30_000, config.pspTimeoutMs * 2),
+      retry: { initialDelayMs: config.retryInitialDelayMs, maxDelayMs: config.retryMaxDelayMs },
+    }),
+);

@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
+import {
+  DeliveryUnavailable,
+  OrderCancelRequested,
+  orderingTopology,
+  OrderPlaced,
+} from '@orderflow/contracts';
+import {
+  connectNats,
+  NatsTransport,
+  runService,
+  type PayloadOf,
+  type RunningService,
+} from '@orderflow/messaging';
+import { spawnPaymentProvider, type PaymentProviderProcess } from '@orderflow/payment-provider';
+import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
+import { pino } from 'pino';
+import { HttpPaymentGateway, startPaymentProcessor } from '../src/mod.ts';
+
+// One nats-server and one PSP process for the file; each test has its own namespace (streams,
+// subjects) and its own order ids, and starts its own replicas.
+let nats: NatsServer;
+let psp: PaymentProviderProcess;
+before(async () => {
+  [nats, psp] = await Promise.all([startNatsServer(), spawnPaymentProvider({ faults: { hangMs: 2_000 } })]);
+});
+after(async () => {
+  await Promise.all([nats.dispose(), psp.dispose()]);
+});
+
+async function system(options: { replicas: number; pspTimeoutMs?: number; maxDeliver?: number }) {
+  const topology = orderingTopology({ namespace: uniqueName('pp') });
+  const replicas: RunningService[] = [];
+  for (let i = 0; i < options.replicas; i++) {
+    replicas.push(
+      await runService(
+        {
+          name: 'payment-processor',
+          version: '0.1.0',
+          servers: nats.url,
+          streams: topology.streams,
+          handleSignals: false,
+          logger: pino({ level: 'silent' }),
+        },
+        (context) =>
+          startPaymentProcessor(context, {
+            topology,
+            psp: new HttpPaymentGateway({ baseUrl: psp.url, timeoutMs: options.pspTimeoutMs ?? 5_000 }),
+            maxDeliver: options.maxDeliver ?? 20,
+            retry: { initialDelayMs: 20, maxDelayMs: 200 },
+          }),
+      ),
+    );
+  }
+  const { nc } = await connectNats({ servers: nats.url, name: 'test-producer' });
+  const producer = await NatsTransport.create(nc, { source: 'orderflow/test' });
+  const jsm = await jetstreamManager(nc);
+  return {
+    topology,
+    replicas,
+    producer,
+    /** Events stored per subject of the stream. */
+    async counts(): Promise<Record<string, number>> {
+      const info = await jsm.streams.info(topology.stream, { subjects_filter: '>' });
+      return info.state.subjects ?? {};
+    },
+    async close() {
+      await Promise.all(replicas.map((r) => r.stop()));
+      await producer.close();
+      await nc.close();
+    },
+  };
+}
+
+function placed(token = 'tok_visa'): PayloadOf<typeof OrderPlaced> {
+  return {
+    orderId: randomUUID(),
+    customer: { customerId: randomUUID(), email: 'ada@example.test', name: 'Ada' },
+    lines: [{ sku: 'SKU-1', quantity: 3, unitPrice: 1250, lineTotal: 3750 }],
+    currency: 'EUR',
+    total: 3750,
+    shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
+    payment: { token },
+    placedAt: new Date().toISOString(),
+  };
+}
+
+describe('payment-processor against a real nats-server and a real PSP process', () => {
+  test('three replicas, duplicates and PSP errors after commit: exactly one charge per order', async () => {
+    const s = await system({ replicas: 3 });
+    try {
+      await psp.setFaults({ errorAfterCommitRate: 0.5 });
+      const orders = Array.from({ length: 12 }, () => placed());
+      for (const order of orders) {
+        const subject = s.topology.subjects.order(order.orderId);
+        // The same order twice under different ids: the PSP key, not the event id, must prevent a second charge.
+        await s.producer.publish(OrderPlaced, order, { subject, about: order.orderId });
+        await s.producer.publish(OrderPlaced, order, { subject, about: order.orderId });
+      }
+      await waitFor(
+        async () => {
+          const counts = await s.counts();
+          return orders.every((o) => counts[s.topology.subjects.payment(o.orderId)] === 1);
+        },
+        { timeoutMs: 30_000, message: 'every order authorized' },
+      );
+      await psp.setFaults({ errorAfterCommitRate: 0 });
+      for (const order of orders) {
+        const charges = await psp.ledger({ reference: order.orderId, kind: 'charge' });
+        assert.equal(charges.length, 1, `one charge for ${order.orderId}`);
+        assert.equal(charges[0]?.amount, 3750);
+        assert.equal(charges[0]?.status, 'succeeded');
+      }
+    } finally {
+      await psp.setFaults({ errorAfterCommitRate: 0 });
+      await s.close();
+    }
+  });
+
+  test('a declined card publishes payment.declined and records one failed charge', async () => {
+    const s = await system({ replicas: 1 });
+    try {
+      const order = placed('tok_decline');
+      await s.producer.publish(OrderPlaced, order, {
+        subject: s.topology.subjects.order(order.orderId),
+        about: order.orderId,
+      });
+      await waitFor(async () => (await s.counts())[s.topology.subjects.payment(order.orderId)] === 1);
+      const [charge, ...more] = await psp.ledger({ reference: order.orderId });
+      assert.equal(more.length, 0);
+      assert.equal(charge?.kind === 'charge' && charge.status, 'failed');
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a 5xx burst is retried with backoff until the charge goes through', async () => {
+    const s = await system({ replicas: 1 });
+    try {
+      await psp.setFaults({ failNextRequests: 3 });
+      const order = placed();
+      await s.producer.publish(OrderPlaced, order, {
+        subject: s.topology.subjects.order(order.orderId),
+        about: order.orderId,
+      });
+      await waitFor(async () => (await s.counts())[s.topology.subjects.payment(order.orderId)] === 1);
+      assert.equal((await psp.ledger({ reference: order.orderId })).length, 1);
+    } finally {
+      await psp.setFaults({ failNextRequests: 0 });
+      await s.close();
+    }
+  });
+
+  test('cancellation and delivery unavailable both ask for a refund: one refund, one payment.refunded', async () => {
+    const s = await system({ replicas: 2 });
+    try {
+      const order = placed();
+      const paymentSubject = s.topology.subjects.payment(order.orderId);
+      await s.producer.publish(OrderPlaced, order, {
+        subject: s.topology.subjects.order(order.orderId),
+        about: order.orderId,
+      });
+      await waitFor(async () => (await s.counts())[paymentSubject] === 1);
+      await s.producer.publish(
+        OrderCancelRequested,
+        { orderId: order.orderId, reason: 'customer_request', requestedAt: new Date().toISOString() },
+        { subject: s.topology.subjects.order(order.orderId), about: order.orderId },
+      );
+      await s.producer.publish(
+        DeliveryUnavailable,
+        { orderId: order.orderId, reason: 'no courier', at: new Date().toISOString() },
+        { subject: s.topology.subjects.delivery(order.orderId), about: order.orderId },
+      );
+      await waitFor(async () => (await s.counts())[paymentSubject] === 2);
+      const refunds = await psp.ledger({ reference: order.orderId, kind: 'refund' });
+      assert.equal(refunds.length, 1);
+      assert.equal(refunds[0]?.amount, 3750);
+      // both handlers are done once neither consumer has anything pending
+      await waitFor(async () => {
+        const jsm = s.replicas[0]!.transport.jsm;
+        const infos = await Promise.all(
+          Object.values(s.topology.consumers.paymentProcessor).map((c) =>
+            jsm.consumers.info(s.topology.stream, c.name),
+          ),
+        );
+        return infos.every((i) => i.num_pending === 0 && i.num_ack_pending === 0);
+      });
+      assert.equal((await s.counts())[paymentSubject], 2);
+      assert.equal((await psp.ledger({ reference: order.orderId, kind: 'refund' })).length, 1);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a PSP that never answers is retried, then the order is dead-lettered with the reason', async () => {
+    const s = await system({ replicas: 1, pspTimeoutMs: 200, maxDeliver: 2 });
+    try {
+      const order = placed('tok_timeout');
+      await s.producer.publish(OrderPlaced, order, {
+        subject: s.topology.subjects.order(order.orderId),
+        about: order.orderId,
+      });
+      const binding = s.topology.consumers.paymentProcessor.orders;
+      const [dead] = await waitFor(async () => {
+        const letters = await s.replicas[0]!.transport.deadLetters.list({
+          stream: binding.stream,
+          consumer: binding.name,
+        });
+        return letters.length > 0 ? letters : undefined;
+      });
+      assert.equal(dead?.code, 'PSP_UNAVAILABLE');
+      assert.equal(dead?.deliveries, 2);
+      assert.equal((await psp.ledger({ reference: order.orderId })).length, 0);
+    } finally {
+      await s.close();
+    }
+  });
+});
