@@ -1,0 +1,118 @@
+import type { Migration, SqlStore } from '@orderflow/sql';
+import { decideSend, type Contact, type MailKind } from '../domain/mails.ts';
+
+export const emailMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'contacts and sent mails',
+    sql: `
+      CREATE TABLE email_contacts (
+        order_id text PRIMARY KEY,
+        email text NOT NULL,
+        name text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE email_mails (
+        mail_key text NOT NULL,
+        kind text NOT NULL,
+        recipient text NOT NULL,
+        message_id text NOT NULL,
+        event_id text NOT NULL,
+        status text NOT NULL CHECK (status IN ('sending', 'sent')),
+        claimed_at timestamptz NOT NULL,
+        attempts integer NOT NULL DEFAULT 1,
+        sent_at timestamptz,
+        PRIMARY KEY (mail_key, kind)
+      );`,
+  },
+];
+
+/**
+ * What email-notify remembers, in its SQL store: the contact of each order, and one row per
+ * (key, kind) — the decision to send, claimed in a transaction before the SMTP call and marked `sent`
+ * after it. The primary key makes a second decision for the same mail impossible.
+ */
+export class SqlMailLog {
+  constructor(
+    private readonly store: SqlStore,
+    private readonly options: { leaseMs: number; now?: () => Date },
+  ) {}
+
+  #now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+
+  async rememberContact(orderId: string, contact: Contact): Promise<void> {
+    await this.store.query(
+      'INSERT INTO email_contacts (order_id, email, name) VALUES ($1, $2, $3) ON CONFLICT (order_id) DO NOTHING',
+      [orderId, contact.email, contact.name],
+    );
+  }
+
+  async contact(orderId: string): Promise<Contact | undefined> {
+    const { rows } = await this.store.query<{ email: string; name: string }>(
+      'SELECT email, name FROM email_contacts WHERE order_id = $1',
+      [orderId],
+    );
+    return rows[0];
+  }
+
+  /** Takes the claim to send (key, kind), or says why not. One transaction; the row lock serialises replicas. */
+  claim(mail: {
+    key: string;
+    kind: MailKind;
+    to: string;
+    messageId: string;
+    eventId: string;
+  }): Promise<'send' | 'skip' | 'busy'> {
+    const now = this.#now();
+    return this.store.transaction(async (tx) => {
+      const inserted = await tx.query(
+        `INSERT INTO email_mails (mail_key, kind, recipient, message_id, event_id, status, claimed_at)
+         VALUES ($1, $2, $3, $4, $5, 'sending', $6) ON CONFLICT (mail_key, kind) DO NOTHING`,
+        [mail.key, mail.kind, mail.to, mail.messageId, mail.eventId, now],
+      );
+      if (inserted.rowCount === 1) return 'send';
+      const { rows } = await tx.query<{ status: 'sending' | 'sent'; claimed_at: Date }>(
+        'SELECT status, claimed_at FROM email_mails WHERE mail_key = $1 AND kind = $2 FOR UPDATE',
+        [mail.key, mail.kind],
+      );
+      const row = rows[0];
+      const decision = decideSend(
+        row && { status: row.status, claimedAt: new Date(row.claimed_at) },
+        now,
+        this.options.leaseMs,
+      );
+      if (decision === 'send') {
+        await tx.query(
+          'UPDATE email_mails SET claimed_at = $3, attempts = attempts + 1 WHERE mail_key = $1 AND kind = $2',
+          [mail.key, mail.kind, now],
+        );
+      }
+      return decision;
+    });
+  }
+
+  async markSent(key: string, kind: MailKind): Promise<void> {
+    await this.store.query(
+      "UPDATE email_mails SET status = 'sent', sent_at = $3 WHERE mail_key = $1 AND kind = $2",
+      [key, kind, this.#now()],
+    );
+  }
+
+  /** Gives the claim up after a failed send, so the retry need not wait for the lease. */
+  async release(key: string, kind: MailKind): Promise<void> {
+    await this.store.query(
+      "UPDATE email_mails SET claimed_at = 'epoch' WHERE mail_key = $1 AND kind = $2 AND status = 'sending'",
+      [key, kind],
+    );
+  }
+
+  async sentCount(key: string, kind: MailKind): Promise<number> {
+    const { rows } = await this.store.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM email_mails WHERE mail_key = $1 AND kind = $2 AND status = 'sent'",
+      [key, kind],
+    );
+    return rows[0]?.n ?? 0;
+  }
+}

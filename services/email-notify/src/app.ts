@@ -1,0 +1,215 @@
+import {
+  CustomerRegistered,
+  DeliveryAssigned,
+  ignoringOthers,
+  InvoiceCreated,
+  OrderCancelled,
+  OrderPlaced,
+  PaymentDeclined,
+  type OrderingTopology,
+} from '@orderflow/contracts';
+import {
+  on,
+  type ConsumerSpec,
+  type Envelope,
+  type HandlerContext,
+  type RetryPolicy,
+  type ServiceContext,
+} from '@orderflow/messaging';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { InvoicePdfs } from './adapters/object-store-pdfs.ts';
+import type { Attachment, Mailer } from './adapters/smtp-mailer.ts';
+import type { SqlMailLog } from './adapters/sql-mail-log.ts';
+import { composeMail, type Contact, type MailFacts } from './domain/mails.ts';
+import { EmailErrorCode, EmailNotifyError } from './errors.ts';
+
+/**
+ * email-notify — table of contents.
+ *
+ * Consumes `email-notify-all` (every event of the ORDERING stream, per-order ordering), and mails:
+ * - `customer.registered` → welcome
+ * - `order.placed` → order received (and remembers the order's contact)
+ * - `payment.declined` → payment declined
+ * - `invoice.created` → invoice, with the PDF from the object store attached
+ * - `delivery.assigned` → courier assigned
+ * - `order.cancelled` → cancelled (with the refunded amount)
+ * and ignores every other event. Serves no endpoints, publishes nothing.
+ *
+ * Exactly one mail per (order, kind) — per (customer, welcome) — under redelivery, duplicates and
+ * replicas: before the SMTP call a row keyed (key, kind) is claimed in one transaction (`SqlMailLog`);
+ * a second claim finds it `sent` (skip) or being sent (retry later), and after the server's `250` it is
+ * marked `sent`. The one window left is a crash between the `250` and that mark: the claim expires after
+ * `claimLeaseMs` and the mail is sent again, with the same `Message-ID` so a mail client can fold it.
+ */
+export interface EmailNotifyOptions {
+  topology: OrderingTopology;
+  log: SqlMailLog;
+  mailer: Mailer;
+  pdfs: InvoicePdfs;
+  /** How long a handler waits for a contact or another replica's claim before a retry (default 5000 ms). */
+  settleMs?: number;
+  /** Domain of the stable `Message-ID`s (default `orderflow.local`). */
+  messageIdDomain?: string;
+  concurrency?: number;
+  /** Attempts before dead-lettering (default 10). */
+  maxDeliver?: number;
+  retry?: Partial<RetryPolicy>;
+}
+
+export function emailNotifyConsumer(options: EmailNotifyOptions): ConsumerSpec {
+  const { topology, log, mailer, pdfs } = options;
+  const domain = options.messageIdDomain ?? 'orderflow.local';
+  const settleMs = options.settleMs ?? 5_000;
+  const settlePollMs = 50;
+
+  /**
+   * Polls `attempt` for up to `settleMs` before giving up with its error. Replicas may handle two events
+   * of one order at once (per-key order holds within a process only); waiting here for the other replica
+   * to finish is cheaper than a nak, which would block the key's lane in this process until redelivery.
+   */
+  async function settle<T>(
+    attempt: () => Promise<T | undefined>,
+    fail: () => Error,
+    context: HandlerContext,
+  ): Promise<T> {
+    const deadline = Date.now() + settleMs;
+    for (;;) {
+      const value = await attempt();
+      if (value !== undefined) return value;
+      if (Date.now() >= deadline) throw fail();
+      context.working();
+      await sleep(settlePollMs);
+    }
+  }
+
+  const contactOf = (orderId: string, context: HandlerContext): Promise<Contact> =>
+    settle(
+      () => log.contact(orderId),
+      () => new EmailNotifyError(EmailErrorCode.ContactUnknown, `no contact known for order ${orderId} yet`),
+      context,
+    );
+
+  async function mail(
+    event: Envelope,
+    context: HandlerContext,
+    facts: MailFacts,
+    contact: Contact,
+    attachments?: () => Promise<Attachment[]>,
+  ): Promise<void> {
+    const composed = composeMail(facts, contact, domain);
+    const decision = await settle(
+      async () => {
+        const claim = await log.claim({ ...composed, eventId: event.id });
+        return claim === 'busy' ? undefined : claim;
+      },
+      () =>
+        new EmailNotifyError(
+          EmailErrorCode.Busy,
+          `the ${facts.kind} mail for ${composed.key} is being sent elsewhere`,
+        ),
+      context,
+    );
+    if (decision === 'skip') return;
+    try {
+      await mailer.send(composed, attachments ? await attachments() : []);
+    } catch (error) {
+      await log.release(composed.key, composed.kind);
+      throw error;
+    }
+    await log.markSent(composed.key, composed.kind);
+  }
+
+  return {
+    ...topology.consumers.emailNotify.all,
+    ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+    maxDeliver: options.maxDeliver ?? 10,
+    ...(options.retry && { retry: options.retry }),
+    handlers: ignoringOthers([
+      on(CustomerRegistered, (event, context) =>
+        mail(event, context, { kind: 'welcome', customerId: event.data.customerId }, event.data),
+      ),
+      on(OrderPlaced, async (event, context) => {
+        const order = event.data;
+        await log.rememberContact(order.orderId, order.customer);
+        const items = order.lines.reduce((n, line) => n + line.quantity, 0);
+        await mail(
+          event,
+          context,
+          {
+            kind: 'order_placed',
+            orderId: order.orderId,
+            total: order.total,
+            currency: order.currency,
+            items,
+          },
+          order.customer,
+        );
+      }),
+      on(PaymentDeclined, async (event, context) =>
+        mail(
+          event,
+          context,
+          { kind: 'payment_declined', orderId: event.data.orderId, code: event.data.code },
+          await contactOf(event.data.orderId, context),
+        ),
+      ),
+      on(InvoiceCreated, async (event, context) => {
+        const invoice = event.data;
+        await mail(
+          event,
+          context,
+          {
+            kind: 'invoice',
+            orderId: invoice.orderId,
+            invoiceNumber: invoice.invoiceNumber,
+            total: invoice.total.amount,
+            currency: invoice.total.currency,
+          },
+          await contactOf(invoice.orderId, context),
+          async () => {
+            const pdf = await pdfs.fetch(invoice.pdf);
+            if (!pdf) {
+              throw new EmailNotifyError(
+                EmailErrorCode.AttachmentMissing,
+                `invoice PDF ${invoice.pdf.bucket}/${invoice.pdf.name} not found`,
+              );
+            }
+            return [
+              {
+                filename: `invoice-${invoice.invoiceNumber}.pdf`,
+                contentType: 'application/pdf',
+                content: pdf,
+              },
+            ];
+          },
+        );
+      }),
+      on(DeliveryAssigned, async (event, context) =>
+        mail(
+          event,
+          context,
+          { kind: 'courier_assigned', orderId: event.data.orderId, courierName: event.data.courierName },
+          await contactOf(event.data.orderId, context),
+        ),
+      ),
+      on(OrderCancelled, async (event, context) =>
+        mail(
+          event,
+          context,
+          {
+            kind: 'order_cancelled',
+            orderId: event.data.orderId,
+            reason: event.data.reason,
+            ...(event.data.refunded && { refunded: event.data.refunded }),
+          },
+          await contactOf(event.data.orderId, context),
+        ),
+      ),
+    ]),
+  };
+}
+
+/** Starts the consumer on a running service (see `main.ts`). */
+export async function startEmailNotify(context: ServiceContext, options: EmailNotifyOptions): Promise<void> {
+  await context.transport.consume(emailNotifyConsumer(options));
+}

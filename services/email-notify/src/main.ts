@@ -1,0 +1,41 @@
+// Composition root of email-notify: the only place that reads the environment.
+import { orderingTopology } from '@orderflow/contracts';
+import { runService } from '@orderflow/messaging';
+import { migrate, openSqlStore } from '@orderflow/sql';
+import { ObjectStorePdfs } from './adapters/object-store-pdfs.ts';
+import { SmtpMailer } from './adapters/smtp-mailer.ts';
+import { emailMigrations, SqlMailLog } from './adapters/sql-mail-log.ts';
+import { startEmailNotify } from './app.ts';
+import { configFromEnv } from './config.ts';
+
+const config = configFromEnv(process.env);
+const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
+const store = await openSqlStore({
+  ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }),
+  dataDir: config.dataDir,
+  schema: config.dbSchema,
+});
+await migrate(store, emailMigrations, { component: 'email-notify' });
+const mailer = new SmtpMailer({ ...config.smtp, from: config.mailFrom });
+
+await runService(
+  {
+    name: 'email-notify',
+    version: '0.1.0',
+    servers: config.natsUrl,
+    httpPort: config.httpPort,
+    drainDeadlineMs: config.drainDeadlineMs,
+    streams: topology.streams,
+  },
+  async (context) => {
+    context.onStop(() => store.close());
+    context.onStop(() => mailer.close());
+    await startEmailNotify(context, {
+      topology,
+      log: new SqlMailLog(store, { leaseMs: config.claimLeaseMs }),
+      mailer,
+      pdfs: new ObjectStorePdfs(context.nc),
+      maxDeliver: config.maxDeliver,
+    });
+  },
+);

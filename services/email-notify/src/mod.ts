@@ -1,0 +1,12 @@
+export { ObjectStorePdfs } from './adapters/object-store-pdfs.ts';
+export type { InvoicePdfs } from './adapters/object-store-pdfs.ts';
+export { SmtpMailer } from './adapters/smtp-mailer.ts';
+export type { Attachment, Mailer, SmtpOptions } from './adapters/smtp-mailer.ts';
+export { emailMigrations, SqlMailLog } from './adapters/sql-mail-log.ts';
+export { emailNotifyConsumer, startEmailNotify } from './app.ts';
+export type { EmailNotifyOptions } from './app.ts';
+export { configFromEnv } from './config.ts';
+export type { EmailNotifyConfig } from './config.ts';
+export { composeMail, decideSend, KEY_HEADER, KIND_HEADER, MAIL_KINDS } from './domain/mails.ts';
+export type { Contact, Mail, MailFacts, MailKind, MailRecord } from './domain/mails.ts';
+export { ConfigError, EmailErrorCode, EmailNotifyError, SmtpRejectedError } from './errors.ts';

@@ -1,0 +1,271 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
+import {
+  CustomerRegistered,
+  DeliveryAssigned,
+  InvoiceCreated,
+  OrderCancelled,
+  OrderConfirmed,
+  orderingTopology,
+  OrderPlaced,
+  PaymentAuthorized,
+  PaymentDeclined,
+  type OrderingTopology,
+} from '@orderflow/contracts';
+import {
+  connectNats,
+  NatsTransport,
+  runService,
+  type MessageContract,
+  type PayloadOf,
+  type RunningService,
+} from '@orderflow/messaging';
+import { spawnSmtpSink, type SmtpSinkProcess } from '@orderflow/smtp-sink';
+import { migrate, openSqlStore, type SqlStore } from '@orderflow/sql';
+import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
+import { pino } from 'pino';
+import {
+  emailMigrations,
+  KEY_HEADER,
+  KIND_HEADER,
+  ObjectStorePdfs,
+  SmtpMailer,
+  SqlMailLog,
+  startEmailNotify,
+  type Mailer,
+} from '../src/mod.ts';
+
+// Real servers: one nats-server and one smtp-sink process for the file, PostgreSQL with a schema per
+// test (DATABASE_URL, default the local test database). Each test has its own namespace and recipients.
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+let nats: NatsServer;
+let sink: SmtpSinkProcess;
+before(async () => {
+  [nats, sink] = await Promise.all([startNatsServer(), spawnSmtpSink()]);
+});
+after(async () => {
+  await Promise.all([nats.dispose(), sink.stop()]);
+});
+
+/** Fails the first `failures` sends, as an SMTP server that is briefly down would. */
+function flaky(mailer: Mailer, failures: number): Mailer {
+  let left = failures;
+  return {
+    send: async (mail, attachments) => {
+      if (left-- > 0) throw new Error('SMTP connection refused (injected)');
+      return mailer.send(mail, attachments);
+    },
+    close: () => mailer.close(),
+  };
+}
+
+async function system(options: { replicas: number; firstSendFailures?: number }) {
+  const topology = orderingTopology({ namespace: uniqueName('en') });
+  const schema = uniqueName('email_notify');
+  const stores: SqlStore[] = [];
+  const mailers: Mailer[] = [];
+  const replicas: RunningService[] = [];
+  for (let i = 0; i < options.replicas; i++) {
+    const store = await openSqlStore({ databaseUrl: DATABASE_URL, dataDir: '', schema });
+    stores.push(store);
+    await migrate(store, emailMigrations, { component: 'email-notify' });
+    const smtp = new SmtpMailer({
+      host: '127.0.0.1',
+      port: sink.smtpPort,
+      secure: false,
+      user: undefined,
+      password: undefined,
+      from: 'orders@example.test',
+      timeoutMs: 5_000,
+    });
+    const mailer = i === 0 && options.firstSendFailures ? flaky(smtp, options.firstSendFailures) : smtp;
+    mailers.push(mailer);
+    replicas.push(
+      await runService(
+        {
+          name: 'email-notify',
+          version: '0.1.0',
+          servers: nats.url,
+          streams: topology.streams,
+          handleSignals: false,
+          logger: pino({ level: 'silent' }),
+        },
+        (context) =>
+          startEmailNotify(context, {
+            topology,
+            log: new SqlMailLog(store, { leaseMs: 60_000 }),
+            mailer,
+            pdfs: new ObjectStorePdfs(context.nc),
+            retry: { initialDelayMs: 20, maxDelayMs: 200 },
+          }),
+      ),
+    );
+  }
+  const { nc } = await connectNats({ servers: nats.url, name: 'test-producer' });
+  const producer = await NatsTransport.create(nc, { source: 'orderflow/test' });
+  const jsm = await jetstreamManager(nc);
+  return {
+    topology,
+    nc,
+    /** Publishes `data` twice under different ids: a duplicate the consumer must absorb. */
+    async publishTwice<C extends MessageContract>(
+      contract: C,
+      data: PayloadOf<C>,
+      subject: string,
+      about: string,
+    ) {
+      await producer.publish(contract, data, { subject, about });
+      await producer.publish(contract, data, { subject, about });
+    },
+    async drained(): Promise<boolean> {
+      const binding = topology.consumers.emailNotify.all;
+      const info = await jsm.consumers.info(binding.stream, binding.name);
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    },
+    async close() {
+      await Promise.all(replicas.map((r) => r.stop()));
+      for (const mailer of mailers) mailer.close();
+      await stores[0]?.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await Promise.all(stores.map((s) => s.close()));
+      await producer.close();
+      await nc.close();
+    },
+  };
+}
+
+function order(email: string, token = 'tok_visa'): PayloadOf<typeof OrderPlaced> {
+  return {
+    orderId: randomUUID(),
+    customer: { customerId: randomUUID(), email, name: 'Ada' },
+    lines: [{ sku: 'SKU-1', quantity: 3, unitPrice: 1250, lineTotal: 3750 }],
+    currency: 'EUR',
+    total: 3750,
+    shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
+    payment: { token },
+    placedAt: new Date().toISOString(),
+  };
+}
+
+const now = () => new Date().toISOString();
+
+async function mailsTo(to: string): Promise<string[]> {
+  const messages = await sink.messages({ to });
+  return messages
+    .map((m) => `${m.headers[KEY_HEADER.toLowerCase()]}/${m.headers[KIND_HEADER.toLowerCase()]}`)
+    .sort();
+}
+
+describe('email-notify against real NATS, SMTP sink and PostgreSQL', () => {
+  test('two replicas and duplicated events: one mail per (order, kind), the invoice with its PDF', async () => {
+    const s = await system({ replicas: 2 });
+    try {
+      const email = `${uniqueName('ada')}@example.test`;
+      const t: OrderingTopology = s.topology;
+      const customerId = randomUUID();
+      const paid = order(email);
+      const declined = order(email, 'tok_decline');
+      const pdf = new TextEncoder().encode(`%PDF-1.4 invoice for ${paid.orderId}`);
+      const bucket = t.objectStores.invoices;
+      const objects = await new Objm(s.nc).create(bucket);
+      await objects.putBlob({ name: `${paid.orderId}.pdf` }, pdf);
+
+      await s.publishTwice(
+        CustomerRegistered,
+        { customerId, email, name: 'Ada', registeredAt: now() },
+        t.subjects.customer(customerId),
+        customerId,
+      );
+      for (const o of [paid, declined])
+        await s.publishTwice(OrderPlaced, o, t.subjects.order(o.orderId), o.orderId);
+      const amount = { amount: 3750, currency: 'EUR' as const };
+      await s.publishTwice(
+        PaymentAuthorized,
+        { orderId: paid.orderId, paymentId: 'ch_1', amount, authorizedAt: now() },
+        t.subjects.payment(paid.orderId),
+        paid.orderId,
+      );
+      await s.publishTwice(
+        InvoiceCreated,
+        {
+          orderId: paid.orderId,
+          invoiceNumber: '2026-000001',
+          year: 2026,
+          sequence: 1,
+          total: amount,
+          pdf: { bucket, name: `${paid.orderId}.pdf`, size: pdf.length },
+          issuedAt: now(),
+        },
+        t.subjects.invoice(paid.orderId),
+        paid.orderId,
+      );
+      await s.publishTwice(
+        DeliveryAssigned,
+        { orderId: paid.orderId, courierId: 'c-1', courierName: 'Speedy', assignedAt: now() },
+        t.subjects.delivery(paid.orderId),
+        paid.orderId,
+      );
+      await s.publishTwice(
+        OrderConfirmed,
+        {
+          orderId: paid.orderId,
+          paymentId: 'ch_1',
+          invoiceNumber: '2026-000001',
+          courierId: 'c-1',
+          confirmedAt: now(),
+        },
+        t.subjects.order(paid.orderId),
+        paid.orderId,
+      );
+      await s.publishTwice(
+        PaymentDeclined,
+        { orderId: declined.orderId, code: 'card_declined', message: 'declined', declinedAt: now() },
+        t.subjects.payment(declined.orderId),
+        declined.orderId,
+      );
+      await s.publishTwice(
+        OrderCancelled,
+        { orderId: declined.orderId, reason: 'payment_declined', cancelledAt: now() },
+        t.subjects.order(declined.orderId),
+        declined.orderId,
+      );
+
+      const expected = [
+        `${customerId}/welcome`,
+        `${paid.orderId}/order_placed`,
+        `${paid.orderId}/invoice`,
+        `${paid.orderId}/courier_assigned`,
+        `${declined.orderId}/order_placed`,
+        `${declined.orderId}/payment_declined`,
+        `${declined.orderId}/order_cancelled`,
+      ].sort();
+      await waitFor(async () => (await mailsTo(email)).length >= expected.length, { timeoutMs: 30_000 });
+      await waitFor(() => s.drained());
+      assert.deepEqual(await mailsTo(email), expected);
+
+      const [invoiceMail] = await sink.messages({ to: email, header: `${KIND_HEADER}: invoice` });
+      const full = await sink.message(invoiceMail?.id ?? '');
+      assert.equal(full.attachments.length, 1);
+      assert.equal(full.attachments[0]?.contentType, 'application/pdf');
+      assert.deepEqual(Buffer.from(full.attachments[0]?.contentBase64 ?? '', 'base64'), Buffer.from(pdf));
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('an SMTP failure is retried and still sends exactly one mail', async () => {
+    const s = await system({ replicas: 1, firstSendFailures: 2 });
+    try {
+      const email = `${uniqueName('bob')}@example.test`;
+      const o = order(email);
+      await s.publishTwice(OrderPlaced, o, s.topology.subjects.order(o.orderId), o.orderId);
+      await waitFor(async () => (await mailsTo(email)).length >= 1);
+      await waitFor(() => s.drained());
+      assert.deepEqual(await mailsTo(email), [`${o.orderId}/order_placed`]);
+    } finally {
+      await s.close();
+    }
+  });
+});
