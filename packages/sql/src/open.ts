@@ -1,0 +1,26 @@
+import { openPglite } from './pglite.ts';
+import { openPostgres } from './postgres.ts';
+import type { SqlStore } from './types.ts';
+
+export interface SqlStoreConfig {
+  /** PostgreSQL URL (`DATABASE_URL`); when absent, the embedded PGlite database in `dataDir` is used. */
+  databaseUrl?: string;
+  /** PGlite data directory of this service (ignored with `databaseUrl`). */
+  dataDir: string;
+  /** PostgreSQL schema of this service (ignored without `databaseUrl`). */
+  schema: string;
+  /** PostgreSQL pool size (default 10). */
+  poolSize?: number;
+}
+
+/** PostgreSQL when `databaseUrl` is given, else embedded PGlite. Called by a service's composition root. */
+export function openSqlStore(config: SqlStoreConfig): Promise<SqlStore> {
+  if (config.databaseUrl !== undefined && config.databaseUrl !== '') {
+    return openPostgres({
+      url: config.databaseUrl,
+      schema: config.schema,
+      ...(config.poolSize !== undefined && { poolSize: config.poolSize }),
+    });
+  }
+  return openPglite({ dataDir: config.dataDir });
+}
