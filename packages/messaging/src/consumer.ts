@@ -1,7 +1,7 @@
 import type { ConsumerMessages, JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { retryDelay } from './backoff.ts';
-import { JetStreamDelivery } from './delivery.ts';
+import { AckBatch, JetStreamDelivery } from './delivery.ts';
 import { Header } from './envelope.ts';
 import type { DeliveryHandler, RetryPolicy, RunningConsumer } from './types.ts';
 
@@ -32,6 +32,7 @@ interface Lane {
 }
 
 const STOP_NAK_DELAY_MS = 50;
+const BLOCKED_KEY_GRACE_MS = 3_000;
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -48,6 +49,7 @@ export class ConsumerRuntime implements RunningConsumer {
   readonly #lanes = new Map<string, Lane>();
   readonly #iterators = new Set<ConsumerMessages>();
   readonly #slotWaiters: (() => void)[] = [];
+  readonly #acks = new AckBatch();
   #running = 0;
   #stopping = false;
   #idle: (() => void) | undefined;
@@ -90,6 +92,7 @@ export class ConsumerRuntime implements RunningConsumer {
             this.options.maxDeliver,
             this.options.retry,
             redriven,
+            this.#acks,
           );
           await this.#admit(delivery);
         }
@@ -160,8 +163,10 @@ export class ConsumerRuntime implements RunningConsumer {
     lane.active = false;
     if (delivery.settled === 'nak' && !this.#stopping) {
       lane.blockedBy = delivery.streamSequence;
-      // If the redelivery goes to another replica, do not wait for it forever.
-      lane.blockedUntil = Date.now() + delivery.nakDelayMs + this.options.ackWaitMs;
+      // The server redelivers after the nak delay; if it goes to another replica instead, give up
+      // waiting after a short grace period rather than stalling the key for a whole ack wait.
+      lane.blockedUntil =
+        Date.now() + delivery.nakDelayMs + Math.min(this.options.ackWaitMs, BLOCKED_KEY_GRACE_MS);
     }
     this.#drainLane(key, lane);
   }
@@ -211,6 +216,7 @@ export class ConsumerRuntime implements RunningConsumer {
         delivery.nak(STOP_NAK_DELAY_MS);
       }
     }
+    this.#acks.flush(); // acks of handlers that finished are not left behind
     clearInterval(this.#heartbeat);
     this.#resolveClosed();
   }

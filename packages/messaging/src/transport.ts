@@ -98,6 +98,8 @@ export class NatsTransport implements Transport {
       this.logger.warn({ err: error, subject }, 'invalid notification dropped'),
     );
     this.deadLetters = new DeadLetters(this.js, jsm);
+    // A named service is discoverable ($SRV.PING|INFO|STATS) from the start, endpoints or not.
+    if (options.service) this.#rpcServer();
     const consumers = this.#consumerSpecs;
     const jsmForLag = jsm;
     new Gauge({
@@ -151,14 +153,15 @@ export class NatsTransport implements Transport {
   }
 
   serve<E extends EndpointContract>(endpoint: E, handler: EndpointHandler<E>): void {
-    this.#server ??= new RpcServer(
+    this.#rpcServer().serve(endpoint, handler);
+  }
+
+  #rpcServer(): RpcServer {
+    return (this.#server ??= new RpcServer(
       this.nc,
       this.options.service ?? { name: this.options.source.replace(/[^A-Za-z0-9_-]/g, '-'), version: '0.1.0' },
-      {
-        onError: (error, name) => this.logger.error({ err: error, endpoint: name }, 'endpoint failed'),
-      },
-    );
-    this.#server.serve(endpoint, handler);
+      { onError: (error, name) => this.logger.error({ err: error, endpoint: name }, 'endpoint failed') },
+    ));
   }
 
   broadcast<C extends MessageContract>(

@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { pino } from 'pino';
+import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
+import { ThingHappened } from '../src/conformance/transport.ts';
+import { on, runService } from '../src/mod.ts';
+
+let server: NatsServer;
+before(async () => (server = await startNatsServer()));
+after(() => server.dispose());
+
+test('a service exposes liveness, readiness, metrics and $SRV discovery, and stops cleanly', async () => {
+  const stream = uniqueName('RUN');
+  let handled = 0;
+  const service = await runService(
+    {
+      name: 'runner-test',
+      version: '1.2.3',
+      servers: server.url,
+      handleSignals: false,
+      logger: pino({ level: 'silent' }),
+      streams: [{ name: stream, subjects: [`${stream}.>`] }],
+    },
+    async ({ transport }) => {
+      await transport.consume({
+        name: 'counter',
+        stream,
+        handlers: [on(ThingHappened, async () => void handled++)],
+      });
+    },
+  );
+  const base = `http://127.0.0.1:${service.httpPort}`;
+  assert.equal((await fetch(`${base}/healthz`)).status, 200);
+  assert.equal((await fetch(`${base}/readyz`)).status, 200);
+  await service.transport.publish(ThingHappened, { key: 'a', n: 1 }, { subject: `${stream}.a` });
+  await waitFor(() => handled === 1);
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  const line = (name: string) =>
+    metrics.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes('consumer="counter"'));
+  assert.match(line('orderflow_messages_handled_total') ?? '', /type="conformance.thing-happened.v1".*\} 1$/);
+  assert.match(line('orderflow_consumer_lag') ?? '', /\} 0$/);
+  assert.match(line('orderflow_handler_duration_seconds_count') ?? '', /\} 1$/);
+
+  const ping = await service.nc.request('$SRV.PING.runner-test', '', { timeout: 2_000 });
+  const stats = await service.nc.request('$SRV.INFO', '', { timeout: 2_000 });
+  assert.equal(ping.json<{ type: string }>().type, 'io.nats.micro.v1.ping_response');
+  assert.equal(stats.json<{ version: string }>().version, '1.2.3');
+
+  await service.stop();
+  await assert.rejects(fetch(`${base}/healthz`));
+});
