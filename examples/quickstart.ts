@@ -1,4 +1,6 @@
-// The README's example: a producer and a consumer built with the toolkit (CI runs it).
+// The README's example: a producer and a consumer built with the toolkit (CI runs it, and
+// examples/readme.unit.test.ts checks that the README shows exactly the lines between the markers).
+// readme:start
 import { Type } from '@sinclair/typebox';
 import { connectNats, defineEvent, NatsTransport, on } from '@orderflow/messaging';
 
@@ -26,6 +28,7 @@ export async function main(servers: string): Promise<string> {
   await nc.close();
   return line;
 }
+// readme:end
 
 if (process.argv[1] === new URL(import.meta.url).pathname) {
   console.log(await main(process.env.NATS_URL ?? 'nats://127.0.0.1:4222'));
