@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import type { Aggregate } from './aggregate.ts';
+import { fold } from './aggregate.ts';
+import { WrongExpectedVersionError } from './errors.ts';
+import type {
+  CommandHandler,
+  CommandOptions,
+  DomainEvent,
+  EventLog,
+  LoadedAggregate,
+  Snapshot,
+  SnapshotStore,
+} from './types.ts';
+
+export interface AggregateStoreOptions {
+  log: EventLog;
+  /** Where snapshots are kept; none = always replay from the first event. */
+  snapshots?: SnapshotStore;
+  /** A snapshot is written whenever the event count crosses a multiple of this (default 100). */
+  snapshotEvery?: number;
+  /** Told when a snapshot could not be written; the append it followed has succeeded regardless. */
+  onSnapshotError?: (error: unknown, id: string) => void;
+}
+
+/** A loaded aggregate after an append; `duplicate` when the commit id had been stored before. */
+export type AppendedAggregate<S> = LoadedAggregate<S> & { readonly duplicate: boolean };
+
+/**
+ * Loads and appends one aggregate type. State is rebuilt by replaying the instance's subject from
+ * the latest usable snapshot up to the version found when the load started.
+ */
+export class AggregateStore<S, C, E extends DomainEvent> {
+  readonly #snapshotEvery: number;
+
+  constructor(
+    readonly aggregate: Aggregate<S, C, E>,
+    private readonly options: AggregateStoreOptions,
+  ) {
+    this.#snapshotEvery = Math.max(1, options.snapshotEvery ?? 100);
+  }
+
+  /**
+   * The instance's state at its current version. Rejects with {@link EventDecodeError} when a stored
+   * message is not a readable event (naming subject and sequence), {@link ReadError} when the log fails.
+   */
+  async load(id: string): Promise<LoadedAggregate<S>> {
+    const { aggregate, log, snapshots } = { ...this.options, aggregate: this.aggregate };
+    const subject = aggregate.subject(id);
+    const [version, snapshot] = await Promise.all([
+      log.version(aggregate.stream, subject),
+      snapshots?.get(subject),
+    ]);
+    const usable: Snapshot | undefined =
+      snapshot && snapshot.snapshotVersion === aggregate.snapshotVersion && snapshot.version <= version
+        ? snapshot
+        : undefined;
+    let state = usable ? (usable.state as S) : aggregate.initialState();
+    let eventCount = usable?.eventCount ?? 0;
+    let replayedCommits = 0;
+    const commits = log.read(aggregate.stream, subject, {
+      fromSequence: (usable?.version ?? 0) + 1,
+      toSequence: version,
+    });
+    for await (const commit of commits) {
+      const events = aggregate.codec.decode(commit, id);
+      state = fold(aggregate, state, events);
+      eventCount += events.length;
+      replayedCommits++;
+    }
+    return { id, state, version, eventCount, replayedCommits, snapshotVersion: usable?.version };
+  }
+
+  /**
+   * Appends the events of one decision taken on `loaded`, as one commit, if nobody appended since
+   * (else {@link WrongExpectedVersionError}). Returns the aggregate after it, and writes a snapshot
+   * when one is due. A commit id already stored within the duplicate window is not stored again:
+   * the result is then the instance as reloaded from the log, with `duplicate` set.
+   */
+  async append(
+    loaded: LoadedAggregate<S>,
+    events: readonly E[],
+    options: CommandOptions = {},
+  ): Promise<AppendedAggregate<S>> {
+    const { aggregate } = this;
+    const receipt = await this.options.log.append(
+      {
+        subject: aggregate.subject(loaded.id),
+        aggregateId: loaded.id,
+        events: events.map((event) => aggregate.codec.encode(event)),
+        ...(options.commitId !== undefined && { commitId: options.commitId }),
+        ...(options.causedBy !== undefined && { causedBy: options.causedBy }),
+      },
+      loaded.version,
+    );
+    if (receipt.duplicate) return { ...(await this.load(loaded.id)), duplicate: true };
+    const after: AppendedAggregate<S> = {
+      id: loaded.id,
+      state: fold(aggregate, loaded.state, events),
+      version: receipt.version,
+      eventCount: loaded.eventCount + events.length,
+      replayedCommits: 0,
+      snapshotVersion: loaded.snapshotVersion,
+      duplicate: false,
+    };
+    const every = this.#snapshotEvery;
+    if (
+      this.options.snapshots &&
+      Math.floor(after.eventCount / every) > Math.floor(loaded.eventCount / every)
+    ) {
+      await this.snapshot(after);
+    }
+    return after;
+  }
+
+  /** Writes a snapshot of `loaded` now (also used to warm a long stream). Never throws. */
+  async snapshot(loaded: LoadedAggregate<S>): Promise<void> {
+    try {
+      await this.options.snapshots?.put(this.aggregate.subject(loaded.id), {
+        snapshotVersion: this.aggregate.snapshotVersion,
+        version: loaded.version,
+        eventCount: loaded.eventCount,
+        state: loaded.state,
+      });
+    } catch (error) {
+      this.options.onSnapshotError?.(error, loaded.id);
+    }
+  }
+}
+
+export interface CommandHandlerOptions {
+  /** Load-decide-append attempts before a conflict is reported (default 5). */
+  maxAttempts?: number;
+  /** Time of a decision (default `new Date()`). */
+  clock?: () => Date;
+  /** Ids handed to `decide` (default `randomUUID`). */
+  newId?: () => string;
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A command handler for one aggregate type: loads the instance, lets `decide` choose the events, and
+ * appends them as one commit expecting the loaded version. A conflict reloads and decides again on
+ * the newer state, up to `maxAttempts`; a {@link DomainError} from `decide` is thrown at once.
+ */
+export function commandHandler<S, C, E extends DomainEvent>(
+  store: AggregateStore<S, C, E>,
+  options: CommandHandlerOptions = {},
+): CommandHandler<S, C, E> {
+  const { maxAttempts, clock, newId } = {
+    maxAttempts: 5,
+    clock: () => new Date(),
+    newId: randomUUID,
+    ...options,
+  } satisfies Required<CommandHandlerOptions>;
+  return async (id, command, commandOptions = {}) => {
+    for (let attempt = 1; ; attempt++) {
+      const loaded = await store.load(id);
+      const events = store.aggregate.decide(command, loaded.state, { now: clock(), newId });
+      if (events.length === 0) {
+        return {
+          id,
+          events,
+          state: loaded.state,
+          version: loaded.version,
+          attempts: attempt,
+          duplicate: false,
+        };
+      }
+      try {
+        const after = await store.append(loaded, events, commandOptions);
+        return {
+          id,
+          events: after.duplicate ? [] : events,
+          state: after.state,
+          version: after.version,
+          attempts: attempt,
+          duplicate: after.duplicate,
+        };
+      } catch (error) {
+        if (!(error instanceof WrongExpectedVersionError)) throw error;
+        if (attempt >= maxAttempts) {
+          throw new WrongExpectedVersionError(error.subject, error.expectedVersion, {
+            cause: error,
+            attempts: attempt,
+          });
+        }
+        // A little jitter keeps two writers that collided from colliding again in lockstep.
+        await pause(Math.random() * 5 * attempt);
+      }
+    }
+  };
+}

@@ -1,0 +1,323 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { SqlStore } from '@orderflow/sql';
+import type { Aggregate } from './aggregate.ts';
+import { EventDecodeError, EventStoreError, ProjectionError } from './errors.ts';
+import {
+  activate,
+  applyCommits,
+  checkProjection,
+  checkpointOf,
+  createGeneration,
+  dropGeneration,
+  initialise,
+  lockPosition,
+  nextGeneration,
+  type Position,
+} from './read-model.ts';
+import type {
+  DomainEvent,
+  EventLog,
+  Projection,
+  RebuildProgress,
+  RunningProjection,
+  StoredCommit,
+} from './types.ts';
+
+/** The part of an aggregate a projection reads: its stream, subjects and codec. */
+export type ProjectionSource<E extends DomainEvent> = Pick<
+  Aggregate<unknown, unknown, E>,
+  'stream' | 'subjects' | 'codec' | 'idOf'
+>;
+
+export interface ProjectionOptions<E extends DomainEvent, T extends string> {
+  nc: NatsConnection;
+  /** The read model's store; the checkpoint lives there too. */
+  sql: SqlStore;
+  source: ProjectionSource<E>;
+  projection: Projection<E, T>;
+  /** Durable consumer name (default `projection_<name>`). One running instance per durable. */
+  durable?: string;
+  /** Commits applied per transaction at most (default 100). */
+  batchSize?: number;
+  /** Attempts of a failing batch before the projection stops (default 5). */
+  maxAttempts?: number;
+  /** Delay before the first retry of a failing batch, doubled each time (default 200 ms). */
+  retryDelayMs?: number;
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function toCommit(stream: string, m: JsMsg): StoredCommit {
+  return { stream, subject: m.subject, sequence: m.seq, headers: m.headers, body: m.data };
+}
+
+/**
+ * Creates the durable consumer so that it starts right after `checkpoint`. A durable that already
+ * acknowledged past the checkpoint (the read model was reset or restored) is recreated: the SQL
+ * checkpoint, not the consumer, is the position of record.
+ */
+async function ensureDurable(
+  nc: NatsConnection,
+  stream: string,
+  durable: string,
+  filterSubject: string,
+  checkpoint: number,
+  maxAckPending: number,
+): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    const info = await jsm.consumers.info(stream, durable);
+    if (info.ack_floor.stream_seq <= checkpoint && info.config.filter_subject === filterSubject) return;
+    await jsm.consumers.delete(stream, durable);
+  } catch (error) {
+    if (!(error instanceof JetStreamApiError && error.status === 404)) throw error;
+  }
+  await jsm.consumers.add(stream, {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: 60_000_000_000,
+    max_ack_pending: maxAckPending,
+    filter_subject: filterSubject,
+    ...(checkpoint > 0
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 }
+      : { deliver_policy: DeliverPolicy.All }),
+  });
+}
+
+/**
+ * Feeds a projection from a durable consumer, in stream order. Each batch of commits is applied in one
+ * transaction that also moves the checkpoint, then acknowledged; a redelivered commit at or below the
+ * checkpoint is acknowledged without being applied. A failing batch is retried with backoff, then the
+ * projection stops with a {@link ProjectionError} (its messages stay unacknowledged for the next run);
+ * an undecodable event stops it at once. Run one instance per durable: order is kept by processing
+ * one batch at a time.
+ */
+export async function startProjection<E extends DomainEvent, T extends string>(
+  options: ProjectionOptions<E, T>,
+): Promise<RunningProjection> {
+  const { nc, sql, source, projection } = options;
+  checkProjection(projection);
+  const batchSize = options.batchSize ?? 100;
+  const maxAttempts = options.maxAttempts ?? 5;
+  const retryDelayMs = options.retryDelayMs ?? 200;
+  const durable = options.durable ?? `projection_${projection.name}`;
+  const start = await initialise(sql, projection);
+  await ensureDurable(nc, source.stream, durable, source.subjects, start.sequence, batchSize * 2);
+  const consumer = await jetstream(nc).consumers.get(source.stream, durable);
+  const messages: ConsumerMessages = await consumer.consume({ max_messages: batchSize });
+
+  let checkpoint = start.sequence;
+  let stopping = false;
+  const waiters = new Set<{ sequence: number; resolve: () => void }>();
+  const advance = (position: Position) => {
+    checkpoint = Math.max(checkpoint, position.sequence);
+    for (const waiter of waiters) {
+      if (waiter.sequence <= checkpoint) {
+        waiters.delete(waiter);
+        waiter.resolve();
+      }
+    }
+  };
+
+  const applyBatch = (batch: readonly JsMsg[]): Promise<Position> =>
+    sql.transaction(async (tx) => {
+      // The row lock orders this batch with a rebuild's swap: after a swap the batch goes to the new generation.
+      const position = await lockPosition(tx, projection.name);
+      const commits = batch.map((m) => toCommit(source.stream, m));
+      const target = {
+        projection,
+        codec: source.codec,
+        idOf: source.idOf,
+        ...position,
+        checkpoint: position.sequence,
+      };
+      return { generation: position.generation, sequence: await applyCommits(tx, target, commits) };
+    });
+
+  const flush = async (batch: JsMsg[]): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        advance(await applyBatch(batch));
+        for (const m of batch) m.ack();
+        return;
+      } catch (error) {
+        const sequence = batch[0]?.seq;
+        if (error instanceof EventDecodeError) {
+          // Keep the read model as current as the log allows: apply what precedes the bad commit.
+          const before = batch.filter((m) => m.seq < error.sequence);
+          if (before.length > 0) await flush(before);
+          throw new ProjectionError(projection.name, error.sequence, error.message, { cause: error });
+        }
+        if (attempt >= maxAttempts || stopping) {
+          throw new ProjectionError(
+            projection.name,
+            sequence,
+            `gave up after ${attempt} attempts: ${(error as Error).message}`,
+            { cause: error },
+          );
+        }
+        for (const m of batch) m.working();
+        await pause(retryDelayMs * 2 ** (attempt - 1));
+      }
+    }
+  };
+
+  const loop = (async () => {
+    let batch: JsMsg[] = [];
+    for await (const m of messages) {
+      batch.push(m);
+      if (batch.length < batchSize && messages.getPending() > 0) continue;
+      const full = batch;
+      batch = [];
+      await flush(full);
+    }
+  })();
+  const closed = loop.then(
+    () => undefined,
+    (error: unknown) => {
+      messages.stop();
+      for (const waiter of waiters) waiter.resolve();
+      waiters.clear();
+      throw error instanceof ProjectionError
+        ? error
+        : new ProjectionError(projection.name, undefined, (error as Error).message, { cause: error });
+    },
+  );
+  closed.catch(() => undefined);
+
+  return {
+    name: projection.name,
+    closed,
+    async waitFor(sequence, waitOptions = {}) {
+      if (sequence <= checkpoint) return;
+      const timeoutMs = waitOptions.timeoutMs ?? 30_000;
+      let timer: NodeJS.Timeout | undefined;
+      const reached = new Promise<void>((resolve) => waiters.add({ sequence, resolve }));
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new EventStoreError(
+                'TIMEOUT',
+                `projection ${projection.name} did not reach #${sequence} within ${timeoutMs} ms (at #${checkpoint})`,
+              ),
+            ),
+          timeoutMs,
+        );
+      });
+      try {
+        await Promise.race([reached, timedOut, closed]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (checkpoint < sequence) await closed; // woken because the projection stopped
+    },
+    async stop() {
+      stopping = true;
+      messages.stop();
+      await closed;
+    },
+  };
+}
+
+export interface RebuildOptions<E extends DomainEvent, T extends string> {
+  /** Where the commits are read from. */
+  log: EventLog;
+  sql: SqlStore;
+  source: ProjectionSource<E>;
+  projection: Projection<E, T>;
+  /** Commits applied per transaction (default 500). */
+  batchSize?: number;
+  /** Called after each batch and once at the end. */
+  onProgress?: (progress: RebuildProgress) => void;
+}
+
+export interface RebuildResult {
+  /** The generation now active. */
+  readonly generation: number;
+  /** Commits applied to it while rebuilding (catch-up at the swap included). */
+  readonly applied: number;
+  /** Its checkpoint when it became active. */
+  readonly sequence: number;
+}
+
+/**
+ * Replays the whole log into a fresh generation of the read model (new tables), then swaps the views
+ * to it in one transaction and drops the old generation. A running projection may keep going during
+ * the rebuild: at the swap, the new generation first catches up to the old one's checkpoint (under
+ * the row lock that the runner also takes), so the runner continues on the new tables without a gap.
+ */
+export async function rebuildProjection<E extends DomainEvent, T extends string>(
+  options: RebuildOptions<E, T>,
+): Promise<RebuildResult> {
+  const { log, sql, source, projection } = options;
+  const anyProjection = projection as Projection<never, T>;
+  checkProjection(anyProjection);
+  const batchSize = options.batchSize ?? 500;
+  await initialise(sql, anyProjection);
+  const generation = await sql.transaction(async (tx) => {
+    await lockPosition(tx, projection.name);
+    const next = await nextGeneration(tx, projection.name);
+    await createGeneration(tx, anyProjection, next);
+    return next;
+  });
+  const target = (checkpoint: number) => ({
+    projection,
+    codec: source.codec,
+    idOf: source.idOf,
+    generation,
+    checkpoint,
+  });
+
+  const end = await log.lastSequence(source.stream);
+  let checkpoint = 0;
+  let applied = 0;
+  let total = 0;
+  let batch: StoredCommit[] = [];
+  const flush = async () => {
+    const commits = batch;
+    batch = [];
+    checkpoint = await sql.transaction((tx) => applyCommits(tx, target(checkpoint), commits));
+    applied += commits.length;
+    options.onProgress?.({ applied, total: Math.max(total, applied), sequence: checkpoint });
+  };
+  for await (const commit of log.read(source.stream, source.subjects, { fromSequence: 1, toSequence: end })) {
+    // Pending counts what matches after this commit, appends since the start included: cap at `end`.
+    if (total === 0) total = Math.min(commit.pending + 1, end - commit.sequence + 1);
+    batch.push(commit);
+    if (batch.length >= batchSize) await flush();
+  }
+  if (batch.length > 0) await flush();
+
+  const previous = await sql.transaction(async (tx) => {
+    const active = await lockPosition(tx, projection.name);
+    const built = await checkpointOf(tx, projection.name, generation);
+    if (active.sequence > built) {
+      const tail: StoredCommit[] = [];
+      for await (const commit of log.read(source.stream, source.subjects, {
+        fromSequence: built + 1,
+        toSequence: active.sequence,
+      })) {
+        tail.push(commit);
+      }
+      checkpoint = await applyCommits(tx, target(built), tail);
+      applied += tail.length;
+    }
+    await activate(tx, anyProjection, generation);
+    return active.generation;
+  });
+  if (previous > 0 && previous !== generation) {
+    await sql.transaction((tx) => dropGeneration(tx, anyProjection, previous));
+  }
+  options.onProgress?.({ applied, total: Math.max(total, applied), sequence: checkpoint });
+  return { generation, applied, sequence: checkpoint };
+}
