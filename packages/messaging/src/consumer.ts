@@ -94,7 +94,8 @@ export class ConsumerRuntime implements RunningConsumer {
             redriven,
             this.#acks,
           );
-          await this.#admit(delivery);
+          const admitted = this.#admit(delivery); // a promise only when it has to wait for a slot
+          if (admitted) await admitted;
         }
         this.#iterators.delete(messages);
       } catch (error) {
@@ -105,13 +106,18 @@ export class ConsumerRuntime implements RunningConsumer {
     }
   }
 
-  async #admit(delivery: JetStreamDelivery): Promise<void> {
+  #admit(delivery: JetStreamDelivery): Promise<void> | void {
     const key = this.options.orderingKey?.(delivery);
     if (key === undefined) {
-      await this.#acquire();
+      const slot = this.#acquire();
+      if (slot) return slot.then(() => void this.#run(delivery, undefined));
       void this.#run(delivery, undefined);
       return;
     }
+    return this.#admitKeyed(delivery, key);
+  }
+
+  async #admitKeyed(delivery: JetStreamDelivery, key: string): Promise<void> {
     let lane = this.#lanes.get(key);
     if (!lane) {
       lane = { active: false, queue: [], blockedBy: undefined, blockedUntil: 0 };

@@ -1,5 +1,5 @@
 import type { JsMsg } from '@nats-io/jetstream';
-import type { Logger } from 'pino';
+import type { Level, Logger } from 'pino';
 import type { MessageContract } from './contract.ts';
 import type { Envelope } from './envelope.ts';
 import type { Delivery, RetryPolicy } from './types.ts';
@@ -9,12 +9,74 @@ export const ORIGINAL_SUBJECT_HEADER = 'Orderflow-Original-Subject';
 /** Header set on a redriven message: its stream sequence in the original stream. */
 export const ORIGINAL_SEQUENCE_HEADER = 'Orderflow-Original-Sequence';
 
+const utf8 = new TextDecoder();
+
+/**
+ * Reads the raw header block of a nats.js 3 message (`NATS/1.0\r\nName: value\r\n…`) into a map
+ * of first values, as `MsgHdrs.get(name)` would answer. Returns `null` when the message does not
+ * look like nats.js's implementation (another version): callers then use `msg.headers`.
+ */
+function parseHeaderBlock(msg: JsMsg): Map<string, string> | null {
+  const inner = (msg as unknown as { msg?: { _rdata?: unknown; _msg?: { hdr?: unknown } } }).msg;
+  const data = inner?._rdata;
+  const length = inner?._msg?.hdr;
+  if (!(data instanceof Uint8Array) || typeof length !== 'number') return null;
+  const map = new Map<string, string>();
+  if (length <= 0) return map;
+  const block = utf8.decode(data.subarray(0, length));
+  let start = block.indexOf('\r\n');
+  if (start === -1) return map;
+  start += 2;
+  while (start < block.length) {
+    let end = block.indexOf('\r\n', start);
+    if (end === -1) end = block.length;
+    const colon = block.indexOf(':', start);
+    if (colon !== -1 && colon < end) {
+      const name = block.slice(start, colon);
+      if (!map.has(name)) map.set(name, block.slice(colon + 1, end).trim());
+    }
+    start = end + 2;
+  }
+  return map;
+}
+
+/**
+ * Acks of one consumer, sent together at the end of the event-loop turn: nats.js writes to the socket
+ * once per microtask checkpoint, so acks sent one by one cost a syscall each. An ack is still sent only
+ * after its handler resolved; {@link AckBatch.flush} sends what is queued at once (on stop).
+ */
+export class AckBatch {
+  #queue: JsMsg[] = [];
+  #scheduled = false;
+  readonly #flush = (): void => this.flush();
+
+  add(msg: JsMsg): void {
+    this.#queue.push(msg);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#flush);
+    }
+  }
+
+  flush(): void {
+    this.#scheduled = false;
+    const queue = this.#queue;
+    if (queue.length === 0) return;
+    this.#queue = [];
+    for (const msg of queue) msg.ack();
+  }
+}
+
 /** A {@link Delivery} backed by a JetStream message. */
 export class JetStreamDelivery implements Delivery {
   envelope: Envelope | undefined;
   contract: MessageContract | undefined;
   settled: 'ack' | 'nak' | 'term' | undefined;
-  readonly locals = new Map<string, unknown>();
+  #locals: Map<string, unknown> | undefined;
+  /** Created on first use: the default middleware shares nothing through it. */
+  get locals(): Map<string, unknown> {
+    return (this.#locals ??= new Map());
+  }
   readonly subject: string;
   readonly streamSequence: number;
   readonly redriven: boolean;
@@ -27,6 +89,7 @@ export class JetStreamDelivery implements Delivery {
     readonly maxDeliver: number,
     readonly retry: RetryPolicy,
     redriven: boolean,
+    private readonly acks?: AckBatch,
   ) {
     this.redriven = redriven;
     const original = redriven ? msg.headers?.get(ORIGINAL_SUBJECT_HEADER) : undefined;
@@ -58,9 +121,21 @@ export class JetStreamDelivery implements Delivery {
     return this.msg.data;
   }
 
+  /** First value of each header, by exact name; `null` when only `msg.headers` can answer. */
+  #headerMap: Map<string, string> | null | undefined;
+
   header(name: string): string | undefined {
-    const value = this.msg.headers?.get(name);
+    // The middleware asks for a dozen headers per message; MsgHdrs decodes with per-line validation
+    // and copies every key on each get(), so the header block is read once, here.
+    let map = this.#headerMap;
+    if (map === undefined) map = this.#headerMap = parseHeaderBlock(this.msg);
+    const value = map ? map.get(name) : this.msg.headers?.get(name);
     return value ? value : undefined;
+  }
+
+  /** Whether the delivery's logger logs `level`, without creating the per-delivery child logger. */
+  isLevelEnabled(level: Level): boolean {
+    return (this.#logger ?? this.baseLogger).isLevelEnabled(level);
   }
 
   headerEntries(): [string, string][] {
@@ -78,7 +153,8 @@ export class JetStreamDelivery implements Delivery {
   ack(): void {
     if (this.settled) return;
     this.settled = 'ack';
-    this.msg.ack();
+    if (this.acks) this.acks.add(this.msg);
+    else this.msg.ack();
   }
 
   /** Delay of the last nak, so an ordered lane knows when the redelivery is due. */

@@ -1,5 +1,5 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { headers as natsHeaders, type MsgHdrs } from '@nats-io/nats-core';
+import { randomFillSync, randomUUID } from 'node:crypto';
+import { InvalidArgumentError, MsgHdrsImpl, type MsgHdrs } from '@nats-io/nats-core';
 import { trace } from '@opentelemetry/api';
 import { DecodeError, ErrorCode } from './errors.ts';
 
@@ -60,16 +60,30 @@ export interface EnvelopeInit<T> {
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
+// Random ids come from a pool refilled 4 KiB at a time: one randomBytes() call per id costs a
+// syscall-sized slice of every publish.
+const pool = Buffer.allocUnsafe(4096);
+let poolOffset = pool.length;
+function randomHex(bytes: number): string {
+  if (poolOffset + bytes > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const hex = pool.toString('hex', poolOffset, poolOffset + bytes);
+  poolOffset += bytes;
+  return hex;
+}
+
 /** W3C `traceparent` of the active span, else a child of `parent`'s trace, else a new trace. */
 export function currentTraceparent(parent?: string): string {
   const active = trace.getActiveSpan()?.spanContext();
   if (active && trace.isSpanContextValid(active)) {
     return `00-${active.traceId}-${active.spanId}-0${(active.traceFlags & 1).toString(16)}`;
   }
-  const spanId = randomBytes(8).toString('hex');
+  const spanId = randomHex(8);
   const match = parent ? TRACEPARENT.exec(parent) : null;
   if (match) return `00-${match[1]}-${spanId}-${match[3]}`;
-  return `00-${randomBytes(16).toString('hex')}-${spanId}-01`;
+  return `00-${randomHex(16)}-${spanId}-01`;
 }
 
 export function createEnvelope<T>(init: EnvelopeInit<T>): Envelope<T> {
@@ -88,20 +102,31 @@ export function createEnvelope<T>(init: EnvelopeInit<T>): Envelope<T> {
   };
 }
 
+const CR_OR_LF = /[\r\n]/;
+
+/** What `MsgHdrs.set` checks and stores for a value: no CR/LF, trimmed. */
+function headerValue(value: string): string[] {
+  if (CR_OR_LF.test(value)) throw InvalidArgumentError.format('header', 'values cannot contain \\r or \\n');
+  return [value.trim()];
+}
+
 /** CloudEvents binary-mode headers for `envelope`, with `Nats-Msg-Id` = `ce-id`. */
 export function envelopeHeaders(envelope: Envelope, msgId: string = envelope.id): MsgHdrs {
-  const h = natsHeaders();
-  h.set(Header.SpecVersion, '1.0');
-  h.set(Header.Id, envelope.id);
-  h.set(Header.Type, envelope.type);
-  h.set(Header.Source, envelope.source);
-  if (envelope.subject !== undefined) h.set(Header.Subject, envelope.subject);
-  h.set(Header.Time, envelope.time);
-  h.set(Header.DataContentType, envelope.dataContentType);
-  h.set(Header.CorrelationId, envelope.correlationId);
-  if (envelope.causationId !== undefined) h.set(Header.CausationId, envelope.causationId);
-  if (envelope.traceparent !== undefined) h.set(Header.TraceParent, envelope.traceparent);
-  h.set(Header.MsgId, msgId);
+  // Filled straight into the map: `MsgHdrs.set` re-validates the (constant) name and copies every
+  // key on each call, which made header building a visible share of every publish.
+  const h = new MsgHdrsImpl();
+  const map = h.headers;
+  map.set(Header.SpecVersion, ['1.0']);
+  map.set(Header.Id, headerValue(envelope.id));
+  map.set(Header.Type, headerValue(envelope.type));
+  map.set(Header.Source, headerValue(envelope.source));
+  if (envelope.subject !== undefined) map.set(Header.Subject, headerValue(envelope.subject));
+  map.set(Header.Time, headerValue(envelope.time));
+  map.set(Header.DataContentType, headerValue(envelope.dataContentType));
+  map.set(Header.CorrelationId, headerValue(envelope.correlationId));
+  if (envelope.causationId !== undefined) map.set(Header.CausationId, headerValue(envelope.causationId));
+  if (envelope.traceparent !== undefined) map.set(Header.TraceParent, headerValue(envelope.traceparent));
+  map.set(Header.MsgId, headerValue(msgId));
   return h;
 }
 
@@ -110,6 +135,7 @@ export function encodeData(data: unknown): string {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const EPOCH = new Date(0).toISOString();
 
 /**
  * Reads a CloudEvent from NATS headers and body. Throws {@link DecodeError} naming what is wrong:
@@ -117,19 +143,30 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  */
 export function decodeEnvelope(headers: MsgHdrs | undefined, body: Uint8Array): Envelope {
   if (!headers) throw new DecodeError(ErrorCode.Decode, 'not a CloudEvent: message has no headers');
-  const get = (name: string): string | undefined => {
-    const value = headers.get(name);
-    return value === '' ? undefined : value;
-  };
-  const missing = [Header.SpecVersion, Header.Id, Header.Type, Header.Source].filter((h) => !get(h));
-  if (missing.length > 0) {
+  return readEnvelope({ header: (name) => headers.get(name) || undefined }, body);
+}
+
+/** Where {@link readEnvelope} finds headers: a header's value, `undefined` when absent or empty. */
+export interface HeaderSource {
+  header(name: string): string | undefined;
+}
+
+/** {@link decodeEnvelope} over any header source (a `Delivery` is one), with the same checks and errors. */
+export function readEnvelope(source: HeaderSource, body: Uint8Array): Envelope {
+  const specVersion = source.header(Header.SpecVersion);
+  const id = source.header(Header.Id);
+  const type = source.header(Header.Type);
+  const ceSource = source.header(Header.Source);
+  if (!specVersion || !id || !type || !ceSource) {
+    const missing = [Header.SpecVersion, Header.Id, Header.Type, Header.Source].filter(
+      (h) => !source.header(h),
+    );
     throw new DecodeError(ErrorCode.Decode, `not a CloudEvent: missing header(s) ${missing.join(', ')}`);
   }
-  const specVersion = get(Header.SpecVersion);
   if (specVersion !== '1.0') {
     throw new DecodeError(ErrorCode.Decode, `unsupported CloudEvents specversion "${specVersion}"`);
   }
-  const contentType = get(Header.DataContentType) ?? JSON_CONTENT_TYPE;
+  const contentType = source.header(Header.DataContentType) ?? JSON_CONTENT_TYPE;
   if (!contentType.startsWith(JSON_CONTENT_TYPE)) {
     throw new DecodeError(ErrorCode.Decode, `unsupported datacontenttype "${contentType}"`);
   }
@@ -139,17 +176,16 @@ export function decodeEnvelope(headers: MsgHdrs | undefined, body: Uint8Array): 
   } catch (cause) {
     throw new DecodeError(ErrorCode.Decode, `body is not valid JSON: ${(cause as Error).message}`, { cause });
   }
-  const id = get(Header.Id) as string;
   return {
     id,
-    type: get(Header.Type) as string,
-    source: get(Header.Source) as string,
-    subject: get(Header.Subject),
-    time: get(Header.Time) ?? new Date(0).toISOString(),
+    type,
+    source: ceSource,
+    subject: source.header(Header.Subject),
+    time: source.header(Header.Time) ?? EPOCH,
     dataContentType: contentType,
-    traceparent: get(Header.TraceParent),
-    correlationId: get(Header.CorrelationId) ?? id,
-    causationId: get(Header.CausationId),
+    traceparent: source.header(Header.TraceParent),
+    correlationId: source.header(Header.CorrelationId) ?? id,
+    causationId: source.header(Header.CausationId),
     data,
   };
 }

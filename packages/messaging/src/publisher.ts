@@ -1,8 +1,16 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
-import { JetStreamApiError } from '@nats-io/jetstream';
+import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import { JetStreamApiError, JetStreamError } from '@nats-io/jetstream';
+import {
+  NoRespondersError,
+  TimeoutError as NatsTimeoutError,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+} from '@nats-io/nats-core';
 import type { MessageContract, PayloadOf } from './contract.ts';
-import { createEnvelope, encodeData, envelopeHeaders } from './envelope.ts';
+import { createEnvelope, encodeData, envelopeHeaders, Header } from './envelope.ts';
 import { ConcurrencyError, PublishError } from './errors.ts';
+import { ReplyInbox, type PendingReply, type ReplyHandlers } from './rpc.ts';
 import type { BatchItem, EventPublisher, PublishOptions, PublishReceipt } from './types.ts';
 
 export interface JetStreamPublisherOptions {
@@ -25,11 +33,50 @@ function isRetryable(error: unknown): boolean {
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const decoder = new TextDecoder();
 
-/** {@link EventPublisher} on JetStream. */
+interface PendingAck extends PendingReply {
+  resolve: (ack: PubAck) => void;
+  reject: (error: Error) => void;
+  subject: string;
+}
+
+/** The stream's answer to a publish, read as `JetStreamClient.publish` reads it (same errors). */
+const ackHandlers: ReplyHandlers<PendingAck> = {
+  reply(pending, msg: Msg) {
+    if (msg.headers?.code === 503) {
+      // No stream captures the subject (or JetStream is off): as js.publish reports it; retryable.
+      return pending.reject(
+        new JetStreamError('jetstream is not enabled', { cause: new NoRespondersError(pending.subject) }),
+      );
+    }
+    let ack: Partial<PubAck> & { error?: ConstructorParameters<typeof JetStreamApiError>[0] };
+    try {
+      ack = JSON.parse(decoder.decode(msg.data)) as typeof ack;
+    } catch (error) {
+      return pending.reject(error as Error);
+    }
+    if (ack.error) return pending.reject(new JetStreamApiError(ack.error));
+    if (!ack.stream) return pending.reject(new JetStreamError('invalid ack response'));
+    pending.resolve({ stream: ack.stream, seq: ack.seq ?? 0, duplicate: ack.duplicate ?? false });
+  },
+  timeout(pending) {
+    pending.reject(new NatsTimeoutError());
+  },
+  closed(pending) {
+    pending.reject(new JetStreamError('connection closed before the stream acknowledged'));
+  },
+};
+
+/**
+ * {@link EventPublisher} on JetStream. Acks come back on one inbox subscription per publisher (see
+ * `ReplyInbox`), not through `js.publish`, which creates an Error, a timer and a race per message.
+ */
 export class JetStreamPublisher implements EventPublisher {
   readonly #attempts: number;
   readonly #timeoutMs: number;
+  readonly #nc: NatsConnection | undefined;
+  #inbox: ReplyInbox<PendingAck> | undefined;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -37,6 +84,10 @@ export class JetStreamPublisher implements EventPublisher {
   ) {
     this.#attempts = options.attempts ?? 4;
     this.#timeoutMs = options.timeoutMs ?? 5_000;
+    // The client's connection (a public field of nats.js's implementation, absent from its interface);
+    // with another implementation the publisher falls back to js.publish.
+    const nc = (js as unknown as { nc?: NatsConnection }).nc;
+    this.#nc = nc && typeof nc.publish === 'function' && typeof nc.subscribe === 'function' ? nc : undefined;
   }
 
   async publish<C extends MessageContract>(
@@ -45,39 +96,51 @@ export class JetStreamPublisher implements EventPublisher {
     options: PublishOptions,
   ): Promise<PublishReceipt> {
     contract.parse(data);
-    return this.#send(contract, data, options);
+    return this.#send(contract, data, options, options.timeoutMs);
   }
 
-  async #send(contract: MessageContract, data: unknown, options: PublishOptions): Promise<PublishReceipt> {
+  #publishOnce(subject: string, payload: string, headers: MsgHdrs, timeoutMs: number): Promise<PubAck> {
+    if (!this.#nc) return this.js.publish(subject, payload, { headers, timeout: timeoutMs });
+    const inbox = (this.#inbox ??= new ReplyInbox(this.#nc, ackHandlers));
+    return new Promise<PubAck>((resolve, reject) => {
+      inbox.send(subject, payload, headers, { resolve, reject, subject, deadline: Date.now() + timeoutMs });
+    });
+  }
+
+  async #send(
+    contract: MessageContract,
+    data: unknown,
+    options: PublishOptions,
+    timeoutMs: number | undefined,
+  ): Promise<PublishReceipt> {
     const envelope = createEnvelope({
       type: contract.type,
       source: this.options.source,
       data,
-      ...(options.id !== undefined && { id: options.id }),
-      ...(options.about !== undefined && { subject: options.about }),
-      ...(options.causedBy !== undefined && { causedBy: options.causedBy }),
+      id: options.id,
+      subject: options.about,
+      causedBy: options.causedBy,
     });
-    const headers = envelopeHeaders(envelope);
+    const headers = envelopeHeaders(envelope); // sets Nats-Msg-Id = ce-id
+    const expected = options.expectedLastSubjectSequence;
+    if (expected !== undefined) {
+      headers.set(Header.ExpectedLastSubjectSequence, `${expected}`);
+    }
     const payload = encodeData(data);
-    const timeout = options.timeoutMs ?? this.#timeoutMs;
-    const expect =
-      options.expectedLastSubjectSequence === undefined
-        ? undefined
-        : { lastSubjectSequence: options.expectedLastSubjectSequence };
+    const timeout = timeoutMs ?? this.#timeoutMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        const ack = await this.js.publish(options.subject, payload, {
-          msgID: envelope.id,
-          headers,
-          timeout,
-          ...(expect && { expect }),
-        });
+        const ack = await this.#publishOnce(options.subject, payload, headers, timeout);
         const receipt = { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate, id: envelope.id };
         this.options.onPublished?.(contract, receipt);
         return receipt;
       } catch (error) {
-        if (error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE && expect) {
-          throw new ConcurrencyError(options.subject, expect.lastSubjectSequence, { cause: error });
+        if (
+          error instanceof JetStreamApiError &&
+          error.code === WRONG_LAST_SEQUENCE &&
+          expected !== undefined
+        ) {
+          throw new ConcurrencyError(options.subject, expected, { cause: error });
         }
         if (!isRetryable(error) || attempt >= this.#attempts) {
           throw new PublishError(options.subject, (error as Error).message, { cause: error });
@@ -102,10 +165,12 @@ export class JetStreamPublisher implements EventPublisher {
         const index = next++;
         const item = items[index] as BatchItem;
         try {
-          receipts[index] = await this.#send(item.contract, item.data, {
-            ...item.options,
-            ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
-          });
+          receipts[index] = await this.#send(
+            item.contract,
+            item.data,
+            item.options,
+            options.timeoutMs ?? item.options.timeoutMs,
+          );
         } catch (error) {
           failure ??= error instanceof Error ? error : new Error(String(error));
         }

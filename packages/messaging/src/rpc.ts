@@ -34,69 +34,63 @@ export function defineEndpoint<Req extends MessageContract, Res extends MessageC
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-interface Pending {
-  resolve: (value: unknown) => void;
-  reject: (error: Error) => void;
+/** A call waiting for its reply; `deadline` is a `Date.now()` time. */
+export interface PendingReply {
   deadline: number;
-  subject: string;
-  timeoutMs: number;
-  response: MessageContract;
+}
+
+/** What a {@link ReplyInbox} does with a pending call when its reply, its deadline or the end comes. */
+export interface ReplyHandlers<P extends PendingReply> {
+  reply(pending: P, msg: Msg): void;
+  timeout(pending: P): void;
+  /** The inbox was closed (or the connection) before the reply came. */
+  closed(pending: P): void;
 }
 
 /**
- * Request-reply client. Every reply comes back on one wildcard inbox subscription and is matched by a
- * token in the reply subject; timeouts are found by one sweep timer. No subscription, timer or Error
- * is created per request (only when a request fails).
+ * One wildcard inbox subscription for many calls: each call publishes with a reply subject
+ * `<inbox>.<token>` and is found again in a map by that token; one sweep timer, running only while
+ * calls are pending, finds the ones past their deadline. So a call costs a map entry, not a
+ * subscription, a timer or an Error (nats.js `request()` creates all three).
  */
-export class RpcClient implements Requester {
+export class ReplyInbox<P extends PendingReply> {
   readonly #prefix: string;
-  readonly #pending = new Map<string, Pending>();
+  readonly #pending = new Map<string, P>();
   readonly #subscription: Subscription;
+  readonly #sweep = (): void => this.#expire();
   #next = 0;
   #sweeper: NodeJS.Timeout | undefined;
+  #closed = false;
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly options: { defaultTimeoutMs?: number; sweepIntervalMs?: number } = {},
+    private readonly handlers: ReplyHandlers<P>,
+    private readonly sweepIntervalMs = 50,
   ) {
     this.#prefix = `_INBOX.${nuid.next()}.`;
-    this.#subscription = nc.subscribe(`${this.#prefix}*`, { callback: (_error, msg) => this.#onReply(msg) });
+    this.#subscription = nc.subscribe(`${this.#prefix}*`, {
+      callback: (_error, msg) => {
+        if (msg) this.#onReply(msg);
+      },
+    });
+    void nc.closed().then(() => this.close());
   }
 
-  request<E extends EndpointContract>(
-    endpoint: E,
-    data: PayloadOf<E['request']>,
-    options: RequestOptions = {},
-  ): Promise<PayloadOf<E['response']>> {
-    try {
-      endpoint.request.parse(data);
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-    }
+  /** Calls waiting for a reply. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Publishes `payload` to `subject` with a reply subject on this inbox and registers `pending` for the
+   * answer. Throws what `publish` throws (closed connection, bad subject); nothing is registered then.
+   */
+  send(subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, pending: P): void {
     const token = (this.#next++).toString(36);
-    const timeoutMs = options.timeoutMs ?? this.options.defaultTimeoutMs ?? 5_000;
-    const promise = new Promise<PayloadOf<E['response']>>((resolve, reject) => {
-      this.#pending.set(token, {
-        resolve: resolve as (value: unknown) => void,
-        reject,
-        deadline: Date.now() + timeoutMs,
-        subject: endpoint.subject,
-        timeoutMs,
-        response: endpoint.response,
-      });
-    });
-    let headers: MsgHdrs | undefined;
-    if (options.causedBy) {
-      headers = natsHeaders();
-      headers.set(Header.CorrelationId, options.causedBy.correlationId);
-      headers.set(Header.TraceParent, currentTraceparent(options.causedBy.traceparent));
-    }
-    this.nc.publish(endpoint.subject, JSON.stringify(data), {
-      reply: this.#prefix + token,
-      ...(headers && { headers }),
-    });
-    this.#sweeper ??= setInterval(() => this.#sweep(), this.options.sweepIntervalMs ?? 50);
-    return promise;
+    const reply = this.#prefix + token;
+    this.nc.publish(subject, payload, headers ? { reply, headers } : { reply });
+    this.#pending.set(token, pending);
+    this.#sweeper ??= setInterval(this.#sweep, this.sweepIntervalMs);
   }
 
   #onReply(msg: Msg): void {
@@ -104,6 +98,46 @@ export class RpcClient implements Requester {
     const pending = this.#pending.get(token);
     if (!pending) return; // late reply after a timeout
     this.#pending.delete(token);
+    this.handlers.reply(pending, msg);
+  }
+
+  #expire(): void {
+    const now = Date.now();
+    for (const [token, pending] of this.#pending) {
+      if (pending.deadline <= now) {
+        this.#pending.delete(token);
+        this.handlers.timeout(pending);
+      }
+    }
+    if (this.#pending.size === 0) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+
+  /** Settles every pending call with `closed` and unsubscribes. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) this.handlers.closed(p);
+    if (!this.nc.isClosed()) this.#subscription.unsubscribe();
+  }
+}
+
+interface PendingCall extends PendingReply {
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  subject: string;
+  timeoutMs: number;
+  response: MessageContract;
+}
+
+const callHandlers: ReplyHandlers<PendingCall> = {
+  reply(pending, msg) {
     const headers = msg.headers;
     if (headers) {
       if (headers.code === 503) return pending.reject(new NoRespondersError(pending.subject));
@@ -131,29 +165,63 @@ export class RpcClient implements Requester {
     } catch (error) {
       pending.reject(error as Error);
     }
+  },
+  timeout(pending) {
+    pending.reject(new TimeoutError(pending.subject, pending.timeoutMs));
+  },
+  closed(pending) {
+    pending.reject(new TimeoutError(pending.subject, 0));
+  },
+};
+
+/**
+ * Request-reply client. Every reply comes back on one wildcard inbox subscription and is matched by a
+ * token in the reply subject; timeouts are found by one sweep timer. No subscription, timer or Error
+ * is created per request (only when a request fails).
+ */
+export class RpcClient implements Requester {
+  readonly #inbox: ReplyInbox<PendingCall>;
+  readonly #defaultTimeoutMs: number;
+
+  constructor(nc: NatsConnection, options: { defaultTimeoutMs?: number; sweepIntervalMs?: number } = {}) {
+    this.#inbox = new ReplyInbox(nc, callHandlers, options.sweepIntervalMs ?? 50);
+    this.#defaultTimeoutMs = options.defaultTimeoutMs ?? 5_000;
   }
 
-  #sweep(): void {
-    const now = Date.now();
-    for (const [token, pending] of this.#pending) {
-      if (pending.deadline <= now) {
-        this.#pending.delete(token);
-        pending.reject(new TimeoutError(pending.subject, pending.timeoutMs));
+  request<E extends EndpointContract>(
+    endpoint: E,
+    data: PayloadOf<E['request']>,
+    options: RequestOptions = {},
+  ): Promise<PayloadOf<E['response']>> {
+    let headers: MsgHdrs | undefined;
+    let payload: string;
+    try {
+      endpoint.request.parse(data);
+      payload = JSON.stringify(data);
+      if (options.causedBy) {
+        headers = natsHeaders();
+        headers.set(Header.CorrelationId, options.causedBy.correlationId);
+        headers.set(Header.TraceParent, currentTraceparent(options.causedBy.traceparent));
       }
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    if (this.#pending.size === 0) {
-      clearInterval(this.#sweeper);
-      this.#sweeper = undefined;
-    }
+    const timeoutMs = options.timeoutMs ?? this.#defaultTimeoutMs;
+    return new Promise<PayloadOf<E['response']>>((resolve, reject) => {
+      this.#inbox.send(endpoint.subject, payload, headers, {
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        deadline: Date.now() + timeoutMs,
+        subject: endpoint.subject,
+        timeoutMs,
+        response: endpoint.response,
+      });
+    });
   }
 
   /** Rejects pending requests and unsubscribes. */
   close(): void {
-    clearInterval(this.#sweeper);
-    this.#sweeper = undefined;
-    for (const pending of this.#pending.values()) pending.reject(new TimeoutError(pending.subject, 0));
-    this.#pending.clear();
-    this.#subscription.unsubscribe();
+    this.#inbox.close();
   }
 }
 

@@ -1,5 +1,5 @@
 import type { ContractRegistry } from '../contract.ts';
-import { decodeEnvelope } from '../envelope.ts';
+import { readEnvelope } from '../envelope.ts';
 import type { Middleware } from '../types.ts';
 
 /**
@@ -9,10 +9,7 @@ import type { Middleware } from '../types.ts';
  */
 export function decodeAndValidate(registry: ContractRegistry): Middleware {
   return (next) => async (delivery) => {
-    const envelope = decodeEnvelope(
-      { get: (name: string) => delivery.header(name) ?? '' } as Parameters<typeof decodeEnvelope>[0],
-      delivery.body,
-    );
+    const envelope = readEnvelope(delivery, delivery.body);
     const contract = registry.resolve(envelope.type);
     contract.parse(envelope.data);
     delivery.envelope = envelope;

@@ -1,4 +1,10 @@
-import type { Middleware } from '../types.ts';
+import type { Delivery, Middleware } from '../types.ts';
+
+/** Asks the delivery itself when it can answer without building its child logger (JetStreamDelivery can). */
+function debugEnabled(delivery: Delivery): boolean {
+  const own = (delivery as Partial<{ isLevelEnabled(level: 'debug'): boolean }>).isLevelEnabled;
+  return own ? own.call(delivery, 'debug') : delivery.logger.isLevelEnabled('debug');
+}
 
 /**
  * Logging: one structured line per failure (with consumer, subject, sequence, delivery count and, once
@@ -8,7 +14,7 @@ export function logging(): Middleware {
   return (next) => async (delivery) => {
     try {
       await next(delivery);
-      if (delivery.logger.isLevelEnabled('debug')) delivery.logger.debug('handled');
+      if (debugEnabled(delivery)) delivery.logger.debug('handled');
     } catch (error) {
       delivery.logger.warn(
         { err: error, deliveryCount: delivery.deliveryCount, settled: delivery.settled },

@@ -48,16 +48,31 @@ export function consumerMetrics(registry: Registry): ConsumerMetrics {
 
 /** Metrics: counts outcomes and times each delivery. Place it outermost to see dead letters too. */
 export function metrics(instruments: ConsumerMetrics): Middleware {
+  // Label objects are reused: one per consumer and type instead of two allocations per message.
+  const outcome = new Map<string, Map<string, { consumer: string; type: string }>>();
+  const timing = new Map<string, { consumer: string }>();
+  const outcomeLabels = (consumer: string, type: string) => {
+    let byType = outcome.get(consumer);
+    if (!byType) outcome.set(consumer, (byType = new Map<string, { consumer: string; type: string }>()));
+    let labels = byType.get(type);
+    if (!labels) byType.set(type, (labels = { consumer, type }));
+    return labels;
+  };
+  const timingLabels = (consumer: string) => {
+    let labels = timing.get(consumer);
+    if (!labels) timing.set(consumer, (labels = { consumer }));
+    return labels;
+  };
   return (next) => async (delivery) => {
     const started = performance.now();
     try {
       await next(delivery);
-      instruments.handled.inc({ consumer: delivery.consumer, type: delivery.envelope?.type ?? 'unknown' });
+      instruments.handled.inc(outcomeLabels(delivery.consumer, delivery.envelope?.type ?? 'unknown'));
     } catch (error) {
-      instruments.failed.inc({ consumer: delivery.consumer, type: delivery.envelope?.type ?? 'unknown' });
+      instruments.failed.inc(outcomeLabels(delivery.consumer, delivery.envelope?.type ?? 'unknown'));
       throw error;
     } finally {
-      instruments.duration.observe({ consumer: delivery.consumer }, (performance.now() - started) / 1000);
+      instruments.duration.observe(timingLabels(delivery.consumer), (performance.now() - started) / 1000);
     }
   };
 }
