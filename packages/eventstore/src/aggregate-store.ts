@@ -20,6 +20,12 @@ export interface AggregateStoreOptions {
   snapshotEvery?: number;
   /** Told when a snapshot could not be written; the append it followed has succeeded regardless. */
   onSnapshotError?: (error: unknown, id: string) => void;
+  /**
+   * Instances whose last known state is kept in memory (least recently used first out; default 1000,
+   * 0 = none). A load then only replays what other writers appended since: one round trip for the
+   * version when nothing changed. Like a snapshot, the cache is never trusted beyond the log.
+   */
+  cacheSize?: number;
 }
 
 /** A loaded aggregate after an append; `duplicate` when the commit id had been stored before. */
@@ -31,12 +37,23 @@ export type AppendedAggregate<S> = LoadedAggregate<S> & { readonly duplicate: bo
  */
 export class AggregateStore<S, C, E extends DomainEvent> {
   readonly #snapshotEvery: number;
+  readonly #cacheSize: number;
+  readonly #cache = new Map<string, Snapshot<S>>();
 
   constructor(
     readonly aggregate: Aggregate<S, C, E>,
     private readonly options: AggregateStoreOptions,
   ) {
     this.#snapshotEvery = Math.max(1, options.snapshotEvery ?? 100);
+    this.#cacheSize = Math.max(0, options.cacheSize ?? 1_000);
+  }
+
+  #remember(loaded: LoadedAggregate<S>): void {
+    if (this.#cacheSize === 0) return;
+    const { id, version, eventCount, state } = loaded;
+    this.#cache.delete(id); // re-inserted last: the Map's order is the recency order
+    this.#cache.set(id, { snapshotVersion: this.aggregate.snapshotVersion, version, eventCount, state });
+    if (this.#cache.size > this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value as string);
   }
 
   /**
@@ -46,9 +63,10 @@ export class AggregateStore<S, C, E extends DomainEvent> {
   async load(id: string): Promise<LoadedAggregate<S>> {
     const { aggregate, log, snapshots } = { ...this.options, aggregate: this.aggregate };
     const subject = aggregate.subject(id);
+    const cached = this.#cache.get(id);
     const [version, snapshot] = await Promise.all([
       log.version(aggregate.stream, subject),
-      snapshots?.get(subject),
+      cached ?? snapshots?.get(subject),
     ]);
     const usable: Snapshot | undefined =
       snapshot && snapshot.snapshotVersion === aggregate.snapshotVersion && snapshot.version <= version
@@ -67,7 +85,9 @@ export class AggregateStore<S, C, E extends DomainEvent> {
       eventCount += events.length;
       replayedCommits++;
     }
-    return { id, state, version, eventCount, replayedCommits, snapshotVersion: usable?.version };
+    const loaded = { id, state, version, eventCount, replayedCommits, fromVersion: usable?.version };
+    this.#remember(loaded);
+    return loaded;
   }
 
   /**
@@ -99,9 +119,10 @@ export class AggregateStore<S, C, E extends DomainEvent> {
       version: receipt.version,
       eventCount: loaded.eventCount + events.length,
       replayedCommits: 0,
-      snapshotVersion: loaded.snapshotVersion,
+      fromVersion: loaded.fromVersion,
       duplicate: false,
     };
+    this.#remember(after);
     const every = this.#snapshotEvery;
     if (
       this.options.snapshots &&

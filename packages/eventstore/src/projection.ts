@@ -260,14 +260,13 @@ export async function rebuildProjection<E extends DomainEvent, T extends string>
   options: RebuildOptions<E, T>,
 ): Promise<RebuildResult> {
   const { log, sql, source, projection } = options;
-  const anyProjection = projection as Projection<never, T>;
-  checkProjection(anyProjection);
+  checkProjection(projection);
   const batchSize = options.batchSize ?? 500;
-  await initialise(sql, anyProjection);
+  await initialise(sql, projection);
   const generation = await sql.transaction(async (tx) => {
     await lockPosition(tx, projection.name);
     const next = await nextGeneration(tx, projection.name);
-    await createGeneration(tx, anyProjection, next);
+    await createGeneration(tx, projection, next);
     return next;
   });
   const target = (checkpoint: number) => ({
@@ -312,11 +311,11 @@ export async function rebuildProjection<E extends DomainEvent, T extends string>
       checkpoint = await applyCommits(tx, target(built), tail);
       applied += tail.length;
     }
-    await activate(tx, anyProjection, generation);
+    await activate(tx, projection, generation);
     return active.generation;
   });
   if (previous > 0 && previous !== generation) {
-    await sql.transaction((tx) => dropGeneration(tx, anyProjection, previous));
+    await sql.transaction((tx) => dropGeneration(tx, projection, previous));
   }
   options.onProgress?.({ applied, total: Math.max(total, applied), sequence: checkpoint });
   return { generation, applied, sequence: checkpoint };

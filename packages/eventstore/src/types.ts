@@ -190,8 +190,8 @@ export interface LoadedAggregate<S> {
   readonly eventCount: number;
   /** Commits replayed from the log for this load (after the snapshot, if one was used). */
   readonly replayedCommits: number;
-  /** The `version` of the snapshot the load started from, if any. */
-  readonly snapshotVersion: number | undefined;
+  /** Version of the snapshot or in-memory state the replay started after; `undefined` = from the first event. */
+  readonly fromVersion: number | undefined;
 }
 
 export interface AppendOptions {

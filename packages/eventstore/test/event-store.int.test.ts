@@ -185,9 +185,10 @@ describe('event store on JetStream', () => {
     const snapshot = await snapshots.get(fixture.account.subject('a1'));
     assert.equal(snapshot?.eventCount, 6);
     assert.equal(snapshot?.snapshotVersion, 1);
-    const fast = await withSnapshots.load('a1');
+    // a fresh store (another process): no in-memory state, the KV snapshot is used
+    const fast = await fixture.store({ snapshots }).load('a1');
     const full = await fixture.store().load('a1');
-    assert.equal(fast.snapshotVersion, snapshot?.version);
+    assert.equal(fast.fromVersion, snapshot?.version);
     assert.equal(fast.replayedCommits, 1);
     assert.equal(full.replayedCommits, 7);
     assert.deepEqual(fast.state, full.state);
@@ -204,20 +205,35 @@ describe('event store on JetStream', () => {
     const subject = fixture.account.subject('a1');
     assert.equal((await snapshots.get(subject))?.snapshotVersion, 1);
 
-    const changed = fixture.store({ snapshots, snapshotEvery: 2, snapshotVersion: 2 });
-    const loaded = await changed.load('a1');
-    assert.equal(loaded.snapshotVersion, undefined);
+    const changed = () => fixture.store({ snapshots, snapshotEvery: 2, snapshotVersion: 2 });
+    const loaded = await changed().load('a1');
+    assert.equal(loaded.fromVersion, undefined);
     assert.equal(loaded.replayedCommits, 2);
-    await commandHandler(changed)('a1', { type: 'deposit', amount: 1 });
-    await commandHandler(changed)('a1', { type: 'deposit', amount: 1 });
+    await commandHandler(changed())('a1', { type: 'deposit', amount: 1 });
+    await commandHandler(changed())('a1', { type: 'deposit', amount: 1 });
     assert.equal((await snapshots.get(subject))?.snapshotVersion, 2);
-    assert.equal((await changed.load('a1')).replayedCommits, 0);
+    assert.equal((await changed().load('a1')).replayedCommits, 0);
 
     // unreadable snapshot: ignored, the load replays everything
     await snapshots.kv.put(subject, '{"not":"a snapshot"');
-    const afterCorruption = await changed.load('a1');
-    assert.equal(afterCorruption.snapshotVersion, undefined);
+    const afterCorruption = await changed().load('a1');
+    assert.equal(afterCorruption.fromVersion, undefined);
     assert.equal(afterCorruption.state.balance, 12);
+  });
+
+  test('the in-memory state only replays what other writers appended since', async () => {
+    const { store } = await accountFixture(nc);
+    const mine = store();
+    const theirs = store();
+    await commandHandler(mine)('a1', { type: 'open', owner: 'ada' });
+    await commandHandler(theirs)('a1', { type: 'deposit', amount: 5 });
+    await commandHandler(theirs)('a1', { type: 'deposit', amount: 6 });
+    const loaded = await mine.load('a1');
+    assert.equal(loaded.replayedCommits, 2);
+    assert.equal(loaded.state.balance, 11);
+    const again = await mine.load('a1');
+    assert.equal(again.replayedCommits, 0);
+    assert.deepEqual(again.state, (await store({ cacheSize: 0 }).load('a1')).state);
   });
 
   test('events stored by older code (v1) are upcast on load', async () => {
