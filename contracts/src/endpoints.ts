@@ -145,6 +145,12 @@ export const OrderHistoryEntry = Type.Object(
     type: Type.String(),
     time: Timestamp,
     data: Type.Unknown(),
+    /** CloudEvents `id` of the stored event (optional: added compatibly). */
+    id: Type.Optional(Type.String({ minLength: 1 })),
+    /** CloudEvents `source` of the stored event (optional: added compatibly). */
+    source: Type.Optional(Type.String({ minLength: 1 })),
+    /** CloudEvents `subject`: the order id (optional: added compatibly). */
+    subject: Type.Optional(Type.String({ minLength: 1 })),
   },
   closed,
 );

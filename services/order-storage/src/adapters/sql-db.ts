@@ -1,0 +1,192 @@
+import type { Migration, SqlExecutor, SqlStore, SqlTransaction } from '@orderflow/sql';
+import { SqlConstraintError } from '@orderflow/sql';
+
+/** The tables of order-storage besides the read model (which the projection manages itself). */
+export const orderStorageMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'customers, idempotency keys, order facts',
+    sql: `
+      CREATE TABLE customers (
+        customer_id text PRIMARY KEY,
+        email text NOT NULL,
+        name text NOT NULL,
+        registered_at timestamptz NOT NULL
+      );
+      CREATE UNIQUE INDEX customers_email_key ON customers (lower(email));
+      CREATE TABLE idempotency_keys (
+        idempotency_key text PRIMARY KEY,
+        request_hash text NOT NULL,
+        order_id text NOT NULL UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE order_facts (
+        order_id text PRIMARY KEY,
+        payment_id text,
+        declined boolean NOT NULL DEFAULT false,
+        refund_id text,
+        invoice_number text,
+        courier_id text,
+        courier_released boolean NOT NULL DEFAULT false,
+        delivery_unavailable boolean NOT NULL DEFAULT false,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );`,
+  },
+];
+
+export interface Customer {
+  readonly customerId: string;
+  readonly email: string;
+  readonly name: string;
+  readonly registeredAt: string;
+}
+
+/** What order-storage learned about an order from the services that own those facts. */
+export interface OrderFacts {
+  readonly orderId: string;
+  readonly paymentId: string | null;
+  readonly declined: boolean;
+  readonly refundId: string | null;
+  readonly invoiceNumber: string | null;
+  readonly courierId: string | null;
+  readonly courierReleased: boolean;
+  readonly deliveryUnavailable: boolean;
+}
+
+/** A fact to record; each is set once (recording it again writes the same value). */
+export type OrderFact =
+  | { readonly kind: 'payment'; readonly paymentId: string }
+  | { readonly kind: 'declined' }
+  | { readonly kind: 'refund'; readonly refundId: string }
+  | { readonly kind: 'invoice'; readonly invoiceNumber: string }
+  | { readonly kind: 'courier'; readonly courierId: string }
+  | { readonly kind: 'courier-released' }
+  | { readonly kind: 'delivery-unavailable' };
+
+interface FactsRow extends Record<string, unknown> {
+  order_id: string;
+  payment_id: string | null;
+  declined: boolean;
+  refund_id: string | null;
+  invoice_number: string | null;
+  courier_id: string | null;
+  courier_released: boolean;
+  delivery_unavailable: boolean;
+}
+
+const toFacts = (row: FactsRow): OrderFacts => ({
+  orderId: row.order_id,
+  paymentId: row.payment_id,
+  declined: row.declined,
+  refundId: row.refund_id,
+  invoiceNumber: row.invoice_number,
+  courierId: row.courier_id,
+  courierReleased: row.courier_released,
+  deliveryUnavailable: row.delivery_unavailable,
+});
+
+function factColumn(fact: OrderFact): [column: string, value: unknown] {
+  switch (fact.kind) {
+    case 'payment':
+      return ['payment_id', fact.paymentId];
+    case 'declined':
+      return ['declined', true];
+    case 'refund':
+      return ['refund_id', fact.refundId];
+    case 'invoice':
+      return ['invoice_number', fact.invoiceNumber];
+    case 'courier':
+      return ['courier_id', fact.courierId];
+    case 'courier-released':
+      return ['courier_released', true];
+    case 'delivery-unavailable':
+      return ['delivery_unavailable', true];
+    default:
+      return fact satisfies never;
+  }
+}
+
+/** The outcome of claiming an idempotency key: the order it maps to and the request it was first used with. */
+export interface KeyClaim {
+  readonly orderId: string;
+  readonly requestHash: string;
+  /** True when this call created the mapping. */
+  readonly created: boolean;
+}
+
+/** order-storage's own tables in its SQL store. */
+export class OrderStorageDb {
+  constructor(readonly store: SqlStore) {}
+
+  /** Inserts a customer in `tx`; `false` when the e-mail is taken (case-insensitive). */
+  async insertCustomer(tx: SqlTransaction, customer: Customer): Promise<boolean> {
+    try {
+      await tx.query(
+        'INSERT INTO customers (customer_id, email, name, registered_at) VALUES ($1, $2, $3, $4)',
+        [customer.customerId, customer.email, customer.name, customer.registeredAt],
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof SqlConstraintError && error.sqlState === '23505') return false;
+      throw error;
+    }
+  }
+
+  async customer(customerId: string): Promise<Customer | undefined> {
+    const { rows } = await this.store.query<{
+      customer_id: string;
+      email: string;
+      name: string;
+      registered_at: Date;
+    }>('SELECT customer_id, email, name, registered_at FROM customers WHERE customer_id = $1', [customerId]);
+    const row = rows[0];
+    return row
+      ? {
+          customerId: row.customer_id,
+          email: row.email,
+          name: row.name,
+          registeredAt: row.registered_at.toISOString(),
+        }
+      : undefined;
+  }
+
+  /**
+   * Maps `key` to `orderId` unless it is mapped already; returns the mapping that holds. The primary key
+   * makes concurrent claims of one key agree on one order.
+   */
+  async claimIdempotencyKey(key: string, requestHash: string, orderId: string): Promise<KeyClaim> {
+    const inserted = await this.store.query<{ order_id: string }>(
+      `INSERT INTO idempotency_keys (idempotency_key, request_hash, order_id) VALUES ($1, $2, $3)
+       ON CONFLICT (idempotency_key) DO NOTHING RETURNING order_id`,
+      [key, requestHash, orderId],
+    );
+    if (inserted.rows[0]) return { orderId, requestHash, created: true };
+    const { rows } = await this.store.query<{ order_id: string; request_hash: string }>(
+      'SELECT order_id, request_hash FROM idempotency_keys WHERE idempotency_key = $1',
+      [key],
+    );
+    const row = rows[0];
+    if (!row) throw new Error(`idempotency key ${key} vanished`);
+    return { orderId: row.order_id, requestHash: row.request_hash, created: false };
+  }
+
+  /**
+   * Records one fact and returns every fact of the order as they are after it, in one statement: of two
+   * concurrent writers the later one sees the earlier one's fact.
+   */
+  async recordFact(orderId: string, fact: OrderFact): Promise<OrderFacts> {
+    const [column, value] = factColumn(fact);
+    const { rows } = await this.store.query<FactsRow>(
+      `INSERT INTO order_facts (order_id, ${column}) VALUES ($1, $2)
+       ON CONFLICT (order_id) DO UPDATE SET ${column} = EXCLUDED.${column}, updated_at = now()
+       RETURNING *`,
+      [orderId, value],
+    );
+    return toFacts(rows[0] as FactsRow);
+  }
+
+  async facts(orderId: string, db: SqlExecutor = this.store): Promise<OrderFacts | undefined> {
+    const { rows } = await db.query<FactsRow>('SELECT * FROM order_facts WHERE order_id = $1', [orderId]);
+    return rows[0] && toFacts(rows[0]);
+  }
+}

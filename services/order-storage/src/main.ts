@@ -1,0 +1,38 @@
+// Composition root of order-storage: the only place that reads the environment.
+import { orderingTopology } from '@orderflow/contracts';
+import { runService } from '@orderflow/messaging';
+import { migrate, migrateInboxOutbox, openSqlStore } from '@orderflow/sql';
+import { orderStorageMigrations } from './adapters/sql-db.ts';
+import { startOrderStorage } from './app.ts';
+import { configFromEnv } from './config.ts';
+
+const config = configFromEnv(process.env);
+const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
+const store = await openSqlStore({
+  ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }),
+  dataDir: config.dataDir,
+  schema: config.dbSchema,
+});
+await migrateInboxOutbox(store);
+await migrate(store, orderStorageMigrations, { component: 'order-storage' });
+
+await runService(
+  {
+    name: 'order-storage',
+    version: '0.1.0',
+    servers: config.natsUrl,
+    httpPort: config.httpPort,
+    drainDeadlineMs: config.drainDeadlineMs,
+    streams: topology.streams,
+  },
+  async (context) => {
+    context.onStop(() => store.close());
+    await startOrderStorage(context, {
+      topology,
+      store,
+      ...(config.concurrency !== undefined && { concurrency: config.concurrency }),
+      maxDeliver: config.maxDeliver,
+      retry: { initialDelayMs: config.retryInitialDelayMs, maxDelayMs: config.retryMaxDelayMs },
+    });
+  },
+);

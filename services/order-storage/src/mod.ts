@@ -1,0 +1,20 @@
+export { orderAggregate } from './adapters/order-aggregate.ts';
+export { orderSummaries, orderSummary } from './adapters/read-model.ts';
+export type { OrderReadModelTables, OrderSummary } from './adapters/read-model.ts';
+export { OrderStorageDb, orderStorageMigrations } from './adapters/sql-db.ts';
+export type { Customer, KeyClaim, OrderFact, OrderFacts } from './adapters/sql-db.ts';
+export { startOrderStorage } from './app.ts';
+export type { OrderStorage, OrderStorageOptions } from './app.ts';
+export { configFromEnv } from './config.ts';
+export type { OrderStorageConfig } from './config.ts';
+export { requestFingerprint } from './domain/fingerprint.ts';
+export {
+  decide,
+  evolve,
+  initialOrderState,
+  ORDER_EVENT_CONTRACTS,
+  orderDefinition,
+  statusOf,
+} from './domain/order.ts';
+export type { OrderCommand, OrderEvent, OrderLifecycle, OrderState } from './domain/order.ts';
+export { ConfigError, OrderStorageErrorCode } from './errors.ts';

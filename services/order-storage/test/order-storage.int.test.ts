@@ -1,0 +1,419 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import {
+  CustomerRegistered,
+  DeliveryAssigned,
+  DeliveryUnavailable,
+  InvoiceCreated,
+  orderingTopology,
+  PaymentAuthorized,
+  PaymentDeclined,
+  PaymentRefunded,
+  type OrderingTopology,
+} from '@orderflow/contracts';
+import {
+  connectNats,
+  decodeEnvelope,
+  NatsTransport,
+  RemoteError,
+  runService,
+  type MessageContract,
+  type PayloadOf,
+  type RunningService,
+} from '@orderflow/messaging';
+import { migrate, migrateInboxOutbox, openPglite, openPostgres, type SqlStore } from '@orderflow/sql';
+import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
+import { pino } from 'pino';
+import { orderStorageMigrations, startOrderStorage, type OrderStorage } from '../src/mod.ts';
+
+// Real servers: one nats-server for the file; PostgreSQL with a schema per test (PGlite in memory for
+// one). Every test has its own namespace (stream, subjects, endpoints).
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+let nats: NatsServer;
+before(async () => {
+  nats = await startNatsServer();
+});
+after(async () => {
+  await nats.dispose();
+});
+
+interface System {
+  topology: OrderingTopology;
+  storage: OrderStorage;
+  client: NatsTransport;
+  register(email?: string): Promise<string>;
+  place(
+    customerId: string,
+    key?: string,
+    overrides?: Partial<PlaceRequest>,
+  ): Promise<{ orderId: string; status: string }>;
+  publish<C extends MessageContract>(
+    contract: C,
+    data: PayloadOf<C>,
+    subject: string,
+    about: string,
+  ): Promise<void>;
+  history(orderId: string): Promise<{ type: string; data: unknown; version: number; id?: string }[]>;
+  close(): Promise<void>;
+}
+
+type PlaceRequest = PayloadOf<OrderingTopology['endpoints']['placeOrder']['request']>;
+
+async function system(backend: 'postgres' | 'pglite' = 'postgres'): Promise<System> {
+  const topology = orderingTopology({ namespace: uniqueName('os') });
+  const schema = uniqueName('order_storage');
+  const store: SqlStore =
+    backend === 'postgres'
+      ? await openPostgres({ url: DATABASE_URL, schema, poolSize: 5 })
+      : await openPglite();
+  await migrateInboxOutbox(store);
+  await migrate(store, orderStorageMigrations, { component: 'order-storage' });
+  let storage: OrderStorage | undefined;
+  const service: RunningService = await runService(
+    {
+      name: 'order-storage',
+      version: '0.1.0',
+      servers: nats.url,
+      streams: topology.streams,
+      handleSignals: false,
+      logger: pino({ level: 'silent' }),
+    },
+    async (context) => {
+      storage = await startOrderStorage(context, {
+        topology,
+        store,
+        retry: { initialDelayMs: 20, maxDelayMs: 200 },
+        relayPollIntervalMs: 100,
+      });
+    },
+  );
+  const { nc } = await connectNats({ servers: nats.url, name: 'order-storage-test' });
+  const client = await NatsTransport.create(nc, { source: 'orderflow/test' });
+  const s: System = {
+    topology,
+    storage: storage as OrderStorage,
+    client,
+    async register(email = `${randomUUID()}@example.test`) {
+      return (await client.request(topology.endpoints.registerCustomer, { email, name: 'Ada' })).customerId;
+    },
+    place: (customerId, key = randomUUID(), overrides = {}) =>
+      client.request(topology.endpoints.placeOrder, {
+        customerId,
+        items: [{ sku: 'SKU-1', quantity: 2, unitPrice: 1250 }],
+        currency: 'EUR',
+        shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
+        payment: { token: 'tok_visa' },
+        idempotencyKey: key,
+        ...overrides,
+      }),
+    async publish(contract, data, subject, about) {
+      await client.publish(contract, data, { subject, about });
+    },
+    async history(orderId) {
+      return (await client.request(topology.endpoints.getOrderHistory, { orderId })).events;
+    },
+    async close() {
+      await service.stop();
+      await client.close();
+      await nc.close();
+      if (backend === 'postgres') await store.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await store.close();
+    },
+  };
+  return s;
+}
+
+const now = () => new Date().toISOString();
+const types = (events: { type: string }[]) => events.map((e) => e.type);
+
+/** Asserts that `promise` rejects with a RemoteError of `status` and `code`. */
+async function rejectsWith(promise: Promise<unknown>, status: number, code: string): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof RemoteError, `expected a RemoteError, got ${String(error)}`);
+    assert.equal(error.status, status);
+    assert.equal(error.code, code);
+    return true;
+  });
+}
+
+describe('customers', () => {
+  test('register stores the customer and publishes customer.registered; a taken e-mail is a 409', async () => {
+    const s = await system();
+    try {
+      const email = `${randomUUID()}@example.test`;
+      const customerId = await s.register(email);
+      const jsm = s.client.jsm;
+      const stored = await waitFor(() =>
+        jsm.streams
+          .getMessage(s.topology.stream, { last_by_subj: s.topology.subjects.customer(customerId) })
+          .catch(() => null),
+      );
+      const envelope = decodeEnvelope(stored.header, stored.data);
+      assert.equal(envelope.type, CustomerRegistered.type);
+      assert.deepEqual((envelope.data as { email: string }).email, email);
+      await rejectsWith(s.register(email.toUpperCase()), 409, 'CUSTOMER_EMAIL_TAKEN');
+      await rejectsWith(s.place(randomUUID()), 404, 'CUSTOMER_NOT_FOUND');
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('placing', () => {
+  test('same key and body → the same order once; another body → 409; concurrent duplicates → one order', async () => {
+    const s = await system();
+    try {
+      const customerId = await s.register();
+      const key = randomUUID();
+      const first = await s.place(customerId, key);
+      assert.equal(first.status, 'placed');
+      const again = await s.place(customerId, key);
+      assert.equal(again.orderId, first.orderId);
+      await rejectsWith(
+        s.place(customerId, key, { items: [{ sku: 'SKU-1', quantity: 3, unitPrice: 1250 }] }),
+        409,
+        'IDEMPOTENCY_KEY_REUSED',
+      );
+      assert.deepEqual(types(await s.history(first.orderId)), ['order.placed.v1']);
+
+      const raceKey = randomUUID();
+      const replies = await Promise.all(Array.from({ length: 8 }, () => s.place(customerId, raceKey)));
+      const ids = new Set(replies.map((r) => r.orderId));
+      assert.equal(ids.size, 1);
+      const [orderId] = [...ids] as [string];
+      const history = await s.history(orderId);
+      assert.deepEqual(types(history), ['order.placed.v1']);
+      assert.equal((history[0]?.data as { total: number }).total, 2500);
+
+      await s.storage.projection.waitFor(
+        await s.client.jsm.streams.info(s.topology.stream).then((i) => i.state.last_seq),
+      );
+      const summary = await s.storage.summary(orderId);
+      assert.equal(summary?.status, 'placed');
+      assert.equal(summary?.total, 2500);
+      await rejectsWith(s.history(randomUUID()), 404, 'ORDER_NOT_FOUND');
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('works on embedded PGlite too, the read model included', async () => {
+    const s = await system('pglite');
+    try {
+      const customerId = await s.register();
+      const { orderId } = await s.place(customerId);
+      await waitFor(async () => (await s.storage.summary(orderId))?.status === 'placed');
+      assert.deepEqual(types(await s.history(orderId)), ['order.placed.v1']);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('reacting to the flow', () => {
+  test('authorized + invoice + courier (duplicated, in any order) → order.confirmed once', async () => {
+    const s = await system();
+    try {
+      const { orderId } = await s.place(await s.register());
+      const t = s.topology.subjects;
+      const courier = { orderId, courierId: 'k-1', courierName: 'Kim', assignedAt: now() };
+      await s.publish(DeliveryAssigned, courier, t.delivery(orderId), orderId);
+      await s.publish(DeliveryAssigned, courier, t.delivery(orderId), orderId);
+      const payment = {
+        orderId,
+        paymentId: 'ch_1',
+        amount: { amount: 2500, currency: 'EUR' as const },
+        authorizedAt: now(),
+      };
+      await s.publish(PaymentAuthorized, payment, t.payment(orderId), orderId);
+      await waitFor(async () => (await s.storage.summary(orderId))?.status === 'paid');
+      const invoice = {
+        orderId,
+        invoiceNumber: '2026-000001',
+        year: 2026,
+        sequence: 1,
+        total: { amount: 2500, currency: 'EUR' as const },
+        pdf: { bucket: 'INVOICES', name: `${orderId}.pdf`, size: 10 },
+        issuedAt: now(),
+      };
+      await Promise.all([
+        s.publish(InvoiceCreated, invoice, t.invoice(orderId), orderId),
+        s.publish(InvoiceCreated, invoice, t.invoice(orderId), orderId),
+        s.publish(PaymentAuthorized, payment, t.payment(orderId), orderId),
+      ]);
+      await waitFor(async () => (await s.storage.summary(orderId))?.status === 'confirmed');
+      const history = await s.history(orderId);
+      assert.deepEqual(types(history), ['order.placed.v1', 'order.confirmed.v1']);
+      assert.deepEqual(
+        history.map((e) => e.version),
+        [1, 2],
+      );
+      assert.equal((history[1]?.data as { invoiceNumber: string }).invoiceNumber, '2026-000001');
+      // Too late to cancel a confirmed order.
+      await rejectsWith(
+        s.client.request(s.topology.endpoints.cancelOrder, { orderId }),
+        409,
+        'ORDER_CANCEL_TOO_LATE',
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('declined → cancelled{payment_declined}; no courier → cancel requested, then cancelled after the refund', async () => {
+    const s = await system();
+    try {
+      const customerId = await s.register();
+      const t = s.topology.subjects;
+      const declined = (await s.place(customerId)).orderId;
+      await s.publish(
+        PaymentDeclined,
+        { orderId: declined, code: 'card_declined', message: 'declined', declinedAt: now() },
+        t.payment(declined),
+        declined,
+      );
+
+      const unavailable = (await s.place(customerId)).orderId;
+      await s.publish(
+        PaymentAuthorized,
+        {
+          orderId: unavailable,
+          paymentId: 'ch_2',
+          amount: { amount: 2500, currency: 'EUR' },
+          authorizedAt: now(),
+        },
+        t.payment(unavailable),
+        unavailable,
+      );
+      await s.publish(
+        DeliveryUnavailable,
+        { orderId: unavailable, reason: 'no courier', at: now() },
+        t.delivery(unavailable),
+        unavailable,
+      );
+      await waitFor(async () => (await s.storage.summary(unavailable))?.status === 'cancellation_requested');
+      await rejectsWith(
+        s.client.request(s.topology.endpoints.cancelOrder, { orderId: unavailable }),
+        409,
+        'ORDER_ALREADY_CANCELLED',
+      );
+      await s.publish(
+        PaymentRefunded,
+        {
+          orderId: unavailable,
+          paymentId: 'ch_2',
+          refundId: 're_2',
+          amount: { amount: 2500, currency: 'EUR' },
+          reason: 'delivery_unavailable',
+          refundedAt: now(),
+        },
+        t.payment(unavailable),
+        unavailable,
+      );
+
+      await waitFor(async () => (await s.storage.summary(declined))?.status === 'cancelled');
+      await waitFor(async () => (await s.storage.summary(unavailable))?.status === 'cancelled');
+      assert.equal((await s.storage.summary(declined))?.cancellationReason, 'payment_declined');
+      assert.equal((await s.storage.summary(unavailable))?.cancellationReason, 'delivery_unavailable');
+      const history = await s.history(unavailable);
+      assert.deepEqual(types(history), [
+        'order.placed.v1',
+        'order.cancel-requested.v1',
+        'order.cancelled.v1',
+      ]);
+      assert.deepEqual((history[2]?.data as { refunded: unknown }).refunded, {
+        amount: 2500,
+        currency: 'EUR',
+      });
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('an event about an unknown order is dead-lettered with its reason; the consumer carries on', async () => {
+    const s = await system();
+    try {
+      const ghost = randomUUID();
+      const t = s.topology.subjects;
+      await s.publish(
+        PaymentAuthorized,
+        { orderId: ghost, paymentId: 'ch_x', amount: { amount: 1, currency: 'EUR' }, authorizedAt: now() },
+        t.payment(ghost),
+        ghost,
+      );
+      const consumer = s.topology.consumers.orderStorage.payments;
+      const [letter] = await waitFor(async () => {
+        const letters = await s.client.deadLetters.list({ stream: consumer.stream, consumer: consumer.name });
+        return letters.length > 0 ? letters : undefined;
+      });
+      assert.match(letter?.reason ?? '', /no order/);
+      // The consumer carries on with the next order.
+      const { orderId } = await s.place(await s.register());
+      await s.publish(
+        PaymentDeclined,
+        { orderId, code: 'card_declined', message: 'declined', declinedAt: now() },
+        t.payment(orderId),
+        orderId,
+      );
+      await waitFor(async () => (await s.storage.summary(orderId))?.status === 'cancelled');
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('customer cancellation', () => {
+  test('before a courier: accepted, then cancelled{customer_request} after the refund; after a courier: 409', async () => {
+    const s = await system();
+    try {
+      const customerId = await s.register();
+      const t = s.topology.subjects;
+      const { orderId } = await s.place(customerId);
+      const reply = await s.client.request(s.topology.endpoints.cancelOrder, { orderId });
+      assert.deepEqual(reply, { orderId, status: 'cancellation_requested', accepted: true });
+      await rejectsWith(
+        s.client.request(s.topology.endpoints.cancelOrder, { orderId }),
+        409,
+        'ORDER_ALREADY_CANCELLED',
+      );
+      await s.publish(
+        PaymentRefunded,
+        {
+          orderId,
+          paymentId: 'ch_3',
+          refundId: 're_3',
+          amount: { amount: 2500, currency: 'EUR' },
+          reason: 'customer_request',
+          refundedAt: now(),
+        },
+        t.payment(orderId),
+        orderId,
+      );
+      await waitFor(async () => (await s.storage.summary(orderId))?.status === 'cancelled');
+      assert.equal((await s.storage.summary(orderId))?.cancellationReason, 'customer_request');
+
+      const assigned = (await s.place(customerId)).orderId;
+      await s.publish(
+        DeliveryAssigned,
+        { orderId: assigned, courierId: 'k-2', courierName: 'Kim', assignedAt: now() },
+        t.delivery(assigned),
+        assigned,
+      );
+      await waitFor(async () => (await s.storage.facts(assigned))?.courierId === 'k-2');
+      await rejectsWith(
+        s.client.request(s.topology.endpoints.cancelOrder, { orderId: assigned }),
+        409,
+        'ORDER_CANCEL_TOO_LATE',
+      );
+      await rejectsWith(
+        s.client.request(s.topology.endpoints.cancelOrder, { orderId: randomUUID() }),
+        404,
+        'ORDER_NOT_FOUND',
+      );
+      assert.deepEqual(types(await s.history(assigned)), ['order.placed.v1']);
+    } finally {
+      await s.close();
+    }
+  });
+});
