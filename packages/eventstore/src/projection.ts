@@ -18,6 +18,7 @@ import {
   checkpointOf,
   createGeneration,
   dropGeneration,
+  generationsOf,
   initialise,
   lockPosition,
   nextGeneration,
@@ -264,7 +265,11 @@ export async function rebuildProjection<E extends DomainEvent, T extends string>
   const batchSize = options.batchSize ?? 500;
   await initialise(sql, projection);
   const generation = await sql.transaction(async (tx) => {
-    await lockPosition(tx, projection.name);
+    const active = await lockPosition(tx, projection.name);
+    // Leftovers of an interrupted rebuild are never read: drop them before building another.
+    for (const stale of await generationsOf(tx, projection.name)) {
+      if (stale !== active.generation) await dropGeneration(tx, projection, stale);
+    }
     const next = await nextGeneration(tx, projection.name);
     await createGeneration(tx, projection, next);
     return next;

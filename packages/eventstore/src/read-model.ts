@@ -95,6 +95,15 @@ export async function createGeneration(
   );
 }
 
+/** Every generation that has a checkpoint (the active one and leftovers of interrupted rebuilds). */
+export async function generationsOf(tx: SqlExecutor, name: string): Promise<number[]> {
+  const { rows } = await tx.query<{ generation: number }>(
+    'SELECT generation FROM eventstore_checkpoints WHERE projection = $1 ORDER BY generation',
+    [name],
+  );
+  return rows.map((r) => r.generation);
+}
+
 /** The next unused generation number. */
 export async function nextGeneration(tx: SqlExecutor, name: string): Promise<number> {
   const { rows } = await tx.query<{ max: number | null }>(

@@ -184,7 +184,7 @@ for (const backend of backends) {
           assert.ok((progress[i]?.applied ?? 0) >= (progress[i - 1]?.applied ?? 0), 'progress only grows');
         }
         const oldTables = await store.sql.query(
-          "SELECT count(*)::integer AS n FROM information_schema.tables WHERE table_name LIKE 'account_%_g1'",
+          "SELECT count(*)::integer AS n FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE 'account_%_g1'",
         );
         assert.equal(oldTables.rows[0]?.n, 0, 'the old generation is dropped');
 
@@ -280,6 +280,20 @@ for (const backend of backends) {
         );
         // the failed rebuild did not replace the active read model
         assert.equal((await rows(store.sql)).balances.length, 1);
+        // and the next rebuild clears what the failed one left before failing in turn
+        await assert.rejects(
+          rebuildProjection({
+            log: fixture.log,
+            sql: store.sql,
+            source: fixture.account,
+            projection: balancesProjection,
+          }),
+          EventDecodeError,
+        );
+        const generations = await store.sql.query<{ n: number }>(
+          "SELECT count(*)::integer AS n FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE 'account_balances_g%'",
+        );
+        assert.equal(generations.rows[0]?.n, 2, 'the active generation and one leftover, not more');
       } finally {
         await store.dispose();
       }
