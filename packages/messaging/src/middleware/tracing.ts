@@ -1,8 +1,36 @@
-import { context, SpanKind, SpanStatusCode, trace, type Tracer, TraceFlags } from '@opentelemetry/api';
+import {
+  context,
+  createContextKey,
+  ProxyTracer,
+  ProxyTracerProvider,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Tracer,
+  TraceFlags,
+} from '@opentelemetry/api';
 import { Header } from '../envelope.ts';
 import type { Middleware } from '../types.ts';
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+// The API's no-op provider (what a ProxyTracerProvider answers before an SDK is registered).
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+const PROBE = ROOT_CONTEXT.setValue(createContextKey('orderflow.tracing.probe'), true);
+const probeActive = (): boolean => context.active() === PROBE;
+
+/**
+ * True when a span started here could have no effect: `tracer` is the API's proxy with no SDK behind it
+ * (so spans are non-recording) and no context manager is registered (so nothing inside can see the
+ * span). Checked per message because an SDK may be registered at any time.
+ */
+function isNoop(tracer: Tracer): boolean {
+  if (!(tracer instanceof ProxyTracer)) return false;
+  const proxy = tracer as unknown as { _delegate?: Tracer; _provider?: { getDelegate?(): unknown } };
+  if (proxy._delegate !== undefined || proxy._provider?.getDelegate?.() !== NOOP_PROVIDER) return false;
+  return !context.with(PROBE, probeActive);
+}
 
 /**
  * Tracing: runs the rest of the chain in a CONSUMER span whose parent is the producer's `traceparent`,
@@ -11,6 +39,7 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
  */
 export function tracing(tracer: Tracer = trace.getTracer('@orderflow/messaging')): Middleware {
   return (next) => async (delivery) => {
+    if (isNoop(tracer)) return next(delivery); // no SDK, no context manager: same outcome, no allocations
     const parent = TRACEPARENT.exec(delivery.header(Header.TraceParent) ?? '');
     const parentContext = parent
       ? trace.setSpanContext(context.active(), {
