@@ -1,0 +1,255 @@
+import { ID_PATTERN, PlaceOrder, RegisterCustomer, type OrderingTopology } from '@orderflow/contracts';
+import {
+  NoRespondersError,
+  RemoteError,
+  TimeoutError,
+  ValidationError,
+  type Requester,
+  type ValidationIssue,
+} from '@orderflow/messaging';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { Logger } from 'pino';
+import { pino } from 'pino';
+import type { Registry } from 'prom-client';
+import type { InvoicePdfs } from './adapters/object-store-invoices.ts';
+import { toCloudEvents } from './domain/cloudevents.ts';
+import { openApiDocument } from './domain/openapi.ts';
+import {
+  invalidFields,
+  invalidRequest,
+  problem,
+  PROBLEM_CONTENT_TYPE,
+  type InvalidField,
+  type Problem,
+} from './domain/problem.ts';
+
+/**
+ * gateway — table of contents. The only public edge: HTTP in, NATS request-reply out.
+ *
+ * - `POST /customers` {name, email} → `customer.register` → 201 {customerId}
+ * - `POST /orders` (header `Idempotency-Key`) → `order.place` → 201 {orderId, status}
+ *   (same key + body → the same order; another body → 409)
+ * - `GET /orders/:id` → `order.get-status` (order-status) → the order view
+ * - `GET /orders/:id/events` → `order.get-history` → the order's log as CloudEvents (JSON array), in order
+ * - `GET /orders/:id/invoice.pdf` → the PDF from the invoices object store (404 until it exists)
+ * - `POST /orders/:id/cancel` → `order.cancel` → 202, or 409 with the reason
+ * - `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json`
+ *
+ * Bad input (malformed JSON, schema violations, oversized body, bad ids) → 4xx
+ * `application/problem+json` naming the invalid fields; a service that does not answer → 503.
+ * Errors of services travel with their stable code and status.
+ */
+export interface GatewayOptions {
+  topology: OrderingTopology;
+  /** Request-reply to the services (the transport). */
+  requester: Requester;
+  invoices: InvoicePdfs;
+  /** Prometheus registry served on `/metrics` (none: `/metrics` is empty). */
+  metrics?: Registry;
+  /** Readiness beyond "the process answers" (e.g. connected to NATS). Default: always ready. */
+  ready?: () => boolean;
+  /** Largest accepted request body (default 64 KiB). */
+  bodyLimitBytes?: number;
+  /** Time a service gets to answer (default 5000 ms). */
+  requestTimeoutMs?: number;
+  logger?: Logger;
+}
+
+const defaults = { bodyLimitBytes: 64 * 1024, requestTimeoutMs: 5_000 };
+
+/** The body of `POST /orders`: the `order.place` request without its idempotency key (a header). */
+export const PlaceOrderBody = Type.Omit(PlaceOrder.schema, ['idempotencyKey']);
+export const RegisterCustomerBody = RegisterCustomer.schema;
+const IdempotencyKey = Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7E]+$' });
+
+const compiled = new Map<TSchema, ReturnType<typeof TypeCompiler.Compile>>();
+/** The value typed, or the issues (JSON pointers) that make it invalid. */
+function check<S extends TSchema>(
+  schema: S,
+  value: unknown,
+): { ok: true; value: Static<S> } | { ok: false; issues: ValidationIssue[] } {
+  let checker = compiled.get(schema);
+  if (!checker) {
+    checker = TypeCompiler.Compile(schema);
+    compiled.set(schema, checker);
+  }
+  if (checker.Check(value)) return { ok: true, value: value as Static<S> };
+  return {
+    ok: false,
+    issues: [...checker.Errors(value)].slice(0, 40).map((e) => ({ path: e.path, message: e.message })),
+  };
+}
+
+const ID = new RegExp(ID_PATTERN);
+
+/** An HTTP answer that is a problem; thrown by route code, rendered by `onError`. */
+class ProblemResponse extends Error {
+  override name = 'ProblemResponse';
+  constructor(readonly problem: Problem) {
+    super(problem.detail);
+  }
+}
+
+const fail = (status: number, code: string, detail: string, errors?: readonly InvalidField[]): never => {
+  throw new ProblemResponse(problem(status, code, detail, errors));
+};
+
+/** Maps a failure of a request to a service to a problem: never a 5xx for the caller's own mistakes. */
+export function problemFor(error: unknown): Problem {
+  if (error instanceof ProblemResponse) return error.problem;
+  if (error instanceof RemoteError) {
+    if (error.status >= 400 && error.status < 500) {
+      const fields = Array.isArray(error.details)
+        ? invalidFields(error.details as ValidationIssue[])
+        : undefined;
+      return problem(error.status, error.code, error.message, fields);
+    }
+    return problem(502, error.code, `the service failed: ${error.message}`);
+  }
+  if (error instanceof NoRespondersError) {
+    return problem(503, 'SERVICE_UNAVAILABLE', 'no service is answering this request; try again later');
+  }
+  if (error instanceof TimeoutError) {
+    return problem(503, 'SERVICE_TIMEOUT', 'the service did not answer in time; try again later');
+  }
+  if (error instanceof ValidationError) {
+    // A reply that breaks its contract: the service is at fault, not the caller.
+    return problem(502, 'INVALID_REPLY', 'the service answered with an invalid reply');
+  }
+  return problem(500, 'INTERNAL', 'internal error');
+}
+
+function send(c: Context, p: Problem): Response {
+  return c.body(JSON.stringify(p), p.status as 400, { 'content-type': PROBLEM_CONTENT_TYPE });
+}
+
+/** Reads the JSON body, or fails with 415 (not JSON) / 400 (malformed). */
+async function jsonBody(c: Context): Promise<unknown> {
+  const type = c.req.header('content-type') ?? '';
+  if (!/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(type)) {
+    fail(415, 'UNSUPPORTED_MEDIA_TYPE', 'the body must be application/json', [
+      { field: 'header:content-type', message: `expected application/json, got "${type}"` },
+    ]);
+  }
+  const text = await c.req.text();
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    return fail(400, 'MALFORMED_JSON', `the body is not valid JSON: ${(error as Error).message}`, [
+      { field: '/', message: 'not valid JSON' },
+    ]);
+  }
+}
+
+function valid<S extends TSchema>(schema: S, value: unknown): Static<S> {
+  const result = check(schema, value);
+  if (!result.ok) throw new ProblemResponse(invalidRequest(invalidFields(result.issues)));
+  return result.value;
+}
+
+function orderIdParam(c: Context): string {
+  const id = c.req.param('id') ?? '';
+  if (!ID.test(id)) {
+    fail(400, 'INVALID_ID', `"${id.slice(0, 80)}" is not an order id`, [
+      { field: 'path:id', message: `must match ${ID_PATTERN}` },
+    ]);
+  }
+  return id;
+}
+
+export function createGateway(options: GatewayOptions): Hono {
+  const { topology, requester, invoices } = options;
+  const { bodyLimitBytes, requestTimeoutMs } = { ...defaults, ...options };
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const call = { timeoutMs: requestTimeoutMs };
+  const app = new Hono();
+
+  app.onError((error, c) => {
+    const p = problemFor(error);
+    if (p.status >= 500) logger.error({ err: error, path: c.req.path }, 'request failed');
+    return send(c, p);
+  });
+  app.notFound((c) => send(c, problem(404, 'NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
+
+  const limit = bodyLimit({
+    maxSize: bodyLimitBytes,
+    onError: (c) => send(c, problem(413, 'BODY_TOO_LARGE', `the body exceeds ${bodyLimitBytes} bytes`)),
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', (c) => {
+    const ready = options.ready?.() ?? true;
+    return c.json({ ready }, ready ? 200 : 503);
+  });
+  app.get('/metrics', async (c) =>
+    c.body(options.metrics ? await options.metrics.metrics() : '', 200, {
+      'content-type': options.metrics?.contentType ?? 'text/plain; version=0.0.4',
+    }),
+  );
+  const openapi = openApiDocument({ PlaceOrderBody, RegisterCustomerBody });
+  app.get('/openapi.json', (c) => c.json(openapi));
+
+  app.post('/customers', limit, async (c) => {
+    const body = valid(RegisterCustomerBody, await jsonBody(c));
+    const reply = await requester.request(topology.endpoints.registerCustomer, body, call);
+    return c.json(reply, 201, { location: `/customers/${reply.customerId}` });
+  });
+
+  app.post('/orders', limit, async (c) => {
+    const key = c.req.header('idempotency-key');
+    const keyCheck = check(IdempotencyKey, key);
+    const parsed = await jsonBody(c);
+    const body = check(PlaceOrderBody, parsed);
+    const fields = [
+      ...(keyCheck.ok
+        ? []
+        : [
+            {
+              field: 'header:idempotency-key',
+              message: key === undefined ? 'required' : 'must be 1..200 visible ASCII characters',
+            },
+          ]),
+      ...(body.ok ? [] : invalidFields(body.issues)),
+    ];
+    if (fields.length > 0 || !body.ok || key === undefined) throw new ProblemResponse(invalidRequest(fields));
+    const reply = await requester.request(
+      topology.endpoints.placeOrder,
+      { ...body.value, idempotencyKey: key },
+      call,
+    );
+    return c.json(reply, 201, { location: `/orders/${reply.orderId}` });
+  });
+
+  app.get('/orders/:id', async (c) => {
+    const orderId = orderIdParam(c);
+    return c.json(await requester.request(topology.endpoints.getOrderStatus, { orderId }, call));
+  });
+
+  app.get('/orders/:id/events', async (c) => {
+    const orderId = orderIdParam(c);
+    const reply = await requester.request(topology.endpoints.getOrderHistory, { orderId }, call);
+    return c.json(toCloudEvents(orderId, reply.events), 200, {
+      'content-type': 'application/cloudevents-batch+json',
+    });
+  });
+
+  app.get('/orders/:id/invoice.pdf', async (c) => {
+    const orderId = orderIdParam(c);
+    const pdf = await invoices.pdf(orderId);
+    if (!pdf) return send(c, problem(404, 'INVOICE_NOT_FOUND', `no invoice for order ${orderId} (yet)`));
+    return c.body(pdf.slice().buffer, 200, {
+      'content-type': 'application/pdf',
+      'content-disposition': `inline; filename="invoice-${orderId}.pdf"`,
+    });
+  });
+
+  app.post('/orders/:id/cancel', async (c) => {
+    const orderId = orderIdParam(c);
+    return c.json(await requester.request(topology.endpoints.cancelOrder, { orderId }, call), 202);
+  });
+
+  return app;
+}

@@ -1,0 +1,39 @@
+/** An order history entry as order-storage returns it (`order.get-history`). */
+export interface HistoryEntry {
+  readonly version: number;
+  readonly type: string;
+  readonly time: string;
+  readonly data: unknown;
+  readonly id?: string | undefined;
+  readonly source?: string | undefined;
+  readonly subject?: string | undefined;
+}
+
+/** A CloudEvent 1.0 in structured JSON form, plus the event's position in the order's log. */
+export interface CloudEventJson {
+  readonly specversion: '1.0';
+  readonly id: string;
+  readonly source: string;
+  readonly type: string;
+  readonly subject: string;
+  readonly time: string;
+  readonly datacontenttype: 'application/json';
+  readonly data: unknown;
+  /** Extension attribute: 1-based position in the order's log. */
+  readonly sequence: number;
+}
+
+/** Converts the history to CloudEvents (structured mode), keeping its order. */
+export function toCloudEvents(orderId: string, entries: readonly HistoryEntry[]): CloudEventJson[] {
+  return entries.map((entry) => ({
+    specversion: '1.0',
+    id: entry.id ?? `${orderId}:${entry.version}`,
+    source: entry.source ?? 'orderflow/order-storage',
+    type: entry.type,
+    subject: entry.subject ?? orderId,
+    time: entry.time,
+    datacontenttype: 'application/json',
+    data: entry.data,
+    sequence: entry.version,
+  }));
+}

@@ -1,0 +1,151 @@
+import { CancelOrderReply, CustomerRegisteredReply, OrderView, PlaceOrderReply } from '@orderflow/contracts';
+import type { TSchema } from '@sinclair/typebox';
+
+/** TypeBox schemas are JSON Schema; this strips TypeBox's symbol keys (JSON drops them anyway). */
+const json = (schema: TSchema): unknown => JSON.parse(JSON.stringify(schema));
+
+const problemSchema = {
+  type: 'object',
+  required: ['type', 'title', 'status', 'detail', 'code'],
+  properties: {
+    type: { type: 'string', format: 'uri' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    code: { type: 'string', description: 'Stable machine-readable reason' },
+    errors: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { field: { type: 'string' }, message: { type: 'string' } },
+      },
+    },
+  },
+};
+
+const problems = (...statuses: number[]) =>
+  Object.fromEntries(
+    statuses.map((status) => [
+      String(status),
+      {
+        description: 'Problem (RFC 7807)',
+        content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+      },
+    ]),
+  );
+const ok = (description: string, schema: unknown, type = 'application/json') => ({
+  description,
+  content: { [type]: { schema } },
+});
+const idParam = [
+  { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } },
+];
+
+/** The OpenAPI 3.1 document of the gateway, generated from the contract schemas. */
+export function openApiDocument(bodies: { PlaceOrderBody: TSchema; RegisterCustomerBody: TSchema }) {
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Orderflow gateway', version: '0.1.0' },
+    components: {
+      schemas: {
+        Problem: problemSchema,
+        PlaceOrder: json(bodies.PlaceOrderBody),
+        PlaceOrderReply: json(PlaceOrderReply.schema),
+        RegisterCustomer: json(bodies.RegisterCustomerBody),
+        CustomerRegistered: json(CustomerRegisteredReply.schema),
+        OrderView: json(OrderView),
+        CancelOrderReply: json(CancelOrderReply.schema),
+      },
+    },
+    paths: {
+      '/customers': {
+        post: {
+          summary: 'Register a customer',
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/RegisterCustomer' } } },
+          },
+          responses: {
+            '201': ok('Registered', { $ref: '#/components/schemas/CustomerRegistered' }),
+            ...problems(400, 409, 413, 415, 503),
+          },
+        },
+      },
+      '/orders': {
+        post: {
+          summary: 'Place an order (idempotent by Idempotency-Key)',
+          parameters: [
+            {
+              name: 'Idempotency-Key',
+              in: 'header',
+              required: true,
+              schema: { type: 'string', maxLength: 200 },
+            },
+          ],
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/PlaceOrder' } } },
+          },
+          responses: {
+            '201': ok('Placed (or the same order again)', { $ref: '#/components/schemas/PlaceOrderReply' }),
+            ...problems(400, 404, 409, 413, 415, 422, 503),
+          },
+        },
+      },
+      '/orders/{id}': {
+        get: {
+          summary: 'Status view of an order',
+          parameters: idParam,
+          responses: {
+            '200': ok('The order', { $ref: '#/components/schemas/OrderView' }),
+            ...problems(400, 404, 503),
+          },
+        },
+      },
+      '/orders/{id}/events': {
+        get: {
+          summary: "The order's events as CloudEvents, in order",
+          parameters: idParam,
+          responses: {
+            '200': ok(
+              'CloudEvents (structured JSON)',
+              { type: 'array', items: { type: 'object' } },
+              'application/cloudevents-batch+json',
+            ),
+            ...problems(400, 404, 503),
+          },
+        },
+      },
+      '/orders/{id}/invoice.pdf': {
+        get: {
+          summary: 'The invoice PDF (404 until it exists)',
+          parameters: idParam,
+          responses: {
+            '200': ok('PDF', { type: 'string', format: 'binary' }, 'application/pdf'),
+            ...problems(400, 404),
+          },
+        },
+      },
+      '/orders/{id}/cancel': {
+        post: {
+          summary: 'Ask to cancel an order (until a courier is assigned)',
+          parameters: idParam,
+          responses: {
+            '202': ok('Cancellation accepted', { $ref: '#/components/schemas/CancelOrderReply' }),
+            ...problems(400, 404, 409, 503),
+          },
+        },
+      },
+      '/healthz': { get: { summary: 'Alive', responses: { '200': { description: 'ok' } } } },
+      '/readyz': {
+        get: {
+          summary: 'Ready',
+          responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } },
+        },
+      },
+      '/metrics': {
+        get: { summary: 'Prometheus metrics', responses: { '200': { description: 'metrics' } } },
+      },
+    },
+  };
+}

@@ -1,0 +1,30 @@
+// Composition root of the gateway: the only place that reads the environment.
+import { orderingTopology } from '@orderflow/contracts';
+import { runService } from '@orderflow/messaging';
+import { ObjectStoreInvoices } from './adapters/object-store-invoices.ts';
+import { createGateway } from './app.ts';
+import { configFromEnv } from './config.ts';
+import { listen } from './server.ts';
+
+const config = configFromEnv(process.env);
+const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
+
+await runService(
+  { name: 'gateway', version: '0.1.0', servers: config.natsUrl, streams: topology.streams },
+  async (context) => {
+    const app = createGateway({
+      topology,
+      requester: context.transport,
+      invoices: new ObjectStoreInvoices(context.nc, topology.objectStores.invoices),
+      metrics: context.metrics,
+      ready: () => !context.nc.isClosed() && !context.nc.isDraining(),
+      bodyLimitBytes: config.bodyLimitBytes,
+      requestTimeoutMs: config.requestTimeoutMs,
+      logger: context.logger,
+    });
+    const server = await listen(app, { port: config.port, host: config.host });
+    context.logger.info({ port: server.port }, 'gateway listening');
+    // Registered last, so it runs first on SIGTERM: stop taking requests before the connection drains.
+    context.onStop(() => server.close());
+  },
+);

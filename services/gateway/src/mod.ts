@@ -1,0 +1,13 @@
+export { ObjectStoreInvoices } from './adapters/object-store-invoices.ts';
+export type { InvoicePdfs } from './adapters/object-store-invoices.ts';
+export { createGateway, PlaceOrderBody, problemFor, RegisterCustomerBody } from './app.ts';
+export type { GatewayOptions } from './app.ts';
+export { configFromEnv } from './config.ts';
+export type { GatewayConfig } from './config.ts';
+export { toCloudEvents } from './domain/cloudevents.ts';
+export type { CloudEventJson, HistoryEntry } from './domain/cloudevents.ts';
+export { openApiDocument } from './domain/openapi.ts';
+export { invalidFields, invalidRequest, problem, PROBLEM_CONTENT_TYPE } from './domain/problem.ts';
+export type { InvalidField, Problem } from './domain/problem.ts';
+export { ConfigError } from './errors.ts';
+export { listen } from './server.ts';

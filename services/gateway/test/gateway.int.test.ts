@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { orderingTopology } from '@orderflow/contracts';
+import { runService, type RunningService } from '@orderflow/messaging';
+import { orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
+import { migrate, migrateInboxOutbox, openPostgres, type SqlStore } from '@orderflow/sql';
+import { startNatsServer, uniqueName, type NatsServer } from '@orderflow/testing';
+import { pino } from 'pino';
+import { createGateway, listen, ObjectStoreInvoices } from '../src/mod.ts';
+
+// Real nats-server and PostgreSQL (a schema for the test); order-storage runs in process, the gateway
+// listens on a free port and is called over HTTP. order-status is not running: its route answers 503.
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const topology = orderingTopology({ namespace: uniqueName('gw') });
+const schema = uniqueName('gw_order_storage');
+let nats: NatsServer;
+let store: SqlStore;
+let storage: RunningService;
+let gatewayService: RunningService;
+let base: string;
+let closeHttp: () => Promise<void>;
+
+before(async () => {
+  nats = await startNatsServer();
+  store = await openPostgres({ url: DATABASE_URL, schema, poolSize: 3 });
+  await migrateInboxOutbox(store);
+  await migrate(store, orderStorageMigrations, { component: 'order-storage' });
+  const common = { version: '0.1.0', servers: nats.url, streams: topology.streams, handleSignals: false };
+  storage = await runService(
+    { ...common, name: 'order-storage', logger: pino({ level: 'silent' }) },
+    async (context) => {
+      await startOrderStorage(context, { topology, store, relayPollIntervalMs: 100 });
+    },
+  );
+  gatewayService = await runService(
+    { ...common, name: 'gateway', logger: pino({ level: 'silent' }) },
+    async (context) => {
+      const app = createGateway({
+        topology,
+        requester: context.transport,
+        invoices: new ObjectStoreInvoices(context.nc, topology.objectStores.invoices),
+        metrics: context.metrics,
+        requestTimeoutMs: 2_000,
+      });
+      const server = await listen(app, { port: 0 });
+      base = `http://127.0.0.1:${server.port}`;
+      closeHttp = () => server.close();
+    },
+  );
+});
+after(async () => {
+  await closeHttp?.();
+  await gatewayService?.stop();
+  await storage?.stop();
+  await store?.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await store?.close();
+  await nats?.dispose();
+});
+
+const json = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+  fetch(`${base}${path}`, {
+    method,
+    headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+
+test('create customer → place (idempotent) → events as CloudEvents → cancel; status without order-status is 503', async () => {
+  const created = await json('POST', '/customers', { name: 'Ada', email: `${randomUUID()}@example.test` });
+  assert.equal(created.status, 201);
+  const { customerId } = (await created.json()) as { customerId: string };
+
+  const order = {
+    customerId,
+    items: [{ sku: 'SKU-1', quantity: 2, unitPrice: 1250 }],
+    currency: 'EUR',
+    shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
+    payment: { token: 'tok_visa' },
+  };
+  const key = { 'idempotency-key': randomUUID() };
+  const placed = await json('POST', '/orders', order, key);
+  assert.equal(placed.status, 201);
+  const { orderId, status } = (await placed.json()) as { orderId: string; status: string };
+  assert.equal(status, 'placed');
+  const again = await json('POST', '/orders', order, key);
+  assert.equal(((await again.json()) as { orderId: string }).orderId, orderId);
+  const reused = await json('POST', '/orders', { ...order, currency: 'USD' }, key);
+  assert.equal(reused.status, 409);
+  assert.equal(((await reused.json()) as { code: string }).code, 'IDEMPOTENCY_KEY_REUSED');
+  const unknown = await json(
+    'POST',
+    '/orders',
+    { ...order, customerId: randomUUID() },
+    { 'idempotency-key': randomUUID() },
+  );
+  assert.equal(unknown.status, 404);
+  assert.match(unknown.headers.get('content-type') ?? '', /problem\+json/);
+
+  const events = await json('GET', `/orders/${orderId}/events`);
+  assert.equal(events.status, 200);
+  const list = (await events.json()) as {
+    specversion: string;
+    type: string;
+    subject: string;
+    id: string;
+    data: { total: number };
+  }[];
+  assert.deepEqual(
+    list.map((e) => [e.specversion, e.type, e.subject]),
+    [['1.0', 'order.placed.v1', orderId]],
+  );
+  assert.equal(list[0]?.data.total, 2500);
+  assert.equal(list[0]?.id, `order.placed.v1:${orderId}`);
+
+  const cancel = await json('POST', `/orders/${orderId}/cancel`);
+  assert.equal(cancel.status, 202);
+  const twice = await json('POST', `/orders/${orderId}/cancel`);
+  assert.equal(twice.status, 409);
+  assert.equal(((await twice.json()) as { code: string }).code, 'ORDER_ALREADY_CANCELLED');
+  const after = (await (await json('GET', `/orders/${orderId}/events`)).json()) as { type: string }[];
+  assert.deepEqual(
+    after.map((e) => e.type),
+    ['order.placed.v1', 'order.cancel-requested.v1'],
+  );
+
+  assert.equal((await json('GET', `/orders/${randomUUID()}/events`)).status, 404);
+  assert.equal((await json('GET', `/orders/${orderId}/invoice.pdf`)).status, 404);
+  const noStatusService = await json('GET', `/orders/${orderId}`);
+  assert.equal(noStatusService.status, 503);
+  assert.match(noStatusService.headers.get('content-type') ?? '', /problem\+json/);
+  assert.equal((await json('GET', '/healthz')).status, 200);
+  assert.match(await (await json('GET', '/metrics')).text(), /process_cpu/);
+});
