@@ -123,6 +123,8 @@ export const OrderView = Type.Object(
     updatedAt: Timestamp,
     /** Number of events applied. */
     version: Type.Integer({ minimum: 1 }),
+    /** Stream sequence (ORDERING stream) of the latest event applied to this view. */
+    lastSequence: Type.Optional(Type.Integer({ minimum: 1 })),
   },
   closed,
 );

@@ -1,0 +1,139 @@
+import {
+  CustomerRegistered,
+  ignore,
+  OrderingErrorCode,
+  OrderingEvents,
+  OrderStatusChanged,
+  type OrderingEvent,
+  type OrderingTopology,
+  type OrderView,
+} from '@orderflow/contracts';
+import {
+  EndpointError,
+  on,
+  type ConsumerSpec,
+  type Envelope,
+  type HandlerContext,
+  type RetryPolicy,
+  type ServiceContext,
+  type Transport,
+} from '@orderflow/messaging';
+import type { StatusStore } from './adapters/kv-status-store.ts';
+import { applyFact, factOf } from './domain/status.ts';
+import { OrderStatusError, StatusErrorCode } from './errors.ts';
+import { currentStreamSequence, streamSequence } from './stream-sequence.ts';
+
+/**
+ * order-status — table of contents.
+ *
+ * Consumes `order-status-all` (every event of the ORDERING stream, per-order ordering in a replica):
+ * - every order, payment, invoice and delivery event → the order's record in the KV bucket
+ *   (`OrderingTopology.kv.orderStatus`, key = order id) → on a change, broadcasts
+ *   `order.status-changed` on core NATS (`notifications.statusChanged(orderId)`);
+ * - ignores `customer.registered`.
+ * Serves `order.get-status` → the `OrderView`, or 404 `ORDER_NOT_FOUND`.
+ *
+ * Updates are idempotent and lose nothing under replicas: a record keeps the facts of the events
+ * applied, keyed by stream sequence (a sequence already there changes nothing); the view is their fold
+ * in sequence order (an event handled late by another replica is slotted in, not dropped); the write is
+ * a compare-and-set on the KV revision, re-read and re-applied when another replica wrote first.
+ * Notifications are best effort: sent once per successful write, lost if the process dies in between.
+ */
+export interface OrderStatusOptions {
+  topology: OrderingTopology;
+  store: StatusStore;
+  /** Sends the notifications (`context.transport`). */
+  broadcaster: Pick<Transport, 'broadcast'>;
+  concurrency?: number;
+  /** Attempts before dead-lettering (default 10). */
+  maxDeliver?: number;
+  retry?: Partial<RetryPolicy>;
+  /** Compare-and-set attempts per delivery before a retry with backoff (default 20). */
+  casAttempts?: number;
+}
+
+/** Applies one event to its order's record; broadcasts when the view changed. */
+async function applyEvent(
+  options: OrderStatusOptions,
+  event: Envelope,
+  contractName: OrderingEvent['type'],
+  context: HandlerContext,
+): Promise<void> {
+  const target = factOf({ type: contractName, data: event.data } as OrderingEvent);
+  if (!target) return;
+  const seq = currentStreamSequence();
+  if (seq === undefined) {
+    throw new OrderStatusError(StatusErrorCode.NoSequence, 'stream sequence unknown (middleware missing)');
+  }
+  const applied = { seq, type: event.type, at: event.time, fact: target.fact };
+  const attempts = options.casAttempts ?? 20;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const current = await options.store.read(target.orderId);
+    const result = applyFact(target.orderId, current?.record, applied);
+    if (!result.changed) return; // applied before: a redelivery or a replica's copy
+    if (await options.store.write(target.orderId, result.record, current?.revision ?? 0)) {
+      const view = result.record.view;
+      if (view) notify(options, view, result.previous, event);
+      return;
+    }
+    context.working();
+  }
+  throw new OrderStatusError(
+    StatusErrorCode.Contended,
+    `order ${target.orderId}: ${attempts} compare-and-set attempts lost; retrying later`,
+  );
+}
+
+function notify(
+  options: OrderStatusOptions,
+  view: OrderView,
+  previous: OrderView | null,
+  cause: Envelope,
+): void {
+  options.broadcaster.broadcast(
+    OrderStatusChanged,
+    {
+      orderId: view.orderId,
+      status: view.status,
+      ...(previous && { previousStatus: previous.status }),
+      cause: cause.type,
+      version: view.version,
+      changedAt: view.updatedAt,
+    },
+    { subject: options.topology.notifications.statusChanged(view.orderId), causedBy: cause },
+  );
+}
+
+export function orderStatusConsumer(options: OrderStatusOptions): ConsumerSpec {
+  const projected = OrderingEvents.filter((c) => c !== CustomerRegistered);
+  return {
+    ...options.topology.consumers.orderStatus.all,
+    ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+    maxDeliver: options.maxDeliver ?? 10,
+    ...(options.retry && { retry: options.retry }),
+    middleware: [streamSequence],
+    handlers: [
+      ...projected.map((contract) =>
+        on(contract, (event, context) => applyEvent(options, event, contract.name, context)),
+      ),
+      ...ignore(CustomerRegistered),
+    ],
+  };
+}
+
+/** The `order.get-status` query. */
+export async function getOrderStatus(store: StatusStore, orderId: string): Promise<OrderView> {
+  const view = (await store.read(orderId))?.record.view;
+  if (!view) {
+    throw new EndpointError(404, OrderingErrorCode.OrderNotFound, `no order ${orderId}`, { orderId });
+  }
+  return view;
+}
+
+/** Starts the consumer and the endpoint on a running service (see `main.ts`). */
+export async function startOrderStatus(context: ServiceContext, options: OrderStatusOptions): Promise<void> {
+  context.transport.serve(options.topology.endpoints.getOrderStatus, ({ orderId }) =>
+    getOrderStatus(options.store, orderId),
+  );
+  await context.transport.consume(orderStatusConsumer(options));
+}

@@ -1,0 +1,22 @@
+import { MessagingError } from '@orderflow/messaging';
+
+export const StatusErrorCode = {
+  /** Compare-and-set lost too many times in a row: retried later with backoff. */
+  Contended: 'STATUS_CONTENDED',
+  /** A record in the bucket is not what this service wrote. */
+  CorruptRecord: 'STATUS_RECORD_CORRUPT',
+  /** A delivery without its stream sequence (the middleware is missing). */
+  NoSequence: 'STATUS_NO_SEQUENCE',
+  Config: 'INVALID_CONFIG',
+} as const;
+
+export class OrderStatusError extends MessagingError {
+  override name = 'OrderStatusError';
+}
+
+export class ConfigError extends MessagingError {
+  override name = 'ConfigError';
+  constructor(readonly issues: readonly string[]) {
+    super(StatusErrorCode.Config, `invalid configuration: ${issues.join('; ')}`);
+  }
+}

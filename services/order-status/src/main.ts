@@ -1,0 +1,29 @@
+// Composition root of order-status: the only place that reads the environment.
+import { orderingTopology } from '@orderflow/contracts';
+import { runService } from '@orderflow/messaging';
+import { KvStatusStore } from './adapters/kv-status-store.ts';
+import { startOrderStatus } from './app.ts';
+import { configFromEnv } from './config.ts';
+
+const config = configFromEnv(process.env);
+const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
+
+await runService(
+  {
+    name: 'order-status',
+    version: '0.1.0',
+    servers: config.natsUrl,
+    httpPort: config.httpPort,
+    drainDeadlineMs: config.drainDeadlineMs,
+    streams: topology.streams,
+  },
+  async (context) =>
+    startOrderStatus(context, {
+      topology,
+      store: await KvStatusStore.open(context.nc, topology.kv.orderStatus, { replicas: config.kvReplicas }),
+      broadcaster: context.transport,
+      concurrency: config.concurrency,
+      maxDeliver: config.maxDeliver,
+      retry: { initialDelayMs: config.retryInitialDelayMs, maxDelayMs: config.retryMaxDelayMs },
+    }),
+);

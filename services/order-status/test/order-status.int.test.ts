@@ -1,0 +1,250 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { jetstream } from '@nats-io/jetstream';
+import {
+  DeliveryAssigned,
+  InvoiceCreated,
+  OrderConfirmed,
+  orderingTopology,
+  OrderPlaced,
+  OrderStatusChanged,
+  PaymentAuthorized,
+  type OrderingTopology,
+} from '@orderflow/contracts';
+import {
+  connectNats,
+  NatsTransport,
+  RemoteError,
+  runService,
+  type Envelope,
+  type PayloadOf,
+  type RunningService,
+} from '@orderflow/messaging';
+import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
+import { pino } from 'pino';
+import { KvStatusStore, startOrderStatus, type StatusStore } from '../src/mod.ts';
+
+// One real nats-server for the file; each test has its own namespace (stream, bucket, subjects).
+let nats: NatsServer;
+before(async () => {
+  nats = await startNatsServer();
+});
+after(async () => {
+  await nats.dispose();
+});
+
+type Wrap = (store: StatusStore) => StatusStore;
+
+async function system(options: { replicas: number; wrap?: Wrap }) {
+  const topology = orderingTopology({ namespace: uniqueName('os') });
+  const replicas: RunningService[] = [];
+  for (let i = 0; i < options.replicas; i++) {
+    replicas.push(
+      await runService(
+        {
+          name: 'order-status',
+          version: '0.1.0',
+          servers: nats.url,
+          streams: topology.streams,
+          handleSignals: false,
+          logger: pino({ level: 'silent' }),
+        },
+        async (context) => {
+          const store = await KvStatusStore.open(context.nc, topology.kv.orderStatus);
+          await startOrderStatus(context, {
+            topology,
+            store: options.wrap ? options.wrap(store) : store,
+            broadcaster: context.transport,
+            concurrency: 8,
+            retry: { initialDelayMs: 20, maxDelayMs: 200 },
+          });
+        },
+      ),
+    );
+  }
+  const { nc } = await connectNats({ servers: nats.url, name: 'test-client' });
+  const client = await NatsTransport.create(nc, { source: 'orderflow/test' });
+  const notifications: Envelope<PayloadOf<typeof OrderStatusChanged>>[] = [];
+  client.listen(OrderStatusChanged, topology.notifications.statusChangedAll, (n) => notifications.push(n));
+  await nc.flush();
+  return {
+    topology,
+    client,
+    nc,
+    notifications,
+    notificationsOf: (orderId: string) => notifications.filter((n) => n.data.orderId === orderId),
+    status: (orderId: string) => client.request(topology.endpoints.getOrderStatus, { orderId }),
+    async close() {
+      await Promise.all(replicas.map((r) => r.stop()));
+      await client.close();
+      await nc.close();
+    },
+  };
+}
+
+const now = () => new Date().toISOString();
+
+/** The events of the reference flow of one order, in append order. */
+function referenceFlow(t: OrderingTopology, orderId: string, n: number) {
+  const amount = { amount: 2500, currency: 'EUR' as const };
+  const invoiceNumber = `2026-${String(n).padStart(6, '0')}`;
+  return [
+    {
+      contract: OrderPlaced,
+      subject: t.subjects.order(orderId),
+      data: {
+        orderId,
+        customer: { customerId: randomUUID(), email: 'ada@example.test', name: 'Ada' },
+        lines: [{ sku: 'SKU-1', quantity: 1, unitPrice: 2500, lineTotal: 2500 }],
+        currency: 'EUR',
+        total: 2500,
+        shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
+        payment: { token: 'tok_visa' },
+        placedAt: now(),
+      } satisfies PayloadOf<typeof OrderPlaced>,
+    },
+    {
+      contract: PaymentAuthorized,
+      subject: t.subjects.payment(orderId),
+      data: { orderId, paymentId: `ch_${n}`, amount, authorizedAt: now() },
+    },
+    {
+      contract: InvoiceCreated,
+      subject: t.subjects.invoice(orderId),
+      data: {
+        orderId,
+        invoiceNumber,
+        year: 2026,
+        sequence: n,
+        total: amount,
+        pdf: { bucket: t.objectStores.invoices, name: `${invoiceNumber}.pdf`, size: 1 },
+        issuedAt: now(),
+      },
+    },
+    {
+      contract: DeliveryAssigned,
+      subject: t.subjects.delivery(orderId),
+      data: { orderId, courierId: 'de-1', courierName: 'Blitz', assignedAt: now() },
+    },
+    {
+      contract: OrderConfirmed,
+      subject: t.subjects.order(orderId),
+      data: { orderId, paymentId: `ch_${n}`, invoiceNumber, courierId: 'de-1', confirmedAt: now() },
+    },
+  ] as const;
+}
+
+async function publishFlow(s: Awaited<ReturnType<typeof system>>, orderId: string, n: number) {
+  for (const e of referenceFlow(s.topology, orderId, n)) {
+    // Deterministic ids, published twice: the stream keeps one (Nats-Msg-Id).
+    const options = { subject: e.subject, about: orderId, id: `${e.contract.type}:${orderId}` };
+    await s.client.publish(e.contract, e.data as never, options);
+    await s.client.publish(e.contract, e.data as never, options);
+  }
+}
+
+describe('order-status against real NATS', () => {
+  test('two replicas: every order confirmed through the endpoint, notifications in version order', async () => {
+    const s = await system({ replicas: 2 });
+    try {
+      const orders = Array.from({ length: 12 }, () => randomUUID());
+      await Promise.all(orders.map((orderId, i) => publishFlow(s, orderId, i + 1)));
+
+      for (const [i, orderId] of orders.entries()) {
+        const view = await waitFor(async () => {
+          const v = await s.status(orderId);
+          return v.version === 5 ? v : undefined;
+        });
+        assert.equal(view.status, 'confirmed');
+        assert.equal(view.invoiceNumber, `2026-${String(i + 1).padStart(6, '0')}`);
+        assert.deepEqual(view.courier, { courierId: 'de-1', courierName: 'Blitz', released: false });
+        assert.deepEqual(view.payment, { status: 'authorized', paymentId: `ch_${i + 1}` });
+        assert.equal(view.total, 2500);
+      }
+      // One notification per applied change; the last one carries the final state.
+      await waitFor(() => orders.every((o) => s.notificationsOf(o).length === 5));
+      for (const orderId of orders) {
+        const versions = s.notificationsOf(orderId).map((n) => n.data.version);
+        assert.deepEqual([...versions].sort(), [1, 2, 3, 4, 5]);
+        const last = s.notificationsOf(orderId).find((n) => n.data.version === 5);
+        assert.equal(last?.data.status, 'confirmed');
+      }
+
+      await assert.rejects(s.status(randomUUID()), (error: unknown) => {
+        assert.ok(error instanceof RemoteError, String(error));
+        assert.equal(error.status, 404);
+        assert.equal(error.code, 'ORDER_NOT_FOUND');
+        return true;
+      });
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a redelivery after a write whose ack was lost does not apply the event twice', async () => {
+    // The first write of an invoice fact succeeds and then fails, as if the process died before the
+    // ack: the message comes again and must find its sequence applied.
+    let injected = 0;
+    const lostAck: Wrap = (store) => ({
+      read: (orderId) => store.read(orderId),
+      async write(orderId, record, revision) {
+        const written = await store.write(orderId, record, revision);
+        if (written && injected === 0 && record.view?.invoiceNumber) {
+          injected++;
+          throw new Error('connection lost after the write (injected)');
+        }
+        return written;
+      },
+    });
+    const s = await system({ replicas: 1, wrap: lostAck });
+    try {
+      const orderId = randomUUID();
+      await publishFlow(s, orderId, 7);
+      const view = await waitFor(async () => {
+        const v = await s.status(orderId);
+        return v.status === 'confirmed' ? v : undefined;
+      });
+      assert.equal(injected, 1);
+      assert.equal(view.version, 5);
+      assert.equal(view.invoiceNumber, '2026-000007');
+      const binding = s.topology.consumers.orderStatus.all;
+      const jsm = s.client.jsm;
+      await waitFor(async () => {
+        const info = await jsm.consumers.info(binding.stream, binding.name);
+        return info.num_pending === 0 && info.num_ack_pending === 0;
+      });
+      assert.equal((await s.status(orderId)).version, 5);
+      // The notification of the failed attempt is lost (best effort); none is sent twice.
+      const versions = s.notificationsOf(orderId).map((n) => n.data.version);
+      assert.equal(new Set(versions).size, versions.length);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a malformed event is dead-lettered with its reason and the projection carries on', async () => {
+    const s = await system({ replicas: 1 });
+    try {
+      const bad = randomUUID();
+      await jetstream(s.nc).publish(s.topology.subjects.order(bad), 'not json at all', {
+        headers: undefined,
+      });
+      const orderId = randomUUID();
+      await publishFlow(s, orderId, 1);
+      await waitFor(async () => (await s.status(orderId).catch(() => undefined))?.version === 5);
+      const letters = await waitFor(async () => {
+        const list = await s.client.deadLetters.list({
+          stream: s.topology.stream,
+          consumer: s.topology.consumers.orderStatus.all.name,
+        });
+        return list.length > 0 ? list : undefined;
+      });
+      assert.equal(letters.length, 1);
+      assert.equal(letters[0]?.subject, s.topology.subjects.order(bad));
+      assert.ok(letters[0]?.reason, 'the dead letter carries its reason');
+    } finally {
+      await s.close();
+    }
+  });
+});
