@@ -1,0 +1,89 @@
+import { connectNats, NatsTransport, type DeadLetter } from '@orderflow/messaging';
+
+export type DlqAction =
+  | { readonly kind: 'list'; readonly consumer?: string; readonly limit: number; readonly verbose: boolean }
+  | { readonly kind: 'redrive'; readonly seq: number }
+  | { readonly kind: 'redrive-all'; readonly consumer?: string };
+
+/**
+ * `orderflow dlq list | redrive <seq> | redrive-all`: dead letters through the toolkit's DeadLetters
+ * API (stream DEADLETTER). A redrive sends the message back to the consumer that failed it, only.
+ */
+export async function dlq(natsUrl: string, action: DlqAction): Promise<number> {
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const { nc } = await connectNats({ servers: natsUrl, name: 'orderflow-cli', maxReconnectAttempts: 0 });
+  const transport = await NatsTransport.create(nc, { source: 'orderflow/cli' });
+  try {
+    const letters = transport.deadLetters;
+    switch (action.kind) {
+      case 'list': {
+        const list = await listOrEmpty(() =>
+          letters.list({ ...(action.consumer && { consumer: action.consumer }), limit: action.limit }),
+        );
+        if (list.length === 0) {
+          say('no dead letters');
+          return 0;
+        }
+        say(
+          `${'seq'.padStart(6)}  ${'consumer'.padEnd(30)} ${'type'.padEnd(26)} ${'code'.padEnd(20)} reason`,
+        );
+        for (const letter of list) {
+          say(
+            `${String(letter.seq).padStart(6)}  ${letter.consumer.padEnd(30)} ${(letter.headers['ce-type'] ?? '?').padEnd(26)} ` +
+              `${letter.code.padEnd(20)} ${letter.reason}`,
+          );
+          if (action.verbose) describe(letter, say);
+        }
+        say(`${list.length} dead letter(s); redrive one with: orderflow dlq redrive <seq>`);
+        return 0;
+      }
+      case 'redrive': {
+        const letter = await letters.get(action.seq);
+        if (!letter) {
+          say(`no dead letter with sequence ${action.seq}`);
+          return 1;
+        }
+        await letters.redrive(action.seq);
+        say(`redriven ${action.seq} to ${letter.consumer} (${letter.subject} #${letter.streamSequence})`);
+        return 0;
+      }
+      case 'redrive-all': {
+        const list = await listOrEmpty(() =>
+          letters.list({ ...(action.consumer && { consumer: action.consumer }), limit: 100_000 }),
+        );
+        let done = 0;
+        for (const letter of list) {
+          await letters.redrive(letter.seq);
+          done += 1;
+          if (done % 50 === 0 || done === list.length) say(`  redriven ${done}/${list.length}`);
+        }
+        say(list.length === 0 ? 'no dead letters' : `redriven ${done} dead letter(s)`);
+        return 0;
+      }
+      default:
+        return action satisfies never;
+    }
+  } finally {
+    await transport.close();
+    await nc.close();
+  }
+}
+
+/** An absent DEADLETTER stream (nothing ever dead-lettered, nothing consumed yet) means none. */
+async function listOrEmpty(list: () => Promise<DeadLetter[]>): Promise<DeadLetter[]> {
+  try {
+    return await list();
+  } catch (error) {
+    if (/stream not found/i.test(error instanceof Error ? error.message : String(error))) return [];
+    throw error;
+  }
+}
+
+function describe(letter: DeadLetter, say: (line: string) => void): void {
+  say(
+    `        subject ${letter.subject} #${letter.streamSequence}, ${letter.deliveries} deliveries, at ${letter.deadLetteredAt}`,
+  );
+  say(`        ce-id ${letter.headers['ce-id'] ?? '?'}  ce-subject ${letter.headers['ce-subject'] ?? '?'}`);
+  const body = new TextDecoder().decode(letter.body);
+  say(`        body ${body.length > 300 ? `${body.slice(0, 300)}…` : body}`);
+}

@@ -1,0 +1,29 @@
+import { OrderingTopology, OrderStatusChanged } from '@orderflow/contracts';
+import { connectNats, NatsTransport } from '@orderflow/messaging';
+
+/**
+ * `orderflow tail`: prints live `order.status-changed` notifications (core NATS, best effort: only
+ * what happens while it runs) until SIGINT/SIGTERM.
+ */
+export async function tail(natsUrl: string, options: { orderId?: string }): Promise<number> {
+  const { nc } = await connectNats({ servers: natsUrl, name: 'orderflow-cli-tail' });
+  const transport = await NatsTransport.create(nc, { source: 'orderflow/cli' });
+  const subject = options.orderId
+    ? OrderingTopology.notifications.statusChanged(options.orderId)
+    : OrderingTopology.notifications.statusChangedAll;
+  process.stderr.write(`listening on ${subject} at ${natsUrl} (Ctrl-C to stop)\n`);
+  transport.listen(OrderStatusChanged, subject, (event) => {
+    const { orderId, status, previousStatus, cause, version } = event.data;
+    process.stdout.write(
+      `${event.data.changedAt}  ${orderId}  ${(previousStatus ?? '-').padEnd(22)} → ${status.padEnd(22)} ` +
+        `v${version} (${cause})\n`,
+    );
+  });
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  await transport.close();
+  await nc.close();
+  return 0;
+}

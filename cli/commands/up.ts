@@ -1,0 +1,100 @@
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describeEvent, logFormatter } from '../logs.ts';
+import { createSystem, SERVICES, serviceExists, type SystemConfig } from '../system.ts';
+
+export interface UpOptions {
+  readonly system: Omit<SystemConfig, 'onLog' | 'onEvent' | 'onWarning'>;
+  /** Print children's pino JSON as it came. */
+  readonly rawLogs: boolean;
+}
+
+const rootDir = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+
+/**
+ * `orderflow up`: starts the whole system in the foreground and keeps it running; SIGINT/SIGTERM stop
+ * it in order (gateway, services, PSP and SMTP sink, NATS), a second signal kills what is left.
+ */
+export async function up(options: UpOptions): Promise<number> {
+  const format = logFormatter({ raw: options.rawLogs });
+  const say = (line: string) => process.stdout.write(`[orderflow] ${line}\n`);
+  const total = expectedReplicas(options.system);
+  let readyCount = 0;
+  let started = false;
+  let signalled: NodeJS.Signals | undefined;
+  let wake: () => void = () => undefined;
+  const stopRequested = new Promise<void>((resolve) => (wake = resolve));
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      say(`${signal} again: killing what is left`);
+      for (const name of running.supervisor.programs)
+        void running.supervisor.kill(name).catch(() => undefined);
+      return;
+    }
+    signalled = signal;
+    say(`${signal}: stopping (gateway, services drain, then PSP, SMTP sink, NATS; again to kill)`);
+    wake();
+    // While starting, stopping makes the start give up.
+    if (!started) void running.stop();
+  };
+
+  const config: SystemConfig = {
+    ...options.system,
+    rootDir,
+    onLog: (line) => process.stdout.write(`${format(line)}\n`),
+    onEvent: (event) => {
+      if (event.type === 'ready' && !started) {
+        readyCount += 1;
+        say(`[${readyCount}/${total}] ${event.program}#${event.replica} ready (pid ${event.pid})`);
+        return;
+      }
+      const line = describeEvent(event);
+      if (line) say(line);
+    },
+    onWarning: (message) => say(`warning: ${message}`),
+  };
+
+  say(
+    `starting ${total} processes (data in ${options.system.dataDir}, ` +
+      `${options.system.databaseUrl ? 'PostgreSQL, a schema per service' : 'PGlite per service'})`,
+  );
+  const running = await createSystem(config);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await running.supervisor.start();
+  } catch (error) {
+    if (!signalled) say(`start failed: ${error instanceof Error ? error.message : String(error)}`);
+    await running.stop();
+    return signalled ? 0 : 1;
+  }
+  started = true;
+  if (!signalled) {
+    const { apiUrl, mailboxUrl, natsUrl, pspUrl, skipped } = running;
+    say('up:');
+    say(`  API      ${apiUrl}   (demo order: node --import tsx cli/orderflow.ts place)`);
+    say(`  mailbox  ${mailboxUrl}/messages`);
+    say(`  PSP      ${pspUrl}/ledger`);
+    say(`  NATS     ${natsUrl}`);
+    if (skipped.length > 0) say(`  skipped  ${skipped.join(', ')} (not in services/ yet)`);
+    for (const replica of running.supervisor.list()) {
+      if (replica.port === undefined) continue;
+      const who = `${replica.program}#${replica.replica}`.padEnd(22);
+      say(`  ${who} pid ${replica.pid}  http://127.0.0.1:${replica.port}/readyz  /metrics`);
+    }
+    say('Ctrl-C to stop.');
+  }
+  await stopRequested;
+  await running.stop();
+  say('stopped');
+  return 0;
+}
+
+/** Processes `up` will start: infrastructure plus the replicas of every service that exists. */
+function expectedReplicas(system: UpOptions['system']): number {
+  const infra = system.natsUrl === undefined ? 3 : 2;
+  return SERVICES.filter(
+    (name) => (system.only ?? SERVICES).includes(name) && serviceExists(rootDir, name),
+  ).reduce((n, name) => n + (system.replicas?.[name] ?? 1), infra);
+}

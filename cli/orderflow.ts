@@ -1,0 +1,197 @@
+// `orderflow` — the command line of the system. The composition root: the only file that reads
+// process.env and argv; each subcommand gets a typed options object.
+import { parseArgs } from 'node:util';
+import { doctor } from './commands/doctor.ts';
+import { dlq } from './commands/dlq.ts';
+import { place } from './commands/place.ts';
+import { tail } from './commands/tail.ts';
+import { up } from './commands/up.ts';
+import { SERVICES, type ServiceName } from './system.ts';
+
+const HELP = `orderflow <command> [options]
+
+  up          start the whole system in the foreground (Ctrl-C stops it, draining first)
+                --replicas <service>=<n>   repeatable, e.g. --replicas payment-processor=3
+                --only <service,…>         start only these services (infrastructure always runs)
+                --port <n>                 gateway HTTP port            (env PORT, default 3000)
+                --nats-port <n>            private nats-server port     (default 4222; ignored with NATS_URL)
+                --nats-monitor-port <n>    private nats-server monitoring (default off)
+                --psp-port <n>             fake payment provider        (default 4010)
+                --smtp-port <n>            SMTP sink, SMTP              (default 2525)
+                --mailbox-port <n>         SMTP sink, HTTP mailbox      (default 8025)
+                --data-dir <dir>           (env DATA_DIR, default ./data)
+                --raw-logs                 print the services' JSON logs as they are
+  place       place a demo order through the gateway and follow its status
+                --token tok_visa|tok_decline|tok_insufficient_funds   --country DE|AQ|…   --api <url>
+  dlq list [--consumer <durable>] [--limit <n>] [-v]
+  dlq redrive <seq>
+  dlq redrive-all [--consumer <durable>]
+  tail [--order <id>]   print live order.status-changed notifications
+  doctor      check nats-server, PostgreSQL (DATABASE_URL), ports, data directory
+
+Environment: NATS_URL (external NATS; else a private nats-server), DATA_DIR, DATABASE_URL (PostgreSQL,
+a schema per service; else PGlite under DATA_DIR/<service>), PORT (gateway), LOG_LEVEL.
+`;
+
+const env = process.env;
+const natsUrl = (): string => env.NATS_URL || 'nats://127.0.0.1:4222';
+const apiUrl = (flag: string | undefined): string => flag ?? `http://127.0.0.1:${env.PORT || 3000}`;
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function int(value: string | undefined, what: string, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new UsageError(`${what} must be an integer port, got "${value}"`);
+  return n;
+}
+
+function replicasOf(flags: readonly string[]): Partial<Record<ServiceName, number>> {
+  const replicas: Partial<Record<ServiceName, number>> = {};
+  for (const flag of flags) {
+    const match = /^([a-z-]+)=(\d+)$/.exec(flag);
+    if (!match) throw new UsageError(`--replicas expects <service>=<n>, got "${flag}"`);
+    const [, name = '', count = ''] = match;
+    if (!(SERVICES as readonly string[]).includes(name))
+      throw new UsageError(`--replicas: unknown service "${name}" (one of ${SERVICES.join(', ')})`);
+    replicas[name as ServiceName] = Number(count);
+  }
+  return replicas;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'up': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          replicas: { type: 'string', multiple: true, default: [] },
+          only: { type: 'string' },
+          port: { type: 'string' },
+          'nats-port': { type: 'string' },
+          'nats-monitor-port': { type: 'string' },
+          'psp-port': { type: 'string' },
+          'smtp-port': { type: 'string' },
+          'mailbox-port': { type: 'string' },
+          'data-dir': { type: 'string' },
+          'raw-logs': { type: 'boolean', default: false },
+        },
+      });
+      const only = values.only?.split(',').map((s) => s.trim());
+      for (const name of only ?? [])
+        if (!(SERVICES as readonly string[]).includes(name))
+          throw new UsageError(`--only: unknown service "${name}"`);
+      const monitor = values['nats-monitor-port'];
+      return up({
+        rawLogs: values['raw-logs'],
+        system: {
+          dataDir: values['data-dir'] ?? (env.DATA_DIR || './data'),
+          ...(env.NATS_URL && { natsUrl: env.NATS_URL }),
+          ...(env.DATABASE_URL && { databaseUrl: env.DATABASE_URL }),
+          natsPort: int(values['nats-port'], '--nats-port', 4222),
+          ...(monitor !== undefined && { natsMonitorPort: int(monitor, '--nats-monitor-port', 8222) }),
+          gatewayPort: int(values.port ?? env.PORT, '--port / PORT', 3000),
+          pspPort: int(values['psp-port'], '--psp-port', 4010),
+          smtpPort: int(values['smtp-port'], '--smtp-port', 2525),
+          mailboxPort: int(values['mailbox-port'], '--mailbox-port', 8025),
+          replicas: replicasOf(values.replicas),
+          ...(only && { only: only as ServiceName[] }),
+          baseEnv: env,
+        },
+      });
+    }
+    case 'place': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          api: { type: 'string' },
+          token: { type: 'string', default: 'tok_visa' },
+          country: { type: 'string', default: 'DE' },
+          timeout: { type: 'string', default: '60000' },
+        },
+      });
+      return place({
+        apiUrl: apiUrl(values.api),
+        token: values.token,
+        country: values.country.toUpperCase(),
+        timeoutMs: Number(values.timeout),
+      });
+    }
+    case 'dlq': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          consumer: { type: 'string' },
+          limit: { type: 'string', default: '100' },
+          verbose: { type: 'boolean', short: 'v', default: false },
+        },
+      });
+      const [action, seq] = positionals;
+      const consumer = values.consumer === undefined ? {} : { consumer: values.consumer };
+      switch (action) {
+        case 'list':
+        case undefined:
+          return dlq(natsUrl(), {
+            kind: 'list',
+            ...consumer,
+            limit: Number(values.limit),
+            verbose: values.verbose,
+          });
+        case 'redrive': {
+          const n = Number(seq);
+          if (!Number.isInteger(n) || n < 1)
+            throw new UsageError('dlq redrive <seq>: seq is the number `dlq list` shows');
+          return dlq(natsUrl(), { kind: 'redrive', seq: n });
+        }
+        case 'redrive-all':
+          return dlq(natsUrl(), { kind: 'redrive-all', ...consumer });
+        default:
+          throw new UsageError(`dlq: unknown action "${action}" (list, redrive <seq>, redrive-all)`);
+      }
+    }
+    case 'tail': {
+      const { values } = parseArgs({ args: rest, options: { order: { type: 'string' } } });
+      return tail(natsUrl(), values.order === undefined ? {} : { orderId: values.order });
+    }
+    case 'doctor':
+      return doctor({
+        natsUrl: env.NATS_URL || undefined,
+        databaseUrl: env.DATABASE_URL || undefined,
+        dataDir: env.DATA_DIR || './data',
+        ports: {
+          gateway: int(env.PORT, 'PORT', 3000),
+          'payment-provider': 4010,
+          'smtp-sink SMTP': 2525,
+          'smtp-sink mailbox': 8025,
+          ...(!env.NATS_URL && { 'private nats-server': 4222 }),
+        },
+      });
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP);
+      return command === undefined ? 1 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`${(error as Error).message}\n\n${HELP}`);
+      process.exit(2);
+    }
+    process.stderr.write(
+      `orderflow: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exit(1);
+  },
+);

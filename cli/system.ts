@@ -1,0 +1,300 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  allocateFreePort,
+  Supervisor,
+  SupervisorError,
+  type LogLine,
+  type ProgramSpec,
+  type RestartPolicy,
+  type SupervisorEvent,
+} from './supervisor.ts';
+
+/**
+ * The whole Orderflow system as supervised processes: a private nats-server (unless `natsUrl` is
+ * given), the fake PSP and the SMTP sink, then every service of the ordering context. Used by
+ * `orderflow up` and by the system tests; nothing here reads `process.env` (the caller passes it).
+ */
+
+/** The services of the ordering context, in the order they are listed. */
+export const SERVICES = [
+  'order-storage',
+  'order-status',
+  'payment-processor',
+  'create-invoice',
+  'assign-delivery',
+  'email-notify',
+  'gateway',
+] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+export const INFRASTRUCTURE = ['nats-server', 'payment-provider', 'smtp-sink'] as const;
+export type ProgramName = ServiceName | (typeof INFRASTRUCTURE)[number];
+
+export interface SystemConfig {
+  /** Root of the repository (default: the parent of `cli/`). */
+  rootDir?: string;
+  /** Data of the private nats-server (`<dataDir>/nats`), the PSP and every PGlite database. */
+  dataDir: string;
+  /** External NATS; when absent a private nats-server is started on `natsPort`. */
+  natsUrl?: string;
+  /** Port of the private nats-server (default 4222). */
+  natsPort?: number;
+  /** Monitoring port of the private nats-server (default: none). */
+  natsMonitorPort?: number;
+  /** PostgreSQL (a schema per service); when absent each service uses PGlite in `<dataDir>/<service>`. */
+  databaseUrl?: string;
+  /** Gateway HTTP port (default 3000). */
+  gatewayPort?: number;
+  /** Fake PSP port (default 4010). */
+  pspPort?: number;
+  /** SMTP sink ports (defaults 2525 and 8025). */
+  smtpPort?: number;
+  mailboxPort?: number;
+  /** Replicas per service (default 1 each). */
+  replicas?: Partial<Record<ServiceName, number>>;
+  /** Only these services (default all that exist). Infrastructure always runs. */
+  only?: readonly ServiceName[];
+  /** Extra environment per program (e.g. `MAX_DELIVER`), applied last. */
+  env?: Partial<Record<ProgramName, Record<string, string>>>;
+  /** Environment every child inherits (PATH, LOG_LEVEL…). Service settings are never taken from it. */
+  baseEnv?: Record<string, string | undefined>;
+  restart?: Partial<RestartPolicy>;
+  stopDeadlineMs?: number;
+  readyTimeoutMs?: number;
+  onLog?: (line: LogLine) => void;
+  onEvent?: (event: SupervisorEvent) => void;
+  /** Called for services that are skipped (not in services/ yet). */
+  onWarning?: (message: string) => void;
+}
+
+/** The system's programs and addresses (started by `startSystem`, or by `supervisor.start()`). */
+export interface RunningSystem {
+  readonly supervisor: Supervisor;
+  readonly natsUrl: string;
+  /** Gateway base URL, e.g. `http://127.0.0.1:3000`. */
+  readonly apiUrl: string;
+  /** SMTP sink mailbox (HTTP), e.g. `http://127.0.0.1:8025`. */
+  readonly mailboxUrl: string;
+  readonly pspUrl: string;
+  readonly smtpPort: number;
+  /** Services that run (the others were skipped). */
+  readonly services: readonly ServiceName[];
+  readonly skipped: readonly ServiceName[];
+  /** Stops everything, services first, NATS last. */
+  stop(): Promise<void>;
+}
+
+/** Settings the system sets for every child; inherited values of these names are dropped. */
+const MANAGED_ENV = [
+  'NATS_URL',
+  'DATA_DIR',
+  'DATABASE_URL',
+  'DB_SCHEMA',
+  'PORT',
+  'HOST',
+  'HTTP_PORT',
+  'PSP_URL',
+  'SMTP_HOST',
+  'SMTP_PORT',
+  'ORDERFLOW_NAMESPACE',
+];
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+/** Whether `services/<name>/src/main.ts` exists. */
+export function serviceExists(rootDir: string, name: string): boolean {
+  return existsSync(join(rootDir, 'services', name, 'src', 'main.ts'));
+}
+
+/** Whether the service keeps data in the SQL store (its package depends on `@orderflow/sql`). */
+export function usesSql(rootDir: string, name: string): boolean {
+  try {
+    const pkg = JSON.parse(readFileSync(join(rootDir, 'services', name, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+    };
+    return pkg.dependencies?.['@orderflow/sql'] !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** Problems with a configuration, all at once (empty when it is fine). */
+export function checkSystemConfig(config: SystemConfig): string[] {
+  const rootDir = config.rootDir ?? resolve(here, '..');
+  const issues: string[] = [];
+  for (const [name, count] of Object.entries(config.replicas ?? {})) {
+    if (!(SERVICES as readonly string[]).includes(name)) {
+      issues.push(`--replicas: unknown service "${name}" (one of ${SERVICES.join(', ')})`);
+      continue;
+    }
+    if (!Number.isInteger(count) || count < 1 || count > 32)
+      issues.push(`--replicas ${name}: must be an integer in 1..32`);
+    else if (name === 'gateway' && count > 1)
+      issues.push('--replicas gateway: one gateway per PORT (put a load balancer in front of several)');
+    else if (count > 1 && config.databaseUrl === undefined && usesSql(rootDir, name))
+      issues.push(
+        `--replicas ${name}=${count}: ${name} keeps its data in embedded PGlite, which one process owns; ` +
+          'set DATABASE_URL (PostgreSQL) to run several replicas',
+      );
+  }
+  return issues;
+}
+
+/** Starts the system and resolves when every program is ready. Stops what it started if that fails. */
+export async function startSystem(config: SystemConfig): Promise<RunningSystem> {
+  const system = await createSystem(config);
+  try {
+    await system.supervisor.start();
+  } catch (error) {
+    await system.stop();
+    throw error;
+  }
+  return system;
+}
+
+/** Prepares the system (directories, programs) without starting anything: `supervisor.start()` does. */
+export async function createSystem(config: SystemConfig): Promise<RunningSystem> {
+  const issues = checkSystemConfig(config);
+  if (issues.length > 0) throw new SupervisorError('INVALID_CONFIG', issues.join('; '));
+  const rootDir = config.rootDir ?? resolve(here, '..');
+  const dataDir = resolve(config.dataDir);
+  await mkdir(dataDir, { recursive: true });
+
+  const base: Record<string, string> = {};
+  for (const [key, value] of Object.entries(config.baseEnv ?? {}))
+    if (value !== undefined && !MANAGED_ENV.includes(key)) base[key] = value;
+
+  const natsPort = config.natsPort ?? 4222;
+  const natsUrl = config.natsUrl ?? `nats://127.0.0.1:${natsPort}`;
+  const pspPort = config.pspPort ?? 4010;
+  const smtpPort = config.smtpPort ?? 2525;
+  const mailboxPort = config.mailboxPort ?? 8025;
+  const gatewayPort = config.gatewayPort ?? 3000;
+  const pspUrl = `http://127.0.0.1:${pspPort}`;
+  const node = (name: string): Pick<ProgramSpec, 'command' | 'args' | 'cwd'> => ({
+    command: process.execPath,
+    args: ['--import', 'tsx', join('services', name, 'src', 'main.ts')],
+    cwd: rootDir,
+  });
+  const extra = (name: ProgramName): Record<string, string> => config.env?.[name] ?? {};
+
+  const programs: ProgramSpec[] = [];
+  if (config.natsUrl === undefined) {
+    const storeDir = join(dataDir, 'nats');
+    await mkdir(storeDir, { recursive: true });
+    programs.push({
+      name: 'nats-server',
+      command: 'nats-server',
+      args: [
+        '-a',
+        '127.0.0.1',
+        '-p',
+        String(natsPort),
+        '-js',
+        '-sd',
+        storeDir,
+        '-n',
+        'orderflow',
+        ...(config.natsMonitorPort !== undefined ? ['-m', String(config.natsMonitorPort)] : []),
+      ],
+      env: base,
+      tier: 0,
+      readiness: { kind: 'tcp', port: natsPort },
+    });
+  }
+  programs.push(
+    {
+      name: 'payment-provider',
+      ...node('payment-provider'),
+      env: {
+        ...base,
+        PORT: String(pspPort),
+        HOST: '127.0.0.1',
+        DATA_DIR: join(dataDir, 'payment-provider'),
+        ...extra('payment-provider'),
+      },
+      tier: 1,
+      readiness: { kind: 'tcp', port: pspPort },
+    },
+    {
+      name: 'smtp-sink',
+      ...node('smtp-sink'),
+      env: {
+        ...base,
+        SMTP_PORT: String(smtpPort),
+        HTTP_PORT: String(mailboxPort),
+        HOST: '127.0.0.1',
+        ...extra('smtp-sink'),
+      },
+      tier: 1,
+      readiness: { kind: 'http', url: `http://127.0.0.1:${mailboxPort}/messages?to=readiness@probe` },
+    },
+  );
+
+  const wanted = config.only ?? SERVICES;
+  const services: ServiceName[] = [];
+  const skipped: ServiceName[] = [];
+  for (const name of SERVICES) {
+    if (!wanted.includes(name)) continue;
+    if (!serviceExists(rootDir, name)) {
+      skipped.push(name);
+      config.onWarning?.(`${name}: services/${name}/src/main.ts does not exist yet; skipped`);
+      continue;
+    }
+    services.push(name);
+    const common: Record<string, string> = {
+      ...base,
+      NATS_URL: natsUrl,
+      DATA_DIR: join(dataDir, name),
+      DB_SCHEMA: name.replace(/-/g, '_'),
+      ...(config.databaseUrl !== undefined && { DATABASE_URL: config.databaseUrl }),
+    };
+    const specific: Record<string, string> =
+      name === 'payment-processor'
+        ? { PSP_URL: pspUrl }
+        : name === 'email-notify'
+          ? { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(smtpPort) }
+          : name === 'gateway'
+            ? { PORT: String(gatewayPort), HOST: '127.0.0.1' }
+            : {};
+    programs.push({
+      name,
+      ...node(name),
+      env: { ...common, ...specific, ...extra(name) },
+      replicas: config.replicas?.[name] ?? 1,
+      // The gateway starts last and stops first: no HTTP request finds the services gone.
+      ...(name === 'gateway'
+        ? // It serves /healthz, /readyz and /metrics on its API port (it ignores HTTP_PORT).
+          { tier: 3, readiness: { kind: 'http', url: `http://127.0.0.1:${gatewayPort}/readyz` } }
+        : {
+            tier: 2,
+            portEnv: 'HTTP_PORT',
+            readiness: { kind: 'http', url: 'http://127.0.0.1:{port}/readyz' },
+          }),
+    });
+  }
+
+  const supervisor = new Supervisor({
+    programs,
+    ...(config.onLog && { onLog: config.onLog }),
+    ...(config.onEvent && { onEvent: config.onEvent }),
+    ...(config.restart && { restart: config.restart }),
+    ...(config.stopDeadlineMs !== undefined && { stopDeadlineMs: config.stopDeadlineMs }),
+    ...(config.readyTimeoutMs !== undefined && { readyTimeoutMs: config.readyTimeoutMs }),
+    allocatePort: allocateFreePort,
+  });
+  return {
+    supervisor,
+    natsUrl,
+    apiUrl: `http://127.0.0.1:${gatewayPort}`,
+    mailboxUrl: `http://127.0.0.1:${mailboxPort}`,
+    pspUrl,
+    smtpPort,
+    services,
+    skipped,
+    stop: () => supervisor.stop(),
+  };
+}

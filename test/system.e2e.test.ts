@@ -1,0 +1,302 @@
+// The whole system as separate processes, through its HTTP API: every service under the supervisor
+// (cli/supervisor.ts), a private nats-server, the fake PSP, the SMTP sink, PGlite in a temp DATA_DIR.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { OrderView } from '@orderflow/contracts';
+import { waitFor } from '@orderflow/testing';
+import { demoOrder } from '../cli/api.ts';
+import {
+  mapLimit,
+  placeOrder,
+  registerCustomer,
+  startTestSystem,
+  waitTerminal,
+  type Customer,
+  type PlacedOrder,
+  type TestSystem,
+} from './support/system.ts';
+
+const PAYMENT_REPLICAS = 3;
+
+describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
+  let sys: TestSystem;
+  /** Every order and customer this file created: the effects checks cover all of them. */
+  const orders: PlacedOrder[] = [];
+  const customers: Customer[] = [];
+  const customer = async (): Promise<Customer> => {
+    const c = await registerCustomer(sys.api);
+    customers.push(c);
+    return c;
+  };
+  const place = async (c: Customer, options: Parameters<typeof placeOrder>[2] = {}) => {
+    const order = await placeOrder(sys.api, c, options);
+    if (!orders.some((o) => o.orderId === order.orderId)) orders.push(order);
+    return order;
+  };
+  const eventTypes = async (orderId: string): Promise<string[]> => {
+    const history = await sys.api.history(orderId);
+    assert.equal(history.status, 200, `GET /orders/${orderId}/events: ${JSON.stringify(history.body)}`);
+    assert.deepEqual(
+      history.body.map((e) => e.sequence),
+      history.body.map((_, i) => i + 1),
+      'the history is in append order',
+    );
+    return history.body.map((e) => e.type);
+  };
+
+  before(async () => {
+    sys = await startTestSystem({ replicas: { 'payment-processor': PAYMENT_REPLICAS } });
+  });
+
+  after(async () => {
+    await sys?.dispose();
+  });
+
+  test('happy path: placed → paid → invoiced, courier assigned → confirmed', async () => {
+    const c = await customer();
+    const { orderId } = await place(c);
+    const view = await waitTerminal(sys, orderId);
+    assert.equal(view.status, 'confirmed', JSON.stringify(view));
+    assert.equal(view.payment?.status, 'authorized');
+    assert.match(view.invoiceNumber ?? '', /^\d{4}-\d{6,}$/);
+    assert.ok(view.courier && !view.courier.released, 'a courier is assigned');
+    assert.equal(view.total, 2 * 850 + 1_900);
+
+    const types = await eventTypes(orderId);
+    assert.equal(types[0], 'order.placed.v1');
+    assert.equal(types.at(-1), 'order.confirmed.v1');
+
+    const pdf = await sys.api.invoicePdf(orderId);
+    assert.equal(pdf.status, 200);
+    assert.match(pdf.contentType ?? '', /application\/pdf/);
+    assert.equal(new TextDecoder().decode(pdf.bytes.slice(0, 5)), '%PDF-');
+  });
+
+  test('tok_decline → cancelled / payment_declined, nothing charged', async () => {
+    const { orderId } = await place(await customer(), { token: 'tok_decline' });
+    const view = await waitTerminal(sys, orderId);
+    assert.equal(view.status, 'cancelled', JSON.stringify(view));
+    assert.equal(view.cancellationReason, 'payment_declined');
+    assert.equal(view.payment?.status, 'declined');
+    assert.equal(view.invoiceNumber, null);
+    assert.equal(view.courier, null);
+    const charged = (await sys.ledger()).filter(
+      (e) => e.reference === orderId && e.kind === 'charge' && e.status === 'succeeded',
+    );
+    assert.deepEqual(charged, []);
+    assert.equal((await sys.api.invoicePdf(orderId)).status, 404);
+  });
+
+  test('unserved country AQ → refund → cancelled / delivery_unavailable', async () => {
+    const { orderId } = await place(await customer(), { country: 'AQ' });
+    const view = await waitTerminal(sys, orderId);
+    assert.equal(view.status, 'cancelled', JSON.stringify(view));
+    assert.equal(view.cancellationReason, 'delivery_unavailable');
+    assert.equal(view.payment?.status, 'refunded');
+    assert.ok(view.payment?.refundId, 'the refund id is on the view');
+    const entries = (await sys.ledger()).filter((e) => e.reference === orderId);
+    assert.equal(entries.filter((e) => e.kind === 'charge' && e.status === 'succeeded').length, 1);
+    assert.equal(entries.filter((e) => e.kind === 'refund').length, 1);
+    assert.ok((await eventTypes(orderId)).includes('order.cancelled.v1'));
+  });
+
+  test('customer cancel before a courier is assigned → refund (and release) → cancelled / customer_request', async () => {
+    // A slow PSP holds the order at `placed` (the charge is running), before any courier can be assigned.
+    await sys.setPspFaults({ latencyMs: 1_500 });
+    let orderId: string;
+    try {
+      ({ orderId } = await place(await customer()));
+      const cancel = await sys.api.cancel(orderId);
+      assert.ok(
+        cancel.status >= 200 && cancel.status < 300,
+        `${cancel.status} ${JSON.stringify(cancel.body)}`,
+      );
+      assert.equal(cancel.body.accepted, true);
+    } finally {
+      await sys.setPspFaults({ latencyMs: 0 });
+    }
+    const view = await waitTerminal(sys, orderId);
+    assert.equal(view.status, 'cancelled', JSON.stringify(view));
+    assert.equal(view.cancellationReason, 'customer_request');
+    assert.equal(view.payment?.status, 'refunded', 'the charge that went through is refunded');
+    assert.ok(
+      view.courier === null || view.courier.released,
+      `no courier stays reserved: ${JSON.stringify(view.courier)}`,
+    );
+    const entries = (await sys.ledger()).filter((e) => e.reference === orderId);
+    assert.equal(entries.filter((e) => e.kind === 'charge' && e.status === 'succeeded').length, 1);
+    assert.equal(entries.filter((e) => e.kind === 'refund').length, 1);
+    const types = await eventTypes(orderId);
+    assert.ok(types.includes('order.cancel-requested.v1'), types.join(', '));
+    assert.equal(types.at(-1), 'order.cancelled.v1');
+  });
+
+  test('cancel after the courier is assigned → 409 ORDER_CANCEL_TOO_LATE', async () => {
+    const { orderId } = await place(await customer());
+    const view = await waitTerminal(sys, orderId);
+    assert.equal(view.status, 'confirmed');
+    const cancel = await sys.api.cancel(orderId);
+    assert.equal(cancel.status, 409, JSON.stringify(cancel.body));
+    assert.equal(cancel.problem?.code, 'ORDER_CANCEL_TOO_LATE');
+    assert.match(cancel.headers.get('content-type') ?? '', /application\/problem\+json/);
+    assert.equal((await sys.api.getOrder(orderId)).body.status, 'confirmed');
+  });
+
+  test('POST /orders is idempotent: the same key twice, and twice at once, gives one order', async () => {
+    const c = await customer();
+    const body = demoOrder(c.customerId);
+    const key = randomUUID();
+    const first = await sys.api.placeOrder(body, key);
+    const again = await sys.api.placeOrder(body, key);
+    assert.ok(first.status >= 200 && first.status < 300, JSON.stringify(first.body));
+    assert.ok(again.status >= 200 && again.status < 300, JSON.stringify(again.body));
+    assert.equal(again.body.orderId, first.body.orderId);
+
+    const concurrentKey = randomUUID();
+    const [a, b] = await Promise.all([
+      sys.api.placeOrder(body, concurrentKey),
+      sys.api.placeOrder(body, concurrentKey),
+    ]);
+    assert.ok(a.status >= 200 && a.status < 300, `${a.status} ${JSON.stringify(a.body)}`);
+    assert.ok(b.status >= 200 && b.status < 300, `${b.status} ${JSON.stringify(b.body)}`);
+    assert.equal(a.body.orderId, b.body.orderId);
+    assert.notEqual(a.body.orderId, first.body.orderId);
+
+    const reused = await sys.api.placeOrder({ ...body, payment: { token: 'tok_decline' } }, key);
+    assert.equal(reused.status, 409, JSON.stringify(reused.body));
+    assert.equal(reused.problem?.code, 'IDEMPOTENCY_KEY_REUSED');
+
+    for (const orderId of [first.body.orderId, a.body.orderId]) {
+      orders.push({ orderId, customerId: c.customerId, email: c.email });
+      assert.equal((await waitTerminal(sys, orderId)).status, 'confirmed');
+      const charges = (await sys.ledger()).filter((e) => e.reference === orderId && e.kind === 'charge');
+      assert.equal(charges.length, 1, `one charge for ${orderId}`);
+    }
+  });
+
+  test(`a burst of 100 orders with ${PAYMENT_REPLICAS} payment-processor replicas all reach a terminal state`, async () => {
+    const burstCustomers = await mapLimit(
+      Array.from({ length: 10 }, (_, i) => i),
+      5,
+      () => customer(),
+    );
+    const placed = await mapLimit(
+      Array.from({ length: 100 }, (_, i) => i),
+      20,
+      (i) =>
+        place(
+          burstCustomers[i % burstCustomers.length]!,
+          i % 10 === 3 ? { token: 'tok_decline' } : i % 10 === 7 ? { country: 'AQ' } : {},
+        ),
+    );
+    assert.equal(new Set(placed.map((o) => o.orderId)).size, 100);
+    const views = await mapLimit(placed, 10, (o) => waitTerminal(sys, o.orderId, 180_000));
+    const byStatus = (reason: string | null, status: string) =>
+      views.filter((v) => v.status === status && v.cancellationReason === reason).length;
+    assert.equal(byStatus('payment_declined', 'cancelled'), 10);
+    assert.equal(byStatus('delivery_unavailable', 'cancelled'), 10);
+    assert.equal(byStatus(null, 'confirmed'), 80);
+  });
+
+  test('SIGKILL of order-storage and a payment-processor replica mid-flow: restarted, every order completes', async () => {
+    const c = await customer();
+    // Slow charges keep the orders in flight while the processes die.
+    await sys.setPspFaults({ latencyMs: 300 });
+    const placed = await mapLimit(
+      Array.from({ length: 20 }, (_, i) => i),
+      10,
+      () => place(c),
+    );
+    const before = sys.system.supervisor.pids();
+    await Promise.all([
+      sys.system.supervisor.kill('order-storage', { signal: 'SIGKILL' }),
+      sys.system.supervisor.kill('payment-processor', { replica: 2, signal: 'SIGKILL' }),
+    ]);
+    await sys.setPspFaults({ latencyMs: 0 });
+    await sys.system.supervisor.waitReady('order-storage');
+    await sys.system.supervisor.waitReady('payment-processor');
+    const now = sys.system.supervisor.pids();
+    assert.notDeepEqual(now['order-storage'], before['order-storage'], 'order-storage runs as a new process');
+    assert.equal(now['payment-processor']?.length, PAYMENT_REPLICAS);
+    assert.notEqual(now['payment-processor']?.[1], before['payment-processor']?.[1]);
+    const restarted = sys.system.supervisor.list().filter((r) => r.restarts > 0);
+    assert.deepEqual(restarted.map((r) => `${r.program}#${r.replica}`).sort(), [
+      'order-storage#1',
+      'payment-processor#2',
+    ]);
+
+    const views = await mapLimit(placed, 10, (o) => waitTerminal(sys, o.orderId, 120_000));
+    assert.deepEqual(
+      views.filter((v) => v.status !== 'confirmed').map((v) => `${v.orderId}: ${v.status}`),
+      [],
+      'every order placed before the crash is confirmed',
+    );
+  });
+
+  test('effects happened once: one charge (and refund) per order, gapless invoices, one mail per (order, kind)', async () => {
+    assert.ok(orders.length >= 120, `${orders.length} orders placed`);
+    // The views of every order, once every authorized payment has its invoice (it may trail the terminal state).
+    let views: OrderView[] = [];
+    await waitFor(
+      async () => {
+        views = await mapLimit(orders, 10, async (o) => (await sys.api.getOrder(o.orderId)).body);
+        return views.every((v) => v.payment?.status === 'declined' || v.invoiceNumber !== null);
+      },
+      { timeoutMs: 60_000, intervalMs: 500, message: 'every paid order has its invoice' },
+    ).catch((error: unknown) => {
+      throw new Error(
+        `orders without invoice: ${views
+          .filter((v) => v.payment?.status !== 'declined' && v.invoiceNumber === null)
+          .map((v) => v.orderId)
+          .join(', ')}\n${sys.diagnostics()}`,
+        { cause: error },
+      );
+    });
+
+    const ledger = await sys.ledger();
+    const problems: string[] = [];
+    for (const view of views) {
+      const entries = ledger.filter((e) => e.reference === view.orderId);
+      const charges = entries.filter((e) => e.kind === 'charge' && e.status === 'succeeded').length;
+      const refunds = entries.filter((e) => e.kind === 'refund').length;
+      const paid = view.payment?.status === 'authorized' || view.payment?.status === 'refunded' ? 1 : 0;
+      const refunded = view.payment?.status === 'refunded' ? 1 : 0;
+      if (charges !== paid) problems.push(`${view.orderId}: ${charges} charges, expected ${paid}`);
+      if (refunds !== refunded) problems.push(`${view.orderId}: ${refunds} refunds, expected ${refunded}`);
+    }
+    assert.deepEqual(problems, [], 'PSP ledger');
+
+    const sequences = views
+      .flatMap((v) => (v.invoiceNumber === null ? [] : [Number(v.invoiceNumber.split('-')[1])]))
+      .sort((a, b) => a - b);
+    assert.deepEqual(
+      sequences,
+      Array.from({ length: sequences.length }, (_, i) => i + 1),
+      'invoice numbers are 1..n without gaps or doubles',
+    );
+
+    const expected = new Set<string>(customers.map((c) => `${c.customerId} welcome`));
+    for (const v of views) {
+      expected.add(`${v.orderId} order_placed`);
+      if (v.payment?.status === 'declined') expected.add(`${v.orderId} payment_declined`);
+      if (v.invoiceNumber !== null) expected.add(`${v.orderId} invoice`);
+      if (v.courier !== null) expected.add(`${v.orderId} courier_assigned`);
+      if (v.status === 'cancelled') expected.add(`${v.orderId} order_cancelled`);
+    }
+    const received = async () =>
+      (await sys.mails()).map((m) => `${m.headers['x-orderflow-key']} ${m.headers['x-orderflow-kind']}`);
+    let mails: string[] = [];
+    await waitFor(
+      async () => {
+        mails = await received();
+        return mails.length >= expected.size;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    ).catch(() => undefined);
+    const missing = [...expected].filter((m) => !mails.includes(m));
+    const unexpected = mails.filter((m) => !expected.has(m));
+    const twice = mails.filter((m, i) => mails.indexOf(m) !== i);
+    assert.deepEqual({ missing, unexpected, twice }, { missing: [], unexpected: [], twice: [] }, 'mailbox');
+  });
+});
