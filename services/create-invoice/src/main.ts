@@ -1,0 +1,43 @@
+// Composition root of create-invoice: the only place that reads the environment.
+import { orderingTopology } from '@orderflow/contracts';
+import { runService } from '@orderflow/messaging';
+import { migrate, migrateInboxOutbox, openSqlStore } from '@orderflow/sql';
+import { ObjectStorePdfArchive } from './adapters/object-store-pdfs.ts';
+import { invoiceMigrations, SqlInvoiceBook } from './adapters/sql-invoice-book.ts';
+import { startCreateInvoice } from './app.ts';
+import { configFromEnv } from './config.ts';
+
+const config = configFromEnv(process.env);
+const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
+const store = await openSqlStore({
+  ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }),
+  dataDir: config.dataDir,
+  schema: config.dbSchema,
+});
+await migrateInboxOutbox(store);
+await migrate(store, invoiceMigrations, { component: 'create-invoice' });
+
+await runService(
+  {
+    name: 'create-invoice',
+    version: '0.1.0',
+    servers: config.natsUrl,
+    httpPort: config.httpPort,
+    drainDeadlineMs: config.drainDeadlineMs,
+    streams: topology.streams,
+  },
+  async (context) => {
+    context.onStop(() => store.close());
+    await startCreateInvoice(context, {
+      topology,
+      book: new SqlInvoiceBook(store, { consumer: topology.consumers.createInvoice.all.name }),
+      pdfs: await ObjectStorePdfArchive.open(context.nc, topology.objectStores.invoices, {
+        replicas: config.objectStoreReplicas,
+      }),
+      seller: config.seller,
+      concurrency: config.concurrency,
+      maxDeliver: config.maxDeliver,
+      retry: { initialDelayMs: config.retryInitialDelayMs, maxDelayMs: config.retryMaxDelayMs },
+    });
+  },
+);

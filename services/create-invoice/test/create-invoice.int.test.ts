@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
+import {
+  InvoiceCreated,
+  OrderCancelRequested,
+  orderingTopology,
+  OrderPlaced,
+  PaymentAuthorized,
+} from '@orderflow/contracts';
+import { connectNats, NatsTransport, runService, type PayloadOf, type RunningService } from '@orderflow/messaging';
+import { migrate, migrateInboxOutbox, openSqlStore, type SqlStore, type SqlTransaction } from '@orderflow/sql';
+import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
+import { pino } from 'pino';
+import { invoiceMigrations, ObjectStorePdfArchive, SqlInvoiceBook, startCreateInvoice } from '../src/mod.ts';
+
+// Real nats-server for the file; PostgreSQL (a schema per test) or PGlite (a temp directory per test).
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+let nats: NatsServer;
+before(async () => {
+  nats = await startNatsServer();
+});
+after(async () => {
+  await nats.dispose();
+});
+
+/** Fails the first `failures` invoice inserts: the number was taken in that transaction, which rolls back. */
+function failingInvoiceInserts(store: SqlStore, failures: number): SqlStore {
+  let left = failures;
+  const wrapTx = (tx: SqlTransaction): SqlTransaction => ({
+    query: (sql, params) => {
+      if (sql.includes('INSERT INTO invoices') && left-- > 0)
+        return Promise.reject(new Error('connection reset (injected)'));
+      return tx.query(sql, params);
+    },
+    onCommit: (callback) => tx.onCommit(callback),
+  });
+  return {
+    dialect: store.dialect,
+    query: (sql, params) => store.query(sql, params),
+    transaction: (work) => store.transaction((tx) => work(wrapTx(tx))),
+    close: () => store.close(),
+  };
+}
+
+async function system(dialect: 'postgres' | 'pglite') {
+  const topology = orderingTopology({ namespace: uniqueName('ci') });
+  const schema = uniqueName('create_invoice');
+  const dataDir = dialect === 'pglite' ? await mkdtemp(join(tmpdir(), 'create-invoice-')) : '';
+  // Two replicas. On PostgreSQL each has its own pool; PGlite is owned by one process, so there the
+  // two replicas (two consumers on two connections to NATS) share the one embedded database.
+  const first = await openSqlStore({ ...(dialect === 'postgres' && { databaseUrl: DATABASE_URL }), dataDir, schema });
+  const stores = [first, dialect === 'postgres' ? await openSqlStore({ databaseUrl: DATABASE_URL, dataDir, schema }) : first];
+  await migrateInboxOutbox(first);
+  await migrate(first, invoiceMigrations, { component: 'create-invoice' });
+  const replicas: RunningService[] = [];
+  const books: SqlInvoiceBook[] = [];
+  for (const [i, store] of stores.entries()) {
+    const book = new SqlInvoiceBook(i === 0 ? failingInvoiceInserts(store, 2) : store, {
+      consumer: topology.consumers.createInvoice.all.name,
+    });
+    books.push(book);
+    replicas.push(
+      await runService(
+        {
+          name: 'create-invoice',
+          version: '0.1.0',
+          servers: nats.url,
+          streams: topology.streams,
+          handleSignals: false,
+          logger: pino({ level: 'silent' }),
+        },
+        async (context) =>
+          startCreateInvoice(context, {
+            topology,
+            book,
+            pdfs: await ObjectStorePdfArchive.open(context.nc, topology.objectStores.invoices),
+            concurrency: 8,
+            retry: { initialDelayMs: 20, maxDelayMs: 200 },
+          }),
+      ),
+    );
+  }
+  const { nc } = await connectNats({ servers: nats.url, name: 'test-client' });
+  const client = await NatsTransport.create(nc, { source: 'orderflow/test' });
+  const jsm = await jetstreamManager(nc);
+  return {
+    topology,
+    client,
+    jsm,
+    book: books[1]!,
+    pdfs: await ObjectStorePdfArchive.open(nc, topology.objectStores.invoices),
+    async drained() {
+      const b = topology.consumers.createInvoice.all;
+      const info = await jsm.consumers.info(b.stream, b.name);
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    },
+    async close() {
+      await Promise.all(replicas.map((r) => r.stop()));
+      if (dialect === 'postgres') await first.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await Promise.all([...new Set(stores)].map((s) => s.close()));
+      if (dataDir) await rm(dataDir, { recursive: true, force: true });
+      await client.close();
+      await nc.close();
+    },
+  };
+}
+
+const now = () => new Date().toISOString();
+
+function placed(orderId: string, country = 'DE'): PayloadOf<typeof OrderPlaced> {
+  return {
+    orderId,
+    customer: { customerId: randomUUID(), email: 'ada@example.test', name: 'Ada' },
+    lines: [{ sku: 'SKU-1', quantity: 2, unitPrice: 1190, lineTotal: 2380 }],
+    currency: 'EUR',
+    total: 2380,
+    shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country },
+    payment: { token: 'tok_visa' },
+    placedAt: now(),
+  };
+}
+
+for (const dialect of ['postgres', 'pglite'] as const) {
+  describe(`create-invoice against real NATS and ${dialect}`, () => {
+    test('numbers 1..n without gaps under two replicas, duplicates and failed attempts; PDFs stored', async () => {
+      const s = await system(dialect);
+      try {
+        const t = s.topology;
+        const orders = Array.from({ length: 12 }, () => randomUUID());
+        const cancelledOrder = randomUUID();
+        const publish = async (orderId: string, cancel: boolean) => {
+          const about = { about: orderId };
+          await s.client.publish(OrderPlaced, placed(orderId), { subject: t.subjects.order(orderId), ...about });
+          if (cancel) {
+            await s.client.publish(
+              OrderCancelRequested,
+              { orderId, reason: 'customer_request', requestedAt: now() },
+              { subject: t.subjects.order(orderId), ...about },
+            );
+          }
+          const authorized = {
+            orderId,
+            paymentId: `ch_${orderId}`,
+            amount: { amount: 2380, currency: 'EUR' as const },
+            authorizedAt: now(),
+          };
+          // The same authorization under two ids (two stream messages): one invoice all the same.
+          await s.client.publish(PaymentAuthorized, authorized, { subject: t.subjects.payment(orderId), ...about });
+          await s.client.publish(PaymentAuthorized, authorized, { subject: t.subjects.payment(orderId), ...about });
+        };
+        await Promise.all([...orders.map((o) => publish(o, false)), publish(cancelledOrder, true)]);
+
+        const year = new Date().getUTCFullYear();
+        await waitFor(async () => (await s.book.invoicesOf(year)).length >= orders.length, { timeoutMs: 30_000 });
+        await waitFor(() => s.drained(), { timeoutMs: 30_000 });
+        const invoices = await s.book.invoicesOf(year);
+        assert.deepEqual(
+          invoices.map((i) => i.sequence),
+          orders.map((_, i) => i + 1),
+        );
+        assert.deepEqual(new Set(invoices.map((i) => i.orderId)), new Set(orders));
+        assert.equal(await s.book.invoiceOf(cancelledOrder), undefined);
+
+        // One invoice.created per order (deterministic id), pointing at a stored PDF.
+        const info = await s.jsm.streams.info(t.stream, { subjects_filter: t.filters.invoices });
+        const perOrder = Object.values(info.state.subjects ?? {});
+        assert.equal(perOrder.length, orders.length);
+        assert.ok(perOrder.every((n) => n === 1), `one invoice.created per order: ${perOrder.join(',')}`);
+        for (const invoice of invoices) {
+          const stored = await s.jsm.streams.getMessage(t.stream, { last_by_subj: t.subjects.invoice(invoice.orderId) });
+          const event = InvoiceCreated.parse(stored?.json());
+          assert.equal(event.invoiceNumber, invoice.number);
+          assert.equal(event.total.amount, 2380);
+          const pdf = await s.pdfs.fetch(event.pdf.name);
+          assert.equal(pdf?.length, event.pdf.size);
+          assert.equal(Buffer.from(pdf ?? []).subarray(0, 5).toString(), '%PDF-');
+        }
+      } finally {
+        await s.close();
+      }
+    });
+  });
+}

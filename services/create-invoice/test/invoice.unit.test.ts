@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { decideIssue, draftInvoice, invoiceNumber, splitGross, vatRateFor } from '../src/domain/invoice.ts';
+
+const order = {
+  customer: { name: 'Ada', email: 'ada@example.test' },
+  lines: [
+    { sku: 'SKU-1', quantity: 2, unitPrice: 1190, lineTotal: 2380 },
+    { sku: 'SKU-2', quantity: 1, unitPrice: 595, lineTotal: 595 },
+  ],
+  currency: 'EUR' as const,
+  total: 2975,
+  shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
+  placedAt: '2026-03-01T10:00:00.000Z',
+};
+
+describe('invoices', () => {
+  test('given a German order, then 19 % VAT is contained in the gross total', () => {
+    const invoice = draftInvoice('o-1', order, { year: 2026, sequence: 42 }, new Date('2026-03-01T10:00:05Z'));
+    assert.equal(invoice.number, '2026-000042');
+    assert.equal(invoice.total, 2975);
+    assert.equal(invoice.vatRateBp, 1900);
+    assert.equal(invoice.vat, 475);
+    assert.equal(invoice.net, 2500);
+  });
+
+  test('given an unlisted country, then no VAT (export); the US has none', () => {
+    assert.equal(vatRateFor('AQ'), 0);
+    assert.equal(vatRateFor('US'), 0);
+    assert.deepEqual(splitGross(1000, 0), { net: 1000, vat: 0 });
+  });
+
+  test('VAT is rounded to the minor unit and net + VAT is always the total', () => {
+    for (const gross of [1, 99, 101, 12_345, 999_999]) {
+      const { net, vat } = splitGross(gross, 2100);
+      assert.equal(net + vat, gross);
+    }
+    assert.deepEqual(splitGross(100, 2000), { net: 83, vat: 17 });
+  });
+
+  test('numbers have the year and at least six digits', () => {
+    assert.equal(invoiceNumber(2026, 1), '2026-000001');
+    assert.equal(invoiceNumber(2026, 1_234_567), '2026-1234567');
+  });
+
+  test('deciding: an invoiced order stays as it is, a cancelled one is skipped, an unknown one waits', () => {
+    assert.equal(decideIssue({ known: true, cancelled: true, invoiced: true }), 'already_issued');
+    assert.equal(decideIssue({ known: true, cancelled: true, invoiced: false }), 'skip_cancelled');
+    assert.equal(decideIssue({ known: false, cancelled: true, invoiced: false }), 'skip_cancelled');
+    assert.equal(decideIssue({ known: false, cancelled: false, invoiced: false }), 'wait');
+    assert.equal(decideIssue({ known: true, cancelled: false, invoiced: false }), 'issue');
+  });
+});
