@@ -1,0 +1,39 @@
+// Composition root of assign-delivery: the only place that reads the environment.
+import { orderingTopology } from '@orderflow/contracts';
+import { runService } from '@orderflow/messaging';
+import { migrate, migrateInboxOutbox, openSqlStore } from '@orderflow/sql';
+import { deliveryMigrations, SqlDispatch } from './adapters/sql-dispatch.ts';
+import { startAssignDelivery } from './app.ts';
+import { configFromEnv } from './config.ts';
+
+const config = configFromEnv(process.env);
+const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
+const store = await openSqlStore({
+  ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }),
+  dataDir: config.dataDir,
+  schema: config.dbSchema,
+});
+await migrateInboxOutbox(store);
+await migrate(store, deliveryMigrations, { component: 'assign-delivery' });
+await SqlDispatch.seed(store, config.couriers);
+
+await runService(
+  {
+    name: 'assign-delivery',
+    version: '0.1.0',
+    servers: config.natsUrl,
+    httpPort: config.httpPort,
+    drainDeadlineMs: config.drainDeadlineMs,
+    streams: topology.streams,
+  },
+  async (context) => {
+    context.onStop(() => store.close());
+    await startAssignDelivery(context, {
+      topology,
+      dispatch: new SqlDispatch(store, { consumer: topology.consumers.assignDelivery.all.name }),
+      concurrency: config.concurrency,
+      maxDeliver: config.maxDeliver,
+      retry: { initialDelayMs: config.retryInitialDelayMs, maxDelayMs: config.retryMaxDelayMs },
+    });
+  },
+);
