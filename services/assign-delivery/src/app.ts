@@ -66,7 +66,9 @@ export function assignDeliveryConsumer(options: AssignDeliveryOptions): Consumer
     maxDeliver: options.maxDeliver ?? 10,
     ...(options.retry && { retry: options.retry }),
     handlers: ignoringOthers([
-      on(OrderPlaced, (event) => dispatch.rememberOrder(event.data.orderId, event.data.shippingAddress.country)),
+      on(OrderPlaced, (event) =>
+        dispatch.rememberOrder(event.data.orderId, event.data.shippingAddress.country),
+      ),
       on(PaymentAuthorized, async (event, context) => {
         const { orderId } = event.data;
         const outcome = await dispatch.assign(orderId, event.id);
@@ -74,7 +76,12 @@ export function assignDeliveryConsumer(options: AssignDeliveryOptions): Consumer
           case 'assigned':
             await context.publish(
               DeliveryAssigned,
-              { orderId, courierId: outcome.courierId, courierName: outcome.courierName, assignedAt: outcome.at },
+              {
+                orderId,
+                courierId: outcome.courierId,
+                courierName: outcome.courierName,
+                assignedAt: outcome.at,
+              },
               { ...target(orderId), id: eventIdFor(DeliveryAssigned, orderId) },
             );
             return;
@@ -92,13 +99,18 @@ export function assignDeliveryConsumer(options: AssignDeliveryOptions): Consumer
             return outcome satisfies never;
         }
       }),
-      on(OrderCancelRequested, (event, context) => release(event.data.orderId, event.data.requestedAt, context)),
+      on(OrderCancelRequested, (event, context) =>
+        release(event.data.orderId, event.data.requestedAt, context),
+      ),
       on(OrderCancelled, (event, context) => release(event.data.orderId, event.data.cancelledAt, context)),
     ]),
   };
 }
 
 /** Starts the consumer on a running service (see `main.ts`). */
-export async function startAssignDelivery(context: ServiceContext, options: AssignDeliveryOptions): Promise<void> {
+export async function startAssignDelivery(
+  context: ServiceContext,
+  options: AssignDeliveryOptions,
+): Promise<void> {
   await context.transport.consume(assignDeliveryConsumer(options));
 }

@@ -41,7 +41,8 @@ async function system(dialect: 'postgres' | 'pglite') {
   const topology = orderingTopology({ namespace: uniqueName('ad') });
   const schema = uniqueName('assign_delivery');
   const dataDir = dialect === 'pglite' ? await mkdtemp(join(tmpdir(), 'assign-delivery-')) : '';
-  const open = () => openSqlStore({ ...(dialect === 'postgres' && { databaseUrl: DATABASE_URL }), dataDir, schema });
+  const open = () =>
+    openSqlStore({ ...(dialect === 'postgres' && { databaseUrl: DATABASE_URL }), dataDir, schema });
   const first = await open();
   // PGlite belongs to one process: there the two replicas share the embedded database.
   const stores = [first, dialect === 'postgres' ? await open() : first];
@@ -97,14 +98,27 @@ async function system(dialect: 'postgres' | 'pglite') {
     },
     /** The same authorization under two ids (two stream messages): a duplicate to absorb. */
     async authorize(orderId: string) {
-      const data = { orderId, paymentId: `ch_${orderId}`, amount: { amount: 1000, currency: 'EUR' as const }, authorizedAt: now() };
+      const data = {
+        orderId,
+        paymentId: `ch_${orderId}`,
+        amount: { amount: 1000, currency: 'EUR' as const },
+        authorizedAt: now(),
+      };
       await client.publish(PaymentAuthorized, data, { subject: t.subjects.payment(orderId), about: orderId });
       await client.publish(PaymentAuthorized, data, { subject: t.subjects.payment(orderId), about: orderId });
     },
     async cancel(orderId: string) {
       const subject = t.subjects.order(orderId);
-      await client.publish(OrderCancelRequested, { orderId, reason: 'customer_request', requestedAt: now() }, { subject, about: orderId });
-      await client.publish(OrderCancelled, { orderId, reason: 'customer_request', cancelledAt: now() }, { subject, about: orderId });
+      await client.publish(
+        OrderCancelRequested,
+        { orderId, reason: 'customer_request', requestedAt: now() },
+        { subject, about: orderId },
+      );
+      await client.publish(
+        OrderCancelled,
+        { orderId, reason: 'customer_request', cancelledAt: now() },
+        { subject, about: orderId },
+      );
     },
     /** The delivery events of an order, in stream order (`ce-type` and data). */
     async deliveries(orderId: string): Promise<{ type: string; data: Record<string, unknown> }[]> {
@@ -113,7 +127,10 @@ async function system(dialect: 'postgres' | 'pglite') {
       let seq = info.state.first_seq;
       const total = Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
       while (events.length < total) {
-        const m = await jsm.streams.getMessage(t.stream, { next_by_subj: t.subjects.delivery(orderId), seq } as never);
+        const m = await jsm.streams.getMessage(t.stream, {
+          next_by_subj: t.subjects.delivery(orderId),
+          seq,
+        } as never);
         if (!m) break;
         events.push({ type: m.header.get('ce-type'), data: m.json<Record<string, unknown>>() });
         seq = m.seq + 1;
@@ -170,19 +187,34 @@ for (const dialect of ['postgres', 'pglite'] as const) {
         const outcomes = await Promise.all(german.map((o) => s.deliveries(o)));
         for (const events of outcomes) assert.equal(events.length, 1, JSON.stringify(events));
         const types = outcomes.map((events) => events[0]?.type).sort();
-        assert.deepEqual(types, [...Array(4).fill(DeliveryAssigned.type), ...Array(2).fill(DeliveryUnavailable.type)].sort());
+        assert.deepEqual(
+          types,
+          [
+            ...Array<string>(4).fill(DeliveryAssigned.type),
+            ...Array<string>(2).fill(DeliveryUnavailable.type),
+          ].sort(),
+        );
         const couriers = await s.dispatch.couriers();
         for (const c of couriers) {
           assert.ok(c.load <= c.capacity, `${c.courierId} load ${c.load} ≤ ${c.capacity}`);
           assert.equal(await s.dispatch.assignedCount(c.courierId), c.load, c.courierId);
         }
-        assert.deepEqual(couriers.filter((c) => c.country === 'DE').map((c) => c.load), [2, 2]);
+        assert.deepEqual(
+          couriers.filter((c) => c.country === 'DE').map((c) => c.load),
+          [2, 2],
+        );
 
         const aq = await s.deliveries(antarctic);
-        assert.deepEqual(aq.map((e) => [e.type, e.data.reason]), [[DeliveryUnavailable.type, 'no courier serves AQ']]);
+        assert.deepEqual(
+          aq.map((e) => [e.type, e.data.reason]),
+          [[DeliveryUnavailable.type, 'no courier serves AQ']],
+        );
         assert.deepEqual(await s.deliveries(cancelledEarly), []);
         assert.equal(await s.dispatch.statusOf(cancelledEarly), 'skipped');
-        assert.deepEqual((await s.deliveries(french)).map((e) => e.type), [DeliveryAssigned.type]);
+        assert.deepEqual(
+          (await s.deliveries(french)).map((e) => e.type),
+          [DeliveryAssigned.type],
+        );
 
         // Cancel the French order twice over (cancel-requested, cancelled, and both again): one release.
         await s.cancel(french);
@@ -190,7 +222,10 @@ for (const dialect of ['postgres', 'pglite'] as const) {
         await waitFor(async () => (await s.deliveries(french)).length === 2);
         await waitFor(() => s.drained(), { timeoutMs: 30_000 });
         const frenchEvents = await s.deliveries(french);
-        assert.deepEqual(frenchEvents.map((e) => e.type), [DeliveryAssigned.type, DeliveryReleased.type]);
+        assert.deepEqual(
+          frenchEvents.map((e) => e.type),
+          [DeliveryAssigned.type, DeliveryReleased.type],
+        );
         assert.equal(frenchEvents[1]?.data.courierId, 'fr-a');
         const fr = (await s.dispatch.couriers()).find((c) => c.courierId === 'fr-a');
         assert.equal(fr?.load, 0);

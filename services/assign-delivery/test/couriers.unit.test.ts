@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { candidates, decideAssign, DEFAULT_COURIERS, poolProblems, unavailableReason } from '../src/domain/couriers.ts';
+import {
+  candidates,
+  decideAssign,
+  DEFAULT_COURIERS,
+  poolProblems,
+  unavailableReason,
+} from '../src/domain/couriers.ts';
 
 describe('courier choice', () => {
   test('given couriers with room, then the least loaded (relative to capacity) comes first', () => {
@@ -31,7 +37,11 @@ describe('courier choice', () => {
   test('the default pool serves DE, FR, NL, GB and US and is valid', () => {
     assert.deepEqual(poolProblems(DEFAULT_COURIERS), []);
     for (const country of ['DE', 'FR', 'NL', 'GB', 'US'])
-      assert.equal(DEFAULT_COURIERS.some((c) => c.country === country), true, country);
+      assert.equal(
+        DEFAULT_COURIERS.some((c) => c.country === country),
+        true,
+        country,
+      );
     assert.equal(poolProblems([{ courierId: 'x', name: 'X', country: 'de', capacity: -1 }]).length, 2);
   });
 });

@@ -76,7 +76,9 @@ export function createInvoiceConsumer(options: CreateInvoiceOptions): ConsumerSp
           context.logger.warn({ orderId, invoice: invoice.total, charged: amount }, 'charged amount differs');
         }
         context.working();
-        const pdf = await pdfs.store(pdfName(invoice.number), () => renderInvoicePdf(invoice, options.seller));
+        const pdf = await pdfs.store(pdfName(invoice.number), () =>
+          renderInvoicePdf(invoice, options.seller),
+        );
         await context.publish(
           InvoiceCreated,
           {
@@ -88,7 +90,11 @@ export function createInvoiceConsumer(options: CreateInvoiceOptions): ConsumerSp
             pdf,
             issuedAt: invoice.issuedAt,
           },
-          { subject: topology.subjects.invoice(orderId), about: orderId, id: eventIdFor(InvoiceCreated, orderId) },
+          {
+            subject: topology.subjects.invoice(orderId),
+            about: orderId,
+            id: eventIdFor(InvoiceCreated, orderId),
+          },
         );
       }),
       on(OrderCancelRequested, (event) => cancelled(event.data.orderId, event.data.requestedAt)),
@@ -98,6 +104,9 @@ export function createInvoiceConsumer(options: CreateInvoiceOptions): ConsumerSp
 }
 
 /** Starts the consumer on a running service (see `main.ts`). */
-export async function startCreateInvoice(context: ServiceContext, options: CreateInvoiceOptions): Promise<void> {
+export async function startCreateInvoice(
+  context: ServiceContext,
+  options: CreateInvoiceOptions,
+): Promise<void> {
   await context.transport.consume(createInvoiceConsumer(options));
 }

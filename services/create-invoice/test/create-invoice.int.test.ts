@@ -12,8 +12,20 @@ import {
   OrderPlaced,
   PaymentAuthorized,
 } from '@orderflow/contracts';
-import { connectNats, NatsTransport, runService, type PayloadOf, type RunningService } from '@orderflow/messaging';
-import { migrate, migrateInboxOutbox, openSqlStore, type SqlStore, type SqlTransaction } from '@orderflow/sql';
+import {
+  connectNats,
+  NatsTransport,
+  runService,
+  type PayloadOf,
+  type RunningService,
+} from '@orderflow/messaging';
+import {
+  migrate,
+  migrateInboxOutbox,
+  openSqlStore,
+  type SqlStore,
+  type SqlTransaction,
+} from '@orderflow/sql';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
 import { invoiceMigrations, ObjectStorePdfArchive, SqlInvoiceBook, startCreateInvoice } from '../src/mod.ts';
@@ -53,8 +65,15 @@ async function system(dialect: 'postgres' | 'pglite') {
   const dataDir = dialect === 'pglite' ? await mkdtemp(join(tmpdir(), 'create-invoice-')) : '';
   // Two replicas. On PostgreSQL each has its own pool; PGlite is owned by one process, so there the
   // two replicas (two consumers on two connections to NATS) share the one embedded database.
-  const first = await openSqlStore({ ...(dialect === 'postgres' && { databaseUrl: DATABASE_URL }), dataDir, schema });
-  const stores = [first, dialect === 'postgres' ? await openSqlStore({ databaseUrl: DATABASE_URL, dataDir, schema }) : first];
+  const first = await openSqlStore({
+    ...(dialect === 'postgres' && { databaseUrl: DATABASE_URL }),
+    dataDir,
+    schema,
+  });
+  const stores = [
+    first,
+    dialect === 'postgres' ? await openSqlStore({ databaseUrl: DATABASE_URL, dataDir, schema }) : first,
+  ];
   await migrateInboxOutbox(first);
   await migrate(first, invoiceMigrations, { component: 'create-invoice' });
   const replicas: RunningService[] = [];
@@ -135,7 +154,10 @@ for (const dialect of ['postgres', 'pglite'] as const) {
         const cancelledOrder = randomUUID();
         const publish = async (orderId: string, cancel: boolean) => {
           const about = { about: orderId };
-          await s.client.publish(OrderPlaced, placed(orderId), { subject: t.subjects.order(orderId), ...about });
+          await s.client.publish(OrderPlaced, placed(orderId), {
+            subject: t.subjects.order(orderId),
+            ...about,
+          });
           if (cancel) {
             await s.client.publish(
               OrderCancelRequested,
@@ -150,13 +172,21 @@ for (const dialect of ['postgres', 'pglite'] as const) {
             authorizedAt: now(),
           };
           // The same authorization under two ids (two stream messages): one invoice all the same.
-          await s.client.publish(PaymentAuthorized, authorized, { subject: t.subjects.payment(orderId), ...about });
-          await s.client.publish(PaymentAuthorized, authorized, { subject: t.subjects.payment(orderId), ...about });
+          await s.client.publish(PaymentAuthorized, authorized, {
+            subject: t.subjects.payment(orderId),
+            ...about,
+          });
+          await s.client.publish(PaymentAuthorized, authorized, {
+            subject: t.subjects.payment(orderId),
+            ...about,
+          });
         };
         await Promise.all([...orders.map((o) => publish(o, false)), publish(cancelledOrder, true)]);
 
         const year = new Date().getUTCFullYear();
-        await waitFor(async () => (await s.book.invoicesOf(year)).length >= orders.length, { timeoutMs: 30_000 });
+        await waitFor(async () => (await s.book.invoicesOf(year)).length >= orders.length, {
+          timeoutMs: 30_000,
+        });
         await waitFor(() => s.drained(), { timeoutMs: 30_000 });
         const invoices = await s.book.invoicesOf(year);
         assert.deepEqual(
@@ -170,15 +200,25 @@ for (const dialect of ['postgres', 'pglite'] as const) {
         const info = await s.jsm.streams.info(t.stream, { subjects_filter: t.filters.invoices });
         const perOrder = Object.values(info.state.subjects ?? {});
         assert.equal(perOrder.length, orders.length);
-        assert.ok(perOrder.every((n) => n === 1), `one invoice.created per order: ${perOrder.join(',')}`);
+        assert.ok(
+          perOrder.every((n) => n === 1),
+          `one invoice.created per order: ${perOrder.join(',')}`,
+        );
         for (const invoice of invoices) {
-          const stored = await s.jsm.streams.getMessage(t.stream, { last_by_subj: t.subjects.invoice(invoice.orderId) });
+          const stored = await s.jsm.streams.getMessage(t.stream, {
+            last_by_subj: t.subjects.invoice(invoice.orderId),
+          });
           const event = InvoiceCreated.parse(stored?.json());
           assert.equal(event.invoiceNumber, invoice.number);
           assert.equal(event.total.amount, 2380);
           const pdf = await s.pdfs.fetch(event.pdf.name);
           assert.equal(pdf?.length, event.pdf.size);
-          assert.equal(Buffer.from(pdf ?? []).subarray(0, 5).toString(), '%PDF-');
+          assert.equal(
+            Buffer.from(pdf ?? [])
+              .subarray(0, 5)
+              .toString(),
+            '%PDF-',
+          );
         }
       } finally {
         await s.close();

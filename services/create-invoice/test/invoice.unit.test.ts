@@ -16,7 +16,12 @@ const order = {
 
 describe('invoices', () => {
   test('given a German order, then 19 % VAT is contained in the gross total', () => {
-    const invoice = draftInvoice('o-1', order, { year: 2026, sequence: 42 }, new Date('2026-03-01T10:00:05Z'));
+    const invoice = draftInvoice(
+      'o-1',
+      order,
+      { year: 2026, sequence: 42 },
+      new Date('2026-03-01T10:00:05Z'),
+    );
     assert.equal(invoice.number, '2026-000042');
     assert.equal(invoice.total, 2975);
     assert.equal(invoice.vatRateBp, 1900);

@@ -139,8 +139,8 @@ async function publishFlow(s: Awaited<ReturnType<typeof system>>, orderId: strin
   for (const e of referenceFlow(s.topology, orderId, n)) {
     // Deterministic ids, published twice: the stream keeps one (Nats-Msg-Id).
     const options = { subject: e.subject, about: orderId, id: `${e.contract.type}:${orderId}` };
-    await s.client.publish(e.contract, e.data as never, options);
-    await s.client.publish(e.contract, e.data as never, options);
+    await s.client.publish(e.contract, e.data, options);
+    await s.client.publish(e.contract, e.data, options);
   }
 }
 

@@ -130,7 +130,10 @@ describe('order-status projection', () => {
   });
 
   test('given a cancellation request, then the status is cancellation_requested until order.cancelled', () => {
-    assert.equal(given([1, placed], [2, authorized], [3, cancelRequested])?.view?.status, 'cancellation_requested');
+    assert.equal(
+      given([1, placed], [2, authorized], [3, cancelRequested])?.view?.status,
+      'cancellation_requested',
+    );
   });
 
   test('given a terminal status, then later payment events do not move it', () => {

@@ -197,7 +197,12 @@ export class SqlDispatch {
            VALUES ($1, 'assigned', $2, $3, $4)`,
           [orderId, courier.courierId, courier.name, now],
         );
-        return { kind: 'assigned', courierId: courier.courierId, courierName: courier.name, at: now.toISOString() };
+        return {
+          kind: 'assigned',
+          courierId: courier.courierId,
+          courierName: courier.name,
+          at: now.toISOString(),
+        };
       }
     }
     const reason = unavailableReason(country, pool.rows.length);
@@ -222,7 +227,11 @@ export class SqlDispatch {
       );
       const row = await this.#assignment(tx, orderId, true);
       if (row?.status === 'released') {
-        return { kind: 'released', courierId: row.courier_id ?? '', at: new Date(row.released_at ?? at).toISOString() };
+        return {
+          kind: 'released',
+          courierId: row.courier_id ?? '',
+          at: new Date(row.released_at ?? at).toISOString(),
+        };
       }
       if (row?.status !== 'assigned' || !row.courier_id) return { kind: 'nothing_to_release' };
       const releasedAt = this.#now();

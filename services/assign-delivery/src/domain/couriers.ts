@@ -30,9 +30,12 @@ export function poolProblems(pool: readonly Courier[]): string[] {
     if (!/^[A-Za-z0-9_-]{1,100}$/.test(c.courierId)) problems.push(`courier id "${c.courierId}" is invalid`);
     if (ids.has(c.courierId)) problems.push(`courier id "${c.courierId}" appears twice`);
     ids.add(c.courierId);
-    if (!/^[A-Z]{2}$/.test(c.country)) problems.push(`${c.courierId}: country "${c.country}" is not ISO alpha-2`);
-    if (!Number.isInteger(c.capacity) || c.capacity < 0) problems.push(`${c.courierId}: capacity must be ≥ 0`);
-    if (c.name.length === 0 || c.name.length > 200) problems.push(`${c.courierId}: name must be 1..200 chars`);
+    if (!/^[A-Z]{2}$/.test(c.country))
+      problems.push(`${c.courierId}: country "${c.country}" is not ISO alpha-2`);
+    if (!Number.isInteger(c.capacity) || c.capacity < 0)
+      problems.push(`${c.courierId}: capacity must be ≥ 0`);
+    if (c.name.length === 0 || c.name.length > 200)
+      problems.push(`${c.courierId}: name must be 1..200 chars`);
   }
   return problems;
 }
@@ -62,7 +65,11 @@ export function unavailableReason(country: string, servedCouriers: number): stri
 /** What to do with a `payment.authorized`, given what is known of the order. */
 export type AssignDecision = 'wait' | 'skip_cancelled' | 'already_decided' | 'assign';
 
-export function decideAssign(order: { known: boolean; cancelled: boolean; decided: boolean }): AssignDecision {
+export function decideAssign(order: {
+  known: boolean;
+  cancelled: boolean;
+  decided: boolean;
+}): AssignDecision {
   if (order.decided) return 'already_decided';
   if (order.cancelled) return 'skip_cancelled';
   if (!order.known) return 'wait';

@@ -37,9 +37,7 @@ export const invoiceMigrations: readonly Migration[] = [
 ];
 
 /** Outcome of handling a `payment.authorized`. */
-export type IssueOutcome =
-  | { kind: 'issued'; invoice: InvoiceDocument }
-  | { kind: 'skipped_cancelled' };
+export type IssueOutcome = { kind: 'issued'; invoice: InvoiceDocument } | { kind: 'skipped_cancelled' };
 
 /**
  * create-invoice's SQL store: the orders it knows (from `order.placed`, and whether they were cancelled),
@@ -139,7 +137,16 @@ export class SqlInvoiceBook {
     await tx.query(
       `INSERT INTO invoices (order_id, year, sequence, number, total, currency, document, issued_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8)`,
-      [orderId, year, sequence, invoice.number, invoice.total, invoice.currency, JSON.stringify(invoice), issuedAt],
+      [
+        orderId,
+        year,
+        sequence,
+        invoice.number,
+        invoice.total,
+        invoice.currency,
+        JSON.stringify(invoice),
+        issuedAt,
+      ],
     );
     return { kind: 'issued', invoice };
   }

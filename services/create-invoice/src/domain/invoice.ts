@@ -114,11 +114,7 @@ export function invoiceYear(at: Date): number {
 /** What to do with a `payment.authorized`, given what is known of the order. */
 export type IssueDecision = 'wait' | 'skip_cancelled' | 'already_issued' | 'issue';
 
-export function decideIssue(order: {
-  known: boolean;
-  cancelled: boolean;
-  invoiced: boolean;
-}): IssueDecision {
+export function decideIssue(order: { known: boolean; cancelled: boolean; invoiced: boolean }): IssueDecision {
   if (order.invoiced) return 'already_issued';
   if (order.cancelled) return 'skip_cancelled';
   if (!order.known) return 'wait';
