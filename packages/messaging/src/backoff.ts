@@ -5,10 +5,14 @@ export const defaultRetryPolicy: RetryPolicy = {
   maxDelayMs: 30_000,
   multiplier: 2,
   jitter: 0.2,
+  transientRetryMs: 300_000,
 };
 
 /** Delay before attempt `deliveryCount + 1`: exponential growth, capped, with ± jitter. */
-export function retryDelay(policy: RetryPolicy, deliveryCount: number): number {
+export function retryDelay(
+  policy: Pick<RetryPolicy, 'initialDelayMs' | 'maxDelayMs' | 'multiplier' | 'jitter'>,
+  deliveryCount: number,
+): number {
   const base = Math.min(
     policy.maxDelayMs,
     policy.initialDelayMs * policy.multiplier ** Math.max(0, deliveryCount - 1),

@@ -130,6 +130,24 @@ export class RemoteError extends MessagingError {
   }
 }
 
+/**
+ * Thrown (or any error with `retryable: true`, like `SqlUnavailableError`) for a failure of a
+ * dependency that will come back: a database restarting, a provider answering 503. The runtime retries
+ * it in place, paced, without using up delivery attempts, so an outage never dead-letters messages.
+ */
+export class TransientError extends MessagingError {
+  override name = 'TransientError';
+  readonly retryable = true;
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(options?.code ?? 'TRANSIENT', message, options);
+  }
+}
+
+/** True for a dependency outage: {@link TransientError} or any error marked `retryable: true`. */
+export function isTransient(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === true;
+}
+
 /** True for errors that must not be retried (validation, decode, {@link PermanentError}). */
 export function isPermanent(error: unknown): boolean {
   return error instanceof PermanentError || error instanceof ValidationError || error instanceof DecodeError;

@@ -37,6 +37,8 @@ export {
   PublishError,
   RemoteError,
   TimeoutError,
+  TransientError,
+  isTransient,
   ValidationError,
 } from './errors.ts';
 export type { ValidationIssue } from './errors.ts';

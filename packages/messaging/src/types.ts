@@ -99,6 +99,12 @@ export interface RetryPolicy {
   multiplier: number;
   /** Fraction of the delay randomised, 0..1 (default 0.2). */
   jitter: number;
+  /**
+   * How long a transient failure (a dependency outage, see `TransientError`) is retried in place,
+   * holding the message and extending its ack deadline, before it counts as a failed attempt
+   * (default 300 000 ms).
+   */
+  transientRetryMs: number;
 }
 
 /**

@@ -59,7 +59,7 @@ async function publisher(stream: string) {
   };
 }
 
-test('a consumer killed with SIGKILL mid-handler: the message is redelivered and handled once by its restart', async () => {
+test('a consumer killed with SIGKILL mid-handler: the message is redelivered to its restart and completed there', async () => {
   const stream = uniqueName('CRASH');
   const durable = uniqueName('crashy');
   const log = join(dir, `${durable}.log`);
@@ -67,14 +67,28 @@ test('a consumer killed with SIGKILL mid-handler: the message is redelivered and
   const victim = startConsumer(stream, durable, log, 'hang');
   await waitFor(async () => (await lines(log)).includes('ready'));
   await publish(1);
-  await waitFor(async () => (await lines(log)).includes('started 1 1'));
+  await waitFor(async () => (await lines(log)).some((l) => l.startsWith('started 1 1')));
   victim.kill('SIGKILL');
   await exited(victim);
 
   const restarted = startConsumer(stream, durable, log, 'normal');
   await waitFor(async () => (await lines(log)).some((l) => l.startsWith('done 1')), { timeoutMs: 20_000 });
-  const done = (await lines(log)).filter((l) => l.startsWith('done'));
-  assert.deepEqual(done, ['done 1 2'], 'handled exactly once, on the second delivery');
+  const log1 = await lines(log);
+  const restartedAt = log1.lastIndexOf('ready');
+  const done = log1.filter((l) => l.startsWith('done'));
+  assert.ok(
+    log1.slice(0, restartedAt).every((l) => !l.startsWith('done')),
+    `the killed process never completed the handler: ${log1.join(' / ')}`,
+  );
+  const first = done[0]?.split(' ');
+  assert.ok(first && Number(first[2]) >= 2, `completed on a redelivery: ${log1.join(' / ')}`);
+  // Delivery is at least once: the server may hand the restarted consumer a further copy; handlers
+  // that must act once use the inbox (packages/sql crash tests). Here we only require completion.
+  const jsm = await jetstreamManager(nc);
+  await waitFor(async () => {
+    const info = await jsm.consumers.info(stream, durable);
+    return info.num_ack_pending === 0 && info.num_pending === 0;
+  });
   restarted.kill('SIGTERM');
   assert.equal(await exited(restarted), 0);
   await nc.close();
@@ -88,7 +102,7 @@ test('SIGTERM drains: the in-flight handler finishes, the process exits 0, nothi
   const child = startConsumer(stream, durable, log, 'slow');
   await waitFor(async () => (await lines(log)).includes('ready'));
   await publish(1);
-  await waitFor(async () => (await lines(log)).includes('started 1 1'));
+  await waitFor(async () => (await lines(log)).some((l) => l.startsWith('started 1 1')));
   child.kill('SIGTERM');
   assert.equal(await exited(child), 0);
   assert.ok((await lines(log)).includes('done 1 1'), 'the in-flight handler completed before exit');

@@ -277,6 +277,31 @@ export function transportConformance(name: string, harness: () => TransportHarne
       );
     });
 
+    test('a dependency outage is retried in place without using up attempts or dead-lettering', async () => {
+      const { transport, stream, spec, publish } = await setup();
+      const { TransientError } = await import('../errors.ts');
+      let failures = 0;
+      const handled = deferred<number>();
+      await transport.consume(
+        spec(
+          [
+            on(ThingHappened, async (_event, context) => {
+              if (failures < 4) {
+                failures++;
+                throw new TransientError('database restarting');
+              }
+              handled.resolve(context.deliveryCount);
+            }),
+          ],
+          { maxDeliver: 2 },
+        ),
+      );
+      await publish('a', 1);
+      assert.equal(await handled.promise, 1, 'still the first delivery');
+      assert.equal(failures, 4);
+      assert.deepEqual(await transport.deadLetters.list({ stream }), []);
+    });
+
     test('a permanent failure is dead-lettered at once', async () => {
       const { transport, stream, spec, publish } = await setup();
       const { PermanentError } = await import('../errors.ts');

@@ -1,5 +1,5 @@
 import { retryDelay } from '../backoff.ts';
-import { isPermanent, MessagingError } from '../errors.ts';
+import { isPermanent, isTransient, MessagingError } from '../errors.ts';
 import type { Delivery, Middleware } from '../types.ts';
 
 /** Where dead letters go; {@link writeDeadLetter} on JetStream in production. */
@@ -16,11 +16,16 @@ export class MaxDeliveriesExceededError extends MessagingError {
 }
 
 /**
- * Retry and dead letter: the settlement policy. A failure is retried by `nak(delay)` with exponential
- * backoff and jitter (never an immediate nak) until the delivery count reaches `maxDeliver`; a
- * permanent failure (validation, decode, {@link PermanentError}) or the last attempt writes the message to
- * the dead-letter stream and then acks it, so the consumer moves on. A delivery beyond `maxDeliver`
- * (the process died during earlier attempts) is dead-lettered without running the handler again.
+ * Retry and dead letter: the settlement policy.
+ * - A transient failure (dependency outage, `isTransient`) is retried in place with backoff while the
+ *   runtime keeps extending the ack deadline, for up to `retry.transientRetryMs`, without using up
+ *   delivery attempts: an outage of the database or a provider never dead-letters messages.
+ * - Any other failure is retried by `nak(delay)` with exponential backoff and jitter (never an
+ *   immediate nak) until the delivery count reaches `maxDeliver`.
+ * - A permanent failure (validation, decode, {@link PermanentError}) or the last attempt writes the
+ *   message to the dead-letter stream and then acks it, so the consumer moves on.
+ * - A delivery beyond `maxDeliver` (the process died during earlier attempts) is dead-lettered
+ *   without running the handler again.
  * If writing the dead letter fails, the message is nak'd and tried again later: it is never dropped.
  */
 export function retryAndDeadLetter(options: {
@@ -45,16 +50,27 @@ export function retryAndDeadLetter(options: {
         new MaxDeliveriesExceededError(delivery.deliveryCount, delivery.maxDeliver),
       );
     }
-    try {
-      await next(delivery);
-    } catch (error) {
-      if (delivery.settled) throw error;
-      if (isPermanent(error) || delivery.deliveryCount >= delivery.maxDeliver) {
-        await deadLetter(delivery, error);
-      } else {
-        delivery.nak(retryDelay(delivery.retry, delivery.deliveryCount));
+    const transientUntil = Date.now() + delivery.retry.transientRetryMs;
+    for (let inPlace = 1; ; inPlace++) {
+      try {
+        await next(delivery);
+        return;
+      } catch (error) {
+        if (delivery.settled) throw error;
+        if (isTransient(error) && Date.now() < transientUntil) {
+          if (inPlace === 1)
+            delivery.logger.warn({ err: error }, 'dependency unavailable; retrying in place');
+          await new Promise((resolve) => setTimeout(resolve, retryDelay(delivery.retry, inPlace)));
+          if (delivery.settled) throw error; // drained meanwhile
+          continue;
+        }
+        if (isPermanent(error) || delivery.deliveryCount >= delivery.maxDeliver) {
+          await deadLetter(delivery, error);
+        } else {
+          delivery.nak(retryDelay(delivery.retry, delivery.deliveryCount));
+        }
+        throw error;
       }
-      throw error;
     }
   };
 }
