@@ -253,23 +253,20 @@ export class Supervisor {
     }
   }
 
-  /** Pids of the running replicas, per program. */
+  /** Pids of the running replicas, per program (a replica waiting to be restarted has none). */
   pids(): Record<string, number[]> {
     const result: Record<string, number[]> = {};
-    for (const [name, replicas] of this.#replicas) {
-      result[name] = replicas.flatMap((r) =>
-        r.child?.pid !== undefined && r.state !== 'stopped' ? [r.child.pid] : [],
-      );
-    }
+    for (const [name, replicas] of this.#replicas) result[name] = replicas.flatMap((r) => pidOf(r) ?? []);
     return result;
   }
 
+  /** Every replica, in start order. */
   list(): ReplicaInfo[] {
     return this.#byTier().flatMap((spec) =>
       this.#replicasOf(spec.name).map((r) => ({
         program: spec.name,
         replica: r.index,
-        pid: r.state === 'stopped' ? undefined : r.child?.pid,
+        pid: pidOf(r),
         state: r.state,
         restarts: r.restarts,
         port: r.port,
@@ -495,6 +492,11 @@ export class Supervisor {
       replica.state = 'stopped';
     };
   }
+}
+
+function pidOf(replica: Replica): number | undefined {
+  const child = replica.child;
+  return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
 }
 
 function tcpOpen(port: number, host: string): Promise<boolean> {

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeEvent, logFormatter } from '../logs.ts';
-import { createSystem, SERVICES, serviceExists, type SystemConfig } from '../system.ts';
+import { checkSystemConfig, createSystem, SERVICES, serviceExists, type SystemConfig } from '../system.ts';
 
 export interface UpOptions {
   readonly system: Omit<SystemConfig, 'onLog' | 'onEvent' | 'onWarning'>;
@@ -18,6 +18,11 @@ const rootDir = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..'
 export async function up(options: UpOptions): Promise<number> {
   const format = logFormatter({ raw: options.rawLogs });
   const say = (line: string) => process.stdout.write(`[orderflow] ${line}\n`);
+  const issues = checkSystemConfig({ ...options.system, rootDir });
+  if (issues.length > 0) {
+    for (const issue of issues) say(`configuration: ${issue}`);
+    return 2;
+  }
   const total = expectedReplicas(options.system);
   let readyCount = 0;
   let started = false;
