@@ -21,6 +21,8 @@ export interface ConsumerRuntimeOptions {
   retry: RetryPolicy;
   orderingKey: KeyOf | undefined;
   logger: Logger;
+  /** True once the connection is closed for good (no reconnect will follow). */
+  connectionClosed: () => boolean;
 }
 
 /** The messages of one ordering key: at most one runs; a nak'd one blocks the key until it is redelivered. */
@@ -60,6 +62,7 @@ export class ConsumerRuntime implements RunningConsumer {
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     const beat = Math.max(250, Math.min(options.ackWaitMs / 3, 10_000));
     this.#heartbeat = setInterval(() => this.#beat(), beat);
+    this.#heartbeat.unref();
     void this.#pull(options.stream, options.name, false);
     if (options.redrive) void this.#pull(options.redrive.stream, options.redrive.durable, true);
   }
@@ -100,6 +103,12 @@ export class ConsumerRuntime implements RunningConsumer {
         this.#iterators.delete(messages);
       } catch (error) {
         if (this.#stopping) break;
+        if (this.options.connectionClosed()) {
+          // The connection is gone for good (closed by its owner or out of reconnects): nothing to resume.
+          logger.warn({ err: error, durable }, 'connection closed; consumer stops');
+          void this.stop({ deadlineMs: 0 });
+          break;
+        }
         logger.warn({ err: error, durable }, 'consumer interrupted; resuming');
         await pause(1_000);
       }

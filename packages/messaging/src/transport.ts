@@ -247,6 +247,7 @@ export class NatsTransport implements Transport {
       retry: { ...defaultRetryPolicy, ...spec.retry },
       orderingKey: orderingKeyOf(spec.orderingKey),
       logger: this.logger.child({ consumer: spec.name }),
+      connectionClosed: () => this.nc.isClosed(),
     });
     this.#consumers.add(runtime);
     this.#consumerSpecs.set(runtime, { stream: spec.stream, name: spec.name });
