@@ -73,6 +73,12 @@ export interface SupervisorOptions {
   readonly stopDeadlineMs?: number;
   /** Time a replica gets to become ready (default 60 000 ms). */
   readonly readyTimeoutMs?: number;
+  /**
+   * Run each child in its own process group (default true), so a terminal's Ctrl-C reaches only the
+   * supervisor, which then stops the children in order. Tests pass false: if the test runner is
+   * interrupted, the children get the signal too and nothing is left behind.
+   */
+  readonly ownProcessGroup?: boolean;
   /** Allocates a port for `portEnv` (default: the OS picks a free one). */
   readonly allocatePort?: () => Promise<number>;
 }
@@ -343,9 +349,7 @@ export class Supervisor {
         env,
         ...(spec.cwd !== undefined && { cwd: spec.cwd }),
         stdio: ['ignore', 'pipe', 'pipe'],
-        // Its own process group: a Ctrl-C in the terminal reaches the supervisor only, which then stops
-        // the children in order (services drain before NATS goes away).
-        detached: true,
+        detached: this.#options.ownProcessGroup ?? true,
       });
     } catch (error) {
       failReady(new SupervisorError('SPAWN_FAILED', `${spec.name} could not be spawned`, { cause: error }));

@@ -64,6 +64,8 @@ export interface SystemConfig {
   restart?: Partial<RestartPolicy>;
   stopDeadlineMs?: number;
   readyTimeoutMs?: number;
+  /** See `SupervisorOptions.ownProcessGroup` (default true). */
+  ownProcessGroup?: boolean;
   onLog?: (line: LogLine) => void;
   onEvent?: (event: SupervisorEvent) => void;
   /** Called for services that are skipped (not in services/ yet). */
@@ -284,6 +286,7 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
     ...(config.restart && { restart: config.restart }),
     ...(config.stopDeadlineMs !== undefined && { stopDeadlineMs: config.stopDeadlineMs }),
     ...(config.readyTimeoutMs !== undefined && { readyTimeoutMs: config.readyTimeoutMs }),
+    ...(config.ownProcessGroup !== undefined && { ownProcessGroup: config.ownProcessGroup }),
     allocatePort: allocateFreePort,
   });
   return {

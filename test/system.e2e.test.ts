@@ -233,6 +233,23 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     );
   });
 
+  test('nats-server restarts (SIGTERM, same store) mid-flow: every order still completes', async () => {
+    const c = await customer();
+    await sys.setPspFaults({ latencyMs: 300 });
+    const placed = await mapLimit(
+      Array.from({ length: 10 }, (_, i) => i),
+      10,
+      () => place(c),
+    );
+    await sys.system.supervisor.restart('nats-server');
+    await sys.setPspFaults({ latencyMs: 0 });
+    const views = await mapLimit(placed, 10, (o) => waitTerminal(sys, o.orderId, 120_000));
+    assert.deepEqual(
+      views.filter((v) => v.status !== 'confirmed').map((v) => `${v.orderId}: ${v.status}`),
+      [],
+    );
+  });
+
   test('effects happened once: one charge (and refund) per order, gapless invoices, one mail per (order, kind)', async () => {
     assert.ok(orders.length >= 120, `${orders.length} orders placed`);
     // Invoices and mails may trail the terminal state: check until consistent, report the last difference.

@@ -72,6 +72,8 @@ export async function startTestSystem(
       restart: { initialDelayMs: 100, maxDelayMs: 2_000, stableAfterMs: 5_000 },
       stopDeadlineMs: 15_000,
       readyTimeoutMs: 90_000,
+      // An interrupted test run takes the children down with it.
+      ownProcessGroup: false,
       onLog: (line) => keep(`${line.program}#${line.replica}`, condense(line.line), lines),
       onEvent: (event) => events.push(`${new Date().toISOString()} ${JSON.stringify(event)}`),
     });
