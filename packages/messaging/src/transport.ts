@@ -23,6 +23,7 @@ import type {
   BatchItem,
   Broadcaster,
   ConsumerSpec,
+  Delivery,
   DeliveryHandler,
   EndpointContract,
   EndpointHandler,
@@ -266,16 +267,7 @@ export class NatsTransport implements Transport {
       const handle = envelope && handlers.get(envelope.type);
       if (!envelope || !handle)
         throw new MessagingError('NOT_DECODED', 'dispatch without a decoded envelope');
-      const context: HandlerContext = {
-        deliveryCount: delivery.deliveryCount,
-        consumer: delivery.consumer,
-        get logger() {
-          return delivery.logger;
-        },
-        working: () => delivery.working(),
-        publish: (contract, data, options) =>
-          publisher.publish(contract, data, { ...options, causedBy: envelope }),
-      };
+      const context = new DeliveryContext(delivery, envelope, publisher);
       await handle(envelope, context);
     };
   }
@@ -286,5 +278,42 @@ export class NatsTransport implements Transport {
     this.#listeners.clear();
     await this.#server?.stop();
     this.#requester.close();
+  }
+}
+
+/** The {@link HandlerContext} of one delivery (one allocation per message, no closures). */
+class DeliveryContext implements HandlerContext {
+  constructor(
+    private readonly delivery: Delivery,
+    private readonly envelope: Envelope,
+    private readonly publisher: JetStreamPublisher,
+  ) {}
+
+  get deliveryCount(): number {
+    return this.delivery.deliveryCount;
+  }
+
+  get streamSequence(): number {
+    return this.delivery.streamSequence;
+  }
+
+  get consumer(): string {
+    return this.delivery.consumer;
+  }
+
+  get logger(): Logger {
+    return this.delivery.logger;
+  }
+
+  working(): void {
+    this.delivery.working();
+  }
+
+  publish<C extends MessageContract>(
+    contract: C,
+    data: PayloadOf<C>,
+    options: Omit<PublishOptions, 'causedBy'>,
+  ): Promise<PublishReceipt> {
+    return this.publisher.publish(contract, data, { ...options, causedBy: this.envelope });
   }
 }

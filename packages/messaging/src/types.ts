@@ -61,6 +61,8 @@ export interface BatchItem<C extends MessageContract = MessageContract> {
 export interface HandlerContext {
   /** 1 on first delivery; counts redeliveries by the server. */
   readonly deliveryCount: number;
+  /** Sequence of the message in its stream (for a redriven message: in the original stream). */
+  readonly streamSequence: number;
   readonly consumer: string;
   readonly logger: Logger;
   /** Extends the ack deadline; the runtime also does this on its own while the handler runs. */
