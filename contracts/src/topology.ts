@@ -174,8 +174,11 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
     },
     /** JetStream KV bucket of the order-status projection. */
     kv: { orderStatus: upper('ORDER_STATUS') },
-    /** JetStream object store of invoice PDFs. */
-    objectStores: { invoices: upper('INVOICES') },
+    /** JetStream object store of invoice PDFs, and the object name of one invoice's PDF. */
+    objectStores: {
+      invoices: upper('INVOICES'),
+      invoicePdf: (invoiceNumber: string) => `invoice-${invoiceNumber}.pdf`,
+    },
   } as const;
 }
 

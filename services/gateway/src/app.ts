@@ -238,11 +238,14 @@ export function createGateway(options: GatewayOptions): Hono {
 
   app.get('/orders/:id/invoice.pdf', async (c) => {
     const orderId = orderIdParam(c);
-    const pdf = await invoices.pdf(orderId);
-    if (!pdf) return send(c, problem(404, 'INVOICE_NOT_FOUND', `no invoice for order ${orderId} (yet)`));
+    const order = await requester.request(topology.endpoints.getOrderStatus, { orderId }, call);
+    const name = order.invoiceNumber ? topology.objectStores.invoicePdf(order.invoiceNumber) : undefined;
+    const pdf = name ? await invoices.pdf(name) : undefined;
+    if (!name || !pdf)
+      return send(c, problem(404, 'INVOICE_NOT_FOUND', `no invoice for order ${orderId} (yet)`));
     return c.body(pdf.slice().buffer, 200, {
       'content-type': 'application/pdf',
-      'content-disposition': `inline; filename="invoice-${orderId}.pdf"`,
+      'content-disposition': `inline; filename="${name}"`,
     });
   });
 

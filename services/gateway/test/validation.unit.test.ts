@@ -248,8 +248,12 @@ describe('other routes', () => {
     const pdf = new TextEncoder().encode('%PDF-1.4 test');
     const app = createGateway({
       topology,
-      requester: fakeRequester({}).requester,
-      invoices: { pdf: (id) => Promise.resolve(id === orderId ? pdf : undefined) },
+      requester: fakeRequester({
+        getOrderStatus: (request) => ({
+          invoiceNumber: (request as { orderId: string }).orderId === orderId ? '2026-000001' : null,
+        }),
+      }).requester,
+      invoices: { pdf: (name) => Promise.resolve(name === 'invoice-2026-000001.pdf' ? pdf : undefined) },
     });
     await expectProblem(await app.request('/orders/other/invoice.pdf'), 404);
     const response = await app.request(`/orders/${orderId}/invoice.pdf`);

@@ -1,3 +1,4 @@
+import { OrderingTopology } from '@orderflow/contracts';
 import type { Address, Currency, OrderLine } from '@orderflow/contracts';
 
 /*
@@ -68,9 +69,9 @@ export function invoiceNumber(year: number, sequence: number): string {
   return `${year}-${String(sequence).padStart(6, '0')}`;
 }
 
-/** Name of the PDF in the object store: one deterministic name per invoice. */
+/** Name of the PDF in the object store: one deterministic name per invoice (the contracts' builder). */
 export function pdfName(number: string): string {
-  return `invoice-${number}.pdf`;
+  return OrderingTopology.objectStores.invoicePdf(number);
 }
 
 /** Splits a gross amount into net and the VAT it contains (VAT rounded half up to the minor unit). */
