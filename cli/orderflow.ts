@@ -1,5 +1,6 @@
 // `orderflow` — the command line of the system. The composition root: the only file that reads
 // process.env and argv; each subcommand gets a typed options object.
+import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { doctor } from './commands/doctor.ts';
 import { dlq } from './commands/dlq.ts';
@@ -62,6 +63,23 @@ function replicasOf(flags: readonly string[]): Partial<Record<ServiceName, numbe
   return replicas;
 }
 
+/**
+ * `preferred` when it is free on 127.0.0.1, else a free port chosen by the system: an infrastructure
+ * default (4222 for the private nats-server…) may already be taken on a developer's machine.
+ */
+async function portOrFree(preferred: number): Promise<number> {
+  const tryListen = (port: number) =>
+    new Promise<number | undefined>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(undefined));
+      server.listen(port, '127.0.0.1', () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === 'object' && address ? address.port : undefined));
+      });
+    });
+  return (await tryListen(preferred)) ?? (await tryListen(0)) ?? preferred;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -92,12 +110,18 @@ async function main(argv: string[]): Promise<number> {
           dataDir: values['data-dir'] ?? (env.DATA_DIR || './data'),
           ...(env.NATS_URL && { natsUrl: env.NATS_URL }),
           ...(env.DATABASE_URL && { databaseUrl: env.DATABASE_URL }),
-          natsPort: int(values['nats-port'], '--nats-port', 4222),
+          natsPort: values['nats-port']
+            ? int(values['nats-port'], '--nats-port', 4222)
+            : await portOrFree(4222),
           ...(monitor !== undefined && { natsMonitorPort: int(monitor, '--nats-monitor-port', 8222) }),
           gatewayPort: int(values.port ?? env.PORT, '--port / PORT', 3000),
-          pspPort: int(values['psp-port'], '--psp-port', 4010),
-          smtpPort: int(values['smtp-port'], '--smtp-port', 2525),
-          mailboxPort: int(values['mailbox-port'], '--mailbox-port', 8025),
+          pspPort: values['psp-port'] ? int(values['psp-port'], '--psp-port', 4010) : await portOrFree(4010),
+          smtpPort: values['smtp-port']
+            ? int(values['smtp-port'], '--smtp-port', 2525)
+            : await portOrFree(2525),
+          mailboxPort: values['mailbox-port']
+            ? int(values['mailbox-port'], '--mailbox-port', 8025)
+            : await portOrFree(8025),
           replicas: replicasOf(values.replicas),
           ...(only && { only: only as ServiceName[] }),
           baseEnv: env,
