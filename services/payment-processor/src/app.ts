@@ -29,6 +29,7 @@ import {
   refundedEvent,
   type PaymentGateway,
 } from './domain/payments.ts';
+import { ChargePendingError } from './errors.ts';
 
 /**
  * payment-processor — table of contents.
@@ -69,9 +70,12 @@ export function paymentProcessorConsumers(options: PaymentProcessorOptions): Con
   };
 
   async function refund(orderId: string, reason: RefundReason, context: HandlerContext): Promise<void> {
-    const charge = refundableCharge(await psp.chargesFor(orderId));
+    const charges = await psp.chargesFor(orderId);
+    // No charge at all yet: the charge for `order.placed` may be in flight on another replica.
+    if (charges.length === 0) throw new ChargePendingError(orderId);
+    const charge = refundableCharge(charges);
     if (!charge) {
-      context.logger.info({ orderId, reason }, 'nothing to refund: no succeeded charge');
+      context.logger.info({ orderId, reason }, 'nothing to refund: the charge did not succeed');
       return;
     }
     const made = await psp.refund({ chargeId: charge.id, idempotencyKey: paymentKeys.refund(orderId) });

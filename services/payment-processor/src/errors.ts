@@ -5,6 +5,8 @@ export const PaymentErrorCode = {
   PspUnavailable: 'PSP_UNAVAILABLE',
   /** The PSP refused the request itself (400, key reused…): retrying cannot help, dead-lettered. */
   PspRejected: 'PSP_REJECTED',
+  /** A refund is due but the order's charge is not recorded yet (it may be in flight): retried. */
+  ChargePending: 'CHARGE_PENDING',
   Config: 'INVALID_CONFIG',
 } as const;
 export type PaymentErrorCode = (typeof PaymentErrorCode)[keyof typeof PaymentErrorCode];
@@ -19,6 +21,21 @@ export class PspUnavailableError extends MessagingError {
     options?: { cause?: unknown },
   ) {
     super(PaymentErrorCode.PspUnavailable, `PSP ${operation}: ${message}`, options);
+  }
+}
+
+/**
+ * A refund was asked for an order with no charge on record yet: the charge may still be running on
+ * another replica. Not permanent, so the runtime retries with backoff until the charge is recorded
+ * (then it is refunded) or the attempts run out (then the dead letter shows it).
+ */
+export class ChargePendingError extends MessagingError {
+  override name = 'ChargePendingError';
+  constructor(readonly orderId: string) {
+    super(
+      PaymentErrorCode.ChargePending,
+      `no charge recorded yet for order ${orderId}; refund retried later`,
+    );
   }
 }
 
