@@ -243,7 +243,8 @@ export function createGateway(options: GatewayOptions): Hono {
     const pdf = name ? await invoices.pdf(name) : undefined;
     if (!name || !pdf)
       return send(c, problem(404, 'INVOICE_NOT_FOUND', `no invoice for order ${orderId} (yet)`));
-    return c.body(pdf.slice().buffer, 200, {
+    // A copy of exactly the PDF: the blob may be a view into a larger (protocol) buffer.
+    return c.body(new Uint8Array(pdf).buffer, 200, {
       'content-type': 'application/pdf',
       'content-disposition': `inline; filename="${name}"`,
     });
