@@ -36,6 +36,11 @@ export interface ServiceContext {
   readonly metrics: Registry;
   /** Registers a clean-up run after consumers and endpoints stopped, before the connection closes (last registered first). */
   onStop(cleanup: () => Promise<void> | void): void;
+  /**
+   * Registers work run first when the service drains, before consumers and endpoints stop: stop
+   * taking outside work (an HTTP server) so requests in flight can still reach the other services.
+   */
+  onDrain(step: () => Promise<void> | void): void;
 }
 
 export interface RunningService extends ServiceContext {
@@ -60,6 +65,7 @@ export async function runService(
   metricsRegistry.setDefaultLabels({ service: config.name });
   collectDefaultMetrics({ register: metricsRegistry });
   const cleanups: (() => Promise<void> | void)[] = [];
+  const drainSteps: (() => Promise<void> | void)[] = [];
   let ready = false;
   let stopping: Promise<void> | undefined;
 
@@ -107,11 +113,19 @@ export async function runService(
     logger,
     metrics: metricsRegistry,
     onStop: (cleanup) => cleanups.push(cleanup),
+    onDrain: (step) => drainSteps.push(step),
   };
 
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       logger.info('draining');
+      for (const step of drainSteps) {
+        try {
+          await step();
+        } catch (error) {
+          logger.error({ err: error }, 'drain step failed');
+        }
+      }
       await transport.close({ deadlineMs: config.drainDeadlineMs ?? 10_000 });
       for (const cleanup of cleanups.reverse()) {
         try {

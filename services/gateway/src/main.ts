@@ -24,7 +24,7 @@ await runService(
     });
     const server = await listen(app, { port: config.port, host: config.host });
     context.logger.info({ port: server.port }, 'gateway listening');
-    // Registered last, so it runs first on SIGTERM: stop taking requests before the connection drains.
-    context.onStop(() => server.close());
+    // On SIGTERM: stop taking requests and finish those in flight while the connection still works.
+    context.onDrain(() => server.close());
   },
 );

@@ -7,7 +7,7 @@ import type { Hono } from 'hono';
 export async function listen(
   app: Hono,
   options: { port: number; host?: string },
-): Promise<{ port: number; close(): Promise<void> }> {
+): Promise<{ port: number; close(graceMs?: number): Promise<void> }> {
   const server = await new Promise<Server>((resolve) => {
     const s = serve({ fetch: app.fetch, port: options.port, hostname: options.host ?? '127.0.0.1' }, () =>
       resolve(s),
@@ -15,10 +15,18 @@ export async function listen(
   });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () =>
+    /**
+     * Stops accepting connections, lets requests in flight finish (idle keep-alive connections are
+     * closed at once), and cuts what is still open after `graceMs` (default 5000).
+     */
+    close: (graceMs = 5_000) =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+        const cut = setTimeout(() => server.closeAllConnections(), graceMs);
+        server.close(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+        server.closeIdleConnections();
       }),
   };
 }
