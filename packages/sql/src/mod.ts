@@ -16,8 +16,8 @@ export {
 export { exactlyOnce, SqlInbox } from './inbox.ts';
 export { migrate } from './migrate.ts';
 export type { MigrateOptions, MigrationReport } from './migrate.ts';
-export { openSqlStore } from './open.ts';
-export type { SqlStoreConfig } from './open.ts';
+export { openSqlStore, sqlStoreSettings } from './open.ts';
+export type { SqlStoreConfig, SqlStoreSettings } from './open.ts';
 export { outboxMessage, SqlOutbox } from './outbox.ts';
 export type { OutboxMessageOptions, SqlOutboxOptions } from './outbox.ts';
 export { openPglite } from './pglite.ts';

@@ -1,3 +1,4 @@
+import type { EnvSettings } from '@orderflow/messaging';
 import { openPglite } from './pglite.ts';
 import { openPostgres } from './postgres.ts';
 import type { SqlStore } from './types.ts';
@@ -23,4 +24,23 @@ export function openSqlStore(config: SqlStoreConfig): Promise<SqlStore> {
     });
   }
   return openPglite({ dataDir: config.dataDir });
+}
+
+/** Where a service keeps its SQL data, as read from the environment. */
+export interface SqlStoreSettings {
+  /** `DATABASE_URL`: PostgreSQL; unset = embedded PGlite. */
+  databaseUrl: string | undefined;
+  /** `DATA_DIR` (default `data/<service>`): the PGlite data directory. */
+  dataDir: string;
+  /** `DB_SCHEMA` (default the service name with `_` for `-`): the PostgreSQL schema. */
+  dbSchema: string;
+}
+
+/** Reads {@link SqlStoreSettings} for `service` under the names every service uses. */
+export function sqlStoreSettings(env: EnvSettings, service: string): SqlStoreSettings {
+  return {
+    databaseUrl: env.optionalText('DATABASE_URL'),
+    dataDir: env.text('DATA_DIR', `data/${service}`),
+    dbSchema: env.text('DB_SCHEMA', service.replaceAll('-', '_')),
+  };
 }

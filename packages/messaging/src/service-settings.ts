@@ -1,0 +1,77 @@
+/**
+ * Reads a service's settings from environment variables in its composition root (`main.ts`), the only
+ * place allowed to look at the environment. Every problem is collected, so a misconfigured service
+ * reports them all at once.
+ */
+export class EnvSettings {
+  /** What is wrong, one line per variable; empty when everything parsed. */
+  readonly problems: string[] = [];
+
+  constructor(private readonly env: Readonly<Record<string, string | undefined>>) {}
+
+  /** The variable, or `fallback` when it is unset or empty. */
+  text(name: string, fallback: string): string {
+    return this.optionalText(name) ?? fallback;
+  }
+
+  /** The variable, or `undefined` when it is unset or empty. */
+  optionalText(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value === '' ? undefined : value;
+  }
+
+  /** An integer in `min..max`, or `fallback` when unset or empty. */
+  int(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.optionalText(name);
+    const value = raw === undefined ? fallback : Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      this.problems.push(`${name} must be an integer in ${min}..${max}`);
+    }
+    return value;
+  }
+
+  /** `true` only for the text `true`. */
+  flag(name: string): boolean {
+    return this.optionalText(name) === 'true';
+  }
+
+  /** A URL, or `fallback` when unset or empty. */
+  url(name: string, fallback: string): string {
+    const value = this.text(name, fallback);
+    if (!URL.canParse(value)) this.problems.push(`${name} is not a URL: ${value}`);
+    return value;
+  }
+}
+
+/** Settings every Orderflow service reads under the same names, with the same defaults. */
+export interface ServiceSettings {
+  /** `NATS_URL` (default `nats://127.0.0.1:4222`). */
+  natsUrl: string;
+  /** `HTTP_PORT` of the health and metrics server (default 0: a free port). */
+  httpPort: number;
+  /** `ORDERFLOW_NAMESPACE`: prefixes every subject, stream and durable (tests share one server that way). */
+  namespace: string | undefined;
+  /** `CONCURRENCY`: handlers at once per consumer (default 16). */
+  concurrency: number;
+  /** `MAX_DELIVER`: attempts before a message is dead-lettered. */
+  maxDeliver: number;
+  /** `RETRY_INITIAL_DELAY_MS` (default 250). */
+  retryInitialDelayMs: number;
+  /** `RETRY_MAX_DELAY_MS` (default 30 000). */
+  retryMaxDelayMs: number;
+  /** `DRAIN_DEADLINE_MS`: time in-flight handlers get on SIGTERM (default 10 000). */
+  drainDeadlineMs: number;
+}
+
+export function serviceSettings(env: EnvSettings, defaults: { maxDeliver: number }): ServiceSettings {
+  return {
+    natsUrl: env.text('NATS_URL', 'nats://127.0.0.1:4222'),
+    httpPort: env.int('HTTP_PORT', 0, 0, 65_535),
+    namespace: env.optionalText('ORDERFLOW_NAMESPACE'),
+    concurrency: env.int('CONCURRENCY', 16, 1, 1_000),
+    maxDeliver: env.int('MAX_DELIVER', defaults.maxDeliver, 1, 100),
+    retryInitialDelayMs: env.int('RETRY_INITIAL_DELAY_MS', 250, 1, 600_000),
+    retryMaxDelayMs: env.int('RETRY_MAX_DELAY_MS', 30_000, 1, 3_600_000),
+    drainDeadlineMs: env.int('DRAIN_DEADLINE_MS', 10_000, 0, 600_000),
+  };
+}
