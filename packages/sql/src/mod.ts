@@ -16,7 +16,7 @@ export {
 export { exactlyOnce, SqlInbox } from './inbox.ts';
 export { migrate } from './migrate.ts';
 export type { MigrateOptions, MigrationReport } from './migrate.ts';
-export { openSqlStore, sqlStoreSettings } from './open.ts';
+export { openServiceStore, openSqlStore, sqlStoreSettings } from './open.ts';
 export type { SqlStoreConfig, SqlStoreSettings } from './open.ts';
 export { outboxMessage, SqlOutbox } from './outbox.ts';
 export type { OutboxMessageOptions, SqlOutboxOptions } from './outbox.ts';

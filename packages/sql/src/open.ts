@@ -1,7 +1,9 @@
 import type { EnvSettings } from '@orderflow/messaging';
 import { openPglite } from './pglite.ts';
 import { openPostgres } from './postgres.ts';
-import type { SqlStore } from './types.ts';
+import { migrate } from './migrate.ts';
+import { migrateInboxOutbox } from './tables.ts';
+import type { Migration, SqlStore } from './types.ts';
 
 export interface SqlStoreConfig {
   /** PostgreSQL URL (`DATABASE_URL`); when absent, the embedded PGlite database in `dataDir` is used. */
@@ -43,4 +45,28 @@ export function sqlStoreSettings(env: EnvSettings, service: string): SqlStoreSet
     dataDir: env.text('DATA_DIR', `data/${service}`),
     dbSchema: env.text('DB_SCHEMA', service.replaceAll('-', '_')),
   };
+}
+
+/**
+ * Opens a service's store from its settings and brings its schema up to date: the toolkit's inbox and
+ * outbox tables, then the service's own `migrations` (recorded under the component `service`).
+ */
+export async function openServiceStore(
+  settings: SqlStoreSettings,
+  service: string,
+  migrations: readonly Migration[],
+): Promise<SqlStore> {
+  const store = await openSqlStore({
+    ...(settings.databaseUrl !== undefined && { databaseUrl: settings.databaseUrl }),
+    dataDir: settings.dataDir,
+    schema: settings.dbSchema,
+  });
+  try {
+    await migrateInboxOutbox(store);
+    await migrate(store, migrations, { component: service });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
 }

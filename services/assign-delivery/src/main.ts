@@ -1,20 +1,14 @@
 // Composition root of assign-delivery: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
 import { runService } from '@orderflow/messaging';
-import { migrate, migrateInboxOutbox, openSqlStore } from '@orderflow/sql';
+import { openServiceStore } from '@orderflow/sql';
 import { deliveryMigrations, SqlDispatch } from './adapters/sql-dispatch.ts';
 import { startAssignDelivery } from './app.ts';
 import { configFromEnv } from './config.ts';
 
 const config = configFromEnv(process.env);
 const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
-const store = await openSqlStore({
-  ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }),
-  dataDir: config.dataDir,
-  schema: config.dbSchema,
-});
-await migrateInboxOutbox(store);
-await migrate(store, deliveryMigrations, { component: 'assign-delivery' });
+const store = await openServiceStore(config, 'assign-delivery', deliveryMigrations);
 await SqlDispatch.seed(store, config.couriers);
 
 await runService(

@@ -1,7 +1,7 @@
 // Composition root of create-invoice: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
 import { runService } from '@orderflow/messaging';
-import { migrate, migrateInboxOutbox, openSqlStore } from '@orderflow/sql';
+import { openServiceStore } from '@orderflow/sql';
 import { ObjectStorePdfArchive } from './adapters/object-store-pdfs.ts';
 import { invoiceMigrations, SqlInvoiceBook } from './adapters/sql-invoice-book.ts';
 import { startCreateInvoice } from './app.ts';
@@ -9,13 +9,7 @@ import { configFromEnv } from './config.ts';
 
 const config = configFromEnv(process.env);
 const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
-const store = await openSqlStore({
-  ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }),
-  dataDir: config.dataDir,
-  schema: config.dbSchema,
-});
-await migrateInboxOutbox(store);
-await migrate(store, invoiceMigrations, { component: 'create-invoice' });
+const store = await openServiceStore(config, 'create-invoice', invoiceMigrations);
 
 await runService(
   {

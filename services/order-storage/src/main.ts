@@ -1,20 +1,14 @@
 // Composition root of order-storage: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
 import { runService } from '@orderflow/messaging';
-import { migrate, migrateInboxOutbox, openSqlStore } from '@orderflow/sql';
+import { openServiceStore } from '@orderflow/sql';
 import { orderStorageMigrations } from './adapters/sql-db.ts';
 import { startOrderStorage } from './app.ts';
 import { configFromEnv } from './config.ts';
 
 const config = configFromEnv(process.env);
 const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
-const store = await openSqlStore({
-  ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }),
-  dataDir: config.dataDir,
-  schema: config.dbSchema,
-});
-await migrateInboxOutbox(store);
-await migrate(store, orderStorageMigrations, { component: 'order-storage' });
+const store = await openServiceStore(config, 'order-storage', orderStorageMigrations);
 
 await runService(
   {
