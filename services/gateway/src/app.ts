@@ -144,9 +144,36 @@ async function jsonBody(c: Context): Promise<unknown> {
   }
 }
 
-function valid<S extends TSchema>(schema: S, value: unknown): Static<S> {
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * The strings of a (schema-valid, so shallow) body that the services cannot store as they are: a NUL
+ * (PostgreSQL text refuses it) or a lone surrogate (not Unicode; UTF-8 encoding would replace it).
+ */
+function unstorableText(value: unknown, path = ''): InvalidField[] {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) return [{ field: path || '/', message: 'must not contain NUL (U+0000)' }];
+    if (LONE_SURROGATE.test(value)) return [{ field: path || '/', message: 'must be well-formed Unicode' }];
+    return [];
+  }
+  if (typeof value !== 'object' || value === null) return [];
+  return Object.entries(value).flatMap(([key, v]) => unstorableText(v, `${path}/${key}`));
+}
+
+/** The body checked against `schema` and free of unstorable text, or the issues (JSON pointers). */
+function checkBody<S extends TSchema>(
+  schema: S,
+  value: unknown,
+): { ok: true; value: Static<S> } | { ok: false; fields: InvalidField[] } {
   const result = check(schema, value);
-  if (!result.ok) throw new ProblemResponse(invalidRequest(invalidFields(result.issues)));
+  if (!result.ok) return { ok: false, fields: invalidFields(result.issues) };
+  const text = unstorableText(result.value);
+  return text.length > 0 ? { ok: false, fields: text } : result;
+}
+
+function valid<S extends TSchema>(schema: S, value: unknown): Static<S> {
+  const result = checkBody(schema, value);
+  if (!result.ok) throw new ProblemResponse(invalidRequest(result.fields));
   return result.value;
 }
 
@@ -202,7 +229,7 @@ export function createGateway(options: GatewayOptions): Hono {
     const key = c.req.header('idempotency-key');
     const keyCheck = check(IdempotencyKey, key);
     const parsed = await jsonBody(c);
-    const body = check(PlaceOrderBody, parsed);
+    const body = checkBody(PlaceOrderBody, parsed);
     const fields = [
       ...(keyCheck.ok
         ? []
@@ -212,7 +239,7 @@ export function createGateway(options: GatewayOptions): Hono {
               message: key === undefined ? 'required' : 'must be 1..200 visible ASCII characters',
             },
           ]),
-      ...(body.ok ? [] : invalidFields(body.issues)),
+      ...(body.ok ? [] : body.fields),
     ];
     if (fields.length > 0 || !body.ok || key === undefined) throw new ProblemResponse(invalidRequest(fields));
     const reply = await requester.request(
