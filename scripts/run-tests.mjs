@@ -1,6 +1,9 @@
 // Runs every test file of the monorepo with node's test runner (Node 20 does not expand globs itself).
+// Unit and integration files run a few at a time; the system tests (`*.e2e.test.ts`), each of which
+// starts the whole system as a dozen processes, run one after the other so they never starve each
+// other of the two cores. Ends with one summary line over both runs: `N passed, N failed`.
 // Usage: node scripts/run-tests.mjs [path-prefix…]   e.g. `node scripts/run-tests.mjs packages/messaging`
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -27,10 +30,33 @@ if (selected.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
-const concurrency = process.env.TEST_CONCURRENCY ?? '3';
-const result = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...selected],
-  { stdio: 'inherit' },
-);
-process.exit(result.status ?? 1);
+
+/** Runs one `node --test` over `batch`, echoing its output; resolves with its counts and exit code. */
+function run(batch, concurrency) {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...batch],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let tail = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      tail = (tail + chunk.toString()).slice(-4000);
+    });
+    child.on('close', (code) => {
+      const count = (name) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(tail)?.[1] ?? 0);
+      resolve({ code: code ?? 1, pass: count('pass'), fail: count('fail') + count('cancelled') });
+    });
+  });
+}
+
+const systemTests = selected.filter((f) => f.endsWith('.e2e.test.ts'));
+const others = selected.filter((f) => !f.endsWith('.e2e.test.ts'));
+const results = [];
+if (others.length > 0) results.push(await run(others, process.env.TEST_CONCURRENCY ?? '3'));
+if (systemTests.length > 0) results.push(await run(systemTests, '1'));
+const passed = results.reduce((n, r) => n + r.pass, 0);
+const failed = results.reduce((n, r) => n + r.fail, 0);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(results.some((r) => r.code !== 0) || failed > 0 ? 1 : 0);
