@@ -202,3 +202,89 @@ export async function mapLimit<T, R>(
   );
   return results;
 }
+
+/** No effect missing or repeated; the lists of {@link effectsProblems} when all is well. */
+export const NO_EFFECT_PROBLEMS = {
+  notTerminal: [],
+  money: [],
+  invoices: [],
+  missingMails: [],
+  unexpectedMails: [],
+  mailsTwice: [],
+} as const satisfies Record<string, readonly string[]>;
+
+/**
+ * The "effects happened once" check of test/system.e2e.test.ts over `orders` and `customers` (every
+ * order and customer of the system): each order terminal, PSP ledger net of refunds = one charge per
+ * confirmed order, invoice numbers 1..n without gaps, exactly the expected mails, none twice.
+ */
+export async function effectsProblems(
+  sys: TestSystem,
+  orders: readonly PlacedOrder[],
+  customers: readonly Customer[],
+): Promise<Record<keyof typeof NO_EFFECT_PROBLEMS, string[]>> {
+  const views = await mapLimit(orders, 10, async (o) => (await sys.api.getOrder(o.orderId)).body);
+  const notTerminal = views.flatMap((v) =>
+    v.status === 'confirmed' || v.status === 'cancelled' ? [] : [`${v.orderId}: ${v.status}`],
+  );
+  const ledger = await sys.ledger();
+  const money: string[] = [];
+  for (const view of views) {
+    const entries = ledger.filter((e) => e.reference === view.orderId);
+    const charges = entries.filter((e) => e.kind === 'charge' && e.status === 'succeeded').length;
+    const refunds = entries.filter((e) => e.kind === 'refund').length;
+    const kept = view.status === 'confirmed' ? 1 : 0;
+    if (charges > 1 || refunds > 1 || charges - refunds !== kept)
+      money.push(`${view.orderId} (${view.status}): ${charges} charges, ${refunds} refunds`);
+    if ((refunds === 1) !== (view.payment?.status === 'refunded'))
+      money.push(`${view.orderId}: ${refunds} refunds but payment ${JSON.stringify(view.payment)}`);
+  }
+  const sequences = views
+    .flatMap((v) => (v.invoiceNumber === null ? [] : [Number(v.invoiceNumber.split('-')[1])]))
+    .sort((a, b) => a - b);
+  const invoices = sequences.flatMap((n, i) => (n === i + 1 ? [] : [`position ${i + 1} holds ${n}`]));
+  for (const v of views)
+    if (v.status === 'confirmed' && v.invoiceNumber === null)
+      invoices.push(`${v.orderId} confirmed without invoice`);
+
+  const expected = new Set<string>(customers.map((c) => `${c.customerId} welcome`));
+  for (const v of views) {
+    expected.add(`${v.orderId} order_placed`);
+    if (v.payment?.status === 'declined') expected.add(`${v.orderId} payment_declined`);
+    if (v.invoiceNumber !== null) expected.add(`${v.orderId} invoice`);
+    if (v.courier !== null) expected.add(`${v.orderId} courier_assigned`);
+    if (v.status === 'cancelled') expected.add(`${v.orderId} order_cancelled`);
+  }
+  const mails = (await sys.mails()).map(
+    (m) => `${m.headers['x-orderflow-key']} ${m.headers['x-orderflow-kind']}`,
+  );
+  return {
+    notTerminal,
+    money,
+    invoices,
+    missingMails: [...expected].filter((m) => !mails.includes(m)),
+    unexpectedMails: mails.filter((m) => !expected.has(m)),
+    mailsTwice: mails.filter((m, i) => mails.indexOf(m) !== i),
+  };
+}
+
+/**
+ * Waits (invoices and mails may trail the terminal state) until {@link effectsProblems} finds nothing,
+ * and returns the last findings: compare them with {@link NO_EFFECT_PROBLEMS}.
+ */
+export async function settledEffects(
+  sys: TestSystem,
+  orders: readonly PlacedOrder[],
+  customers: readonly Customer[],
+  timeoutMs = 30_000,
+): Promise<Record<string, string[]>> {
+  let last: Record<string, string[]> = {};
+  await waitFor(
+    async () => {
+      last = await effectsProblems(sys, orders, customers);
+      return Object.values(last).every((list) => list.length === 0);
+    },
+    { timeoutMs, intervalMs: 500 },
+  ).catch(() => undefined);
+  return last;
+}

@@ -363,12 +363,24 @@ export class RpcServer {
       }
     };
     this.#subscriptions.push(
-      this.nc.subscribe(endpoint.subject, { queue, callback: (_error, msg) => void handle(msg) }),
+      this.nc.subscribe(endpoint.subject, {
+        queue,
+        callback: (_error, msg) => {
+          const running = handle(msg);
+          this.#inFlight.add(running);
+          void running.finally(() => this.#inFlight.delete(running));
+        },
+      }),
     );
   }
+
+  /** Handlers still running: `stop()` waits for them, so what they use is not closed under them. */
+  readonly #inFlight = new Set<Promise<void>>();
 
   /** Stops answering (drains the subscriptions so accepted requests still get their reply). */
   async stop(): Promise<void> {
     await Promise.all(this.#subscriptions.map((s) => s.drain().catch(() => undefined)));
+    // drain() resolves once the last request reached its callback; the async handlers may still run.
+    await Promise.all([...this.#inFlight]);
   }
 }
