@@ -3,12 +3,13 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { waitFor } from '@orderflow/testing';
 import { demoOrder } from '../cli/api.ts';
 import {
   mapLimit,
+  NO_EFFECT_PROBLEMS,
   placeOrder,
   registerCustomer,
+  settledEffects,
   startTestSystem,
   waitTerminal,
   type Customer,
@@ -252,69 +253,8 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
 
   test('effects happened once: one charge (and refund) per order, gapless invoices, one mail per (order, kind)', async () => {
     assert.ok(orders.length >= 120, `${orders.length} orders placed`);
-    // Invoices and mails may trail the terminal state: check until consistent, report the last difference.
-    const check = async (): Promise<Record<string, string[]>> => {
-      const views = await mapLimit(orders, 10, async (o) => (await sys.api.getOrder(o.orderId)).body);
-      // Every order got a 2xx, so every one must be terminal.
-      const notTerminal = views.flatMap((v) =>
-        v.status === 'confirmed' || v.status === 'cancelled' ? [] : [`${v.orderId}: ${v.status}`],
-      );
-      const ledger = await sys.ledger();
-      const money: string[] = [];
-      for (const view of views) {
-        const entries = ledger.filter((e) => e.reference === view.orderId);
-        const charges = entries.filter((e) => e.kind === 'charge' && e.status === 'succeeded').length;
-        const refunds = entries.filter((e) => e.kind === 'refund').length;
-        const kept = view.status === 'confirmed' ? 1 : 0;
-        if (charges > 1 || refunds > 1 || charges - refunds !== kept)
-          money.push(`${view.orderId} (${view.status}): ${charges} charges, ${refunds} refunds`);
-        if ((refunds === 1) !== (view.payment?.status === 'refunded'))
-          money.push(`${view.orderId}: ${refunds} refunds but payment ${JSON.stringify(view.payment)}`);
-      }
-      const sequences = views
-        .flatMap((v) => (v.invoiceNumber === null ? [] : [Number(v.invoiceNumber.split('-')[1])]))
-        .sort((a, b) => a - b);
-      const invoices = sequences.flatMap((n, i) => (n === i + 1 ? [] : [`position ${i + 1} holds ${n}`]));
-      for (const v of views)
-        if (v.status === 'confirmed' && v.invoiceNumber === null)
-          invoices.push(`${v.orderId} confirmed without invoice`);
-
-      const expected = new Set<string>(customers.map((c) => `${c.customerId} welcome`));
-      for (const v of views) {
-        expected.add(`${v.orderId} order_placed`);
-        if (v.payment?.status === 'declined') expected.add(`${v.orderId} payment_declined`);
-        if (v.invoiceNumber !== null) expected.add(`${v.orderId} invoice`);
-        if (v.courier !== null) expected.add(`${v.orderId} courier_assigned`);
-        if (v.status === 'cancelled') expected.add(`${v.orderId} order_cancelled`);
-      }
-      const mails = (await sys.mails()).map(
-        (m) => `${m.headers['x-orderflow-key']} ${m.headers['x-orderflow-kind']}`,
-      );
-      return {
-        notTerminal,
-        money,
-        invoices,
-        missingMails: [...expected].filter((m) => !mails.includes(m)),
-        unexpectedMails: mails.filter((m) => !expected.has(m)),
-        mailsTwice: mails.filter((m, i) => mails.indexOf(m) !== i),
-      };
-    };
-    const clean = {
-      notTerminal: [],
-      money: [],
-      invoices: [],
-      missingMails: [],
-      unexpectedMails: [],
-      mailsTwice: [],
-    };
-    let last: Record<string, string[]> = {};
-    await waitFor(
-      async () => {
-        last = await check();
-        return Object.values(last).every((list) => list.length === 0);
-      },
-      { timeoutMs: 30_000, intervalMs: 500 },
-    ).catch(() => undefined);
-    assert.deepEqual(last, clean, sys.diagnostics());
+    // Invoices and mails may trail the terminal state: checked until consistent, the last difference shown.
+    const last = await settledEffects(sys, orders, customers);
+    assert.deepEqual(last, NO_EFFECT_PROBLEMS, sys.diagnostics());
   });
 });
