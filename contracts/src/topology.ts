@@ -151,9 +151,7 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
       },
       createInvoice: { all: consumer('create-invoice', 'all') },
       assignDelivery: {
-        payments: consumer('assign-delivery', 'payments'),
-        orders: consumer('assign-delivery', 'orders'),
-        /** What assign-delivery runs: placed, authorized, cancel-requested and cancelled of one order in stream order. */
+        /** Placed, authorized, cancel-requested and cancelled of one order, in stream order. */
         all: consumer('assign-delivery', 'all'),
       },
       emailNotify: { all: consumer('email-notify', 'all') },
