@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { OrderingTopology, OrderPlaced } from '@orderflow/contracts';
 import { demoOrder } from '../cli/api.ts';
 import {
   mapLimit,
@@ -18,6 +19,37 @@ import {
 } from './support/system.ts';
 
 const PAYMENT_REPLICAS = 3;
+/** Orders placed at once in the burst test (10% declined, 10% to an unserved country). */
+const BURST = 500;
+/** HTTP requests in flight while the burst is placed. */
+const PLACE_CONCURRENCY = 20;
+/** Least share of the burst each payment-processor replica must have handled. */
+const MIN_SHARE = 0.1;
+
+/**
+ * Per payment-processor replica (in replica order), how many `order.placed` its shared durable
+ * consumer handled successfully since the replica started: the handled counter on its `/metrics`
+ * (the health server on the port the supervisor gave it through `HTTP_PORT`).
+ */
+async function placedHandledPerReplica(sys: TestSystem): Promise<number[]> {
+  const consumer = OrderingTopology.consumers.paymentProcessor.orders.name;
+  const replicas = sys.system.supervisor.list().filter((r) => r.program === 'payment-processor');
+  return Promise.all(
+    replicas.map(async (r) => {
+      assert.ok(r.port !== undefined, `payment-processor#${r.replica} has no HTTP port`);
+      const text = await (await fetch(`http://127.0.0.1:${r.port}/metrics`)).text();
+      return text
+        .split('\n')
+        .filter(
+          (line) =>
+            line.startsWith('orderflow_messages_handled_total{') &&
+            line.includes(`consumer="${consumer}"`) &&
+            line.includes(`type="${OrderPlaced.type}"`),
+        )
+        .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+    }),
+  );
+}
 
 describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
   let sys: TestSystem;
@@ -175,28 +207,49 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     }
   });
 
-  test(`a burst of 100 orders with ${PAYMENT_REPLICAS} payment-processor replicas all reach a terminal state`, async () => {
+  test(`${BURST} orders at once with ${PAYMENT_REPLICAS} payment-processor replicas: all terminal, each replica handled a share`, async () => {
+    const handledBefore = await placedHandledPerReplica(sys);
     const burstCustomers = await mapLimit(
-      Array.from({ length: 10 }, (_, i) => i),
-      5,
+      Array.from({ length: 50 }, (_, i) => i),
+      10,
       () => customer(),
     );
+    const started = performance.now();
     const placed = await mapLimit(
-      Array.from({ length: 100 }, (_, i) => i),
-      20,
+      Array.from({ length: BURST }, (_, i) => i),
+      PLACE_CONCURRENCY,
       (i) =>
         place(
           burstCustomers[i % burstCustomers.length]!,
           i % 10 === 3 ? { token: 'tok_decline' } : i % 10 === 7 ? { country: 'AQ' } : {},
         ),
     );
-    assert.equal(new Set(placed.map((o) => o.orderId)).size, 100);
-    const views = await mapLimit(placed, 10, (o) => waitTerminal(sys, o.orderId, 180_000));
+    const placedMs = performance.now() - started;
+    assert.equal(new Set(placed.map((o) => o.orderId)).size, BURST);
+    const views = await mapLimit(placed, 10, (o) => waitTerminal(sys, o.orderId, 300_000));
+    const terminalMs = performance.now() - started;
     const byStatus = (reason: string | null, status: string) =>
       views.filter((v) => v.status === status && v.cancellationReason === reason).length;
-    assert.equal(byStatus('payment_declined', 'cancelled'), 10);
-    assert.equal(byStatus('delivery_unavailable', 'cancelled'), 10);
-    assert.equal(byStatus(null, 'confirmed'), 80);
+    assert.equal(byStatus('payment_declined', 'cancelled'), BURST / 10);
+    assert.equal(byStatus('delivery_unavailable', 'cancelled'), BURST / 10);
+    assert.equal(byStatus(null, 'confirmed'), (BURST * 8) / 10);
+
+    // Which replica charged what: each one's count of order.placed handled by the shared consumer.
+    const handledAfter = await placedHandledPerReplica(sys);
+    const shares = handledAfter.map((n, i) => n - (handledBefore[i] ?? 0));
+    const total = shares.reduce((a, b) => a + b, 0);
+    process.stderr.write(
+      `burst of ${BURST}: placed in ${Math.round(placedMs)} ms, all terminal after ${Math.round(terminalMs)} ms; ` +
+        `order.placed handled per payment-processor replica: ${shares.join(' / ')}\n`,
+    );
+    // A redelivery (e.g. an ack lost) may count an order twice, never less than once.
+    assert.ok(total >= BURST, `the replicas handled ${total} of ${BURST} order.placed`);
+    for (const [i, n] of shares.entries())
+      assert.ok(
+        n >= BURST * MIN_SHARE,
+        `payment-processor#${i + 1} handled ${n} of ${BURST} (shares ${shares.join(' / ')}); ` +
+          `each replica should handle at least ${MIN_SHARE * 100}%`,
+      );
   });
 
   test('SIGKILL of order-storage and a payment-processor replica mid-flow: restarted, every order completes', async () => {
@@ -251,10 +304,22 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     );
   });
 
-  test('effects happened once: one charge (and refund) per order, gapless invoices, one mail per (order, kind)', async () => {
-    assert.ok(orders.length >= 120, `${orders.length} orders placed`);
+  test('effects happened once: one charge (and refund) per order, gapless invoices, one courier per confirmed order, one mail per (order, kind)', async () => {
+    assert.ok(orders.length >= BURST + 20, `${orders.length} orders placed`);
     // Invoices and mails may trail the terminal state: checked until consistent, the last difference shown.
     const last = await settledEffects(sys, orders, customers);
     assert.deepEqual(last, NO_EFFECT_PROBLEMS, sys.diagnostics());
+
+    // One courier per confirmed order; a cancelled order holds none (never assigned, or released).
+    const views = await mapLimit(orders, 10, async (o) => (await sys.api.getOrder(o.orderId)).body);
+    const couriers = views.flatMap((v) => {
+      const held = v.courier !== null && !v.courier.released;
+      if (v.status === 'confirmed' && !held)
+        return [`${v.orderId} confirmed, courier ${JSON.stringify(v.courier)}`];
+      if (v.status === 'cancelled' && held)
+        return [`${v.orderId} cancelled, still holds ${v.courier?.courierId}`];
+      return [];
+    });
+    assert.deepEqual(couriers, [], 'every confirmed order holds a courier, no cancelled one does');
   });
 });
