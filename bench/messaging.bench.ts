@@ -19,6 +19,7 @@ import {
   machineInfo,
   Progress,
   parseArgs,
+  profiled,
   serverCpuSeconds,
   settle,
   summarise,
@@ -42,6 +43,8 @@ const defaults = {
   phases: 'publish,consume,both',
   /** Comma-separated subset of raw,toolkit,toolkit-batch (publishBatch; publish phase only). */
   variants: 'raw,toolkit,toolkit-batch',
+  /** Directory for a CPU profile of each timed phase (this process, timed part only); empty = none. */
+  profile: '',
   help: false,
 };
 type Options = typeof defaults;
@@ -59,6 +62,7 @@ const HELP = `messaging benchmark: JetStream through the toolkit vs raw @nats-io
   --maxAckPending N  both consumers (default ${defaults.maxAckPending})
   --phases LIST      publish,consume,both (default all)
   --variants LIST    raw,toolkit,toolkit-batch (default all)
+  --profile DIR      write a .cpuprofile of each timed phase into DIR (node:inspector)
 
 Uses NATS_URL when set, else starts nats-server on a free port with a temporary store.`;
 
@@ -225,7 +229,7 @@ async function measure(
   const serverBefore = serverCpuSeconds(context.serverPid);
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
-  await body(progress);
+  await profiled(context.options.profile, `${phase}-${variant}-r${round}`, () => body(progress));
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   const serverAfter = serverCpuSeconds(context.serverPid);

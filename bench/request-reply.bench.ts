@@ -15,6 +15,7 @@ import {
   machineInfo,
   parseArgs,
   Progress,
+  profiled,
   serverCpuSeconds,
   settle,
   summarise,
@@ -35,6 +36,8 @@ const defaults = {
   variants: 'raw,toolkit',
   /** Directory for a CPU profile of each responder process (node --cpu-prof); empty = none. */
   profileResponder: '',
+  /** Directory for a CPU profile of the client over each timed run (node:inspector); empty = none. */
+  profileClient: '',
   help: false,
 };
 type Options = typeof defaults;
@@ -48,6 +51,7 @@ const HELP = `request-reply benchmark: RpcClient/RpcServer vs raw nats.js reques
   --warmup N    untimed requests before each round (default ${defaults.warmup})
   --variants L  raw,toolkit (default both)
   --profileResponder DIR  write a .cpuprofile of each responder process into DIR
+  --profileClient DIR     write a .cpuprofile of the client's timed part of each round into DIR
 
 Uses NATS_URL when set, else starts nats-server on a free port.`;
 
@@ -166,7 +170,9 @@ async function measure(
     const serverBefore = serverCpuSeconds(serverPid);
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
-    await drive(options.count, options.inflight, c.call, progress, latencies);
+    await profiled(options.profileClient, `client-${variant}-r${round}`, () =>
+      drive(options.count, options.inflight, c.call, progress, latencies),
+    );
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpuBefore);
     const responderAfter = serverCpuSeconds(responder.pid);

@@ -2,6 +2,7 @@
 // Benchmarks print figures and write a report; they assert nothing about time.
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -299,4 +300,34 @@ export async function writeReport(report: Report): Promise<string[]> {
   await writeFile(json, `${JSON.stringify(report, null, 2)}\n`);
   await writeFile(md, markdown(report));
   return [json, md];
+}
+
+// ───────────────────────────── Profiles ─────────────────────────────
+
+/**
+ * A V8 CPU profile of this process over `body` only (not the set-up around it), written to
+ * `dir/<name>.cpuprofile` when `dir` is not empty; summarise it with `bench/cpuprofile.ts`.
+ */
+export async function profiled<T>(dir: string, name: string, body: () => Promise<T>): Promise<T> {
+  if (!dir) return body();
+  const session = new Session();
+  session.connect();
+  const post = <R>(method: string, params?: object): Promise<R> =>
+    new Promise((resolve, reject) =>
+      session.post(method, params, (error, result) => (error ? reject(error) : resolve(result as R))),
+    );
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 200 });
+  await post('Profiler.start');
+  try {
+    return await body();
+  } finally {
+    const { profile } = await post<{ profile: object }>('Profiler.stop');
+    session.disconnect();
+    await mkdir(dir, { recursive: true });
+    await writeFile(
+      join(dir, `${name.replace(/[^A-Za-z0-9_.-]+/g, '-')}.cpuprofile`),
+      JSON.stringify(profile),
+    );
+  }
 }
