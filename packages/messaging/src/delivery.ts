@@ -40,6 +40,35 @@ function parseHeaderBlock(msg: JsMsg): Map<string, string> | null {
   return map;
 }
 
+// Scratch space of readAckSubject (synchronous, so one of each is enough: nothing allocated per message).
+const dots = new Int32Array(12);
+const position = { count: 0, seq: 0 };
+
+/**
+ * Delivery count and stream sequence from a JetStream ack subject, read as nats.js `parseInfo` reads
+ * them, without splitting the subject into strings and building its ten-field info object:
+ * `$JS.ACK.<stream>.<consumer>.<count>.<sseq>.<dseq>.<ts>.<pending>` (9 tokens) or
+ * `$JS.ACK.<domain>.<hash>.<stream>.<consumer>.<count>.<sseq>.<dseq>.<ts>.<pending>[.<random>]`.
+ * Returns `false` for anything else (the caller then asks `msg.info`, which throws nats.js's error).
+ */
+function readAckSubject(reply: string, into: { count: number; seq: number }): boolean {
+  if (!reply.startsWith('$JS.ACK.')) return false;
+  let n = 0;
+  for (let at = reply.indexOf('.'); at !== -1 && n < dots.length; at = reply.indexOf('.', at + 1)) {
+    dots[n++] = at;
+  }
+  const tokens = n + 1;
+  // The index of the delivery-count token: 4 in the old 9-token form, 6 in the new one.
+  const first = tokens === 9 ? 4 : tokens >= 11 && tokens <= 12 ? 6 : -1;
+  if (first === -1) return false;
+  const count = Number(reply.slice((dots[first - 1] as number) + 1, dots[first]));
+  const seq = Number(reply.slice((dots[first] as number) + 1, dots[first + 1]));
+  if (!Number.isSafeInteger(count) || !Number.isSafeInteger(seq)) return false;
+  into.count = count;
+  into.seq = seq;
+  return true;
+}
+
 /**
  * Acks of one consumer, sent together at the end of the event-loop turn: nats.js writes to the socket
  * once per microtask checkpoint, so acks sent one by one cost a syscall each. An ack is still sent only
@@ -79,6 +108,7 @@ export class JetStreamDelivery implements Delivery {
   }
   readonly subject: string;
   readonly streamSequence: number;
+  readonly deliveryCount: number;
   readonly redriven: boolean;
 
   constructor(
@@ -94,8 +124,15 @@ export class JetStreamDelivery implements Delivery {
     this.redriven = redriven;
     const original = redriven ? msg.headers?.get(ORIGINAL_SUBJECT_HEADER) : undefined;
     this.subject = original || msg.subject;
+    // `reply` (the ack subject) is public on nats.js's JsMsg implementation but not in its interface.
+    const reply = (msg as unknown as { reply?: unknown }).reply;
+    if (typeof reply !== 'string' || !readAckSubject(reply, position)) {
+      position.count = msg.info.deliveryCount;
+      position.seq = msg.info.streamSequence;
+    }
+    this.deliveryCount = position.count;
     const originalSeq = redriven ? Number(msg.headers?.get(ORIGINAL_SEQUENCE_HEADER)) : NaN;
-    this.streamSequence = Number.isFinite(originalSeq) && originalSeq > 0 ? originalSeq : msg.seq;
+    this.streamSequence = Number.isFinite(originalSeq) && originalSeq > 0 ? originalSeq : position.seq;
   }
 
   #logger: Logger | undefined;
@@ -111,10 +148,6 @@ export class JetStreamDelivery implements Delivery {
         correlationId: this.envelope.correlationId,
       }),
     }));
-  }
-
-  get deliveryCount(): number {
-    return this.msg.info.deliveryCount;
   }
 
   get body(): Uint8Array {

@@ -262,13 +262,19 @@ export class NatsTransport implements Transport {
   #dispatcher(spec: ConsumerSpec): DeliveryHandler {
     const handlers = new Map(spec.handlers.map((h) => [h.contract.type, h.handle]));
     const publisher = this.#publisher;
-    return async (delivery) => {
+    // Not an async function (one promise and three microtask turns fewer per message); a handler
+    // that throws instead of rejecting still ends as a rejection.
+    return (delivery) => {
       const envelope = delivery.envelope;
       const handle = envelope && handlers.get(envelope.type);
-      if (!envelope || !handle)
-        throw new MessagingError('NOT_DECODED', 'dispatch without a decoded envelope');
-      const context = new DeliveryContext(delivery, envelope, publisher);
-      await handle(envelope, context);
+      try {
+        if (!envelope || !handle)
+          throw new MessagingError('NOT_DECODED', 'dispatch without a decoded envelope');
+        return handle(envelope, new DeliveryContext(delivery, envelope, publisher));
+      } catch (error) {
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what was thrown, as an async function would reject
+        return Promise.reject(error);
+      }
     };
   }
 
