@@ -1,9 +1,16 @@
-import { ID_PATTERN, PlaceOrder, RegisterCustomer, type OrderingTopology } from '@orderflow/contracts';
+import {
+  ID_PATTERN,
+  PlaceOrder,
+  RegisterCustomer,
+  type OrderingTopology,
+  type OrderStatusChanged,
+} from '@orderflow/contracts';
 import {
   NoRespondersError,
   RemoteError,
   TimeoutError,
   ValidationError,
+  type PayloadOf,
   type Requester,
   type ValidationIssue,
 } from '@orderflow/messaging';
@@ -15,6 +22,7 @@ import type { Logger } from 'pino';
 import { pino } from 'pino';
 import type { Registry } from 'prom-client';
 import type { InvoicePdfs } from './adapters/object-store-invoices.ts';
+import { DASHBOARD_ASSETS, DASHBOARD_PAGE, type StaticAsset } from './dashboard/assets.ts';
 import { toCloudEvents } from './domain/cloudevents.ts';
 import { openApiDocument } from './domain/openapi.ts';
 import {
@@ -25,6 +33,7 @@ import {
   type InvalidField,
   type Problem,
 } from './domain/problem.ts';
+import { statusChangeStream } from './sse.ts';
 
 /**
  * gateway — table of contents. The only public edge: HTTP in, NATS request-reply out.
@@ -36,6 +45,10 @@ import {
  * - `GET /orders/:id/events` → `order.get-history` → the order's log as CloudEvents (JSON array), in order
  * - `GET /orders/:id/invoice.pdf` → the PDF from the invoices object store (404 until it exists)
  * - `POST /orders/:id/cancel` → `order.cancel` → 202, or 409 with the reason
+ * - `GET /status-changes[?orderId=…]` → server-sent events of `order.status-changed` (order-status's
+ *   fan-out; best effort, live only), all orders or the ones named
+ * - `GET /`, `/dashboard` → the dashboard (a page that places demo orders and follows them live);
+ *   `GET /dashboard/<file>` its script and style sheet
  * - `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json`
  *
  * Bad input (malformed JSON, schema violations, oversized body, bad ids) → 4xx
@@ -47,6 +60,10 @@ export interface GatewayOptions {
   /** Request-reply to the services (the transport). */
   requester: Requester;
   invoices: InvoicePdfs;
+  /** Live status changes for `GET /status-changes` (none: that route answers 503). */
+  statusChanges?: StatusChangeFeed;
+  /** Comment line on idle event streams, so that proxies keep them open (default 15 000 ms). */
+  liveHeartbeatMs?: number;
   /** Prometheus registry served on `/metrics` (none: `/metrics` is empty). */
   metrics?: Registry;
   /** Readiness beyond "the process answers" (e.g. connected to NATS). Default: always ready. */
@@ -58,7 +75,21 @@ export interface GatewayOptions {
   logger?: Logger;
 }
 
-const defaults = { bodyLimitBytes: 64 * 1024, requestTimeoutMs: 5_000 };
+/** A status change of an order, as order-status broadcasts it. */
+export type StatusChange = PayloadOf<typeof OrderStatusChanged>;
+
+/** Live status changes of every order (best effort: only what happens while subscribed). */
+export interface StatusChangeFeed {
+  /**
+   * Calls `listener` with each change until the returned function is called; `onEnd` once if the
+   * feed closes first (the gateway drains).
+   */
+  subscribe(listener: (change: StatusChange) => void, onEnd: () => void): () => void;
+}
+
+const defaults = { bodyLimitBytes: 64 * 1024, requestTimeoutMs: 5_000, liveHeartbeatMs: 15_000 };
+/** Order ids one event stream may be narrowed to. */
+const MAX_STREAM_ORDER_IDS = 100;
 
 /** The body of `POST /orders`: the `order.place` request without its idempotency key (a header). */
 export const PlaceOrderBody = Type.Omit(PlaceOrder.schema, ['idempotencyKey']);
@@ -189,7 +220,7 @@ function orderIdParam(c: Context): string {
 
 export function createGateway(options: GatewayOptions): Hono {
   const { topology, requester, invoices } = options;
-  const { bodyLimitBytes, requestTimeoutMs } = { ...defaults, ...options };
+  const { bodyLimitBytes, requestTimeoutMs, liveHeartbeatMs } = { ...defaults, ...options };
   const logger = options.logger ?? pino({ level: 'silent' });
   const call = { timeoutMs: requestTimeoutMs };
   const app = new Hono();
@@ -280,6 +311,39 @@ export function createGateway(options: GatewayOptions): Hono {
   app.post('/orders/:id/cancel', async (c) => {
     const orderId = orderIdParam(c);
     return c.json(await requester.request(topology.endpoints.cancelOrder, { orderId }, call), 202);
+  });
+
+  app.get('/status-changes', (c) => {
+    const ids = c.req.queries('orderId') ?? [];
+    const bad = ids.filter((id) => !ID.test(id));
+    if (bad.length > 0 || ids.length > MAX_STREAM_ORDER_IDS) {
+      fail(400, 'INVALID_QUERY', `orderId must be up to ${MAX_STREAM_ORDER_IDS} order ids`, [
+        ...bad.slice(0, 20).map((id) => ({
+          field: 'query:orderId',
+          message: `"${id.slice(0, 80)}" does not match ${ID_PATTERN}`,
+        })),
+        ...(ids.length > MAX_STREAM_ORDER_IDS
+          ? [{ field: 'query:orderId', message: `at most ${MAX_STREAM_ORDER_IDS} ids` }]
+          : []),
+      ]);
+    }
+    if (!options.statusChanges)
+      return send(c, problem(503, 'LIVE_UPDATES_UNAVAILABLE', 'live status changes are not available'));
+    const wanted = new Set(ids);
+    return statusChangeStream(options.statusChanges, {
+      accept: wanted.size === 0 ? () => true : (change) => wanted.has(change.orderId),
+      heartbeatMs: liveHeartbeatMs,
+      retryMs: 2_000,
+      maxQueuedEvents: 1_000,
+    });
+  });
+
+  const serve = (c: Context, asset: StaticAsset) => c.body(asset.body, 200, asset.headers);
+  app.get('/', (c) => serve(c, DASHBOARD_PAGE));
+  app.get('/dashboard', (c) => serve(c, DASHBOARD_PAGE));
+  app.get('/dashboard/:file', (c) => {
+    const asset = DASHBOARD_ASSETS.get(c.req.param('file'));
+    return asset ? serve(c, asset) : send(c, problem(404, 'NOT_FOUND', `no route for GET ${c.req.path}`));
   });
 
   return app;

@@ -1,6 +1,7 @@
 // Composition root of the gateway: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
 import { runService } from '@orderflow/messaging';
+import { BroadcastStatusFeed } from './adapters/broadcast-status-feed.ts';
 import { ObjectStoreInvoices } from './adapters/object-store-invoices.ts';
 import { createGateway } from './app.ts';
 import { configFromEnv } from './config.ts';
@@ -12,10 +13,12 @@ const topology = orderingTopology(config.namespace === undefined ? {} : { namesp
 await runService(
   { name: 'gateway', version: '0.1.0', servers: config.natsUrl, streams: topology.streams },
   async (context) => {
+    const statusChanges = new BroadcastStatusFeed(context.transport, topology.notifications.statusChangedAll);
     const app = createGateway({
       topology,
       requester: context.transport,
       invoices: new ObjectStoreInvoices(context.nc, topology.objectStores.invoices),
+      statusChanges,
       metrics: context.metrics,
       ready: () => !context.nc.isClosed() && !context.nc.isDraining(),
       bodyLimitBytes: config.bodyLimitBytes,
@@ -24,7 +27,11 @@ await runService(
     });
     const server = await listen(app, { port: config.port, host: config.host });
     context.logger.info({ port: server.port }, 'gateway listening');
-    // On SIGTERM: stop taking requests and finish those in flight while the connection still works.
-    context.onDrain(() => server.close());
+    // On SIGTERM: end the live event streams (they would hold the close), stop taking requests and
+    // finish those in flight while the connection still works.
+    context.onDrain(() => {
+      statusChanges.close();
+      return server.close();
+    });
   },
 );

@@ -1,7 +1,8 @@
+export { BroadcastStatusFeed } from './adapters/broadcast-status-feed.ts';
 export { ObjectStoreInvoices } from './adapters/object-store-invoices.ts';
 export type { InvoicePdfs } from './adapters/object-store-invoices.ts';
 export { createGateway, PlaceOrderBody, problemFor, RegisterCustomerBody } from './app.ts';
-export type { GatewayOptions } from './app.ts';
+export type { GatewayOptions, StatusChange, StatusChangeFeed } from './app.ts';
 export { configFromEnv } from './config.ts';
 export type { GatewayConfig } from './config.ts';
 export { toCloudEvents } from './domain/cloudevents.ts';
@@ -11,3 +12,5 @@ export { invalidFields, invalidRequest, problem, PROBLEM_CONTENT_TYPE } from './
 export type { InvalidField, Problem } from './domain/problem.ts';
 export { ConfigError } from './errors.ts';
 export { listen } from './server.ts';
+export { statusChangeStream } from './sse.ts';
+export type { StatusChangeStreamOptions } from './sse.ts';

@@ -500,6 +500,7 @@ const OPENAPI_ROUTES = [
   'GET /orders/{id}/events',
   'GET /orders/{id}/invoice.pdf',
   'POST /orders/{id}/cancel',
+  'GET /status-changes',
   'GET /healthz',
   'GET /readyz',
   'GET /metrics',

@@ -37,9 +37,8 @@ const ok = (description: string, schema: unknown, type = 'application/json') => 
   description,
   content: { [type]: { schema } },
 });
-const idParam = [
-  { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } },
-];
+const idSchema = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' };
+const idParam = [{ name: 'id', in: 'path', required: true, schema: idSchema }];
 
 /** The OpenAPI 3.1 document of the gateway, generated from the contract schemas. */
 export function openApiDocument(bodies: { PlaceOrderBody: TSchema; RegisterCustomerBody: TSchema }) {
@@ -133,6 +132,34 @@ export function openApiDocument(bodies: { PlaceOrderBody: TSchema; RegisterCusto
           responses: {
             '202': ok('Cancellation accepted', { $ref: '#/components/schemas/CancelOrderReply' }),
             ...problems(400, 404, 409, 503),
+          },
+        },
+      },
+      '/status-changes': {
+        get: {
+          summary: 'Live status changes of orders (server-sent events; best effort, nothing replayed)',
+          description:
+            'One `status-changed` event per change, its data the `order.status-changed` notification of ' +
+            'order-status as JSON (orderId, status, previousStatus, cause, version, changedAt). A reconnecting ' +
+            'client should reload the orders it shows: changes sent while it was away are not repeated.',
+          parameters: [
+            {
+              name: 'orderId',
+              in: 'query',
+              required: false,
+              description: 'Only these orders (repeat the parameter, at most 100); all orders when absent',
+              schema: { type: 'array', maxItems: 100, items: idSchema },
+              style: 'form',
+              explode: true,
+            },
+          ],
+          responses: {
+            '200': ok(
+              'An event stream (`event: status-changed`, `data: <JSON>`)',
+              { type: 'string' },
+              'text/event-stream',
+            ),
+            ...problems(400, 503),
           },
         },
       },

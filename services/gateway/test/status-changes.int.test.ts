@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import { get, type IncomingMessage } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { orderingTopology, OrderStatusChanged } from '@orderflow/contracts';
+import { connectNats, CoreBroadcaster, NatsTransport, type Requester } from '@orderflow/messaging';
+import { startNatsServer, uniqueName, type NatsServer } from '@orderflow/testing';
+import { BroadcastStatusFeed } from '../src/adapters/broadcast-status-feed.ts';
+import { createGateway, listen, type StatusChange } from '../src/mod.ts';
+
+// GET /status-changes against a real nats-server: order-status's `order.status-changed` broadcasts
+// (sent here by a CoreBroadcaster on another connection) reach the event streams of the gateway through
+// one BroadcastStatusFeed; the dashboard page is served as it is.
+const topology = orderingTopology({ namespace: uniqueName('gwlive') });
+const noRequests: Requester = { request: () => Promise.reject(new Error('no requests in this test')) };
+const noInvoices = { pdf: () => Promise.resolve(undefined) };
+let nats: NatsServer;
+let gatewayNc: NatsConnection;
+let senderNc: NatsConnection;
+let transport: NatsTransport;
+let feed: BroadcastStatusFeed;
+let sender: CoreBroadcaster;
+let base: string;
+let server: { close(graceMs?: number): Promise<void> };
+
+before(async () => {
+  nats = await startNatsServer();
+  ({ nc: gatewayNc } = await connectNats({ servers: nats.url, name: 'gateway' }));
+  ({ nc: senderNc } = await connectNats({ servers: nats.url, name: 'order-status' }));
+  transport = await NatsTransport.create(gatewayNc, { source: 'orderflow/gateway' });
+  feed = new BroadcastStatusFeed(transport, topology.notifications.statusChangedAll);
+  sender = new CoreBroadcaster(senderNc, 'orderflow/order-status');
+  const app = createGateway({
+    topology,
+    requester: noRequests,
+    invoices: noInvoices,
+    statusChanges: feed,
+    liveHeartbeatMs: 100,
+  });
+  const listening = await listen(app, { port: 0 });
+  server = listening;
+  base = `http://127.0.0.1:${listening.port}`;
+});
+after(async () => {
+  await server?.close(100);
+  await transport?.close();
+  await gatewayNc?.close();
+  await senderNc?.close();
+  await nats?.dispose();
+});
+
+const change = (orderId: string, version: number): StatusChange => ({
+  orderId,
+  status: version === 1 ? 'placed' : 'paid',
+  ...(version > 1 && { previousStatus: 'placed' as const }),
+  cause: version === 1 ? 'order.placed.v1' : 'payment.authorized.v1',
+  version,
+  changedAt: '2025-11-04T10:00:00.000Z',
+});
+
+const broadcast = (data: StatusChange) =>
+  sender.broadcast(OrderStatusChanged, data, { subject: topology.notifications.statusChanged(data.orderId) });
+
+/**
+ * An open event stream: its `status-changed` data so far, and whether the server ended it. Read with
+ * node:http, which closes the connection when the stream is dropped (as a browser does; an aborted
+ * fetch leaves the server's socket open for a few seconds).
+ */
+async function openStream(query = '') {
+  const state = { text: '', ended: false };
+  let ended = (): void => undefined;
+  const reading = new Promise<void>((resolve) => (ended = resolve));
+  const request = get(`${base}/status-changes${query}`, { agent: false });
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    request.on('response', resolve).on('error', reject);
+  });
+  assert.equal(response.statusCode, 200);
+  assert.equal(response.headers['content-type'], 'text/event-stream; charset=utf-8');
+  response.setEncoding('utf8');
+  response.on('data', (chunk: string) => (state.text += chunk));
+  response.on('end', () => {
+    state.ended = true;
+    ended();
+  });
+  response.on('error', () => ended());
+  // The feed's subscription is on the gateway's connection: make sure the server has it.
+  await gatewayNc.flush();
+  return {
+    state,
+    reading,
+    changes: () =>
+      state.text
+        .split('\n\n')
+        .filter((block) => block.startsWith('event: status-changed\n'))
+        .map((block) => JSON.parse(block.slice(block.indexOf('data: ') + 6)) as StatusChange),
+    close: () => request.destroy(),
+  };
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('GET /status-changes (server-sent events)', () => {
+  test('every client gets the changes it asked for, in order; heartbeats keep it open', async () => {
+    const all = await openStream();
+    const one = await openStream('?orderId=order-a');
+    broadcast(change('order-a', 1));
+    broadcast(change('order-b', 1));
+    broadcast(change('order-a', 2));
+    await until(() => all.changes().length === 3 && one.changes().length === 2, 'the changes');
+    assert.deepEqual(
+      all.changes().map((c) => `${c.orderId} v${c.version} ${c.status}`),
+      ['order-a v1 placed', 'order-b v1 placed', 'order-a v2 paid'],
+    );
+    assert.deepEqual(one.changes(), [change('order-a', 1), change('order-a', 2)]);
+    assert.match(all.state.text, /^retry: \d+\n: connected\n\n/);
+    await until(() => all.state.text.includes(': keep-alive\n\n'), 'a heartbeat');
+    all.close();
+    one.close();
+  });
+
+  test('a malformed notification on the subject is dropped; the stream carries on', async () => {
+    const stream = await openStream();
+    senderNc.publish(topology.notifications.statusChanged('order-c'), 'not an event');
+    broadcast(change('order-c', 1));
+    await until(() => stream.changes().length === 1, 'the valid change');
+    assert.equal(stream.changes()[0]?.orderId, 'order-c');
+    stream.close();
+  });
+
+  test('bad input is a 400 problem naming the query parameter', async () => {
+    for (const query of [
+      '?orderId=a.b',
+      '?orderId=',
+      `?${Array.from({ length: 101 }, (_, i) => `orderId=o${i}`).join('&')}`,
+    ]) {
+      const response = await fetch(`${base}/status-changes${query}`);
+      assert.equal(response.status, 400, query);
+      assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
+      const problem = (await response.json()) as { code: string; errors: { field: string }[] };
+      assert.equal(problem.code, 'INVALID_QUERY');
+      assert.equal(problem.errors[0]?.field, 'query:orderId');
+    }
+  });
+
+  test('without a feed the route is a 503 problem', async () => {
+    const app = createGateway({ topology, requester: noRequests, invoices: noInvoices });
+    const response = await app.request('/status-changes');
+    assert.equal(response.status, 503);
+    assert.equal(((await response.json()) as { code: string }).code, 'LIVE_UPDATES_UNAVAILABLE');
+  });
+
+  test('the dashboard: page, script and style sheet under a strict CSP; unknown files 404', async () => {
+    for (const [path, type] of [
+      ['/', /^text\/html/],
+      ['/dashboard', /^text\/html/],
+      ['/dashboard/dashboard.mjs', /^text\/javascript/],
+      ['/dashboard/dashboard.css', /^text\/css/],
+    ] as const) {
+      const response = await fetch(`${base}${path}`);
+      assert.equal(response.status, 200, path);
+      assert.match(response.headers.get('content-type') ?? '', type, path);
+      assert.match(response.headers.get('content-security-policy') ?? '', /default-src 'none'/, path);
+      assert.equal(response.headers.get('x-content-type-options'), 'nosniff');
+      assert.ok((await response.text()).length > 100, path);
+    }
+    const page = await (await fetch(`${base}/`)).text();
+    assert.match(page, /src="\/dashboard\/dashboard\.mjs"/);
+    const missing = await fetch(`${base}/dashboard/nope.js`);
+    assert.equal(missing.status, 404);
+    assert.match(missing.headers.get('content-type') ?? '', /^application\/problem\+json/);
+  });
+
+  test('closing the feed (drain) ends open streams at once, so the server closes without waiting', async () => {
+    const stream = await openStream();
+    feed.close();
+    await stream.reading;
+    assert.equal(stream.state.ended, true, 'the server ended the stream');
+    const started = Date.now();
+    await server.close(5_000);
+    assert.ok(Date.now() - started < 2_000, `closed in ${Date.now() - started} ms`);
+  });
+});
