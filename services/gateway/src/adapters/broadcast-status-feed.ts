@@ -9,8 +9,9 @@ interface Subscriber {
 
 /**
  * {@link StatusChangeFeed} over order-status's `order.status-changed` fan-out (core NATS, best effort).
- * One subscription serves every open event stream of this gateway: taken with the first subscriber,
- * dropped with the last, so a gateway nobody watches receives nothing.
+ * One subscription serves every open event stream of this gateway: taken with the first subscriber
+ * (a gateway nobody ever watched receives nothing) and kept until {@link close} — not dropped with the
+ * last one, because `NatsTransport` keeps every listener it handed out until it closes.
  */
 export class BroadcastStatusFeed implements StatusChangeFeed {
   readonly #subscribers = new Set<Subscriber>();
@@ -35,21 +36,16 @@ export class BroadcastStatusFeed implements StatusChangeFeed {
     });
     return () => {
       this.#subscribers.delete(subscriber);
-      if (this.#subscribers.size === 0) this.#unsubscribe();
     };
   }
 
   /** Ends every subscriber and takes no new ones (drain: open event streams finish at once). */
   close(): void {
     this.#closed = true;
-    this.#unsubscribe();
+    this.#subscription?.unsubscribe();
+    this.#subscription = undefined;
     const ending = [...this.#subscribers];
     this.#subscribers.clear();
     for (const s of ending) s.onEnd();
-  }
-
-  #unsubscribe(): void {
-    this.#subscription?.unsubscribe();
-    this.#subscription = undefined;
   }
 }
