@@ -70,25 +70,23 @@ function readAckSubject(reply: string, into: { count: number; seq: number }): bo
 }
 
 /**
- * Acks of one consumer, sent together at the end of the event-loop turn: nats.js writes to the socket
- * once per microtask checkpoint, so acks sent one by one cost a syscall each. An ack is still sent only
- * after its handler resolved; {@link AckBatch.flush} sends what is queued at once (on stop).
+ * Acks of one consumer, sent together once the microtasks running now have settled
+ * (`process.nextTick`): nats.js writes to the socket at every microtask checkpoint after a publish,
+ * so acks sent one by one cost a syscall each. Requests and publishes of `ReplyInbox` (`rpc.ts`) are
+ * handed over at the same point, so a burst's acks and publishes share one write. An ack is still
+ * sent only after its handler resolved, in the same event-loop turn; {@link AckBatch.flush} sends
+ * what is queued at once (on stop).
  */
 export class AckBatch {
   #queue: JsMsg[] = [];
-  #scheduled = false;
   readonly #flush = (): void => this.flush();
 
   add(msg: JsMsg): void {
+    if (this.#queue.length === 0) process.nextTick(this.#flush);
     this.#queue.push(msg);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#flush);
-    }
   }
 
   flush(): void {
-    this.#scheduled = false;
     const queue = this.#queue;
     if (queue.length === 0) return;
     this.#queue = [];

@@ -66,6 +66,9 @@ const ackHandlers: ReplyHandlers<PendingAck> = {
   closed(pending) {
     pending.reject(new JetStreamError('connection closed before the stream acknowledged'));
   },
+  failed(pending, error) {
+    pending.reject(error);
+  },
 };
 
 /**

@@ -9,7 +9,14 @@ import {
 } from '@nats-io/nats-core';
 import type { MessageContract, PayloadOf } from './contract.ts';
 import { currentTraceparent, Header } from './envelope.ts';
-import { EndpointError, NoRespondersError, RemoteError, TimeoutError, ValidationError } from './errors.ts';
+import {
+  EndpointError,
+  isTransient,
+  NoRespondersError,
+  RemoteError,
+  TimeoutError,
+  ValidationError,
+} from './errors.ts';
 import type {
   EndpointContract,
   EndpointHandler,
@@ -45,19 +52,33 @@ export interface ReplyHandlers<P extends PendingReply> {
   timeout(pending: P): void;
   /** The inbox was closed (or the connection) before the reply came. */
   closed(pending: P): void;
+  /** The request could not be published: what `NatsConnection.publish` threw. */
+  failed(pending: P, error: Error): void;
 }
+
+type ReplyOptions = { reply: string; headers?: MsgHdrs };
 
 /**
  * One wildcard inbox subscription for many calls: each call publishes with a reply subject
  * `<inbox>.<token>` and is found again in a map by that token; one sweep timer, running only while
  * calls are pending, finds the ones past their deadline. So a call costs a map entry, not a
  * subscription, a timer or an Error (nats.js `request()` creates all three).
+ *
+ * Requests are handed to nats.js once the microtasks running now have settled (`process.nextTick`),
+ * all together and in the order they were sent. nats.js writes its buffer to the socket at the
+ * microtask checkpoint after a publish, so requests made along promise chains (a window of
+ * publishes, handlers that publish while their acks go out) otherwise cost a `write(2)` each, or
+ * a few; this way a burst leaves in one write, together with the consumers' acks ({@link AckBatch}
+ * in `delivery.ts` uses the same point), still within the same event-loop turn.
  */
 export class ReplyInbox<P extends PendingReply> {
   readonly #prefix: string;
   readonly #pending = new Map<string, P>();
   readonly #subscription: Subscription;
   readonly #sweep = (): void => this.#expire();
+  readonly #publishQueued = (): void => this.#sendQueued();
+  /** Requests not yet handed to nats.js, five slots each: token, subject, payload, options, pending. */
+  #queued: unknown[] = [];
   #next = 0;
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
@@ -82,15 +103,44 @@ export class ReplyInbox<P extends PendingReply> {
   }
 
   /**
-   * Publishes `payload` to `subject` with a reply subject on this inbox and registers `pending` for the
-   * answer. Throws what `publish` throws (closed connection, bad subject); nothing is registered then.
+   * Publishes `payload` to `subject` with a reply subject on this inbox (within this event-loop
+   * turn) and registers `pending` for the answer. On a closed connection it throws what `publish`
+   * throws and registers nothing; a publish refused later (connection draining or closed meanwhile,
+   * payload too large) settles `pending` with `failed`.
    */
   send(subject: string, payload: Uint8Array | string, headers: MsgHdrs | undefined, pending: P): void {
     const token = (this.#next++).toString(36);
-    const reply = this.#prefix + token;
-    this.nc.publish(subject, payload, headers ? { reply, headers } : { reply });
+    const options: ReplyOptions = headers
+      ? { reply: this.#prefix + token, headers }
+      : { reply: this.#prefix + token };
+    if (this.#closed || this.nc.isClosed()) {
+      this.nc.publish(subject, payload, options); // throws the connection's error
+      return;
+    }
     this.#pending.set(token, pending);
+    if (this.#queued.length === 0) process.nextTick(this.#publishQueued);
+    this.#queued.push(token, subject, payload, options, pending);
     this.#sweeper ??= setInterval(this.#sweep, this.sweepIntervalMs);
+  }
+
+  #sendQueued(): void {
+    const queued = this.#queued;
+    this.#queued = [];
+    for (let i = 0; i < queued.length; i += 5) {
+      const token = queued[i] as string;
+      const pending = queued[i + 4] as P;
+      if (this.#pending.get(token) !== pending) continue; // settled meanwhile: the inbox was closed
+      try {
+        this.nc.publish(
+          queued[i + 1] as string,
+          queued[i + 2] as Uint8Array | string,
+          queued[i + 3] as ReplyOptions,
+        );
+      } catch (error) {
+        this.#pending.delete(token);
+        this.handlers.failed(pending, error instanceof Error ? error : new Error(String(error)));
+      }
+    }
   }
 
   #onReply(msg: Msg): void {
@@ -172,6 +222,9 @@ const callHandlers: ReplyHandlers<PendingCall> = {
   closed(pending) {
     pending.reject(new TimeoutError(pending.subject, 0));
   },
+  failed(pending, error) {
+    pending.reject(error);
+  },
 };
 
 /**
@@ -246,8 +299,9 @@ export interface ServiceIdentity {
 /**
  * A NATS micro service: typed endpoints in a queue group (load-balanced across replicas), discoverable
  * through `$SRV.PING|INFO|STATS` like any service built with the official `services` library.
- * Validation failures answer 400; an {@link EndpointError} answers with its own status and code; any
- * other failure answers 500 without details, and is reported to `onError`.
+ * Validation failures answer 400; an {@link EndpointError} answers with its own status and code; a
+ * dependency outage ({@link isTransient}: the database is down…) answers 503 `DEPENDENCY_UNAVAILABLE`,
+ * so the caller may retry; any other failure answers 500 without details. Both are reported to `onError`.
  */
 export class RpcServer {
   readonly id = nuid.next();
@@ -355,6 +409,13 @@ export class RpcServer {
         if (error instanceof EndpointError)
           return fail(msg, error.status, error.code, error.message, error.details);
         this.options.onError?.(error, endpoint.name);
+        if (isTransient(error))
+          return fail(
+            msg,
+            503,
+            'DEPENDENCY_UNAVAILABLE',
+            'a dependency of the service is unavailable; retry later',
+          );
         const ref = randomUUID();
         return fail(msg, 500, 'INTERNAL', `internal error (ref ${ref})`, { ref });
       } finally {
