@@ -2,7 +2,9 @@
 // process.env and argv; each subcommand gets a typed options object.
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
+import { chaos } from './commands/chaos.ts';
 import { doctor } from './commands/doctor.ts';
+import { FAULT_CLASSES, type FaultClass } from './chaos/faults.ts';
 import { dlq } from './commands/dlq.ts';
 import { place } from './commands/place.ts';
 import { tail } from './commands/tail.ts';
@@ -29,6 +31,13 @@ const HELP = `orderflow <command> [options]
   dlq redrive-all [--consumer <durable>]
   tail [--order <id>]   print live order.status-changed notifications
   doctor      check nats-server, PostgreSQL (DATABASE_URL), ports, data directory
+  chaos       run the whole system under load, inject faults, check the invariants (exit 1 on a violation)
+                --orders <n> (default 300)  --seed <n> (default: time)  --rate <orders/s> (default 10)
+                --nats single|cluster       --faults kill,nats-restart,node-kill,pg-outage,psp,rolling-restart,poison
+                --kills-per-service <n> (default 2)  --payment-replicas <n> (default 3)
+                --report <file.json>        --log <file> (every line the services print)
+                PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); the run uses a
+                fresh database on it and drops it afterwards
 
 Environment: NATS_URL (external NATS; else a private nats-server), DATA_DIR, DATABASE_URL (PostgreSQL,
 a schema per service; else PGlite under DATA_DIR/<service>), PORT (gateway), LOG_LEVEL.
@@ -181,6 +190,45 @@ async function main(argv: string[]): Promise<number> {
     case 'tail': {
       const { values } = parseArgs({ args: rest, options: { order: { type: 'string' } } });
       return tail(natsUrl(), values.order === undefined ? {} : { orderId: values.order });
+    }
+    case 'chaos': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          orders: { type: 'string', default: '300' },
+          seed: { type: 'string' },
+          rate: { type: 'string', default: '10' },
+          nats: { type: 'string', default: 'single' },
+          faults: { type: 'string' },
+          'kills-per-service': { type: 'string', default: '2' },
+          'payment-replicas': { type: 'string', default: '3' },
+          report: { type: 'string' },
+          log: { type: 'string' },
+        },
+      });
+      const count = (value: string, what: string, min: number): number => {
+        const n = Number(value);
+        if (!Number.isInteger(n) || n < min) throw new UsageError(`${what} must be an integer ≥ ${min}`);
+        return n;
+      };
+      if (values.nats !== 'single' && values.nats !== 'cluster')
+        throw new UsageError(`--nats must be single or cluster, got "${values.nats}"`);
+      const faults = values.faults?.split(',').map((f) => f.trim());
+      for (const fault of faults ?? [])
+        if (!(FAULT_CLASSES as readonly string[]).includes(fault))
+          throw new UsageError(`--faults: unknown fault "${fault}" (one of ${FAULT_CLASSES.join(', ')})`);
+      return chaos({
+        orders: count(values.orders, '--orders', 1),
+        seed: values.seed === undefined ? Date.now() % 1_000_000 : count(values.seed, '--seed', 0),
+        ratePerSecond: count(values.rate, '--rate', 1),
+        nats: values.nats,
+        ...(faults && { faults: faults as FaultClass[] }),
+        killsPerService: count(values['kills-per-service'], '--kills-per-service', 0),
+        paymentReplicas: count(values['payment-replicas'], '--payment-replicas', 1),
+        databaseUrl: env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test',
+        reportFile: values.report,
+        logFile: values.log,
+      });
     }
     case 'doctor':
       return doctor({

@@ -152,6 +152,8 @@ class Replica {
   backoffTimer: NodeJS.Timeout | undefined;
   /** Wakes a pending backoff early when the replica is stopped. */
   abortBackoff: (() => void) | undefined;
+  /** Delay of the next restart instead of the backoff (set by `kill(…, { restartDelayMs })`). */
+  nextRestartDelayMs: number | undefined;
   constructor(
     readonly spec: ProgramSpec,
     readonly index: number,
@@ -226,9 +228,13 @@ export class Supervisor {
 
   /**
    * Sends `signal` (default SIGKILL) to one replica (default: every replica) without changing what
-   * should run: the supervisor restarts it like any crash. Resolves when the process has exited.
+   * should run: the supervisor restarts it like any crash, after `restartDelayMs` when given (instead
+   * of the backoff). Resolves when the process has exited.
    */
-  async kill(name: string, options: { replica?: number; signal?: NodeJS.Signals } = {}): Promise<void> {
+  async kill(
+    name: string,
+    options: { replica?: number; signal?: NodeJS.Signals; restartDelayMs?: number } = {},
+  ): Promise<void> {
     const targets = this.#replicasOf(name).filter(
       (r) => options.replica === undefined || r.index === options.replica,
     );
@@ -237,6 +243,7 @@ export class Supervisor {
         const child = replica.child;
         if (!child) return;
         const exited = replica.exited;
+        replica.nextRestartDelayMs = options.restartDelayMs;
         child.kill(options.signal ?? 'SIGKILL');
         await exited;
       }),
@@ -472,10 +479,10 @@ export class Supervisor {
     }
     const ranMs = Date.now() - replica.startedAt;
     replica.crashesInARow = ranMs >= this.#restart.stableAfterMs ? 1 : replica.crashesInARow + 1;
-    const delayMs = Math.min(
-      this.#restart.maxDelayMs,
-      this.#restart.initialDelayMs * 2 ** (replica.crashesInARow - 1),
-    );
+    const delayMs =
+      replica.nextRestartDelayMs ??
+      Math.min(this.#restart.maxDelayMs, this.#restart.initialDelayMs * 2 ** (replica.crashesInARow - 1));
+    replica.nextRestartDelayMs = undefined;
     replica.state = 'backoff';
     this.#options.onEvent?.({
       type: 'restarting',

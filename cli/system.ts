@@ -38,8 +38,13 @@ export interface SystemConfig {
   rootDir?: string;
   /** Data of the private nats-server (`<dataDir>/nats`), the PSP and every PGlite database. */
   dataDir: string;
-  /** External NATS; when absent a private nats-server is started on `natsPort`. */
+  /** External NATS (several cluster nodes comma-separated); when absent a private nats-server is started on `natsPort`. */
   natsUrl?: string;
+  /**
+   * Replicas of every stream, dead-letter stream, KV bucket and object store the services create
+   * (default 1; 3 on a 3-node JetStream cluster given as `natsUrl`).
+   */
+  streamReplicas?: number;
   /** Port of the private nats-server (default 4222). */
   natsPort?: number;
   /** Monitoring port of the private nats-server (default: none). */
@@ -102,6 +107,9 @@ const MANAGED_ENV = [
   'SMTP_HOST',
   'SMTP_PORT',
   'ORDERFLOW_NAMESPACE',
+  'STREAM_REPLICAS',
+  'KV_REPLICAS',
+  'OBJECT_STORE_REPLICAS',
 ];
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -253,6 +261,11 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
       DATA_DIR: join(dataDir, name),
       DB_SCHEMA: name.replace(/-/g, '_'),
       ...(config.databaseUrl !== undefined && { DATABASE_URL: config.databaseUrl }),
+      ...(config.streamReplicas !== undefined && {
+        STREAM_REPLICAS: String(config.streamReplicas),
+        KV_REPLICAS: String(config.streamReplicas),
+        OBJECT_STORE_REPLICAS: String(config.streamReplicas),
+      }),
     };
     const specific: Record<string, string> =
       name === 'payment-processor'

@@ -53,7 +53,9 @@ export interface OrderingTopologyOptions {
    * Prefix for every subject, stream, bucket and endpoint (a lower-case token, e.g. a test's unique
    * name) so several systems can share one NATS server. Default: none (production names).
    */
-  namespace?: string;
+  namespace?: string | undefined;
+  /** Replicas of the ORDERING stream (default 1; 3 in a JetStream cluster). */
+  streamReplicas?: number | undefined;
 }
 
 const NAMESPACE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
@@ -93,6 +95,7 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
       subjects: EVENT_SOURCES.map(filter),
       description:
         'Event log of the ordering context: the Order aggregate (orders.<id>) and the events of every service',
+      replicas: options.streamReplicas ?? 1,
     },
   ];
 

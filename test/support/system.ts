@@ -5,8 +5,11 @@ import { randomUUID } from 'node:crypto';
 import { freePort, waitFor } from '@orderflow/testing';
 import { demoOrder, GatewayClient, TERMINAL, type PlaceOrderBody } from '../../cli/api.ts';
 import { condense } from '../../cli/logs.ts';
+import { mapLimit } from '../../cli/map-limit.ts';
 import { SERVICES, startSystem, type RunningSystem, type SystemConfig } from '../../cli/system.ts';
 import type { OrderView } from '@orderflow/contracts';
+
+export { mapLimit };
 
 /**
  * The whole system as separate processes for a system test: a private nats-server, the fake PSP, the
@@ -182,25 +185,6 @@ export async function waitTerminal(sys: TestSystem, orderId: string, timeoutMs =
       { cause: error },
     );
   }
-}
-
-/** Runs `work` over `items` with at most `limit` at once, results in input order. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const index = next++;
-        results[index] = await work(items[index] as T);
-      }
-    }),
-  );
-  return results;
 }
 
 /** No effect missing or repeated; the lists of {@link effectsProblems} when all is well. */

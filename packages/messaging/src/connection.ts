@@ -2,7 +2,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { MessagingError } from './errors.ts';
 
 export interface ConnectionConfig {
-  /** One URL or several (a cluster); the client fails over between them. */
+  /** One URL or several (a cluster; also as one comma-separated string); the client fails over between them. */
   servers: string | string[];
   /** Connection name shown by the server's monitoring. */
   name: string;
@@ -46,6 +46,14 @@ export function serverFeatures(version: string): ServerFeatures {
   };
 }
 
+/** `nats://a:4222,nats://b:4222` → the URLs, so one `NATS_URL` can name every node of a cluster. */
+export function splitServers(servers: string): string[] {
+  return servers
+    .split(',')
+    .map((url) => url.trim())
+    .filter((url) => url !== '');
+}
+
 /**
  * Connects with unlimited reconnects (the client buffers publishes while reconnecting), async stack
  * traces off (they double the CPU cost of every request), and checks the server version.
@@ -54,7 +62,7 @@ export async function connectNats(
   config: ConnectionConfig,
 ): Promise<{ nc: NatsConnection; features: ServerFeatures }> {
   const nc = await connect({
-    servers: config.servers,
+    servers: typeof config.servers === 'string' ? splitServers(config.servers) : config.servers,
     name: config.name,
     maxReconnectAttempts: config.maxReconnectAttempts ?? -1,
     reconnectTimeWait: config.reconnectTimeWaitMs ?? 1_000,

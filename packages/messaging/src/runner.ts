@@ -22,6 +22,8 @@ export interface ServiceConfig {
   drainDeadlineMs?: number;
   /** Streams to provision before anything starts. */
   streams?: readonly StreamDeclaration[];
+  /** Replicas of the dead-letter stream (default 1; 3 in a cluster). */
+  deadLetterReplicas?: number;
   logger?: Logger;
   /** Install SIGTERM/SIGINT handlers that drain and exit (default true). */
   handleSignals?: boolean;
@@ -82,6 +84,7 @@ export async function runService(
     logger,
     metrics: metricsRegistry,
     service: { name: config.name, version: config.version },
+    ...(config.deadLetterReplicas !== undefined && { deadLetterReplicas: config.deadLetterReplicas }),
     ...(config.idempotency && { idempotency: config.idempotency }),
   });
 

@@ -45,8 +45,10 @@ export class EnvSettings {
 
 /** Settings every Orderflow service reads under the same names, with the same defaults. */
 export interface ServiceSettings {
-  /** `NATS_URL` (default `nats://127.0.0.1:4222`). */
+  /** `NATS_URL` (default `nats://127.0.0.1:4222`); several nodes of a cluster comma-separated. */
   natsUrl: string;
+  /** `STREAM_REPLICAS`: replicas of the streams the service provisions and of its dead letters (default 1; 3 in a cluster). */
+  streamReplicas: number;
   /** `HTTP_PORT` of the health and metrics server (default 0: a free port). */
   httpPort: number;
   /** `ORDERFLOW_NAMESPACE`: prefixes every subject, stream and durable (tests share one server that way). */
@@ -66,6 +68,7 @@ export interface ServiceSettings {
 export function serviceSettings(env: EnvSettings, defaults: { maxDeliver: number }): ServiceSettings {
   return {
     natsUrl: env.text('NATS_URL', 'nats://127.0.0.1:4222'),
+    streamReplicas: env.int('STREAM_REPLICAS', 1, 1, 5),
     httpPort: env.int('HTTP_PORT', 0, 0, 65_535),
     namespace: env.optionalText('ORDERFLOW_NAMESPACE'),
     concurrency: env.int('CONCURRENCY', 16, 1, 1_000),

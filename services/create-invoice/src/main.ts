@@ -8,7 +8,7 @@ import { startCreateInvoice } from './app.ts';
 import { configFromEnv } from './config.ts';
 
 const config = configFromEnv(process.env);
-const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
+const topology = orderingTopology({ namespace: config.namespace, streamReplicas: config.streamReplicas });
 const store = await openServiceStore(config, 'create-invoice', invoiceMigrations);
 
 await runService(
@@ -19,6 +19,7 @@ await runService(
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,
+    deadLetterReplicas: config.streamReplicas,
   },
   async (context) => {
     context.onStop(() => store.close());

@@ -9,6 +9,7 @@ import {
   type OrderingTopology,
 } from '@orderflow/contracts';
 import {
+  isTransient,
   on,
   type ConsumerSpec,
   type Envelope,
@@ -116,7 +117,9 @@ export function emailNotifyConsumer(options: EmailNotifyOptions): ConsumerSpec {
       await log.release(composed.key, composed.kind);
       throw error;
     }
-    await log.markSent(composed.key, composed.kind);
+    // The mail is out: recording that must not fail the handler, or its retry would find its own claim
+    // still held and send the mail again once the lease expired (seen with PostgreSQL down).
+    await untilRecorded(() => log.markSent(composed.key, composed.kind), context);
   }
 
   return {
@@ -212,4 +215,17 @@ export function emailNotifyConsumer(options: EmailNotifyOptions): ConsumerSpec {
 /** Starts the consumer on a running service (see `main.ts`). */
 export async function startEmailNotify(context: ServiceContext, options: EmailNotifyOptions): Promise<void> {
   await context.transport.consume(emailNotifyConsumer(options));
+}
+
+/** Retries `write` while it fails with a dependency outage (backoff up to 5 s); other errors are thrown. */
+async function untilRecorded(write: () => Promise<void>, context: HandlerContext): Promise<void> {
+  for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 5_000)) {
+    try {
+      return await write();
+    } catch (error) {
+      if (!isTransient(error)) throw error;
+    }
+    context.working();
+    await sleep(delayMs);
+  }
 }

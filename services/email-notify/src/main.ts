@@ -9,7 +9,7 @@ import { startEmailNotify } from './app.ts';
 import { configFromEnv } from './config.ts';
 
 const config = configFromEnv(process.env);
-const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
+const topology = orderingTopology({ namespace: config.namespace, streamReplicas: config.streamReplicas });
 const store = await openSqlStore({
   ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }),
   dataDir: config.dataDir,
@@ -26,6 +26,7 @@ await runService(
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,
+    deadLetterReplicas: config.streamReplicas,
   },
   async (context) => {
     context.onStop(() => store.close());

@@ -138,6 +138,8 @@ export function problemFor(error: unknown): Problem {
         : undefined;
       return problem(error.status, error.code, error.message, fields);
     }
+    // The service is up but a dependency of it (its database) is not: the caller may retry.
+    if (error.status === 503) return problem(503, error.code, `${error.message}`);
     return problem(502, error.code, `the service failed: ${error.message}`);
   }
   if (error instanceof NoRespondersError) {

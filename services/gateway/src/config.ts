@@ -12,6 +12,8 @@ export interface GatewayConfig {
   /** Time a service gets to answer a request (default 5000 ms). */
   requestTimeoutMs: number;
   namespace: string | undefined;
+  /** `STREAM_REPLICAS`: replicas of the ORDERING stream if the gateway creates it (default 1; 3 in a cluster). */
+  streamReplicas: number;
 }
 
 export function configFromEnv(env: Record<string, string | undefined>): GatewayConfig {
@@ -30,6 +32,7 @@ export function configFromEnv(env: Record<string, string | undefined>): GatewayC
     bodyLimitBytes: int('BODY_LIMIT_BYTES', 64 * 1024, 1, 10 * 1024 * 1024),
     requestTimeoutMs: int('REQUEST_TIMEOUT_MS', 5_000, 1, 120_000),
     namespace: env.ORDERFLOW_NAMESPACE || undefined,
+    streamReplicas: int('STREAM_REPLICAS', 1, 1, 5),
   };
   if (issues.length > 0) throw new ConfigError(issues);
   return config;

@@ -8,7 +8,7 @@ import { configFromEnv } from './config.ts';
 import { listen } from './server.ts';
 
 const config = configFromEnv(process.env);
-const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
+const topology = orderingTopology({ namespace: config.namespace, streamReplicas: config.streamReplicas });
 
 await runService(
   { name: 'gateway', version: '0.1.0', servers: config.natsUrl, streams: topology.streams },

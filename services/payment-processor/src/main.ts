@@ -6,7 +6,7 @@ import { startPaymentProcessor } from './app.ts';
 import { configFromEnv } from './config.ts';
 
 const config = configFromEnv(process.env);
-const topology = orderingTopology(config.namespace === undefined ? {} : { namespace: config.namespace });
+const topology = orderingTopology({ namespace: config.namespace, streamReplicas: config.streamReplicas });
 
 await runService(
   {
@@ -16,6 +16,7 @@ await runService(
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,
+    deadLetterReplicas: config.streamReplicas,
   },
   (context) =>
     startPaymentProcessor(context, {

@@ -1,0 +1,324 @@
+import type { OrderView } from '@orderflow/contracts';
+import type { DeadLetter } from '@orderflow/messaging';
+import type { HistoryEvent } from '../api.ts';
+import type { AnswerTally, Customer, DrivenOrder } from './load.ts';
+import type { PoisonMessage } from './poison.ts';
+
+/**
+ * The invariants a chaos run checks once the system is quiet. Each is computed from what the system
+ * itself reports — the gateway's views and histories, the PSP's ledger, the SMTP sink's mailbox, the
+ * dead-letter stream and (with PostgreSQL) the services' own tables — never from what the harness
+ * thinks it did, except for the order kinds it chose.
+ */
+
+export interface Invariant {
+  readonly name: string;
+  readonly ok: boolean;
+  /** What was counted (orders checked, charges, invoices…). */
+  readonly counts: Record<string, number>;
+  /** How many violations; `problems` lists the first ones. */
+  readonly violations: number;
+  readonly problems: readonly string[];
+}
+
+export interface InvariantReport {
+  readonly invariants: readonly Invariant[];
+  readonly violations: number;
+}
+
+export interface LedgerEntry {
+  readonly kind: 'charge' | 'refund';
+  readonly reference: string;
+  readonly status: 'succeeded' | 'failed';
+}
+
+export interface Mail {
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** Rows of the services' tables, read in PostgreSQL mode. */
+export interface DatabaseFacts {
+  /** `create_invoice.invoices`: one row per invoice. */
+  readonly invoices: readonly { orderId: string; year: number; sequence: number }[];
+  /** `assign_delivery.delivery_assignments`. */
+  readonly assignments: readonly { orderId: string; status: string }[];
+  /** Sum of `assign_delivery.couriers.load`. */
+  readonly courierLoad: number;
+}
+
+/** Everything the checks read. */
+export interface Observations {
+  readonly orders: readonly DrivenOrder[];
+  readonly customers: readonly Customer[];
+  /** GET /orders/:id per order (undefined: no 200 answer). */
+  readonly views: ReadonlyMap<string, OrderView | undefined>;
+  readonly histories: ReadonlyMap<string, readonly HistoryEvent[] | undefined>;
+  readonly ledger: readonly LedgerEntry[];
+  readonly mails: readonly Mail[];
+  readonly deadLetters: readonly DeadLetter[];
+  readonly poison: readonly PoisonMessage[];
+  readonly answers: AnswerTally;
+  readonly database?: DatabaseFacts;
+}
+
+const SHOWN = 20;
+
+function invariant(name: string, counts: Record<string, number>, problems: readonly string[]): Invariant {
+  return { name, ok: problems.length === 0, counts, violations: problems.length, problems: problems.slice(0, SHOWN) };
+}
+
+export function checkInvariants(o: Observations): InvariantReport {
+  const invariants = [
+    terminal(o),
+    outcomes(o),
+    answers(o),
+    money(o),
+    invoices(o),
+    couriers(o),
+    mails(o),
+    histories(o),
+    deadLetters(o),
+  ];
+  return { invariants, violations: invariants.reduce((n, i) => n + i.violations, 0) };
+}
+
+const viewOf = (o: Observations, orderId: string) => o.views.get(orderId);
+
+/** Every order that got a 2xx reached a terminal state. */
+function terminal(o: Observations): Invariant {
+  const problems: string[] = [];
+  let confirmed = 0;
+  let cancelled = 0;
+  for (const order of o.orders) {
+    const view = viewOf(o, order.orderId);
+    if (view?.status === 'confirmed') confirmed += 1;
+    else if (view?.status === 'cancelled') cancelled += 1;
+    else problems.push(`${order.orderId}: ${view ? view.status : 'no view'}`);
+  }
+  return invariant('every accepted order is terminal', { accepted: o.orders.length, confirmed, cancelled }, problems);
+}
+
+/** Each order ended as its kind says it must. */
+function outcomes(o: Observations): Invariant {
+  const problems: string[] = [];
+  const byKind: Record<string, number> = {};
+  for (const order of o.orders) {
+    byKind[order.kind] = (byKind[order.kind] ?? 0) + 1;
+    const view = viewOf(o, order.orderId);
+    if (!view) continue;
+    const got = `${view.status}/${view.cancellationReason ?? '-'}`;
+    const allowed =
+      order.kind === 'normal'
+        ? ['confirmed/-']
+        : order.kind === 'decline'
+          ? ['cancelled/payment_declined']
+          : order.kind === 'unserved'
+            ? ['cancelled/delivery_unavailable']
+            : order.cancelAccepted === true
+              ? ['cancelled/customer_request']
+              : order.cancelAccepted === false
+                ? ['confirmed/-']
+                : ['confirmed/-', 'cancelled/customer_request'];
+    if (!allowed.includes(got)) problems.push(`${order.orderId} (${order.kind}): ${got}, expected ${allowed.join(' or ')}`);
+  }
+  return invariant('each order ends as its kind requires', byKind, problems);
+}
+
+/** The gateway never answered a valid request with a 5xx other than 503, and nothing was given up. */
+function answers(o: Observations): Invariant {
+  const problems = [...o.answers.unexpected, ...o.answers.gaveUp];
+  return invariant('no error answers at the gateway (503 retried)', o.answers.counts, problems);
+}
+
+/** One charge per paid order, one refund per order cancelled after payment, none for declined ones. */
+function money(o: Observations): Invariant {
+  const problems: string[] = [];
+  const charges = new Map<string, number>();
+  const refunds = new Map<string, number>();
+  for (const e of o.ledger) {
+    if (e.kind === 'charge' && e.status === 'succeeded') charges.set(e.reference, (charges.get(e.reference) ?? 0) + 1);
+    if (e.kind === 'refund' && e.status === 'succeeded') refunds.set(e.reference, (refunds.get(e.reference) ?? 0) + 1);
+  }
+  let paid = 0;
+  let refunded = 0;
+  let declined = 0;
+  for (const order of o.orders) {
+    const view = viewOf(o, order.orderId);
+    if (!view) continue;
+    const c = charges.get(order.orderId) ?? 0;
+    const r = refunds.get(order.orderId) ?? 0;
+    const payment = view.payment?.status;
+    if (payment === 'declined') {
+      declined += 1;
+      if (c !== 0 || r !== 0) problems.push(`${order.orderId} declined: ${c} charges, ${r} refunds`);
+      continue;
+    }
+    if (payment === 'authorized' || payment === 'refunded') paid += 1;
+    if (view.status === 'confirmed' && (c !== 1 || r !== 0 || payment !== 'authorized'))
+      problems.push(`${order.orderId} confirmed: ${c} charges, ${r} refunds, payment ${payment ?? 'none'}`);
+    if (view.status === 'cancelled' && payment !== undefined) {
+      refunded += r;
+      if (c !== 1 || r !== 1 || payment !== 'refunded')
+        problems.push(`${order.orderId} cancelled after payment: ${c} charges, ${r} refunds, payment ${payment}`);
+    }
+    if (view.status === 'cancelled' && payment === undefined && (c !== 0 || r !== 0))
+      problems.push(`${order.orderId} cancelled unpaid: ${c} charges, ${r} refunds`);
+  }
+  const known = new Set(o.orders.map((order) => order.orderId));
+  for (const reference of charges.keys())
+    if (!known.has(reference)) problems.push(`charge for ${reference}, an order no client was told of`);
+  return invariant(
+    'PSP ledger: one charge per paid order, one refund per cancelled paid order',
+    { paid, refunded, declined, ledgerEntries: o.ledger.length },
+    problems,
+  );
+}
+
+/** Invoice numbers unique and gapless per year; one invoice per confirmed order. */
+function invoices(o: Observations): Invariant {
+  const problems: string[] = [];
+  const byYear = new Map<number, number[]>();
+  const add = (year: number, sequence: number) => byYear.set(year, [...(byYear.get(year) ?? []), sequence]);
+  let invoiced = 0;
+  for (const order of o.orders) {
+    const view = viewOf(o, order.orderId);
+    if (!view) continue;
+    if (view.status === 'confirmed' && view.invoiceNumber === null) problems.push(`${order.orderId} confirmed without invoice`);
+    if (view.invoiceNumber === null) continue;
+    invoiced += 1;
+    const [year, sequence] = view.invoiceNumber.split('-').map(Number);
+    if (o.database === undefined) add(year ?? 0, sequence ?? 0);
+  }
+  // With PostgreSQL the invoice book itself is read: a number never shown by a view still counts.
+  for (const row of o.database?.invoices ?? []) add(row.year, row.sequence);
+  for (const [year, list] of byYear) {
+    const sorted = [...list].sort((a, b) => a - b);
+    sorted.forEach((n, i) => {
+      if (n !== i + 1) problems.push(`${year}: position ${i + 1} holds number ${n}`);
+    });
+  }
+  if (o.database && o.database.invoices.length !== invoiced)
+    problems.push(`${o.database.invoices.length} invoices in the book, ${invoiced} on the order views`);
+  return invariant(
+    'invoice numbers unique and gapless; one per confirmed order',
+    { invoiced, ...(o.database && { inBook: o.database.invoices.length }) },
+    problems,
+  );
+}
+
+/** One courier per confirmed order; none held for a cancelled one. */
+function couriers(o: Observations): Invariant {
+  const problems: string[] = [];
+  let assigned = 0;
+  const confirmed = new Set<string>();
+  for (const order of o.orders) {
+    const view = viewOf(o, order.orderId);
+    if (!view) continue;
+    if (view.status === 'confirmed') {
+      confirmed.add(order.orderId);
+      if (!view.courier || view.courier.released) problems.push(`${order.orderId} confirmed, courier ${JSON.stringify(view.courier)}`);
+      else assigned += 1;
+    }
+    if (view.status === 'cancelled' && view.courier && !view.courier.released)
+      problems.push(`${order.orderId} cancelled but courier ${view.courier.courierId} still held`);
+  }
+  const db = o.database;
+  if (db) {
+    const held = db.assignments.filter((a) => a.status === 'assigned');
+    for (const a of held) if (!confirmed.has(a.orderId)) problems.push(`courier held in the pool for ${a.orderId}, not confirmed`);
+    if (held.length !== confirmed.size) problems.push(`${held.length} assignments held, ${confirmed.size} confirmed orders`);
+    if (db.courierLoad !== held.length) problems.push(`courier load ${db.courierLoad} ≠ ${held.length} held assignments`);
+  }
+  return invariant(
+    'one courier per confirmed order, none held by cancelled ones',
+    { assigned, ...(db && { heldInPool: db.assignments.filter((a) => a.status === 'assigned').length, courierLoad: db.courierLoad }) },
+    problems,
+  );
+}
+
+/** Exactly the mails the orders' outcomes call for, none twice. */
+function mails(o: Observations): Invariant {
+  const expected = new Set<string>(o.customers.map((c) => `${c.customerId} welcome`));
+  for (const order of o.orders) {
+    const v = viewOf(o, order.orderId);
+    if (!v) continue;
+    expected.add(`${v.orderId} order_placed`);
+    if (v.payment?.status === 'declined') expected.add(`${v.orderId} payment_declined`);
+    if (v.invoiceNumber !== null) expected.add(`${v.orderId} invoice`);
+    if (v.courier !== null) expected.add(`${v.orderId} courier_assigned`);
+    if (v.status === 'cancelled') expected.add(`${v.orderId} order_cancelled`);
+  }
+  const sent = o.mails.map((m) => `${m.headers['x-orderflow-key']} ${m.headers['x-orderflow-kind']}`);
+  const seen = new Set<string>();
+  const problems: string[] = [];
+  for (const m of sent) {
+    if (seen.has(m)) problems.push(`twice: ${m}`);
+    else if (!expected.has(m)) problems.push(`unexpected: ${m}`);
+    seen.add(m);
+  }
+  for (const m of expected) if (!seen.has(m)) problems.push(`missing: ${m}`);
+  return invariant('exactly the expected mails, none twice', { expected: expected.size, sent: sent.length }, problems);
+}
+
+/**
+ * Each order's own log is a valid Order sequence: `placed` first and once, at most one
+ * `cancel-requested`, exactly one terminal event (`confirmed` or `cancelled`) and it is last, a
+ * confirmation never after a cancel request, the terminal event agrees with the view, positions 1..n.
+ */
+function histories(o: Observations): Invariant {
+  const problems: string[] = [];
+  let events = 0;
+  for (const order of o.orders) {
+    const history = o.histories.get(order.orderId);
+    const view = viewOf(o, order.orderId);
+    if (!history) {
+      problems.push(`${order.orderId}: no history`);
+      continue;
+    }
+    events += history.length;
+    const types = history.map((e) => e.type.replace(/\.v\d+$/, ''));
+    const where = `${order.orderId} [${types.join(', ')}]`;
+    if (history.some((e, i) => e.sequence !== i + 1)) problems.push(`${where}: positions not 1..n`);
+    if (new Set(history.map((e) => e.id)).size !== history.length) problems.push(`${where}: an event id twice`);
+    if (types[0] !== 'order.placed' || types.filter((t) => t === 'order.placed').length !== 1)
+      problems.push(`${where}: must start with the only order.placed`);
+    if (types.filter((t) => t === 'order.cancel-requested').length > 1) problems.push(`${where}: two cancel requests`);
+    const terminals = types.filter((t) => t === 'order.confirmed' || t === 'order.cancelled');
+    const last = types.at(-1);
+    if (terminals.length !== 1 || (last !== 'order.confirmed' && last !== 'order.cancelled'))
+      problems.push(`${where}: exactly one terminal event, last`);
+    if (last === 'order.confirmed' && types.includes('order.cancel-requested'))
+      problems.push(`${where}: confirmed after a cancel request`);
+    if (view && last !== `order.${view.status}`) problems.push(`${where}: ends ${last}, view says ${view.status}`);
+    const reason = (history.at(-1)?.data as { reason?: string } | undefined)?.reason;
+    if (view && last === 'order.cancelled' && reason !== view.cancellationReason)
+      problems.push(`${where}: cancelled for ${reason}, view says ${view.cancellationReason}`);
+  }
+  return invariant('each order history is a valid Order sequence', { orders: o.orders.length, events }, problems);
+}
+
+/** The dead letters are exactly the poison messages: each with its expected code, none else. */
+function deadLetters(o: Observations): Invariant {
+  const problems: string[] = [];
+  const poisonBySequence = new Map(o.poison.map((p) => [p.streamSequence, p]));
+  const lettered = new Set<number>();
+  const seen = new Set<string>();
+  for (const letter of o.deadLetters) {
+    const poison = poisonBySequence.get(letter.streamSequence);
+    const what = `${letter.consumer} ${letter.subject} #${letter.streamSequence} ${letter.code}`;
+    if (!poison) problems.push(`unexplained dead letter: ${what}: ${letter.reason}`);
+    else if (poison.expectedCode !== letter.code) problems.push(`${what}: expected ${poison.expectedCode} for ${poison.kind}`);
+    if (letter.reason.trim() === '') problems.push(`${what}: no reason`);
+    const key = `${letter.consumer} ${letter.streamSequence}`;
+    if (seen.has(key)) problems.push(`${what}: dead-lettered twice by one consumer`);
+    seen.add(key);
+    lettered.add(letter.streamSequence);
+  }
+  for (const p of o.poison)
+    if (!lettered.has(p.streamSequence)) problems.push(`poison ${p.kind} on ${p.subject} #${p.streamSequence} not dead-lettered`);
+  return invariant(
+    'dead letters: only the injected poison, each with its reason',
+    { poisonPublished: o.poison.length, deadLetters: o.deadLetters.length },
+    problems,
+  );
+}

@@ -1,0 +1,200 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { demoOrder, type GatewayClient } from '../api.ts';
+import type { SeededRandom } from './random.ts';
+
+/**
+ * The chaos run's load: orders placed through the gateway's HTTP API as a careful client would —
+ * one Idempotency-Key per order, retried with the same key after a 503 or a connection that gave no
+ * answer (the gateway is restarting), until a 2xx or `giveUpAfterMs`.
+ */
+
+/** What an order is meant to exercise, and so how it must end. */
+export type OrderKind =
+  /** `tok_visa` to DE → `confirmed`. */
+  | 'normal'
+  /** `tok_decline` → `cancelled` / `payment_declined`, never charged. */
+  | 'decline'
+  /** Country AQ (no courier) → refund → `cancelled` / `delivery_unavailable`. */
+  | 'unserved'
+  /** A customer cancel shortly after placing: `customer_request` if accepted, else `confirmed`. */
+  | 'cancel';
+
+export interface DrivenOrder {
+  readonly orderId: string;
+  readonly customerId: string;
+  readonly kind: OrderKind;
+  /** Milliseconds since the run started when the gateway accepted it. */
+  readonly acceptedAtMs: number;
+  /** Placed right after a fault to time the recovery (an ordinary order otherwise). */
+  readonly probe: boolean;
+  /** For `cancel` orders: whether the gateway accepted the cancellation (`false`: 409 too late). */
+  cancelAccepted?: boolean;
+}
+
+export interface Customer {
+  readonly customerId: string;
+  readonly email: string;
+}
+
+/** Every HTTP answer the load got, by operation and status (`POST /orders 201`, `… no answer`). */
+export interface AnswerTally {
+  readonly counts: Record<string, number>;
+  /** Answers a correct system never gives to valid requests: 5xx other than 503, unexpected 4xx. */
+  readonly unexpected: string[];
+  /** Requests that never got a 2xx (or a final 409 for a cancel) within `giveUpAfterMs`. */
+  readonly gaveUp: string[];
+}
+
+export interface LoadOptions {
+  /** Retry one request for at most this long (default 120 000 ms). */
+  giveUpAfterMs?: number;
+  /** Share of each kind (the rest is `normal`); defaults 0.08 / 0.05 / 0.07. */
+  mix?: { decline: number; unserved: number; cancel: number };
+}
+
+const RETRY_PAUSE_MS = 200;
+
+export class LoadDriver {
+  readonly orders: DrivenOrder[] = [];
+  readonly customers: Customer[] = [];
+  readonly #counts: Record<string, number> = {};
+  readonly #unexpected: string[] = [];
+  readonly #gaveUp: string[] = [];
+  readonly #started = Date.now();
+  readonly #giveUpAfterMs: number;
+  readonly #mix: { decline: number; unserved: number; cancel: number };
+
+  constructor(
+    private readonly api: GatewayClient,
+    private readonly random: SeededRandom,
+    options: LoadOptions = {},
+  ) {
+    this.#giveUpAfterMs = options.giveUpAfterMs ?? 120_000;
+    this.#mix = options.mix ?? { decline: 0.08, unserved: 0.05, cancel: 0.07 };
+  }
+
+  get answers(): AnswerTally {
+    return { counts: { ...this.#counts }, unexpected: [...this.#unexpected], gaveUp: [...this.#gaveUp] };
+  }
+
+  /** Milliseconds since the driver was made. */
+  elapsedMs(): number {
+    return Date.now() - this.#started;
+  }
+
+  async registerCustomers(count: number): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      const email = `chaos-${i}-${randomUUID().slice(0, 8)}@example.com`;
+      const response = await this.#retry('POST /customers', () =>
+        this.api.registerCustomer({ email, name: `Chaos Customer ${i}` }),
+      );
+      if (response) this.customers.push({ customerId: response.body.customerId, email });
+    }
+    if (this.customers.length === 0) throw new Error('no customer could be registered');
+  }
+
+  /**
+   * Places `count` orders at `ratePerSecond`, at most `maxInFlight` requests at once; `onPlaced` is
+   * called after each (for progress). Resolves when every order was accepted or given up.
+   */
+  async run(options: {
+    count: number;
+    ratePerSecond: number;
+    maxInFlight?: number;
+    onPlaced?: () => void;
+  }): Promise<void> {
+    const maxInFlight = options.maxInFlight ?? 64;
+    const interval = 1_000 / options.ratePerSecond;
+    const start = Date.now();
+    const running = new Set<Promise<void>>();
+    for (let i = 0; i < options.count; i++) {
+      const due = start + i * interval;
+      if (due > Date.now()) await sleep(due - Date.now());
+      while (running.size >= maxInFlight) await Promise.race(running);
+      const task = this.placeOne(this.#pickKind()).then(() => {
+        running.delete(task);
+        options.onPlaced?.();
+      });
+      running.add(task);
+    }
+    await Promise.all(running);
+  }
+
+  /** Places one order of `kind` (and, for `cancel`, asks to cancel it); undefined when given up. */
+  async placeOne(kind: OrderKind, options: { probe?: boolean } = {}): Promise<DrivenOrder | undefined> {
+    const customer = this.random.pick(this.customers);
+    const body = demoOrder(customer.customerId, {
+      ...(kind === 'decline' && { token: 'tok_decline' }),
+      ...(kind === 'unserved' && { country: 'AQ' }),
+    });
+    const key = randomUUID();
+    const cancelAfterMs = kind === 'cancel' ? this.random.int(0, 400) : 0;
+    const response = await this.#retry('POST /orders', () => this.api.placeOrder(body, key));
+    if (!response) return undefined;
+    const order: DrivenOrder = {
+      orderId: response.body.orderId,
+      customerId: customer.customerId,
+      kind,
+      acceptedAtMs: this.elapsedMs(),
+      probe: options.probe ?? false,
+    };
+    this.orders.push(order);
+    if (kind === 'cancel') {
+      await sleep(cancelAfterMs);
+      const cancel = await this.#retry('POST /orders/:id/cancel', () => this.api.cancel(order.orderId), {
+        final: (status) => status === 409,
+      });
+      order.cancelAccepted = cancel !== undefined && cancel.status < 300;
+      if (cancel === undefined) delete order.cancelAccepted;
+    }
+    return order;
+  }
+
+  #pickKind(): OrderKind {
+    const roll = this.random.next();
+    const { decline, unserved, cancel } = this.#mix;
+    if (roll < decline) return 'decline';
+    if (roll < decline + unserved) return 'unserved';
+    if (roll < decline + unserved + cancel) return 'cancel';
+    return 'normal';
+  }
+
+  /**
+   * Calls `request` until it answers 2xx (or a status `final` accepts), retrying 503s and requests
+   * that got no answer; tallies every answer.
+   */
+  async #retry<T extends { status: number; body: unknown }>(
+    operation: string,
+    request: () => Promise<T>,
+    options: { final?: (status: number) => boolean } = {},
+  ): Promise<T | undefined> {
+    const deadline = Date.now() + this.#giveUpAfterMs;
+    for (;;) {
+      let response: T | undefined;
+      try {
+        response = await request();
+      } catch {
+        this.#count(`${operation} no answer`);
+      }
+      if (response !== undefined) {
+        this.#count(`${operation} ${response.status}`);
+        const { status } = response;
+        if ((status >= 200 && status < 300) || options.final?.(status)) return response;
+        if (status !== 503) {
+          this.#unexpected.push(`${operation} → ${status} ${JSON.stringify(response.body)}`);
+          return undefined;
+        }
+      }
+      if (Date.now() > deadline) {
+        this.#gaveUp.push(`${operation}: no 2xx within ${this.#giveUpAfterMs} ms`);
+        return undefined;
+      }
+      await sleep(RETRY_PAUSE_MS);
+    }
+  }
+
+  #count(key: string): void {
+    this.#counts[key] = (this.#counts[key] ?? 0) + 1;
+  }
+}

@@ -1,0 +1,389 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { orderingTopology, OrderStatusChanged, type OrderView } from '@orderflow/contracts';
+import { connectNats, NatsTransport, type DeadLetter } from '@orderflow/messaging';
+import { openPostgres, type SqlStore } from '@orderflow/sql';
+import { freePort, startNatsCluster, type NatsCluster } from '@orderflow/testing';
+import { GatewayClient, TERMINAL, type HistoryEvent } from '../api.ts';
+import { mapLimit } from '../map-limit.ts';
+import type { LogLine, SupervisorEvent } from '../supervisor.ts';
+import { SERVICES, startSystem, type RunningSystem } from '../system.ts';
+import { FAULT_CLASSES, injectFault, planFaults, type FaultClass, type FaultRecord } from './faults.ts';
+import {
+  checkInvariants,
+  type DatabaseFacts,
+  type InvariantReport,
+  type LedgerEntry,
+  type Mail,
+} from './invariants.ts';
+import { LoadDriver, type AnswerTally } from './load.ts';
+import { PgProxy } from './pg-proxy.ts';
+import type { PoisonMessage } from './poison.ts';
+import { SeededRandom } from './random.ts';
+
+/**
+ * The fault-injection harness: starts the real system (every service a process, real NATS — one
+ * node or a 3-node JetStream cluster with R3 streams —, PostgreSQL behind a cuttable link), drives
+ * orders through the HTTP API, injects a seeded plan of faults while the load runs, waits until the
+ * system is quiet and checks the invariants (see invariants.ts). `npm run chaos` and the chaos
+ * system test both call {@link runChaos}.
+ */
+
+export interface ChaosOptions {
+  /** Orders to place (plus one probe per fault). */
+  orders: number;
+  seed: number;
+  /** Orders per second the load aims at (default 10). */
+  ratePerSecond?: number;
+  /** `single`: one private nats-server; `cluster`: three nodes, every stream R3 (default single). */
+  nats?: 'single' | 'cluster';
+  /** Fault classes to inject (default: all that fit the NATS mode). */
+  faults?: readonly FaultClass[];
+  /** Each service is SIGKILLed this many times (default 2). */
+  killsPerService?: number;
+  /** PostgreSQL the run gets a fresh database on (it is dropped afterwards). */
+  databaseUrl: string;
+  /** payment-processor replicas (default 3). */
+  paymentReplicas?: number;
+  /** Length of a PostgreSQL outage (default 10–20 s). */
+  pgOutageMs?: { min: number; max: number };
+  /** How long the system may take to become quiet after the load (default 300 000 ms). */
+  settleTimeoutMs?: number;
+  /** Progress, about every second. */
+  onProgress?: (progress: ChaosProgress) => void;
+  /** Every line the system's programs print. */
+  onLog?: (line: LogLine) => void;
+  /** Harness milestones (started, fault injected…), for the operator. */
+  onNote?: (note: string) => void;
+}
+
+export interface ChaosProgress {
+  readonly phase: 'starting' | 'load' | 'settling' | 'checking';
+  readonly placed: number;
+  readonly total: number;
+  readonly terminal: number;
+  readonly faultsDone: number;
+  readonly faultsTotal: number;
+  readonly currentFault: string | undefined;
+}
+
+export interface ChaosReport {
+  readonly seed: number;
+  readonly nats: 'single' | 'cluster';
+  readonly ordersRequested: number;
+  readonly ordersAccepted: number;
+  /** Accepted orders per second over the load phase. */
+  readonly ordersPerSecond: number;
+  readonly loadDurationMs: number;
+  /** From the end of the load until every order was terminal. */
+  readonly settleDurationMs: number;
+  readonly totalDurationMs: number;
+  readonly faults: readonly FaultRecord[];
+  /** Faults injected per class. */
+  readonly faultCounts: Partial<Record<FaultClass, number>>;
+  readonly answers: AnswerTally['counts'];
+  /** Median time from acceptance to terminal, of the orders whose terminal notification was seen. */
+  readonly medianOrderLatencyMs: number | undefined;
+  /** Supervisor restarts per program (crashes and kills). */
+  readonly restarts: Record<string, number>;
+  /** Log lines at level error or fatal per program. */
+  readonly errorLogs: Record<string, number>;
+  readonly invariants: InvariantReport['invariants'];
+  readonly violations: number;
+}
+
+const PSP_TIMEOUT_MS = 1_000;
+
+/** The fault classes that apply to a NATS mode. */
+export function faultsFor(nats: 'single' | 'cluster'): FaultClass[] {
+  return FAULT_CLASSES.filter((f) => (nats === 'single' ? f !== 'node-kill' : f !== 'nats-restart'));
+}
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const startedAt = Date.now();
+  const nats = options.nats ?? 'single';
+  const faults = options.faults ?? faultsFor(nats);
+  const note = options.onNote ?? (() => undefined);
+  const random = new SeededRandom(options.seed);
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanUp = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  };
+  const errorLogs: Record<string, number> = {};
+  const progress = {
+    phase: 'starting' as ChaosProgress['phase'],
+    placed: 0,
+    terminal: new Set<string>(),
+    faultsDone: 0,
+    faultsTotal: 0,
+    currentFault: undefined as string | undefined,
+  };
+  const report = () =>
+    options.onProgress?.({
+      phase: progress.phase,
+      placed: progress.placed,
+      total: options.orders,
+      terminal: progress.terminal.size,
+      faultsDone: progress.faultsDone,
+      faultsTotal: progress.faultsTotal,
+      currentFault: progress.currentFault,
+    });
+  const ticker = setInterval(report, 1_000);
+  cleanups.push(async () => clearInterval(ticker));
+
+  try {
+    // A database of its own, reached through a link the harness can cut.
+    const database = await createDatabase(options.databaseUrl, `chaos_${options.seed}_${randomBytes(4).toString('hex')}`);
+    cleanups.push(database.drop);
+    const pgProxy = await PgProxy.start(database.target);
+    cleanups.push(() => pgProxy.close());
+    const serviceDbUrl = new URL(database.url);
+    serviceDbUrl.hostname = '127.0.0.1';
+    serviceDbUrl.port = String(pgProxy.port);
+
+    let cluster: NatsCluster | undefined;
+    if (nats === 'cluster') {
+      cluster = await startNatsCluster(3);
+      cleanups.push(() => cluster!.dispose());
+      note(`3-node JetStream cluster: ${cluster.servers.join(', ')}`);
+    }
+    const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-chaos-'));
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const [natsPort, gatewayPort, pspPort, smtpPort, mailboxPort] = await Promise.all(
+      Array.from({ length: 5 }, () => freePort()),
+    );
+    const readyTimeoutMs = 120_000;
+    const system: RunningSystem = await startSystem({
+      dataDir,
+      ...(cluster ? { natsUrl: cluster.servers.join(','), streamReplicas: 3 } : { natsPort: natsPort! }),
+      databaseUrl: serviceDbUrl.toString(),
+      gatewayPort: gatewayPort!,
+      pspPort: pspPort!,
+      smtpPort: smtpPort!,
+      mailboxPort: mailboxPort!,
+      replicas: { 'payment-processor': options.paymentReplicas ?? 3 },
+      env: {
+        'payment-processor': { PSP_TIMEOUT_MS: String(PSP_TIMEOUT_MS) },
+      },
+      baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn' },
+      restart: { initialDelayMs: 250, maxDelayMs: 5_000, stableAfterMs: 10_000 },
+      stopDeadlineMs: 15_000,
+      readyTimeoutMs,
+      ownProcessGroup: false,
+      onLog: (line) => {
+        if (/"level":(50|60)/.test(line.line)) errorLogs[line.program] = (errorLogs[line.program] ?? 0) + 1;
+        options.onLog?.(line);
+      },
+      onEvent: (event: SupervisorEvent) => {
+        if (event.type === 'restarting') note(`supervisor: ${event.program}#${event.replica} restarts in ${event.delayMs} ms`);
+      },
+    });
+    cleanups.push(() => system.stop());
+    note(`system up: API ${system.apiUrl}, NATS ${system.natsUrl}, PostgreSQL database ${database.name}`);
+
+    const topology = orderingTopology();
+    const { nc } = await connectNats({ servers: system.natsUrl, name: 'orderflow-chaos' });
+    cleanups.push(() => nc.close());
+    const transport = await NatsTransport.create(nc, { source: 'orderflow/chaos' });
+    const terminalAt = new Map<string, number>();
+    let loadStartedAt = Date.now();
+    transport.listen(OrderStatusChanged, topology.notifications.statusChangedAll, (event) => {
+      if (TERMINAL.includes(event.data.status) && !progress.terminal.has(event.data.orderId)) {
+        progress.terminal.add(event.data.orderId);
+        terminalAt.set(event.data.orderId, Date.now() - loadStartedAt);
+      }
+    });
+
+    const api = new GatewayClient(system.apiUrl, 15_000);
+    const load = new LoadDriver(api, random);
+    await load.registerCustomers(Math.max(5, Math.min(50, Math.ceil(options.orders / 20))));
+
+    const steps = planFaults(faults, SERVICES, random, options.killsPerService ?? 2);
+    progress.faultsTotal = steps.length;
+    const poison: PoisonMessage[] = [];
+    const records: FaultRecord[] = [];
+    const ratePerSecond = options.ratePerSecond ?? 10;
+    const expectedLoadMs = (options.orders / ratePerSecond) * 1_000;
+    progress.phase = 'load';
+    loadStartedAt = Date.now();
+    const since = () => Date.now() - loadStartedAt;
+
+    const loadDone = load.run({
+      count: options.orders,
+      ratePerSecond,
+      onPlaced: () => (progress.placed += 1),
+    });
+    const faultsDone = (async () => {
+      const spacing = expectedLoadMs / (steps.length + 1);
+      for (const [index, step] of steps.entries()) {
+        const due = loadStartedAt + (index + 1) * spacing;
+        if (due > Date.now()) await sleep(due - Date.now());
+        progress.currentFault = step.service ? `${step.fault} ${step.service}` : step.fault;
+        const start = since();
+        const target = await injectFault(step, {
+          supervisor: system.supervisor,
+          services: SERVICES,
+          random,
+          ...(cluster && { cluster }),
+          pgProxy,
+          pgOutageMs: options.pgOutageMs ?? { min: 10_000, max: 20_000 },
+          pspUrl: system.pspUrl,
+          pspTimeoutMs: PSP_TIMEOUT_MS,
+          nc,
+          topology,
+          onPoison: (messages) => poison.push(...messages),
+          readyTimeoutMs,
+        });
+        const record: FaultRecord = { fault: step.fault, target, startedAtMs: start, durationMs: since() - start };
+        records.push(record);
+        note(`fault ${index + 1}/${steps.length}: ${step.fault} ${target} (${record.durationMs} ms)`);
+        // Recovery: an order placed now, timed until it is terminal.
+        const liftedAt = Date.now();
+        const probe = await load.placeOne('normal', { probe: true });
+        if (probe && (await untilTerminal(api, probe.orderId, 180_000))) record.recoveryMs = Date.now() - liftedAt;
+        progress.faultsDone += 1;
+        progress.currentFault = undefined;
+      }
+    })();
+    await Promise.all([loadDone, faultsDone]);
+    const loadDurationMs = since();
+
+    // Quiet: every accepted order terminal (notifications can be missed while NATS restarts: ask).
+    progress.phase = 'settling';
+    const settleStart = Date.now();
+    const settleDeadline = settleStart + (options.settleTimeoutMs ?? 300_000);
+    const views = new Map<string, OrderView | undefined>();
+    const readViews = async (orderIds: readonly string[]) => {
+      await mapLimit(orderIds, 16, async (orderId) => {
+        const response = await api.getOrder(orderId).catch(() => undefined);
+        views.set(orderId, response?.status === 200 ? response.body : undefined);
+        if (response?.status === 200 && TERMINAL.includes(response.body.status)) progress.terminal.add(orderId);
+      });
+    };
+    for (;;) {
+      const pending = load.orders.filter((o) => !TERMINAL.includes(views.get(o.orderId)?.status ?? '')).map((o) => o.orderId);
+      if (pending.length === 0 || Date.now() > settleDeadline) break;
+      await readViews(pending);
+      if (load.orders.some((o) => !TERMINAL.includes(views.get(o.orderId)?.status ?? ''))) await sleep(1_000);
+    }
+    const settleDurationMs = Date.now() - settleStart;
+
+    // Check, again until consistent: invoices, mails and dead letters may trail the terminal state.
+    progress.phase = 'checking';
+    let result: InvariantReport;
+    for (;;) {
+      await readViews(load.orders.map((o) => o.orderId));
+      const histories = new Map<string, HistoryEvent[] | undefined>();
+      await mapLimit(load.orders, 16, async (o) => {
+        const response = await api.history(o.orderId).catch(() => undefined);
+        histories.set(o.orderId, response?.status === 200 ? response.body : undefined);
+      });
+      const observed = {
+        orders: load.orders,
+        customers: load.customers,
+        views,
+        histories,
+        ledger: await getJson<{ entries: LedgerEntry[] }>(`${system.pspUrl}/ledger`).then((b) => b.entries),
+        mails: await getJson<{ messages: Mail[] }>(`${system.mailboxUrl}/messages`).then((b) => b.messages),
+        deadLetters: await allDeadLetters(transport, topology.stream),
+        poison,
+        answers: load.answers,
+        database: await database.facts(),
+      };
+      result = checkInvariants(observed);
+      if (result.violations === 0 || Date.now() > settleDeadline) break;
+      await sleep(2_000);
+    }
+
+    const latencies = load.orders
+      .flatMap((o) => {
+        const at = terminalAt.get(o.orderId);
+        return at === undefined ? [] : [at - o.acceptedAtMs];
+      })
+      .sort((a, b) => a - b);
+    const faultCounts: Partial<Record<FaultClass, number>> = {};
+    for (const r of records) faultCounts[r.fault] = (faultCounts[r.fault] ?? 0) + 1;
+    const restarts: Record<string, number> = {};
+    for (const r of system.supervisor.list()) restarts[r.program] = (restarts[r.program] ?? 0) + r.restarts;
+    return {
+      seed: options.seed,
+      nats,
+      ordersRequested: options.orders,
+      ordersAccepted: load.orders.length,
+      ordersPerSecond: Math.round((load.orders.length / loadDurationMs) * 1_000 * 10) / 10,
+      loadDurationMs,
+      settleDurationMs,
+      totalDurationMs: Date.now() - startedAt,
+      faults: records,
+      faultCounts,
+      answers: load.answers.counts,
+      medianOrderLatencyMs: latencies[Math.floor(latencies.length / 2)],
+      restarts,
+      errorLogs,
+      invariants: result.invariants,
+      violations: result.violations,
+    };
+  } finally {
+    await cleanUp();
+  }
+}
+
+/** Polls GET /orders/:id until terminal; false after `timeoutMs`. */
+async function untilTerminal(api: GatewayClient, orderId: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const response = await api.getOrder(orderId).catch(() => undefined);
+    if (response?.status === 200 && TERMINAL.includes(response.body.status)) return true;
+    await sleep(100);
+  }
+  return false;
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+  if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
+  return (await response.json()) as T;
+}
+
+async function allDeadLetters(transport: NatsTransport, stream: string): Promise<DeadLetter[]> {
+  return transport.deadLetters.list({ stream, limit: 100_000 });
+}
+
+/** A fresh PostgreSQL database for one run; `facts()` reads the services' tables in it. */
+async function createDatabase(adminUrl: string, name: string) {
+  const admin = await openPostgres({ url: adminUrl, schema: 'public', poolSize: 1 });
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  let reader: SqlStore | undefined;
+  return {
+    name,
+    url: url.toString(),
+    target: { host: url.hostname || '127.0.0.1', port: Number(url.port || 5432) },
+    async facts(): Promise<DatabaseFacts> {
+      reader ??= await openPostgres({ url: url.toString(), schema: 'public', poolSize: 2 });
+      const invoices = await reader.query<{ order_id: string; year: number; sequence: number }>(
+        'SELECT order_id, year, sequence FROM create_invoice.invoices',
+      );
+      const assignments = await reader.query<{ order_id: string; status: string }>(
+        'SELECT order_id, status FROM assign_delivery.delivery_assignments',
+      );
+      const load = await reader.query<{ load: number }>(
+        'SELECT COALESCE(SUM(load), 0)::int AS load FROM assign_delivery.couriers',
+      );
+      return {
+        invoices: invoices.rows.map((r) => ({ orderId: r.order_id, year: r.year, sequence: r.sequence })),
+        assignments: assignments.rows.map((r) => ({ orderId: r.order_id, status: r.status })),
+        courierLoad: load.rows[0]?.load ?? 0,
+      };
+    },
+    async drop(): Promise<void> {
+      await reader?.close();
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+      await admin.close();
+    },
+  };
+}
