@@ -23,6 +23,7 @@ import {
   serverCpuSeconds,
   settle,
   summarise,
+  syscallCounts,
   writeReport,
   type Measurement,
   type Report,
@@ -227,16 +228,21 @@ async function measure(
   const count = context.options.count;
   const progress = new Progress(`round ${round} ${PHASE_TITLE[phase]} ${variant}`, count);
   const serverBefore = serverCpuSeconds(context.serverPid);
+  const syscallsBefore = syscallCounts(process.pid);
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   await profiled(context.options.profile, `${phase}-${variant}-r${round}`, () => body(progress));
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   const serverAfter = serverCpuSeconds(context.serverPid);
+  const syscallsAfter = syscallCounts(process.pid);
   progress.done();
   const extra: Record<string, number> = { clientCpuUsPerMsg: (cpu.user + cpu.system) / count };
   if (serverBefore !== undefined && serverAfter !== undefined) {
     extra.serverCpuUsPerMsg = ((serverAfter - serverBefore) * 1e6) / count;
+  }
+  if (syscallsBefore && syscallsAfter) {
+    extra.clientWritesPerMsg = (syscallsAfter.writes - syscallsBefore.writes) / count;
   }
   const m: Measurement = {
     phase: PHASE_TITLE[phase],
@@ -250,7 +256,8 @@ async function measure(
   console.log(
     `  ${m.phase.padEnd(18)} ${variant.padEnd(13)} ${formatRate(m.rate).padStart(8)} msg/s  ` +
       `(${seconds.toFixed(2)} s, client CPU ${extra.clientCpuUsPerMsg?.toFixed(1)} µs/msg` +
-      `${extra.serverCpuUsPerMsg === undefined ? '' : `, server CPU ${extra.serverCpuUsPerMsg.toFixed(1)} µs/msg`})`,
+      `${extra.serverCpuUsPerMsg === undefined ? '' : `, server CPU ${extra.serverCpuUsPerMsg.toFixed(1)} µs/msg`}` +
+      `${extra.clientWritesPerMsg === undefined ? '' : `, client write(2) per msg ${extra.clientWritesPerMsg.toFixed(3)}`})`,
   );
   return m;
 }

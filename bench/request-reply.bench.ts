@@ -19,6 +19,7 @@ import {
   serverCpuSeconds,
   settle,
   summarise,
+  syscallCounts,
   writeReport,
   type Measurement,
   type Report,
@@ -168,6 +169,7 @@ async function measure(
     const latencies = new Float64Array(options.count);
     const responderBefore = serverCpuSeconds(responder.pid);
     const serverBefore = serverCpuSeconds(serverPid);
+    const syscallsBefore = [process.pid, responder.pid].map(syscallCounts);
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
     await profiled(options.profileClient, `client-${variant}-r${round}`, () =>
@@ -177,6 +179,7 @@ async function measure(
     const cpu = process.cpuUsage(cpuBefore);
     const responderAfter = serverCpuSeconds(responder.pid);
     const serverAfter = serverCpuSeconds(serverPid);
+    const syscallsAfter = [process.pid, responder.pid].map(syscallCounts);
     progress.done();
     latencies.sort();
     const extra: Record<string, number> = {
@@ -190,6 +193,11 @@ async function measure(
     if (serverBefore !== undefined && serverAfter !== undefined) {
       extra.serverCpuUsPerReq = ((serverAfter - serverBefore) * 1e6) / options.count;
     }
+    (['client', 'responder'] as const).forEach((who, i) => {
+      const before = syscallsBefore[i];
+      const after = syscallsAfter[i];
+      if (before && after) extra[`${who}WritesPerReq`] = (after.writes - before.writes) / options.count;
+    });
     const m: Measurement = {
       phase: 'request-reply',
       variant,
@@ -202,7 +210,8 @@ async function measure(
     console.log(
       `  ${variant.padEnd(8)} ${formatRate(m.rate).padStart(8)} req/s  p50 ${extra.p50Us} µs  p99 ${extra.p99Us} µs  ` +
         `CPU µs/req: client ${extra.clientCpuUsPerReq?.toFixed(1)}, responder ${extra.responderCpuUsPerReq?.toFixed(1) ?? '?'}, ` +
-        `nats-server ${extra.serverCpuUsPerReq?.toFixed(1) ?? '?'}`,
+        `nats-server ${extra.serverCpuUsPerReq?.toFixed(1) ?? '?'}; write(2) per req: client ` +
+        `${extra.clientWritesPerReq?.toFixed(3) ?? '?'}, responder ${extra.responderWritesPerReq?.toFixed(3) ?? '?'}`,
     );
     return m;
   } finally {

@@ -67,6 +67,22 @@ export function serverCpuSeconds(pid: number | undefined): number | undefined {
 }
 
 /**
+ * Read and write system calls the process has made so far (`/proc/<pid>/io`; all threads), or
+ * `undefined` when they cannot be read. Writes per operation show how well messages are batched.
+ */
+export function syscallCounts(pid: number | undefined): { reads: number; writes: number } | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const reads = /^syscr:\s*(\d+)/m.exec(io)?.[1];
+    const writes = /^syscw:\s*(\d+)/m.exec(io)?.[1];
+    return reads && writes ? { reads: Number(reads), writes: Number(writes) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Parses `--name value` / `--name=value` / `--flag` arguments. Unknown names are an error, so a typo
  * never silently runs the default.
  */
