@@ -427,21 +427,32 @@ export class RpcServer {
       this.nc.subscribe(endpoint.subject, {
         queue,
         callback: (_error, msg) => {
-          const running = handle(msg);
-          this.#inFlight.add(running);
-          void running.finally(() => this.#inFlight.delete(running));
+          this.#running++;
+          void handle(msg).then(this.#handled, this.#handlerFailed);
         },
       }),
     );
   }
 
-  /** Handlers still running: `stop()` waits for them, so what they use is not closed under them. */
-  readonly #inFlight = new Set<Promise<void>>();
+  /**
+   * Handlers still running: `stop()` waits for them, so what they use is not closed under them.
+   * A count and shared callbacks, not a set of promises and a `finally` closure per request.
+   */
+  #running = 0;
+  readonly #idleWaiters: (() => void)[] = [];
+  readonly #handled = (): void => {
+    if (--this.#running === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  };
+  /** Counts the handler out and lets its rejection surface, as the `finally` it replaces did. */
+  readonly #handlerFailed = (error: unknown): never => {
+    this.#handled();
+    throw error;
+  };
 
   /** Stops answering (drains the subscriptions so accepted requests still get their reply). */
   async stop(): Promise<void> {
     await Promise.all(this.#subscriptions.map((s) => s.drain().catch(() => undefined)));
     // drain() resolves once the last request reached its callback; the async handlers may still run.
-    await Promise.all([...this.#inFlight]);
+    if (this.#running > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
   }
 }

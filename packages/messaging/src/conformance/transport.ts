@@ -401,6 +401,33 @@ export function transportConformance(name: string, harness: () => TransportHarne
       assert.deepEqual([...by].sort(), ['one', 'two']);
     });
 
+    test('close() answers the requests an endpoint accepted before it stops', async () => {
+      const server = await connect();
+      const client = await connect();
+      const endpoint = { ...Echo, subject: `${uniqueName('rpc')}.echo` };
+      const accepted = deferred();
+      const release = deferred();
+      let waiting = 0;
+      server.serve(endpoint, async (request) => {
+        if (request.text === 'hold' && ++waiting === 3) accepted.resolve();
+        if (request.text === 'hold') await release.promise;
+        return { text: request.text, by: 'server' };
+      });
+      await waitFor(
+        async () => (await client.request(endpoint, { text: 'x' }).catch(() => undefined)) !== undefined,
+      );
+      const answers = Array.from({ length: 3 }, () => client.request(endpoint, { text: 'hold' }));
+      await accepted.promise;
+      let closed = false;
+      const closing = server.close({ deadlineMs: 5_000 }).then(() => (closed = true));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(closed, false, 'close() must wait for the handlers still running');
+      release.resolve();
+      await closing;
+      for (const answer of await Promise.all(answers))
+        assert.deepEqual(answer, { text: 'hold', by: 'server' });
+    });
+
     test('broadcast reaches every listener', async () => {
       const sender = await connect();
       const subject = `${uniqueName('note')}.status`;
