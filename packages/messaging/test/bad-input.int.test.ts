@@ -4,7 +4,17 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/nats-core';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { ThingHappened } from '../src/conformance/transport.ts';
-import { connectNats, NatsTransport, on, ValidationError } from '../src/mod.ts';
+import { Type } from '@sinclair/typebox';
+import {
+  connectNats,
+  defineCommand,
+  defineEndpoint,
+  defineEvent,
+  NatsTransport,
+  on,
+  PublishError,
+  ValidationError,
+} from '../src/mod.ts';
 
 let server: NatsServer;
 let nc: NatsConnection;
@@ -103,4 +113,35 @@ test('garbage from a foreign client is dead-lettered with its reason; valid fore
     'permanent failures are not retried',
   );
   assert.deepEqual([...letters[5]!.body], [0xff, 0xfe, 0x00], 'the original payload is kept byte for byte');
+});
+
+test('a request or publish the connection refuses (above max_payload) rejects; the next ones go through', async () => {
+  const big = 'x'.repeat((nc.info?.max_payload ?? 1_048_576) + 1);
+  const endpoint = defineEndpoint({
+    name: 'echo-big',
+    subject: `${uniqueName('rpc')}.echo`,
+    request: defineCommand({ name: 'bad-input.echo', schema: Type.Object({ text: Type.String() }) }),
+    response: defineEvent({ name: 'bad-input.echoed', schema: Type.Object({ text: Type.String() }) }),
+  });
+  transport.serve(endpoint, async (request) => ({ text: request.text.slice(0, 3) }));
+  await waitFor(
+    async () => (await transport.request(endpoint, { text: 'abc' }).catch(() => undefined)) !== undefined,
+  );
+  const [refused, fine] = await Promise.allSettled([
+    transport.request(endpoint, { text: big }),
+    transport.request(endpoint, { text: 'next' }),
+  ]);
+  assert.equal(refused.status, 'rejected');
+  assert.match(String(refused.reason), /max_payload/);
+  assert.deepEqual(fine, { status: 'fulfilled', value: { text: 'nex' } });
+
+  const stream = uniqueName('BIG');
+  await transport.provision([{ name: stream, subjects: [`${stream}.>`] }]);
+  const [tooBig, stored] = await Promise.allSettled([
+    transport.publish(ThingHappened, { key: big, n: 1 }, { subject: `${stream}.a` }),
+    transport.publish(ThingHappened, { key: 'a', n: 2 }, { subject: `${stream}.a` }),
+  ]);
+  assert.ok(tooBig.status === 'rejected' && tooBig.reason instanceof PublishError);
+  assert.match(String(tooBig.reason.message), /max_payload/);
+  assert.equal(stored.status === 'fulfilled' && stored.value.seq, 1);
 });
