@@ -86,6 +86,18 @@ export function currentTraceparent(parent?: string): string {
   return `00-${randomHex(16)}-${spanId}-01`;
 }
 
+// The RFC 3339 time of the last millisecond asked for: a burst of publishes formats it once.
+let lastTimeMs = NaN;
+let lastTime = '';
+function nowIso(): string {
+  const now = Date.now();
+  if (now !== lastTimeMs) {
+    lastTime = new Date(now).toISOString();
+    lastTimeMs = now;
+  }
+  return lastTime;
+}
+
 export function createEnvelope<T>(init: EnvelopeInit<T>): Envelope<T> {
   const id = init.id ?? randomUUID();
   return {
@@ -93,7 +105,7 @@ export function createEnvelope<T>(init: EnvelopeInit<T>): Envelope<T> {
     type: init.type,
     source: init.source,
     subject: init.subject,
-    time: init.time ?? new Date().toISOString(),
+    time: init.time ?? nowIso(),
     dataContentType: JSON_CONTENT_TYPE,
     traceparent: currentTraceparent(init.causedBy?.traceparent),
     correlationId: init.correlationId ?? init.causedBy?.correlationId ?? id,
@@ -110,11 +122,32 @@ function headerValue(value: string): string[] {
   return [value.trim()];
 }
 
+/**
+ * nats.js headers whose wire form is built in one pass and encoded with `Buffer.from` (pooled for
+ * small sizes) instead of `TextEncoder.encode` (a fresh allocation): the same bytes, about half the
+ * cost of `MsgHdrsImpl.encode`, which every publish pays.
+ */
+class EnvelopeHeaders extends MsgHdrsImpl {
+  override encode(): Uint8Array {
+    if (this._code !== 0 || this.headers.size === 0) return super.encode();
+    let wire = 'NATS/1.0';
+    for (const [name, values] of this.headers) {
+      for (let i = 0; i < values.length; i++) wire += `\r\n${name}: ${values[i]}`;
+    }
+    return Buffer.from(`${wire}\r\n\r\n`, 'utf8');
+  }
+}
+
+/** A message body for nats.js: `Buffer.from` is pooled and cheaper than the `TextEncoder` it uses for strings. */
+export function utf8Bytes(text: string): Uint8Array {
+  return Buffer.from(text, 'utf8');
+}
+
 /** CloudEvents binary-mode headers for `envelope`, with `Nats-Msg-Id` = `ce-id`. */
 export function envelopeHeaders(envelope: Envelope, msgId: string = envelope.id): MsgHdrs {
   // Filled straight into the map: `MsgHdrs.set` re-validates the (constant) name and copies every
   // key on each call, which made header building a visible share of every publish.
-  const h = new MsgHdrsImpl();
+  const h = new EnvelopeHeaders();
   const map = h.headers;
   map.set(Header.SpecVersion, ['1.0']);
   map.set(Header.Id, headerValue(envelope.id));

@@ -8,7 +8,7 @@ import {
   type NatsConnection,
 } from '@nats-io/nats-core';
 import type { MessageContract, PayloadOf } from './contract.ts';
-import { createEnvelope, encodeData, envelopeHeaders, Header } from './envelope.ts';
+import { createEnvelope, encodeData, envelopeHeaders, Header, utf8Bytes } from './envelope.ts';
 import { ConcurrencyError, PublishError } from './errors.ts';
 import { ReplyInbox, type PendingReply, type ReplyHandlers } from './rpc.ts';
 import type { BatchItem, EventPublisher, PublishOptions, PublishReceipt } from './types.ts';
@@ -102,7 +102,7 @@ export class JetStreamPublisher implements EventPublisher {
     return this.#send(contract, data, options, options.timeoutMs);
   }
 
-  #publishOnce(subject: string, payload: string, headers: MsgHdrs, timeoutMs: number): Promise<PubAck> {
+  #publishOnce(subject: string, payload: Uint8Array, headers: MsgHdrs, timeoutMs: number): Promise<PubAck> {
     if (!this.#nc) return this.js.publish(subject, payload, { headers, timeout: timeoutMs });
     const inbox = (this.#inbox ??= new ReplyInbox(this.#nc, ackHandlers));
     return new Promise<PubAck>((resolve, reject) => {
@@ -129,7 +129,7 @@ export class JetStreamPublisher implements EventPublisher {
     if (expected !== undefined) {
       headers.set(Header.ExpectedLastSubjectSequence, `${expected}`);
     }
-    const payload = encodeData(data);
+    const payload = utf8Bytes(encodeData(data));
     const timeout = timeoutMs ?? this.#timeoutMs;
     for (let attempt = 1; ; attempt++) {
       try {

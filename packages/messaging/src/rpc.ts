@@ -8,7 +8,7 @@ import {
   type Subscription,
 } from '@nats-io/nats-core';
 import type { MessageContract, PayloadOf } from './contract.ts';
-import { currentTraceparent, Header } from './envelope.ts';
+import { currentTraceparent, Header, utf8Bytes } from './envelope.ts';
 import {
   EndpointError,
   isTransient,
@@ -247,10 +247,10 @@ export class RpcClient implements Requester {
     options: RequestOptions = {},
   ): Promise<PayloadOf<E['response']>> {
     let headers: MsgHdrs | undefined;
-    let payload: string;
+    let payload: Uint8Array;
     try {
       endpoint.request.parse(data);
-      payload = JSON.stringify(data);
+      payload = utf8Bytes(JSON.stringify(data));
       if (options.causedBy) {
         headers = natsHeaders();
         headers.set(Header.CorrelationId, options.causedBy.correlationId);
@@ -403,7 +403,7 @@ export class RpcServer {
           traceparent: headers?.get(Header.TraceParent) || undefined,
         };
         const response = await handler(endpoint.request.parse(request) as PayloadOf<E['request']>, context);
-        msg.respond(JSON.stringify(endpoint.response.parse(response)));
+        msg.respond(utf8Bytes(JSON.stringify(endpoint.response.parse(response))));
       } catch (error) {
         if (error instanceof ValidationError) return fail(msg, 400, error.code, error.message, error.issues);
         if (error instanceof EndpointError)

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { MsgHdrsImpl } from '@nats-io/nats-core';
 import { Type } from '@sinclair/typebox';
 import {
   ContractRegistry,
@@ -40,6 +41,24 @@ test('an envelope survives the round trip through binary-mode headers', () => {
   assert.equal(headers.get('ce-specversion'), '1.0');
   const decoded = decodeEnvelope(headers, new TextEncoder().encode(encodeData(envelope.data)));
   assert.deepEqual(decoded, envelope);
+});
+
+test('envelope headers go on the wire exactly as nats.js would encode them', () => {
+  const envelope = createEnvelope({
+    type: V1.type,
+    source: 'orderflow/test',
+    subject: 'Bestellung-für-Zoë',
+    data: { id: '1' },
+  });
+  const headers = envelopeHeaders(envelope);
+  headers.set('Nats-Expected-Last-Subject-Sequence', '7');
+  headers.append('x-extra', 'a');
+  headers.append('x-extra', 'b');
+  const reference = new MsgHdrsImpl();
+  for (const name of headers.keys()) for (const value of headers.values(name)) reference.append(name, value);
+  const wire = (headers as MsgHdrsImpl).encode(); // what nats.js publish() sends
+  assert.deepEqual(Buffer.from(wire), Buffer.from(reference.encode()));
+  assert.equal(MsgHdrsImpl.decode(wire).get('ce-subject'), 'Bestellung-für-Zoë');
 });
 
 test('the registry tells an unknown type from an unsupported version', () => {
