@@ -59,7 +59,9 @@ export function planFaults(
   const steps: FaultStep[] = [];
   for (const fault of classes) {
     if (fault !== 'kill') steps.push({ fault });
-    else for (let i = 0; i < killsPerService; i++) for (const service of services) steps.push({ fault, service });
+    else
+      for (let i = 0; i < killsPerService; i++)
+        for (const service of services) steps.push({ fault, service });
   }
   return random.shuffle(steps);
 }

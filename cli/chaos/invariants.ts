@@ -64,7 +64,13 @@ export interface Observations {
 const SHOWN = 20;
 
 function invariant(name: string, counts: Record<string, number>, problems: readonly string[]): Invariant {
-  return { name, ok: problems.length === 0, counts, violations: problems.length, problems: problems.slice(0, SHOWN) };
+  return {
+    name,
+    ok: problems.length === 0,
+    counts,
+    violations: problems.length,
+    problems: problems.slice(0, SHOWN),
+  };
 }
 
 export function checkInvariants(o: Observations): InvariantReport {
@@ -95,7 +101,11 @@ function terminal(o: Observations): Invariant {
     else if (view?.status === 'cancelled') cancelled += 1;
     else problems.push(`${order.orderId}: ${view ? view.status : 'no view'}`);
   }
-  return invariant('every accepted order is terminal', { accepted: o.orders.length, confirmed, cancelled }, problems);
+  return invariant(
+    'every accepted order is terminal',
+    { accepted: o.orders.length, confirmed, cancelled },
+    problems,
+  );
 }
 
 /** Each order ended as its kind says it must. */
@@ -119,7 +129,8 @@ function outcomes(o: Observations): Invariant {
               : order.cancelAccepted === false
                 ? ['confirmed/-']
                 : ['confirmed/-', 'cancelled/customer_request'];
-    if (!allowed.includes(got)) problems.push(`${order.orderId} (${order.kind}): ${got}, expected ${allowed.join(' or ')}`);
+    if (!allowed.includes(got))
+      problems.push(`${order.orderId} (${order.kind}): ${got}, expected ${allowed.join(' or ')}`);
   }
   return invariant('each order ends as its kind requires', byKind, problems);
 }
@@ -136,8 +147,10 @@ function money(o: Observations): Invariant {
   const charges = new Map<string, number>();
   const refunds = new Map<string, number>();
   for (const e of o.ledger) {
-    if (e.kind === 'charge' && e.status === 'succeeded') charges.set(e.reference, (charges.get(e.reference) ?? 0) + 1);
-    if (e.kind === 'refund' && e.status === 'succeeded') refunds.set(e.reference, (refunds.get(e.reference) ?? 0) + 1);
+    if (e.kind === 'charge' && e.status === 'succeeded')
+      charges.set(e.reference, (charges.get(e.reference) ?? 0) + 1);
+    if (e.kind === 'refund' && e.status === 'succeeded')
+      refunds.set(e.reference, (refunds.get(e.reference) ?? 0) + 1);
   }
   let paid = 0;
   let refunded = 0;
@@ -159,7 +172,9 @@ function money(o: Observations): Invariant {
     if (view.status === 'cancelled' && payment !== undefined) {
       refunded += r;
       if (c !== 1 || r !== 1 || payment !== 'refunded')
-        problems.push(`${order.orderId} cancelled after payment: ${c} charges, ${r} refunds, payment ${payment}`);
+        problems.push(
+          `${order.orderId} cancelled after payment: ${c} charges, ${r} refunds, payment ${payment}`,
+        );
     }
     if (view.status === 'cancelled' && payment === undefined && (c !== 0 || r !== 0))
       problems.push(`${order.orderId} cancelled unpaid: ${c} charges, ${r} refunds`);
@@ -183,7 +198,8 @@ function invoices(o: Observations): Invariant {
   for (const order of o.orders) {
     const view = viewOf(o, order.orderId);
     if (!view) continue;
-    if (view.status === 'confirmed' && view.invoiceNumber === null) problems.push(`${order.orderId} confirmed without invoice`);
+    if (view.status === 'confirmed' && view.invoiceNumber === null)
+      problems.push(`${order.orderId} confirmed without invoice`);
     if (view.invoiceNumber === null) continue;
     invoiced += 1;
     const [year, sequence] = view.invoiceNumber.split('-').map(Number);
@@ -216,7 +232,8 @@ function couriers(o: Observations): Invariant {
     if (!view) continue;
     if (view.status === 'confirmed') {
       confirmed.add(order.orderId);
-      if (!view.courier || view.courier.released) problems.push(`${order.orderId} confirmed, courier ${JSON.stringify(view.courier)}`);
+      if (!view.courier || view.courier.released)
+        problems.push(`${order.orderId} confirmed, courier ${JSON.stringify(view.courier)}`);
       else assigned += 1;
     }
     if (view.status === 'cancelled' && view.courier && !view.courier.released)
@@ -225,13 +242,23 @@ function couriers(o: Observations): Invariant {
   const db = o.database;
   if (db) {
     const held = db.assignments.filter((a) => a.status === 'assigned');
-    for (const a of held) if (!confirmed.has(a.orderId)) problems.push(`courier held in the pool for ${a.orderId}, not confirmed`);
-    if (held.length !== confirmed.size) problems.push(`${held.length} assignments held, ${confirmed.size} confirmed orders`);
-    if (db.courierLoad !== held.length) problems.push(`courier load ${db.courierLoad} ≠ ${held.length} held assignments`);
+    for (const a of held)
+      if (!confirmed.has(a.orderId))
+        problems.push(`courier held in the pool for ${a.orderId}, not confirmed`);
+    if (held.length !== confirmed.size)
+      problems.push(`${held.length} assignments held, ${confirmed.size} confirmed orders`);
+    if (db.courierLoad !== held.length)
+      problems.push(`courier load ${db.courierLoad} ≠ ${held.length} held assignments`);
   }
   return invariant(
     'one courier per confirmed order, none held by cancelled ones',
-    { assigned, ...(db && { heldInPool: db.assignments.filter((a) => a.status === 'assigned').length, courierLoad: db.courierLoad }) },
+    {
+      assigned,
+      ...(db && {
+        heldInPool: db.assignments.filter((a) => a.status === 'assigned').length,
+        courierLoad: db.courierLoad,
+      }),
+    },
     problems,
   );
 }
@@ -257,7 +284,11 @@ function mails(o: Observations): Invariant {
     seen.add(m);
   }
   for (const m of expected) if (!seen.has(m)) problems.push(`missing: ${m}`);
-  return invariant('exactly the expected mails, none twice', { expected: expected.size, sent: sent.length }, problems);
+  return invariant(
+    'exactly the expected mails, none twice',
+    { expected: expected.size, sent: sent.length },
+    problems,
+  );
 }
 
 /**
@@ -279,22 +310,29 @@ function histories(o: Observations): Invariant {
     const types = history.map((e) => e.type.replace(/\.v\d+$/, ''));
     const where = `${order.orderId} [${types.join(', ')}]`;
     if (history.some((e, i) => e.sequence !== i + 1)) problems.push(`${where}: positions not 1..n`);
-    if (new Set(history.map((e) => e.id)).size !== history.length) problems.push(`${where}: an event id twice`);
+    if (new Set(history.map((e) => e.id)).size !== history.length)
+      problems.push(`${where}: an event id twice`);
     if (types[0] !== 'order.placed' || types.filter((t) => t === 'order.placed').length !== 1)
       problems.push(`${where}: must start with the only order.placed`);
-    if (types.filter((t) => t === 'order.cancel-requested').length > 1) problems.push(`${where}: two cancel requests`);
+    if (types.filter((t) => t === 'order.cancel-requested').length > 1)
+      problems.push(`${where}: two cancel requests`);
     const terminals = types.filter((t) => t === 'order.confirmed' || t === 'order.cancelled');
     const last = types.at(-1);
     if (terminals.length !== 1 || (last !== 'order.confirmed' && last !== 'order.cancelled'))
       problems.push(`${where}: exactly one terminal event, last`);
     if (last === 'order.confirmed' && types.includes('order.cancel-requested'))
       problems.push(`${where}: confirmed after a cancel request`);
-    if (view && last !== `order.${view.status}`) problems.push(`${where}: ends ${last}, view says ${view.status}`);
+    if (view && last !== `order.${view.status}`)
+      problems.push(`${where}: ends ${last}, view says ${view.status}`);
     const reason = (history.at(-1)?.data as { reason?: string } | undefined)?.reason;
     if (view && last === 'order.cancelled' && reason !== view.cancellationReason)
       problems.push(`${where}: cancelled for ${reason}, view says ${view.cancellationReason}`);
   }
-  return invariant('each order history is a valid Order sequence', { orders: o.orders.length, events }, problems);
+  return invariant(
+    'each order history is a valid Order sequence',
+    { orders: o.orders.length, events },
+    problems,
+  );
 }
 
 /** The dead letters are exactly the poison messages: each with its expected code, none else. */
@@ -307,7 +345,8 @@ function deadLetters(o: Observations): Invariant {
     const poison = poisonBySequence.get(letter.streamSequence);
     const what = `${letter.consumer} ${letter.subject} #${letter.streamSequence} ${letter.code}`;
     if (!poison) problems.push(`unexplained dead letter: ${what}: ${letter.reason}`);
-    else if (poison.expectedCode !== letter.code) problems.push(`${what}: expected ${poison.expectedCode} for ${poison.kind}`);
+    else if (poison.expectedCode !== letter.code)
+      problems.push(`${what}: expected ${poison.expectedCode} for ${poison.kind}`);
     if (letter.reason.trim() === '') problems.push(`${what}: no reason`);
     const key = `${letter.consumer} ${letter.streamSequence}`;
     if (seen.has(key)) problems.push(`${what}: dead-lettered twice by one consumer`);
@@ -315,7 +354,8 @@ function deadLetters(o: Observations): Invariant {
     lettered.add(letter.streamSequence);
   }
   for (const p of o.poison)
-    if (!lettered.has(p.streamSequence)) problems.push(`poison ${p.kind} on ${p.subject} #${p.streamSequence} not dead-lettered`);
+    if (!lettered.has(p.streamSequence))
+      problems.push(`poison ${p.kind} on ${p.subject} #${p.streamSequence} not dead-lettered`);
   return invariant(
     'dead letters: only the injected poison, each with its reason',
     { poisonPublished: o.poison.length, deadLetters: o.deadLetters.length },

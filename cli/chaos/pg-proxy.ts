@@ -7,37 +7,28 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
  */
 export class PgProxy {
   readonly #sockets = new Set<Socket>();
+  readonly #server: Server;
   #down = false;
+  #port = 0;
 
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-  ) {}
+  private constructor(private readonly target: { host: string; port: number }) {
+    this.#server = createServer((client) => this.#accept(client));
+  }
 
   static async start(target: { host: string; port: number }): Promise<PgProxy> {
-    let proxy: PgProxy | undefined;
-    const server = createServer((client) => {
-      if (proxy === undefined || proxy.#down) {
-        client.resetAndDestroy();
-        return;
-      }
-      const upstream = connect(target.port, target.host);
-      for (const socket of [client, upstream]) {
-        proxy.#sockets.add(socket);
-        socket.on('close', () => proxy!.#sockets.delete(socket));
-        socket.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
+    const proxy = new PgProxy(target);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', resolve);
+      proxy.#server.once('error', reject);
+      proxy.#server.listen(0, '127.0.0.1', resolve);
     });
-    const address = server.address();
-    proxy = new PgProxy(server, typeof address === 'object' && address ? address.port : 0);
+    const address = proxy.#server.address();
+    proxy.#port = typeof address === 'object' && address ? address.port : 0;
     return proxy;
+  }
+
+  /** The port services connect to instead of PostgreSQL's. */
+  get port(): number {
+    return this.#port;
   }
 
   get isDown(): boolean {
@@ -56,6 +47,22 @@ export class PgProxy {
 
   async close(): Promise<void> {
     this.cut();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #accept(client: Socket): void {
+    if (this.#down) {
+      client.resetAndDestroy();
+      return;
+    }
+    const upstream = connect(this.target.port, this.target.host);
+    for (const socket of [client, upstream]) {
+      this.#sockets.add(socket);
+      socket.on('close', () => this.#sockets.delete(socket));
+      socket.on('error', () => undefined);
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
   }
 }

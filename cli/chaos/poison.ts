@@ -37,7 +37,13 @@ const POISONS: readonly {
   body: string;
   headers: boolean;
 }[] = [
-  { kind: 'bad-json', expectedCode: 'DECODE_FAILED', type: (s) => REAL_TYPE[s], body: '{"orderId": "', headers: true },
+  {
+    kind: 'bad-json',
+    expectedCode: 'DECODE_FAILED',
+    type: (s) => REAL_TYPE[s],
+    body: '{"orderId": "',
+    headers: true,
+  },
   {
     kind: 'wrong-schema',
     expectedCode: 'VALIDATION_FAILED',
@@ -45,8 +51,20 @@ const POISONS: readonly {
     body: '{"orderId":42}',
     headers: true,
   },
-  { kind: 'unknown-type', expectedCode: 'UNKNOWN_TYPE', type: (s) => `${s}.exploded.v1`, body: '{}', headers: true },
-  { kind: 'no-headers', expectedCode: 'DECODE_FAILED', type: (s) => REAL_TYPE[s], body: '{}', headers: false },
+  {
+    kind: 'unknown-type',
+    expectedCode: 'UNKNOWN_TYPE',
+    type: (s) => `${s}.exploded.v1`,
+    body: '{}',
+    headers: true,
+  },
+  {
+    kind: 'no-headers',
+    expectedCode: 'DECODE_FAILED',
+    type: (s) => REAL_TYPE[s],
+    body: '{}',
+    headers: false,
+  },
 ];
 
 function cloudEventHeaders(type: string, subjectId: string): MsgHdrs {
@@ -64,7 +82,10 @@ function cloudEventHeaders(type: string, subjectId: string): MsgHdrs {
 }
 
 /** Publishes one poison message of every kind on every namespace; returns what was stored. */
-export async function publishPoison(nc: NatsConnection, topology: OrderingTopology): Promise<PoisonMessage[]> {
+export async function publishPoison(
+  nc: NatsConnection,
+  topology: OrderingTopology,
+): Promise<PoisonMessage[]> {
   const js = jetstream(nc);
   const published: PoisonMessage[] = [];
   for (const source of EVENT_SOURCES) {
@@ -73,9 +94,16 @@ export async function publishPoison(nc: NatsConnection, topology: OrderingTopolo
       const id = randomUUID();
       const subject = topology.subjects[subjectBuilder(source)](id);
       const ack = await js.publish(subject, new TextEncoder().encode(poison.body), {
-        ...(poison.headers ? { headers: cloudEventHeaders(poison.type(source), id) } : { msgID: randomUUID() }),
+        ...(poison.headers
+          ? { headers: cloudEventHeaders(poison.type(source), id) }
+          : { msgID: randomUUID() }),
       });
-      published.push({ kind: poison.kind, subject, streamSequence: ack.seq, expectedCode: poison.expectedCode });
+      published.push({
+        kind: poison.kind,
+        subject,
+        streamSequence: ack.seq,
+        expectedCode: poison.expectedCode,
+      });
     }
   }
   return published;

@@ -136,8 +136,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
   try {
     // A database of its own, reached through a link the harness can cut.
-    const database = await createDatabase(options.databaseUrl, `chaos_${options.seed}_${randomBytes(4).toString('hex')}`);
-    cleanups.push(database.drop);
+    const database = await createDatabase(
+      options.databaseUrl,
+      `chaos_${options.seed}_${randomBytes(4).toString('hex')}`,
+    );
+    cleanups.push(() => database.drop());
     const pgProxy = await PgProxy.start(database.target);
     cleanups.push(() => pgProxy.close());
     const serviceDbUrl = new URL(database.url);
@@ -167,6 +170,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       replicas: { 'payment-processor': options.paymentReplicas ?? 3 },
       env: {
         'payment-processor': { PSP_TIMEOUT_MS: String(PSP_TIMEOUT_MS) },
+        ...(process.env.CHAOS_DEBUG_EMAIL && { 'email-notify': { LOG_LEVEL: 'debug' } }),
       },
       baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn' },
       restart: { initialDelayMs: 250, maxDelayMs: 5_000, stableAfterMs: 10_000 },
@@ -178,7 +182,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         options.onLog?.(line);
       },
       onEvent: (event: SupervisorEvent) => {
-        if (event.type === 'restarting') note(`supervisor: ${event.program}#${event.replica} restarts in ${event.delayMs} ms`);
+        if (event.type === 'restarting')
+          note(`supervisor: ${event.program}#${event.replica} restarts in ${event.delayMs} ms`);
       },
     });
     cleanups.push(() => system.stop());
@@ -188,17 +193,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const { nc } = await connectNats({ servers: system.natsUrl, name: 'orderflow-chaos' });
     cleanups.push(() => nc.close());
     const transport = await NatsTransport.create(nc, { source: 'orderflow/chaos' });
+    const api = new GatewayClient(system.apiUrl, 15_000);
+    const load = new LoadDriver(api, random);
+    /** When each order's terminal notification came, on the load's clock. */
     const terminalAt = new Map<string, number>();
-    let loadStartedAt = Date.now();
     transport.listen(OrderStatusChanged, topology.notifications.statusChangedAll, (event) => {
       if (TERMINAL.includes(event.data.status) && !progress.terminal.has(event.data.orderId)) {
         progress.terminal.add(event.data.orderId);
-        terminalAt.set(event.data.orderId, Date.now() - loadStartedAt);
+        terminalAt.set(event.data.orderId, load.elapsedMs());
       }
     });
 
-    const api = new GatewayClient(system.apiUrl, 15_000);
-    const load = new LoadDriver(api, random);
     await load.registerCustomers(Math.max(5, Math.min(50, Math.ceil(options.orders / 20))));
 
     const steps = planFaults(faults, SERVICES, random, options.killsPerService ?? 2);
@@ -208,7 +213,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const ratePerSecond = options.ratePerSecond ?? 10;
     const expectedLoadMs = (options.orders / ratePerSecond) * 1_000;
     progress.phase = 'load';
-    loadStartedAt = Date.now();
+    const loadStartedAt = Date.now();
     const since = () => Date.now() - loadStartedAt;
 
     const loadDone = load.run({
@@ -237,13 +242,19 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           onPoison: (messages) => poison.push(...messages),
           readyTimeoutMs,
         });
-        const record: FaultRecord = { fault: step.fault, target, startedAtMs: start, durationMs: since() - start };
+        const record: FaultRecord = {
+          fault: step.fault,
+          target,
+          startedAtMs: start,
+          durationMs: since() - start,
+        };
         records.push(record);
         note(`fault ${index + 1}/${steps.length}: ${step.fault} ${target} (${record.durationMs} ms)`);
         // Recovery: an order placed now, timed until it is terminal.
         const liftedAt = Date.now();
         const probe = await load.placeOne('normal', { probe: true });
-        if (probe && (await untilTerminal(api, probe.orderId, 180_000))) record.recoveryMs = Date.now() - liftedAt;
+        if (probe && (await untilTerminal(api, probe.orderId, 180_000)))
+          record.recoveryMs = Date.now() - liftedAt;
         progress.faultsDone += 1;
         progress.currentFault = undefined;
       }
@@ -260,11 +271,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       await mapLimit(orderIds, 16, async (orderId) => {
         const response = await api.getOrder(orderId).catch(() => undefined);
         views.set(orderId, response?.status === 200 ? response.body : undefined);
-        if (response?.status === 200 && TERMINAL.includes(response.body.status)) progress.terminal.add(orderId);
+        if (response?.status === 200 && TERMINAL.includes(response.body.status))
+          progress.terminal.add(orderId);
       });
     };
     for (;;) {
-      const pending = load.orders.filter((o) => !TERMINAL.includes(views.get(o.orderId)?.status ?? '')).map((o) => o.orderId);
+      const pending = load.orders
+        .filter((o) => !TERMINAL.includes(views.get(o.orderId)?.status ?? ''))
+        .map((o) => o.orderId);
       if (pending.length === 0 || Date.now() > settleDeadline) break;
       await readViews(pending);
       if (load.orders.some((o) => !TERMINAL.includes(views.get(o.orderId)?.status ?? ''))) await sleep(1_000);

@@ -25,9 +25,15 @@ export interface ConsumerRuntimeOptions {
   connectionClosed: () => boolean;
 }
 
-/** The messages of one ordering key: at most one runs; a nak'd one blocks the key until it is redelivered. */
+/**
+ * The messages of one ordering key: at most one runs, in stream order; a nak'd one blocks the later
+ * ones until it is redelivered. A message of the key from earlier in the stream (redelivered late,
+ * after a crash of the process that held it) goes first, even past a blocked one: it may be what the
+ * blocked one waits for.
+ */
 interface Lane {
   active: boolean;
+  /** Waiting deliveries, by stream sequence. */
   queue: JetStreamDelivery[];
   blockedBy: number | undefined;
   blockedUntil: number;
@@ -35,6 +41,14 @@ interface Lane {
 
 const STOP_NAK_DELAY_MS = 50;
 const BLOCKED_KEY_GRACE_MS = 3_000;
+/**
+ * Life of one pull request. nats.js asks the server for idle heartbeats at half of it and re-pulls
+ * after two missed ones, so this bounds how long a consumer stays silent when the server that held
+ * its pull went away (a cluster node killed: its consumers' leaders move, their pulls are lost).
+ * The default (30 s) left consumers idle for ~40 s after a node was killed; 10 s means one pull
+ * request per consumer every 10 s when idle.
+ */
+const PULL_EXPIRES_MS = 10_000;
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -79,7 +93,10 @@ export class ConsumerRuntime implements RunningConsumer {
     while (!this.#stopping) {
       try {
         const consumer = await js.consumers.get(stream, durable);
-        const messages = await consumer.consume({ max_messages: this.options.prefetch });
+        const messages = await consumer.consume({
+          max_messages: this.options.prefetch,
+          expires: PULL_EXPIRES_MS,
+        });
         this.#iterators.add(messages);
         if (this.#stopping) messages.stop();
         for await (const msg of messages) {
@@ -132,15 +149,23 @@ export class ConsumerRuntime implements RunningConsumer {
       lane = { active: false, queue: [], blockedBy: undefined, blockedUntil: 0 };
       this.#lanes.set(key, lane);
     }
-    if (lane.blockedBy === delivery.streamSequence) {
-      lane.blockedBy = undefined;
-    } else if (lane.active || lane.blockedBy !== undefined || lane.queue.length > 0) {
-      lane.queue.push(delivery);
-      return;
-    }
+    if (lane.blockedBy === delivery.streamSequence) lane.blockedBy = undefined;
+    const queue = lane.queue;
+    let at = queue.length;
+    while (at > 0 && queue[at - 1]!.streamSequence > delivery.streamSequence) at--;
+    queue.splice(at, 0, delivery);
+    if (queue[0] !== delivery || !this.#runnable(lane)) return;
+    queue.shift();
     lane.active = true;
     await this.#acquire();
     void this.#run(delivery, key);
+  }
+
+  /** Whether the lane's first waiting delivery may run now. */
+  #runnable(lane: Lane): boolean {
+    const next = lane.queue[0];
+    if (lane.active || next === undefined || this.#stopping) return false;
+    return lane.blockedBy === undefined || next.streamSequence < lane.blockedBy;
   }
 
   #acquire(): Promise<void> | void {
@@ -187,12 +212,12 @@ export class ConsumerRuntime implements RunningConsumer {
   }
 
   #drainLane(key: string, lane: Lane): void {
-    if (lane.active || lane.blockedBy !== undefined || this.#stopping) return;
-    const next = lane.queue.shift();
-    if (!next) {
+    if (!lane.active && lane.blockedBy === undefined && lane.queue.length === 0) {
       this.#lanes.delete(key);
       return;
     }
+    if (!this.#runnable(lane)) return;
+    const next = lane.queue.shift()!;
     lane.active = true;
     void Promise.resolve(this.#acquire()).then(() => this.#run(next, key));
   }

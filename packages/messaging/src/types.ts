@@ -124,7 +124,9 @@ export interface ConsumerSpec {
   concurrency?: number;
   /**
    * Per-key ordering: messages with the same key are handled one at a time in stream order, also
-   * across retries (later messages of a key wait while an earlier one is being retried).
+   * across retries (later messages of a key wait while an earlier one is being retried). An earlier
+   * message of a key that comes back late (its holder crashed) runs before the later ones, even one
+   * being retried.
    * `'subject'` uses `ce-subject` (the aggregate id); a function may compute any key. Default: none.
    */
   orderingKey?:

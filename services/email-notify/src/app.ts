@@ -110,16 +110,22 @@ export function emailNotifyConsumer(options: EmailNotifyOptions): ConsumerSpec {
         ),
       context,
     );
-    if (decision === 'skip') return;
+    const mailLog = { key: composed.key, kind: facts.kind, messageId: composed.messageId };
+    if (decision === 'skip') {
+      context.logger.debug(mailLog, 'mail already sent');
+      return;
+    }
     try {
       await mailer.send(composed, attachments ? await attachments() : []);
     } catch (error) {
       await log.release(composed.key, composed.kind);
       throw error;
     }
+    context.logger.info(mailLog, 'mail sent');
     // The mail is out: recording that must not fail the handler, or its retry would find its own claim
     // still held and send the mail again once the lease expired (seen with PostgreSQL down).
     await untilRecorded(() => log.markSent(composed.key, composed.kind), context);
+    context.logger.debug(mailLog, 'mail recorded as sent');
   }
 
   return {
@@ -217,9 +223,9 @@ export async function startEmailNotify(context: ServiceContext, options: EmailNo
   await context.transport.consume(emailNotifyConsumer(options));
 }
 
-/** Retries `write` while it fails with a dependency outage (backoff up to 5 s); other errors are thrown. */
+/** Retries `write` while it fails with a dependency outage (backoff up to 1 s); other errors are thrown. */
 async function untilRecorded(write: () => Promise<void>, context: HandlerContext): Promise<void> {
-  for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 5_000)) {
+  for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 1_000)) {
     try {
       return await write();
     } catch (error) {
