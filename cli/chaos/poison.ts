@@ -17,9 +17,19 @@ export interface PoisonMessage {
   readonly subject: string;
   /** Its sequence in the ORDERING stream: a dead letter names it. */
   readonly streamSequence: number;
-  /** The dead-letter code it must get. */
-  readonly expectedCode: 'DECODE_FAILED' | 'VALIDATION_FAILED' | 'UNKNOWN_TYPE';
+  /**
+   * The dead-letter codes it may get: a consumer's (`@orderflow/messaging`) or, for order-storage's
+   * read-model projection, the event store's name for the same failure.
+   */
+  readonly expectedCodes: readonly string[];
 }
+
+const CODES = {
+  'bad-json': ['DECODE_FAILED', 'UNDECODABLE_EVENT'],
+  'wrong-schema': ['VALIDATION_FAILED', 'INVALID_EVENT'],
+  'unknown-type': ['UNKNOWN_TYPE', 'UNKNOWN_EVENT_TYPE'],
+  'no-headers': ['DECODE_FAILED', 'UNDECODABLE_EVENT'],
+} as const satisfies Record<PoisonKind, readonly string[]>;
 
 /** A type each namespace's producer really publishes. */
 const REAL_TYPE: Record<EventSource, string> = {
@@ -32,35 +42,30 @@ const REAL_TYPE: Record<EventSource, string> = {
 
 const POISONS: readonly {
   kind: PoisonKind;
-  expectedCode: PoisonMessage['expectedCode'];
   type: (source: EventSource) => string;
   body: string;
   headers: boolean;
 }[] = [
   {
     kind: 'bad-json',
-    expectedCode: 'DECODE_FAILED',
     type: (s) => REAL_TYPE[s],
     body: '{"orderId": "',
     headers: true,
   },
   {
     kind: 'wrong-schema',
-    expectedCode: 'VALIDATION_FAILED',
     type: (s) => REAL_TYPE[s],
     body: '{"orderId":42}',
     headers: true,
   },
   {
     kind: 'unknown-type',
-    expectedCode: 'UNKNOWN_TYPE',
     type: (s) => `${s}.exploded.v1`,
     body: '{}',
     headers: true,
   },
   {
     kind: 'no-headers',
-    expectedCode: 'DECODE_FAILED',
     type: (s) => REAL_TYPE[s],
     body: '{}',
     headers: false,
@@ -102,7 +107,7 @@ export async function publishPoison(
         kind: poison.kind,
         subject,
         streamSequence: ack.seq,
-        expectedCode: poison.expectedCode,
+        expectedCodes: CODES[poison.kind],
       });
     }
   }

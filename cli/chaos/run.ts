@@ -288,6 +288,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // Check, again until consistent: invoices, mails and dead letters may trail the terminal state.
     progress.phase = 'checking';
     let result: InvariantReport;
+    let lastCheckNote = Date.now();
     for (;;) {
       await readViews(load.orders.map((o) => o.orderId));
       const histories = new Map<string, HistoryEvent[] | undefined>();
@@ -309,6 +310,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       };
       result = checkInvariants(observed);
       if (result.violations === 0 || Date.now() > settleDeadline) break;
+      if (Date.now() - lastCheckNote > 15_000) {
+        lastCheckNote = Date.now();
+        const failing = result.invariants.filter((i) => !i.ok).map((i) => `${i.name} (${i.violations})`);
+        note(`waiting for the system to settle; still failing: ${failing.join('; ')}`);
+      }
       await sleep(2_000);
     }
 
@@ -388,7 +394,22 @@ async function createDatabase(adminUrl: string, name: string) {
       const load = await reader.query<{ load: number }>(
         'SELECT COALESCE(SUM(load), 0)::int AS load FROM assign_delivery.couriers',
       );
+      const generation = await reader.query<{ generation: number }>(
+        "SELECT generation FROM order_storage.eventstore_projections WHERE name = 'order_summaries'",
+      );
+      const summaries = await reader.query<{
+        order_id: string;
+        status: string;
+        cancellation_reason: string | null;
+      }>(
+        `SELECT order_id, status, cancellation_reason FROM order_storage.order_summaries_g${generation.rows[0]?.generation ?? 1}`,
+      );
       return {
+        readModel: summaries.rows.map((r) => ({
+          orderId: r.order_id,
+          status: r.status,
+          cancellationReason: r.cancellation_reason,
+        })),
         invoices: invoices.rows.map((r) => ({ orderId: r.order_id, year: r.year, sequence: r.sequence })),
         assignments: assignments.rows.map((r) => ({ orderId: r.order_id, status: r.status })),
         courierLoad: load.rows[0]?.load ?? 0,

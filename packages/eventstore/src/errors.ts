@@ -1,3 +1,5 @@
+import { isBrokerUnavailable } from '@orderflow/messaging';
+
 /**
  * Errors of the event store. Every error has a stable `code`, sets `name`, and chains its `cause`.
  * Decisions rejected by the domain are {@link DomainError}s: they are final and never retried.
@@ -109,7 +111,10 @@ export class AppendError extends EventStoreError {
     options?: { cause?: unknown },
   ) {
     super(EventStoreErrorCode.Append, `append to ${subject} failed: ${message}`, options);
+    this.retryable = isBrokerUnavailable(options?.cause);
   }
+  /** NATS was unreachable (a restart, a cluster failover): handlers retry it as a dependency outage. */
+  readonly retryable: boolean;
 }
 
 /** Reading the log failed (stream missing, connection lost, consumer deleted). */
@@ -121,7 +126,10 @@ export class ReadError extends EventStoreError {
     options?: { cause?: unknown },
   ) {
     super(EventStoreErrorCode.Read, `read from ${stream} failed: ${message}`, options);
+    this.retryable = isBrokerUnavailable(options?.cause);
   }
+  /** NATS was unreachable (a restart, a cluster failover): handlers retry it as a dependency outage. */
+  readonly retryable: boolean;
 }
 
 /** A projection stopped: its handler kept failing, or the log holds an event it cannot decode. */

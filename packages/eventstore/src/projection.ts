@@ -8,6 +8,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { isTransient, writeDeadLetter, type DeadLetterSource } from '@orderflow/messaging';
 import type { SqlStore } from '@orderflow/sql';
 import type { Aggregate } from './aggregate.ts';
 import { EventDecodeError, EventStoreError, ProjectionError } from './errors.ts';
@@ -53,12 +54,39 @@ export interface ProjectionOptions<E extends DomainEvent, T extends string> {
   maxAttempts?: number;
   /** Delay before the first retry of a failing batch, doubled each time (default 200 ms). */
   retryDelayMs?: number;
+  /**
+   * What an event that cannot be decoded does (a foreign client's garbage on the aggregate's subjects):
+   * `stop` the projection (default), or write it to the dead-letter stream (consumer = the durable,
+   * with the reason) and go on with the next event.
+   */
+  onUndecodable?: 'stop' | 'dead-letter';
 }
+
+/** Longest pause between retries of a batch that fails for a dependency outage. */
+const MAX_OUTAGE_RETRY_DELAY_MS = 5_000;
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function toCommit(stream: string, m: JsMsg): StoredCommit {
   return { stream, subject: m.subject, sequence: m.seq, headers: m.headers, body: m.data };
+}
+
+/** A projection's message as the dead-letter writer sees a delivery. */
+function asDelivery(stream: string, consumer: string, m: JsMsg): DeadLetterSource {
+  const entries = (): [string, string][] =>
+    m.headers
+      ? [...m.headers.keys()].flatMap((k) => m.headers!.values(k).map((v): [string, string] => [k, v]))
+      : [];
+  return {
+    stream,
+    consumer,
+    subject: m.subject,
+    streamSequence: m.seq,
+    deliveryCount: m.info.deliveryCount,
+    headerEntries: entries,
+    body: m.data,
+    redriven: false,
+  };
 }
 
 /**
@@ -99,7 +127,9 @@ async function ensureDurable(
  * transaction that also moves the checkpoint, then acknowledged; a redelivered commit at or below the
  * checkpoint is acknowledged without being applied. A failing batch is retried with backoff, then the
  * projection stops with a {@link ProjectionError} (its messages stay unacknowledged for the next run);
- * an undecodable event stops it at once. Run one instance per durable: order is kept by processing
+ * a batch that fails for a dependency outage (`isTransient`: the database is down) is retried until
+ * it succeeds, without using up attempts; an undecodable event stops it at once, or is dead-lettered
+ * and skipped (`onUndecodable`). Run one instance per durable: order is kept by processing
  * one batch at a time.
  */
 export async function startProjection<E extends DomainEvent, T extends string>(
@@ -144,7 +174,9 @@ export async function startProjection<E extends DomainEvent, T extends string>(
       return { generation: position.generation, sequence: await applyCommits(tx, target, commits) };
     });
 
+  const js = jetstream(nc);
   const flush = async (batch: JsMsg[]): Promise<void> => {
+    let outageDelayMs = retryDelayMs;
     for (let attempt = 1; ; attempt++) {
       try {
         advance(await applyBatch(batch));
@@ -156,7 +188,21 @@ export async function startProjection<E extends DomainEvent, T extends string>(
           // Keep the read model as current as the log allows: apply what precedes the bad commit.
           const before = batch.filter((m) => m.seq < error.sequence);
           if (before.length > 0) await flush(before);
-          throw new ProjectionError(projection.name, error.sequence, error.message, { cause: error });
+          const bad = batch.find((m) => m.seq === error.sequence);
+          if (options.onUndecodable !== 'dead-letter' || !bad)
+            throw new ProjectionError(projection.name, error.sequence, error.message, { cause: error });
+          await writeDeadLetter(js, asDelivery(source.stream, durable, bad), error);
+          bad.ack();
+          const after = batch.filter((m) => m.seq > error.sequence);
+          if (after.length > 0) await flush(after);
+          return;
+        }
+        if (isTransient(error) && !stopping) {
+          attempt -= 1; // an outage is not the batch's fault
+          for (const m of batch) m.working();
+          await pause(outageDelayMs);
+          outageDelayMs = Math.min(outageDelayMs * 2, MAX_OUTAGE_RETRY_DELAY_MS);
+          continue;
         }
         if (attempt >= maxAttempts || stopping) {
           throw new ProjectionError(

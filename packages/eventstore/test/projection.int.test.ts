@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { createEnvelope, envelopeHeaders, JetStreamPublisher } from '@orderflow/messaging';
+import {
+  createEnvelope,
+  deadLetterStream,
+  envelopeHeaders,
+  JetStreamPublisher,
+  NatsTransport,
+} from '@orderflow/messaging';
 import { openPglite, openPostgres, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, type NatsServer } from '@orderflow/testing';
 import {
@@ -237,6 +243,42 @@ for (const backend of backends) {
           balances.map((b) => b.balance),
           [3_000 - 1_502 + 11, 3_001 - 1_502],
         );
+        await running.stop();
+      } finally {
+        await store.dispose();
+      }
+    });
+
+    test("with onUndecodable 'dead-letter' an undecodable event is dead-lettered and the projection goes on", async () => {
+      const fixture = await accountFixture(nc);
+      const transport = await NatsTransport.create(nc, { source: 'orderflow/eventstore-test' });
+      await transport.provision([deadLetterStream()]);
+      await writeHistory(fixture, 1);
+      const bad = await jetstream(nc).publish(fixture.account.subject('acc0'), '{"owner":', {
+        headers: envelopeHeaders(createEnvelope({ type: AccountOpened.type, source: 'foreign', data: null })),
+      });
+      const written = await writeHistory(fixture, 1, 1);
+      const store = await backend.open();
+      const durable = uniqueName('balances');
+      try {
+        const running = await startProjection({
+          nc,
+          sql: store.sql,
+          source: fixture.account,
+          projection: balancesProjection,
+          durable,
+          onUndecodable: 'dead-letter',
+        });
+        await running.waitFor(written, { timeoutMs: 10_000 });
+        assert.equal((await rows(store.sql)).balances.length, 2, 'the events after the bad one were applied');
+        const letters = (await transport.deadLetters.list({ stream: fixture.account.stream })).filter(
+          (l) => l.consumer === durable,
+        );
+        assert.deepEqual(
+          letters.map((l) => [l.streamSequence, l.code]),
+          [[bad.seq, 'UNDECODABLE_EVENT']],
+        );
+        assert.match(letters[0]!.reason, /JSON/);
         await running.stop();
       } finally {
         await store.dispose();

@@ -74,10 +74,16 @@ export class DeadLetterError extends MessagingError {
   override name = 'DeadLetterError';
 }
 
+/** What a dead letter is written from: the facts of the delivery that failed. */
+export type DeadLetterSource = Pick<
+  Delivery,
+  'stream' | 'consumer' | 'subject' | 'streamSequence' | 'deliveryCount' | 'headerEntries' | 'body' | 'redriven'
+>;
+
 /** Writes dead letters. Idempotent per (stream, sequence, consumer): a repeated write is de-duplicated. */
 export async function writeDeadLetter(
   js: JetStreamClient,
-  delivery: Delivery,
+  delivery: DeadLetterSource,
   error: unknown,
 ): Promise<void> {
   const h = natsHeaders();

@@ -79,7 +79,10 @@ export class PublishError extends MessagingError {
     options?: { cause?: unknown },
   ) {
     super(ErrorCode.Publish, `publish to ${subject} failed: ${message}`, options);
+    this.retryable = isBrokerUnavailable(options?.cause);
   }
+  /** The server was unreachable (see {@link isBrokerUnavailable}): a retry later may succeed. */
+  readonly retryable: boolean;
 }
 
 /** A stream or consumer declaration cannot be applied to the server as it is. */
@@ -141,6 +144,29 @@ export class TransientError extends MessagingError {
   constructor(message: string, options?: { cause?: unknown; code?: string }) {
     super(options?.code ?? 'TRANSIENT', message, options);
   }
+}
+
+/** nats.js error names that mean "the server is not there right now" (not "the request is wrong"). */
+const UNAVAILABLE_NAMES = new Set([
+  'TimeoutError',
+  'NoResponders',
+  'NoRespondersError',
+  'ConnectionError',
+  'ClosedConnectionError',
+  'DrainingConnectionError',
+]);
+
+/**
+ * True when `error` (or one of its causes) says NATS could not be reached or answer in time: a
+ * request timeout, no responders (JetStream leader moving), a lost connection, or a JetStream API 503
+ * (`temporarily unavailable`). Such failures pass by themselves (a restart, a cluster failover).
+ */
+export function isBrokerUnavailable(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (UNAVAILABLE_NAMES.has(e.name) || e instanceof TimeoutError || e instanceof NoRespondersError) return true;
+    if (e.name === 'JetStreamApiError' && (e as { status?: unknown }).status === 503) return true;
+  }
+  return false;
 }
 
 /** True for a dependency outage: {@link TransientError} or any error marked `retryable: true`. */

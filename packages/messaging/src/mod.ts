@@ -13,7 +13,7 @@ export {
   deadLetterStream,
   writeDeadLetter,
 } from './dead-letters.ts';
-export type { DeadLetter } from './dead-letters.ts';
+export type { DeadLetter, DeadLetterSource } from './dead-letters.ts';
 export { ORIGINAL_SEQUENCE_HEADER, ORIGINAL_SUBJECT_HEADER } from './delivery.ts';
 export {
   createEnvelope,
@@ -38,6 +38,7 @@ export {
   RemoteError,
   TimeoutError,
   TransientError,
+  isBrokerUnavailable,
   isTransient,
   ValidationError,
 } from './errors.ts';

@@ -158,6 +158,8 @@ export async function startOrderStorage(
     source: aggregate,
     projection: orderSummaries,
     durable: topology.consumer('order-storage', 'orders').name,
+    // A foreign client's garbage on orders.* must not freeze the read model.
+    onUndecodable: 'dead-letter',
   });
   context.onStop(() => projection.stop().catch(() => undefined));
   projection.closed.catch((error: unknown) => context.logger.error({ err: error }, 'read model stopped'));
