@@ -40,7 +40,7 @@ describe('chaos: faults under load, invariants after', { timeout: 900_000 }, () 
       },
       faults,
     );
-    t.diagnostic(summary);
+    for (const line of summary.split('\n')) t.diagnostic(line);
   });
 
   test('3-node JetStream cluster, R3 streams: a node killed under load and brought back, poison', async (t) => {
@@ -57,6 +57,6 @@ describe('chaos: faults under load, invariants after', { timeout: 900_000 }, () 
       },
       faults,
     );
-    t.diagnostic(summary);
+    for (const line of summary.split('\n')) t.diagnostic(line);
   });
 });
