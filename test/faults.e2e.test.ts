@@ -5,11 +5,13 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { EVENT_SOURCES, OrderingTopology } from '@orderflow/contracts';
 import { connectNats, NatsTransport, type DeadLetter } from '@orderflow/messaging';
 import { waitFor } from '@orderflow/testing';
 import { demoOrder } from '../cli/api.ts';
+import { publishPoison, type PoisonMessage } from '../cli/chaos/poison.ts';
 import { SERVICES } from '../cli/system.ts';
 import {
   mapLimit,
@@ -77,84 +79,36 @@ describe('the system under faults, as processes, through HTTP', { timeout: 300_0
   });
 
   test('poison messages on every subject namespace are dead-lettered by each consumer that reads them; real orders complete', async (t) => {
-    // The consumers that dead-letter (each has a redrive durable on DEADLETTER) and what they read.
+    // Who reads the stream durably: the services' consumers (each with a redrive durable on
+    // DEADLETTER) and order-storage's read-model projection (event-store codes, no redrive).
     const redrivePrefix = `redrive-${STREAM}-`;
     const withRedrive = new Set<string>();
     for await (const info of jsm.consumers.list(DEAD_LETTERS))
       if (info.name.startsWith(redrivePrefix)) withRedrive.add(info.name.slice(redrivePrefix.length));
-    const readers: { name: string; filter: string | undefined }[] = [];
+    const readers: { name: string; filter: string | undefined; projection: boolean }[] = [];
     for await (const info of jsm.consumers.list(STREAM))
-      if (withRedrive.has(info.name)) readers.push({ name: info.name, filter: info.config.filter_subject });
+      if (info.config.durable_name)
+        readers.push({
+          name: info.name,
+          filter: info.config.filter_subject,
+          projection: !withRedrive.has(info.name),
+        });
     const readersOf = (subject: string) =>
-      readers
-        .filter((r) => !r.filter || r.filter === `${subject.split('.')[0]}.*`)
-        .map((r) => r.name)
-        .sort();
+      readers.filter((r) => !r.filter || r.filter === `${subject.split('.')[0]}.*`);
     // Every service that consumes has its consumers up (the supervisor waited for readiness).
     for (const service of SERVICES.filter((s) => s !== 'gateway'))
       assert.ok(
-        readers.some((r) => r.name.startsWith(`${service}-`)),
+        readers.some((r) => r.name.startsWith(`${service}-`) && !r.projection),
         `${service} has a consumer: ${JSON.stringify(readers)}`,
       );
-
-    const js = jetstream(nc);
-    const cloudEvent = (type: string, subjectId: string): MsgHdrs => {
-      const h = natsHeaders();
-      const id = randomUUID();
-      h.set('ce-specversion', '1.0');
-      h.set('ce-id', id);
-      h.set('ce-type', type);
-      h.set('ce-source', 'orderflow/faults-test');
-      h.set('ce-subject', subjectId);
-      h.set('ce-time', new Date().toISOString());
-      h.set('ce-datacontenttype', 'application/json');
-      h.set('Nats-Msg-Id', id);
-      return h;
-    };
-    /** A type each namespace's producer really publishes. */
-    const validType: Record<string, string> = {
-      orders: 'order.placed.v1',
-      payments: 'payment.authorized.v1',
-      invoices: 'invoice.created.v1',
-      deliveries: 'delivery.assigned.v1',
-      customers: 'customer.registered.v1',
-    };
-    const poisons = Object.entries(validType).flatMap(([namespace, type]) => [
-      { namespace, kind: 'bad JSON', code: 'DECODE_FAILED', type, body: '{"orderId": "', headers: true },
-      {
-        namespace,
-        kind: 'wrong schema',
-        code: 'VALIDATION_FAILED',
-        type,
-        body: '{"orderId":42}',
-        headers: true,
-      },
-      {
-        namespace,
-        kind: 'unknown type',
-        code: 'UNKNOWN_TYPE',
-        type: `${namespace}.exploded.v1`,
-        body: '{}',
-        headers: true,
-      },
-      { namespace, kind: 'no headers', code: 'DECODE_FAILED', type, body: '{}', headers: false },
-    ]);
-    const published: { subject: string; seq: number; kind: string; code: string }[] = [];
-    const publishPoison = async (poison: (typeof poisons)[number]) => {
-      const id = randomUUID();
-      const subject = `${poison.namespace}.${id}`;
-      const ack = await js.publish(subject, new TextEncoder().encode(poison.body), {
-        ...(poison.headers ? { headers: cloudEvent(poison.type, id) } : { msgID: randomUUID() }),
-      });
-      published.push({ subject, seq: ack.seq, kind: poison.kind, code: poison.code });
-    };
 
     // Real orders interleaved with the poison: one order, then a namespace's four poison messages.
     const c = await customer();
     const placed: PlacedOrder[] = [];
-    for (let i = 0; i < poisons.length; i += 4) {
-      placed.push(await place(c, i === 8 ? { country: 'AQ' } : i === 12 ? { token: 'tok_decline' } : {}));
-      await Promise.all(poisons.slice(i, i + 4).map(publishPoison));
+    const published: PoisonMessage[] = [];
+    for (const [i, source] of EVENT_SOURCES.entries()) {
+      placed.push(await place(c, i === 2 ? { country: 'AQ' } : i === 3 ? { token: 'tok_decline' } : {}));
+      published.push(...(await publishPoison(nc, OrderingTopology, [source])));
     }
     placed.push(await place(c));
 
@@ -173,7 +127,11 @@ describe('the system under faults, as processes, through HTTP', { timeout: 300_0
 
     // Each poison message, once per consumer that reads its subject, with its code.
     const expected = published
-      .flatMap((p) => readersOf(p.subject).map((consumer) => `${consumer} ${p.subject} #${p.seq} ${p.code}`))
+      .flatMap((p) =>
+        readersOf(p.subject).map(
+          (r) => `${r.name} ${p.subject} #${p.streamSequence} ${p.expectedCodes[r.projection ? 1 : 0]}`,
+        ),
+      )
       .sort();
     let letters: DeadLetter[] = [];
     const actual = () =>

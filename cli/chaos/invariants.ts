@@ -34,6 +34,8 @@ export interface LedgerEntry {
 
 export interface Mail {
   readonly headers: Readonly<Record<string, string>>;
+  /** `Message-ID`, as the SMTP sink parsed it. */
+  readonly messageId?: string;
 }
 
 /** Rows of the services' tables, read in PostgreSQL mode. */
@@ -266,7 +268,12 @@ function couriers(o: Observations): Invariant {
   );
 }
 
-/** Exactly the mails the orders' outcomes call for, none twice. */
+/**
+ * Exactly the mails the orders' outcomes call for, none twice. A mail is known by its `Message-ID`
+ * (one per order and kind): an SMTP re-delivery with the same `Message-ID` — email-notify killed after
+ * the server accepted a mail and before it recorded it — is one mail in the recipient's mailbox and is
+ * counted as `resentSameMessageId`; a second mail with another `Message-ID` is a violation.
+ */
 function mails(o: Observations): Invariant {
   const expected = new Set<string>(o.customers.map((c) => `${c.customerId} welcome`));
   for (const order of o.orders) {
@@ -278,18 +285,31 @@ function mails(o: Observations): Invariant {
     if (v.courier !== null) expected.add(`${v.orderId} courier_assigned`);
     if (v.status === 'cancelled') expected.add(`${v.orderId} order_cancelled`);
   }
-  const sent = o.mails.map((m) => `${m.headers['x-orderflow-key']} ${m.headers['x-orderflow-kind']}`);
   const seen = new Set<string>();
+  const messageIds = new Set<string>();
   const problems: string[] = [];
-  for (const m of sent) {
-    if (seen.has(m)) problems.push(`twice: ${m}`);
+  let resent = 0;
+  for (const [index, mail] of o.mails.entries()) {
+    const m = `${mail.headers['x-orderflow-key']} ${mail.headers['x-orderflow-kind']}`;
+    const messageId = mail.messageId ?? `(no Message-ID #${index})`;
+    if (messageIds.has(messageId)) {
+      resent += 1;
+      continue;
+    }
+    messageIds.add(messageId);
+    if (seen.has(m)) problems.push(`twice, with another Message-ID: ${m}`);
     else if (!expected.has(m)) problems.push(`unexpected: ${m}`);
     seen.add(m);
   }
   for (const m of expected) if (!seen.has(m)) problems.push(`missing: ${m}`);
   return invariant(
     'exactly the expected mails, none twice',
-    { expected: expected.size, sent: sent.length },
+    {
+      expected: expected.size,
+      delivered: o.mails.length,
+      distinct: messageIds.size,
+      resentSameMessageId: resent,
+    },
     problems,
   );
 }

@@ -86,14 +86,15 @@ function cloudEventHeaders(type: string, subjectId: string): MsgHdrs {
   return h;
 }
 
-/** Publishes one poison message of every kind on every namespace; returns what was stored. */
+/** Publishes one poison message of every kind on every namespace (or on `sources`); returns what was stored. */
 export async function publishPoison(
   nc: NatsConnection,
   topology: OrderingTopology,
+  sources: readonly EventSource[] = EVENT_SOURCES,
 ): Promise<PoisonMessage[]> {
   const js = jetstream(nc);
   const published: PoisonMessage[] = [];
-  for (const source of EVENT_SOURCES) {
+  for (const source of sources) {
     for (const poison of POISONS) {
       // A fresh id per message: it lands on a subject (an "order") nobody else writes to.
       const id = randomUUID();

@@ -170,6 +170,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       replicas: { 'payment-processor': options.paymentReplicas ?? 3 },
       env: {
         'payment-processor': { PSP_TIMEOUT_MS: String(PSP_TIMEOUT_MS) },
+        // The mailbox is the record of every mail: it must not drop the oldest (default: newest 10 000).
+        'smtp-sink': { MAX_MESSAGES: String(Math.max(10_000, options.orders * 8)) },
         ...(process.env.CHAOS_DEBUG_EMAIL && { 'email-notify': { LOG_LEVEL: 'debug' } }),
       },
       baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn' },

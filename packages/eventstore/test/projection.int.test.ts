@@ -8,6 +8,7 @@ import {
   envelopeHeaders,
   JetStreamPublisher,
   NatsTransport,
+  TransientError,
 } from '@orderflow/messaging';
 import { openPglite, openPostgres, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, type NatsServer } from '@orderflow/testing';
@@ -243,6 +244,36 @@ for (const backend of backends) {
           balances.map((b) => b.balance),
           [3_000 - 1_502 + 11, 3_001 - 1_502],
         );
+        await running.stop();
+      } finally {
+        await store.dispose();
+      }
+    });
+
+    test('a dependency outage is retried past maxAttempts: the projection does not stop', async () => {
+      const fixture = await accountFixture(nc);
+      const written = await writeHistory(fixture, 1);
+      const store = await backend.open();
+      let outages = 4;
+      const flaky: typeof balancesProjection = {
+        ...balancesProjection,
+        apply: async (tx, event, tables) => {
+          if (outages-- > 0) throw new TransientError('database unreachable (injected)');
+          return balancesProjection.apply(tx, event, tables);
+        },
+      };
+      try {
+        const running = await startProjection({
+          nc,
+          sql: store.sql,
+          source: fixture.account,
+          projection: flaky,
+          maxAttempts: 2,
+          retryDelayMs: 10,
+        });
+        await running.waitFor(written, { timeoutMs: 10_000 });
+        assert.equal((await rows(store.sql)).balances.length, 1);
+        assert.ok(outages < 0, 'the outage happened');
         await running.stop();
       } finally {
         await store.dispose();

@@ -178,7 +178,13 @@ export class NatsTransport implements Transport {
     subject: string,
     handler: (event: Envelope<PayloadOf<C>>) => void,
   ): { unsubscribe(): void } {
-    const listener = this.#broadcaster.listen(contract, subject, handler);
+    const subscription = this.#broadcaster.listen(contract, subject, handler);
+    const listener = {
+      unsubscribe: () => {
+        this.#listeners.delete(listener);
+        subscription.unsubscribe();
+      },
+    };
     this.#listeners.add(listener);
     return listener;
   }

@@ -19,6 +19,7 @@ import {
   connectNats,
   NatsTransport,
   runService,
+  TransientError,
   type MessageContract,
   type PayloadOf,
   type RunningService,
@@ -62,7 +63,27 @@ function flaky(mailer: Mailer, failures: number): Mailer {
   };
 }
 
-async function system(options: { replicas: number; firstSendFailures?: number }) {
+/** A mail log whose `markSent` fails `failures` times as if the database were down. */
+class FlakyMarkLog extends SqlMailLog {
+  constructor(
+    store: SqlStore,
+    leaseMs: number,
+    private failures: number,
+  ) {
+    super(store, { leaseMs });
+  }
+  override async markSent(...args: Parameters<SqlMailLog['markSent']>): Promise<void> {
+    if (this.failures-- > 0) throw new TransientError('database unreachable (injected)');
+    return super.markSent(...args);
+  }
+}
+
+async function system(options: {
+  replicas: number;
+  firstSendFailures?: number;
+  markSentFailures?: number;
+  leaseMs?: number;
+}) {
   const topology = orderingTopology({ namespace: uniqueName('en') });
   const schema = uniqueName('email_notify');
   const stores: SqlStore[] = [];
@@ -96,7 +117,11 @@ async function system(options: { replicas: number; firstSendFailures?: number })
         (context) =>
           startEmailNotify(context, {
             topology,
-            log: new SqlMailLog(store, { leaseMs: 60_000 }),
+            log: new FlakyMarkLog(
+              store,
+              options.leaseMs ?? 60_000,
+              i === 0 ? (options.markSentFailures ?? 0) : 0,
+            ),
             mailer,
             pdfs: new ObjectStorePdfs(context.nc),
             retry: { initialDelayMs: 20, maxDelayMs: 200 },
@@ -263,6 +288,23 @@ describe('email-notify against real NATS, SMTP sink and PostgreSQL', () => {
       await s.publishTwice(OrderPlaced, o, s.topology.subjects.order(o.orderId), o.orderId);
       await waitFor(async () => (await mailsTo(email)).length >= 1);
       await waitFor(() => s.drained());
+      assert.deepEqual(await mailsTo(email), [`${o.orderId}/order_placed`]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('marking a sent mail failing for longer than the claim lease (database down) still sends one mail', async () => {
+    // Before the fix the handler failed, its retry found its own claim and, once the lease ran out,
+    // sent the mail again.
+    const s = await system({ replicas: 1, markSentFailures: 4, leaseMs: 300 });
+    try {
+      const email = `${uniqueName('dora')}@example.test`;
+      const o = order(email);
+      await s.publishTwice(OrderPlaced, o, s.topology.subjects.order(o.orderId), o.orderId);
+      await waitFor(async () => (await mailsTo(email)).length >= 1);
+      await waitFor(() => s.drained());
+      await new Promise((resolve) => setTimeout(resolve, 500)); // past the lease: a resend would show now
       assert.deepEqual(await mailsTo(email), [`${o.orderId}/order_placed`]);
     } finally {
       await s.close();

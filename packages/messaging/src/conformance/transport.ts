@@ -10,7 +10,14 @@ import { Type } from '@sinclair/typebox';
 import { deferred, uniqueName, waitFor } from '@orderflow/testing';
 import { defineEndpoint } from '../rpc.ts';
 import { defineCommand, defineEvent } from '../contract.ts';
-import { EndpointError, NoRespondersError, RemoteError, TimeoutError, ValidationError } from '../errors.ts';
+import {
+  EndpointError,
+  NoRespondersError,
+  RemoteError,
+  TimeoutError,
+  TransientError,
+  ValidationError,
+} from '../errors.ts';
 import type { Transport } from '../transport.ts';
 import { on, type ConsumerSpec } from '../types.ts';
 
@@ -357,12 +364,13 @@ export function transportConformance(name: string, harness: () => TransportHarne
       assert.deepEqual(redelivered, [2]);
     });
 
-    test('request-reply: typed response, typed remote error, validation, timeout, no responders', async () => {
+    test('request-reply: typed response, typed remote error, 503 for an outage, validation, timeout, no responders', async () => {
       const server = await connect();
       const client = await connect();
       const endpoint = { ...Echo, subject: `${uniqueName('rpc')}.echo` };
       server.serve(endpoint, async (request) => {
         if (request.text === 'missing') throw new EndpointError(404, 'NOT_FOUND', 'no such thing');
+        if (request.text === 'outage') throw new TransientError('database unreachable');
         if (request.text === 'slow') await new Promise((resolve) => setTimeout(resolve, 1_000));
         return { text: request.text.toUpperCase(), by: 'server' };
       });
@@ -374,6 +382,13 @@ export function transportConformance(name: string, harness: () => TransportHarne
         assert.ok(error instanceof RemoteError);
         assert.equal(error.status, 404);
         assert.equal(error.code, 'NOT_FOUND');
+        return true;
+      });
+      // A dependency outage is the caller's cue to retry later, not an internal error.
+      await assert.rejects(client.request(endpoint, { text: 'outage' }), (error: unknown) => {
+        assert.ok(error instanceof RemoteError);
+        assert.equal(error.status, 503);
+        assert.equal(error.code, 'DEPENDENCY_UNAVAILABLE');
         return true;
       });
       await assert.rejects(client.request(endpoint, { text: '' }), ValidationError);
