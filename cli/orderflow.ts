@@ -35,7 +35,7 @@ const HELP = `orderflow <command> [options]
                 --orders <n> (default 300)  --seed <n> (default: time)  --rate <orders/s> (default 10)
                 --nats single|cluster       --faults kill,nats-restart,node-kill,pg-outage,psp,rolling-restart,poison
                 --kills-per-service <n> (default 2)  --payment-replicas <n> (default 3)
-                --report <file.json>        --log <file> (every line the services print)
+                --report <file.json>        --log <file> (every line the services print, at level info)
                 PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); the run uses a
                 fresh database on it and drops it afterwards
 
@@ -226,6 +226,8 @@ async function main(argv: string[]): Promise<number> {
         killsPerService: count(values['kills-per-service'], '--kills-per-service', 0),
         paymentReplicas: count(values['payment-replicas'], '--payment-replicas', 1),
         databaseUrl: env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test',
+        baseEnv: { PATH: env.PATH, HOME: env.HOME },
+        logLevel: values.log === undefined ? 'warn' : 'info',
         reportFile: values.report,
         logFile: values.log,
       });

@@ -10,8 +10,12 @@ import type { FaultClass } from '../cli/chaos/faults.ts';
 
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 
-async function run(options: Omit<ChaosOptions, 'databaseUrl'>, expected: readonly FaultClass[]) {
-  const report = await runChaos({ ...options, databaseUrl: DATABASE_URL });
+async function run(options: Omit<ChaosOptions, 'databaseUrl' | 'baseEnv'>, expected: readonly FaultClass[]) {
+  const report = await runChaos({
+    ...options,
+    databaseUrl: DATABASE_URL,
+    baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME },
+  });
   const summary = renderReport(report);
   for (const fault of expected)
     assert.ok((report.faultCounts[fault] ?? 0) >= 1, `fault ${fault} was injected\n${summary}`);

@@ -54,6 +54,10 @@ export interface ChaosOptions {
   settleTimeoutMs?: number;
   /** Progress, about every second. */
   onProgress?: (progress: ChaosProgress) => void;
+  /** Environment every program inherits (PATH to find `nats-server`, HOME…); service settings are never taken from it. */
+  baseEnv: Record<string, string | undefined>;
+  /** `LOG_LEVEL` of every program (default `warn`; `info` logs each mail sent, each start and stop). */
+  logLevel?: 'warn' | 'info' | 'debug';
   /** Every line the system's programs print. */
   onLog?: (line: LogLine) => void;
   /** Harness milestones (started, fault injected…), for the operator. */
@@ -172,9 +176,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         'payment-processor': { PSP_TIMEOUT_MS: String(PSP_TIMEOUT_MS) },
         // The mailbox is the record of every mail: it must not drop the oldest (default: newest 10 000).
         'smtp-sink': { MAX_MESSAGES: String(Math.max(10_000, options.orders * 8)) },
-        ...(process.env.CHAOS_DEBUG_EMAIL && { 'email-notify': { LOG_LEVEL: 'debug' } }),
       },
-      baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn' },
+      baseEnv: { ...options.baseEnv, LOG_LEVEL: options.logLevel ?? 'warn' },
       restart: { initialDelayMs: 250, maxDelayMs: 5_000, stableAfterMs: 10_000 },
       stopDeadlineMs: 15_000,
       readyTimeoutMs,
