@@ -39,7 +39,8 @@ const HELP = `orderflow <command> [options]
                 PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); the run uses a
                 fresh database on it and drops it afterwards
 
-Environment: NATS_URL (external NATS; else a private nats-server), DATA_DIR, DATABASE_URL (PostgreSQL,
+Environment: NATS_URL (external NATS, cluster nodes comma-separated; else a private nats-server),
+STREAM_REPLICAS (replicas of every stream, bucket and object store; 3 on a 3-node cluster), DATA_DIR, DATABASE_URL (PostgreSQL,
 a schema per service; else PGlite under DATA_DIR/<service>), PORT (gateway), LOG_LEVEL.
 `;
 
@@ -70,6 +71,14 @@ function replicasOf(flags: readonly string[]): Partial<Record<ServiceName, numbe
     replicas[name as ServiceName] = Number(count);
   }
   return replicas;
+}
+
+/** `STREAM_REPLICAS`: 1..5 (3 on a 3-node cluster). */
+function replicasCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 5)
+    throw new UsageError(`STREAM_REPLICAS must be 1..5, got "${value}"`);
+  return n;
 }
 
 /**
@@ -118,6 +127,7 @@ async function main(argv: string[]): Promise<number> {
         system: {
           dataDir: values['data-dir'] ?? (env.DATA_DIR || './data'),
           ...(env.NATS_URL && { natsUrl: env.NATS_URL }),
+          ...(env.STREAM_REPLICAS && { streamReplicas: replicasCount(env.STREAM_REPLICAS) }),
           ...(env.DATABASE_URL && { databaseUrl: env.DATABASE_URL }),
           natsPort: values['nats-port']
             ? int(values['nats-port'], '--nats-port', 4222)
