@@ -144,12 +144,6 @@ export function checkSystemConfig(config: SystemConfig): string[] {
       issues.push(`--replicas ${name}: must be an integer in 1..32`);
     else if (name === 'gateway' && count > 1)
       issues.push('--replicas gateway: one gateway per PORT (put a load balancer in front of several)');
-    else if (name === 'order-storage' && count > 1)
-      // Two replicas would split its read-model projection's durable consumer, and a batch applied
-      // after a later one would be skipped as already checkpointed.
-      issues.push(
-        '--replicas order-storage: one replica (its read-model projection is one consumer in stream order)',
-      );
     else if (count > 1 && config.databaseUrl === undefined && usesSql(rootDir, name))
       issues.push(
         `--replicas ${name}=${count}: ${name} keeps its data in embedded PGlite, which one process owns; ` +

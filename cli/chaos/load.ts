@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { demoOrder, type GatewayClient } from '../api.ts';
+import { OrderingErrorCode } from '@orderflow/contracts';
+import { demoOrder, type GatewayClient, type Problem } from '../api.ts';
 import type { SeededRandom } from './random.ts';
 
 /**
@@ -143,10 +144,12 @@ export class LoadDriver {
     if (kind === 'cancel') {
       await sleep(cancelAfterMs);
       const cancel = await this.#retry('POST /orders/:id/cancel', () => this.api.cancel(order.orderId), {
-        final: (status) => status === 409,
+        final: (response) => response.status === 409,
       });
-      order.cancelAccepted = cancel !== undefined && cancel.status < 300;
-      if (cancel === undefined) delete order.cancelAccepted;
+      // ALREADY_CANCELLED answers a retry whose first attempt went through but lost its reply.
+      if (cancel !== undefined)
+        order.cancelAccepted =
+          cancel.status < 300 || cancel.problem?.code === OrderingErrorCode.AlreadyCancelled;
     }
     return order;
   }
@@ -161,13 +164,14 @@ export class LoadDriver {
   }
 
   /**
-   * Calls `request` until it answers 2xx (or a status `final` accepts), retrying 503s and requests
-   * that got no answer; tallies every answer.
+   * Calls `request` until it answers 2xx (or an answer `final` accepts), retrying 503s, 409s of two
+   * writers racing (`ORDER_CONCURRENT_UPDATE`, "the caller may retry") and requests that got no
+   * answer; tallies every answer.
    */
-  async #retry<T extends { status: number; body: unknown }>(
+  async #retry<T extends { status: number; body: unknown; problem: Problem | undefined }>(
     operation: string,
     request: () => Promise<T>,
-    options: { final?: (status: number) => boolean } = {},
+    options: { final?: (response: T) => boolean } = {},
   ): Promise<T | undefined> {
     const deadline = Date.now() + this.#giveUpAfterMs;
     for (;;) {
@@ -178,10 +182,11 @@ export class LoadDriver {
         this.#count(`${operation} no answer`);
       }
       if (response !== undefined) {
-        this.#count(`${operation} ${response.status}`);
         const { status } = response;
-        if ((status >= 200 && status < 300) || options.final?.(status)) return response;
-        if (status !== 503) {
+        const racing = status === 409 && response.problem?.code === OrderingErrorCode.Conflict;
+        this.#count(`${operation} ${status}${racing ? ' (race, retried)' : ''}`);
+        if (!racing && ((status >= 200 && status < 300) || options.final?.(response))) return response;
+        if (status !== 503 && !racing) {
           this.#unexpected.push(`${operation} → ${status} ${JSON.stringify(response.body)}`);
           return undefined;
         }

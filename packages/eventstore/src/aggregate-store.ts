@@ -163,6 +163,12 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * A command handler for one aggregate type: loads the instance, lets `decide` choose the events, and
  * appends them as one commit expecting the loaded version. A conflict reloads and decides again on
  * the newer state, up to `maxAttempts`; a {@link DomainError} from `decide` is thrown at once.
+ *
+ * Commands for one instance through one handler run one after the other, so a process never has two
+ * appends to the same subject in flight with the same expected version. Optimistic concurrency still
+ * guards against other processes; note that on a clustered stream nats-server before 2.10 does not
+ * serialise concurrent proposals with one expected subject sequence (nats-server issue 4320), so
+ * there it is this per-process ordering that keeps an aggregate's log valid.
  */
 export function commandHandler<S, C, E extends DomainEvent>(
   store: AggregateStore<S, C, E>,
@@ -174,41 +180,55 @@ export function commandHandler<S, C, E extends DomainEvent>(
     newId: randomUUID,
     ...options,
   } satisfies Required<CommandHandlerOptions>;
-  return async (id, command, commandOptions = {}) => {
-    for (let attempt = 1; ; attempt++) {
-      const loaded = await store.load(id);
-      const events = store.aggregate.decide(command, loaded.state, { now: clock(), newId });
-      if (events.length === 0) {
-        return {
-          id,
-          events,
-          state: loaded.state,
-          version: loaded.version,
-          attempts: attempt,
-          duplicate: false,
-        };
-      }
-      try {
-        const after = await store.append(loaded, events, commandOptions);
-        return {
-          id,
-          events: after.duplicate ? [] : events,
-          state: after.state,
-          version: after.version,
-          attempts: attempt,
-          duplicate: after.duplicate,
-        };
-      } catch (error) {
-        if (!(error instanceof WrongExpectedVersionError)) throw error;
-        if (attempt >= maxAttempts) {
-          throw new WrongExpectedVersionError(error.subject, error.expectedVersion, {
-            cause: error,
-            attempts: attempt,
-          });
-        }
-        // A little jitter keeps two writers that collided from colliding again in lockstep.
-        await pause(Math.random() * 5 * attempt);
-      }
-    }
+  const running = new Map<string, Promise<unknown>>();
+  const oneAtATime = <R>(id: string, work: () => Promise<R>): Promise<R> => {
+    const result = (running.get(id) ?? Promise.resolve()).then(work, work);
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    running.set(id, settled);
+    void settled.then(() => {
+      if (running.get(id) === settled) running.delete(id);
+    });
+    return result;
   };
+  return (id, command, commandOptions = {}) =>
+    oneAtATime(id, async () => {
+      for (let attempt = 1; ; attempt++) {
+        const loaded = await store.load(id);
+        const events = store.aggregate.decide(command, loaded.state, { now: clock(), newId });
+        if (events.length === 0) {
+          return {
+            id,
+            events,
+            state: loaded.state,
+            version: loaded.version,
+            attempts: attempt,
+            duplicate: false,
+          };
+        }
+        try {
+          const after = await store.append(loaded, events, commandOptions);
+          return {
+            id,
+            events: after.duplicate ? [] : events,
+            state: after.state,
+            version: after.version,
+            attempts: attempt,
+            duplicate: after.duplicate,
+          };
+        } catch (error) {
+          if (!(error instanceof WrongExpectedVersionError)) throw error;
+          if (attempt >= maxAttempts) {
+            throw new WrongExpectedVersionError(error.subject, error.expectedVersion, {
+              cause: error,
+              attempts: attempt,
+            });
+          }
+          // A little jitter keeps two writers that collided from colliding again in lockstep.
+          await pause(Math.random() * 5 * attempt);
+        }
+      }
+    });
 }

@@ -1,12 +1,4 @@
-import {
-  AckPolicy,
-  DeliverPolicy,
-  JetStreamApiError,
-  jetstream,
-  jetstreamManager,
-  type ConsumerMessages,
-  type JsMsg,
-} from '@nats-io/jetstream';
+import { jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { isTransient, writeDeadLetter, type DeadLetterSource } from '@orderflow/messaging';
 import type { SqlStore } from '@orderflow/sql';
@@ -46,8 +38,8 @@ export interface ProjectionOptions<E extends DomainEvent, T extends string> {
   sql: SqlStore;
   source: ProjectionSource<E>;
   projection: Projection<E, T>;
-  /** Durable consumer name (default `projection_<name>`). One running instance per durable. */
-  durable?: string;
+  /** Name the projection's dead letters are filed under (default `projection_<name>`). */
+  consumerName?: string;
   /** Commits applied per transaction at most (default 100). */
   batchSize?: number;
   /** Attempts of a failing batch before the projection stops (default 5). */
@@ -56,8 +48,8 @@ export interface ProjectionOptions<E extends DomainEvent, T extends string> {
   retryDelayMs?: number;
   /**
    * What an event that cannot be decoded does (a foreign client's garbage on the aggregate's subjects):
-   * `stop` the projection (default), or write it to the dead-letter stream (consumer = the durable,
-   * with the reason) and go on with the next event.
+   * `stop` the projection (default), or write it to the dead-letter stream (consumer =
+   * `consumerName`, with the reason) and go on with the next event.
    */
   onUndecodable?: 'stop' | 'dead-letter';
 }
@@ -90,47 +82,16 @@ function asDelivery(stream: string, consumer: string, m: JsMsg): DeadLetterSourc
 }
 
 /**
- * Creates the durable consumer so that it starts right after `checkpoint`. A durable that already
- * acknowledged past the checkpoint (the read model was reset or restored) is recreated: the SQL
- * checkpoint, not the consumer, is the position of record.
- */
-async function ensureDurable(
-  nc: NatsConnection,
-  stream: string,
-  durable: string,
-  filterSubject: string,
-  checkpoint: number,
-  maxAckPending: number,
-): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  try {
-    const info = await jsm.consumers.info(stream, durable);
-    if (info.ack_floor.stream_seq <= checkpoint && info.config.filter_subject === filterSubject) return;
-    await jsm.consumers.delete(stream, durable);
-  } catch (error) {
-    if (!(error instanceof JetStreamApiError && error.status === 404)) throw error;
-  }
-  await jsm.consumers.add(stream, {
-    durable_name: durable,
-    ack_policy: AckPolicy.Explicit,
-    ack_wait: 60_000_000_000,
-    max_ack_pending: maxAckPending,
-    filter_subject: filterSubject,
-    ...(checkpoint > 0
-      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 }
-      : { deliver_policy: DeliverPolicy.All }),
-  });
-}
-
-/**
- * Feeds a projection from a durable consumer, in stream order. Each batch of commits is applied in one
- * transaction that also moves the checkpoint, then acknowledged; a redelivered commit at or below the
- * checkpoint is acknowledged without being applied. A failing batch is retried with backoff, then the
- * projection stops with a {@link ProjectionError} (its messages stay unacknowledged for the next run);
+ * Feeds a projection in stream order from an ordered consumer of its own that starts right after the
+ * SQL checkpoint, the position of record. Each batch of commits is applied in one transaction that
+ * locks the projection's position and moves the checkpoint; a commit at or below the checkpoint is
+ * passed over. So several instances (replicas of a service) may run one projection: each reads the
+ * log, the lock serialises their batches, and every commit is applied once. A failing batch is retried
+ * with backoff, then the projection stops with a {@link ProjectionError} (a new start resumes after the
+ * checkpoint);
  * a batch that fails for a dependency outage (`isTransient`: the database is down) is retried until
  * it succeeds, without using up attempts; an undecodable event stops it at once, or is dead-lettered
- * and skipped (`onUndecodable`). Run one instance per durable: order is kept by processing
- * one batch at a time.
+ * and skipped (`onUndecodable`). Within an instance, order is kept by processing one batch at a time.
  */
 export async function startProjection<E extends DomainEvent, T extends string>(
   options: ProjectionOptions<E, T>,
@@ -140,10 +101,12 @@ export async function startProjection<E extends DomainEvent, T extends string>(
   const batchSize = options.batchSize ?? 100;
   const maxAttempts = options.maxAttempts ?? 5;
   const retryDelayMs = options.retryDelayMs ?? 200;
-  const durable = options.durable ?? `projection_${projection.name}`;
+  const consumerName = options.consumerName ?? `projection_${projection.name}`;
   const start = await initialise(sql, projection);
-  await ensureDurable(nc, source.stream, durable, source.subjects, start.sequence, batchSize * 2);
-  const consumer = await jetstream(nc).consumers.get(source.stream, durable);
+  const consumer = await jetstream(nc).consumers.get(source.stream, {
+    filter_subjects: source.subjects,
+    ...(start.sequence > 0 && { opt_start_seq: start.sequence + 1 }),
+  });
   const messages: ConsumerMessages = await consumer.consume({ max_messages: batchSize });
 
   let checkpoint = start.sequence;
@@ -180,7 +143,6 @@ export async function startProjection<E extends DomainEvent, T extends string>(
     for (let attempt = 1; ; attempt++) {
       try {
         advance(await applyBatch(batch));
-        for (const m of batch) m.ack();
         return;
       } catch (error) {
         const sequence = batch[0]?.seq;
@@ -191,15 +153,13 @@ export async function startProjection<E extends DomainEvent, T extends string>(
           const bad = batch.find((m) => m.seq === error.sequence);
           if (options.onUndecodable !== 'dead-letter' || !bad)
             throw new ProjectionError(projection.name, error.sequence, error.message, { cause: error });
-          await writeDeadLetter(js, asDelivery(source.stream, durable, bad), error);
-          bad.ack();
+          await writeDeadLetter(js, asDelivery(source.stream, consumerName, bad), error);
           const after = batch.filter((m) => m.seq > error.sequence);
           if (after.length > 0) await flush(after);
           return;
         }
         if (isTransient(error) && !stopping) {
           attempt -= 1; // an outage is not the batch's fault
-          for (const m of batch) m.working();
           await pause(outageDelayMs);
           outageDelayMs = Math.min(outageDelayMs * 2, MAX_OUTAGE_RETRY_DELAY_MS);
           continue;
@@ -212,7 +172,6 @@ export async function startProjection<E extends DomainEvent, T extends string>(
             { cause: error },
           );
         }
-        for (const m of batch) m.working();
         await pause(retryDelayMs * 2 ** (attempt - 1));
       }
     }

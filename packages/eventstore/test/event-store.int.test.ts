@@ -106,6 +106,32 @@ describe('event store on JetStream', () => {
     assert.equal((await plain.load('a1')).state.balance, 42);
   });
 
+  test('commands for one instance through one handler run one after the other: no conflict to retry', async () => {
+    // Found by the chaos harness on a 3-node cluster: nats-server 2.9 may accept two concurrent appends
+    // expecting the same subject sequence, so a process must not race itself.
+    const { store } = await accountFixture(nc);
+    const handle = commandHandler(store());
+    await handle('s1', { type: 'open', owner: 'sam' });
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => handle('s1', { type: 'deposit', amount: 10 })),
+    );
+    assert.deepEqual(
+      results.map((r) => r.attempts),
+      [1, 1, 1, 1, 1],
+      'each decided on the state the previous one left',
+    );
+    assert.deepEqual(
+      results.map((r) => r.state.balance),
+      [10, 20, 30, 40, 50],
+    );
+    // Other instances are not held up by it.
+    const [other] = await Promise.all([
+      handle('s2', { type: 'open', owner: 'tim' }),
+      handle('s1', { type: 'deposit', amount: 1 }),
+    ]);
+    assert.equal(other.attempts, 1);
+  });
+
   test('retries are bounded: a writer that always loses reports how many attempts it made', async () => {
     const { log, store } = await accountFixture(nc);
     const plain = store();

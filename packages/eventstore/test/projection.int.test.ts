@@ -147,12 +147,36 @@ for (const backend of backends) {
         assert.equal(afterRestart.movements.length, 4 + 3 + 3 + 2);
         await running.stop();
 
-        // a read model that lost everything (same durable, far ahead of it) is rebuilt from the start
+        // a read model that lost everything (its checkpoint back at 0) is rebuilt from the start
         await store.reset();
         const again = await startProjection(options);
         await again.waitFor(whileStopped.version);
         assert.deepEqual(await rows(store.sql), afterRestart);
         await again.stop();
+      } finally {
+        await store.dispose();
+      }
+    });
+
+    test('two instances of one projection (two replicas) apply every commit once', async () => {
+      const fixture = await accountFixture(nc);
+      const store = await backend.open();
+      try {
+        const options = { nc, sql: store.sql, source: fixture.account, projection: balancesProjection };
+        const [a, b] = await Promise.all([startProjection(options), startProjection(options)]);
+        const written = await writeHistory(fixture, 3);
+        await Promise.all([a.waitFor(written), b.waitFor(written)]);
+        const { balances, movements } = await rows(store.sql);
+        assert.deepEqual(
+          balances.map((r) => [r.id, r.balance, r.movements]),
+          [
+            ['acc0', 3_000 - 1_500 - 2 + 11, 4],
+            ['acc1', 3_001 - 1_502, 3],
+            ['acc2', 3_002 - 1_502, 3],
+          ],
+        );
+        assert.equal(movements.length, 10, 'no movement applied twice');
+        await Promise.all([a.stop(), b.stop()]);
       } finally {
         await store.dispose();
       }
@@ -297,7 +321,7 @@ for (const backend of backends) {
           sql: store.sql,
           source: fixture.account,
           projection: balancesProjection,
-          durable,
+          consumerName: durable,
           onUndecodable: 'dead-letter',
         });
         await running.waitFor(written, { timeoutMs: 10_000 });

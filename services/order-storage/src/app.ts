@@ -70,7 +70,7 @@ import { statusOf, type OrderCommand, type OrderEvent, type OrderState } from '.
  * `order.confirmed` is appended once payment, invoice and courier are all known.
  *
  * Read model: `order_summaries` in the SQL store, fed from `orders.*` by a projection with checkpoints
- * (durable `order-storage-orders`).
+ * (an ordered consumer per replica; its dead letters are filed as `order-storage-orders`).
  */
 export interface OrderStorageOptions {
   topology: OrderingTopology;
@@ -157,7 +157,7 @@ export async function startOrderStorage(
     sql: store,
     source: aggregate,
     projection: orderSummaries,
-    durable: topology.consumer('order-storage', 'orders').name,
+    consumerName: topology.consumer('order-storage', 'orders').name,
     // A foreign client's garbage on orders.* must not freeze the read model.
     onUndecodable: 'dead-letter',
   });
