@@ -77,7 +77,14 @@ export class DeadLetterError extends MessagingError {
 /** What a dead letter is written from: the facts of the delivery that failed. */
 export type DeadLetterSource = Pick<
   Delivery,
-  'stream' | 'consumer' | 'subject' | 'streamSequence' | 'deliveryCount' | 'headerEntries' | 'body' | 'redriven'
+  | 'stream'
+  | 'consumer'
+  | 'subject'
+  | 'streamSequence'
+  | 'deliveryCount'
+  | 'headerEntries'
+  | 'body'
+  | 'redriven'
 >;
 
 /** Writes dead letters. Idempotent per (stream, sequence, consumer): a repeated write is de-duplicated. */

@@ -163,7 +163,8 @@ const UNAVAILABLE_NAMES = new Set([
  */
 export function isBrokerUnavailable(error: unknown): boolean {
   for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
-    if (UNAVAILABLE_NAMES.has(e.name) || e instanceof TimeoutError || e instanceof NoRespondersError) return true;
+    if (UNAVAILABLE_NAMES.has(e.name) || e instanceof TimeoutError || e instanceof NoRespondersError)
+      return true;
     if (e.name === 'JetStreamApiError' && (e as { status?: unknown }).status === 503) return true;
   }
   return false;

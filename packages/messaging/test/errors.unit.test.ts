@@ -9,7 +9,11 @@ test('isBrokerUnavailable: timeouts, no responders, lost connections and JetStre
     new errors.TimeoutError(),
     new errors.NoRespondersError('$JS.API.STREAM.MSG.GET.ORDERING'),
     new errors.ClosedConnectionError(),
-    new JetStreamApiError({ code: 503, err_code: 10008, description: 'JetStream system temporarily unavailable' }),
+    new JetStreamApiError({
+      code: 503,
+      err_code: 10008,
+      description: 'JetStream system temporarily unavailable',
+    }),
     new Error('read failed', { cause: new Error('wrapped', { cause: new errors.TimeoutError() }) }),
   ];
   for (const error of unavailable) assert.equal(isBrokerUnavailable(error), true, String(error));
@@ -25,5 +29,8 @@ test('isBrokerUnavailable: timeouts, no responders, lost connections and JetStre
 
 test('a PublishError is retryable (transient) only when the server was unavailable', () => {
   assert.equal(isTransient(new PublishError('s', 'timed out', { cause: new errors.TimeoutError() })), true);
-  assert.equal(isTransient(new PublishError('s', 'refused', { cause: new Error('maximum payload exceeded') })), false);
+  assert.equal(
+    isTransient(new PublishError('s', 'refused', { cause: new Error('maximum payload exceeded') })),
+    false,
+  );
 });
