@@ -129,6 +129,19 @@ describe('order-status projection', () => {
     assert.equal(view?.courier?.released, true);
   });
 
+  test('given a refund stored before the authorization it undoes (two payment replicas), then refunded', () => {
+    // Seen in the chaos harness on a cluster: payments.<id> held refunded at #2192, authorized at #2197.
+    const view = given(
+      [1, placed],
+      [2, cancelRequested],
+      [3, refunded],
+      [4, authorized],
+      [5, cancelled],
+    )?.view;
+    assert.equal(view?.status, 'cancelled');
+    assert.deepEqual(view?.payment, { status: 'refunded', paymentId: 'ch_1', refundId: 're_1' });
+  });
+
   test('given a cancellation request, then the status is cancellation_requested until order.cancelled', () => {
     assert.equal(
       given([1, placed], [2, authorized], [3, cancelRequested])?.view?.status,

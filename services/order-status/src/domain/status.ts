@@ -137,7 +137,10 @@ type Draft = { -readonly [K in keyof OrderView]: OrderView[K] };
 function evolve(view: Draft, fact: Exclude<Fact, { kind: 'placed' }>): void {
   switch (fact.kind) {
     case 'payment_authorized':
-      view.payment = { status: 'authorized', paymentId: fact.paymentId };
+      // Replicas of payment-processor publish independently: a refund can be stored before the
+      // authorization it undoes, and it stays the payment's last word.
+      if (view.payment?.status !== 'refunded')
+        view.payment = { status: 'authorized', paymentId: fact.paymentId };
       if (view.status === 'placed') view.status = 'paid';
       return;
     case 'payment_declined':
