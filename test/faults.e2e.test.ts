@@ -79,20 +79,21 @@ describe('the system under faults, as processes, through HTTP', { timeout: 300_0
   });
 
   test('poison messages on every subject namespace are dead-lettered by each consumer that reads them; real orders complete', async (t) => {
-    // Who reads the stream durably: the services' consumers (each with a redrive durable on
-    // DEADLETTER) and order-storage's read-model projection (event-store codes, no redrive).
+    // Who reads the stream: the services' consumers (each with a redrive durable on DEADLETTER), and
+    // order-storage's read-model projection (an ordered consumer; event-store codes, no redrive).
     const redrivePrefix = `redrive-${STREAM}-`;
     const withRedrive = new Set<string>();
     for await (const info of jsm.consumers.list(DEAD_LETTERS))
       if (info.name.startsWith(redrivePrefix)) withRedrive.add(info.name.slice(redrivePrefix.length));
     const readers: { name: string; filter: string | undefined; projection: boolean }[] = [];
     for await (const info of jsm.consumers.list(STREAM))
-      if (info.config.durable_name)
-        readers.push({
-          name: info.name,
-          filter: info.config.filter_subject,
-          projection: !withRedrive.has(info.name),
-        });
+      if (withRedrive.has(info.name))
+        readers.push({ name: info.name, filter: info.config.filter_subject, projection: false });
+    readers.push({
+      name: OrderingTopology.consumer('order-storage', 'orders').name,
+      filter: OrderingTopology.filters.orders,
+      projection: true,
+    });
     const readersOf = (subject: string) =>
       readers.filter((r) => !r.filter || r.filter === `${subject.split('.')[0]}.*`);
     // Every service that consumes has its consumers up (the supervisor waited for readiness).
