@@ -31,10 +31,6 @@ export class PgProxy {
     return this.#port;
   }
 
-  get isDown(): boolean {
-    return this.#down;
-  }
-
   /** Resets every connection and refuses new ones until {@link restore}. */
   cut(): void {
     this.#down = true;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { orderingTopology, OrderStatusChanged, type OrderView } from '@orderflow/contracts';
-import { connectNats, NatsTransport, type DeadLetter } from '@orderflow/messaging';
+import { connectNats, NatsTransport } from '@orderflow/messaging';
 import { openPostgres, type SqlStore } from '@orderflow/sql';
 import { freePort, startNatsCluster, type NatsCluster } from '@orderflow/testing';
 import { GatewayClient, TERMINAL, type HistoryEvent } from '../api.ts';
@@ -308,7 +308,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         histories,
         ledger: await getJson<{ entries: LedgerEntry[] }>(`${system.pspUrl}/ledger`).then((b) => b.entries),
         mails: await getJson<{ messages: Mail[] }>(`${system.mailboxUrl}/messages`).then((b) => b.messages),
-        deadLetters: await allDeadLetters(transport, topology.stream),
+        deadLetters: await transport.deadLetters.list({ stream: topology.stream, limit: 100_000 }),
         poison,
         answers: load.answers,
         database: await database.facts(),
@@ -371,10 +371,6 @@ async function getJson<T>(url: string): Promise<T> {
   const response = await fetch(url, { signal: AbortSignal.timeout(30_000) });
   if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
   return (await response.json()) as T;
-}
-
-async function allDeadLetters(transport: NatsTransport, stream: string): Promise<DeadLetter[]> {
-  return transport.deadLetters.list({ stream, limit: 100_000 });
 }
 
 /** A fresh PostgreSQL database for one run; `facts()` reads the services' tables in it. */
