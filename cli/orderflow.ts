@@ -36,6 +36,7 @@ const HELP = `orderflow <command> [options]
                 --nats single|cluster       --faults kill,nats-restart,node-kill,pg-outage,psp,rolling-restart,poison
                 --kills-per-service <n> (default 2)  --payment-replicas <n> (default 3)
                 --report <file.json>        --log <file> (every line the services print, at level info)
+                --settle-timeout <s> (default 300: how long the system may take to become consistent)
                 PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); the run uses a
                 fresh database on it and drops it afterwards
 
@@ -214,6 +215,7 @@ async function main(argv: string[]): Promise<number> {
           'payment-replicas': { type: 'string', default: '3' },
           report: { type: 'string' },
           log: { type: 'string' },
+          'settle-timeout': { type: 'string', default: '300' },
         },
       });
       const count = (value: string, what: string, min: number): number => {
@@ -235,6 +237,7 @@ async function main(argv: string[]): Promise<number> {
         ...(faults && { faults: faults as FaultClass[] }),
         killsPerService: count(values['kills-per-service'], '--kills-per-service', 0),
         paymentReplicas: count(values['payment-replicas'], '--payment-replicas', 1),
+        settleTimeoutMs: count(values['settle-timeout'], '--settle-timeout', 1) * 1_000,
         databaseUrl: env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test',
         baseEnv: { PATH: env.PATH, HOME: env.HOME },
         logLevel: values.log === undefined ? 'warn' : 'info',

@@ -5,6 +5,7 @@ import {
   ConcurrencyError,
   JetStreamPublisher,
   PublishError,
+  PULL_EXPIRES_MS,
   type EventPublisher,
   type MessageContract,
 } from '@orderflow/messaging';
@@ -132,7 +133,10 @@ export class JetStreamEventLog implements EventLog {
       return;
     }
     const span = range.toSequence - range.fromSequence + 1;
-    const messages = await consumer.consume({ max_messages: Math.min(span, this.#readBatch) });
+    const messages = await consumer.consume({
+      max_messages: Math.min(span, this.#readBatch),
+      expires: PULL_EXPIRES_MS,
+    });
     try {
       for await (const m of messages) {
         if (m.seq > range.toSequence) break;

@@ -1,6 +1,6 @@
 import { jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { isTransient, writeDeadLetter, type DeadLetterSource } from '@orderflow/messaging';
+import { isTransient, PULL_EXPIRES_MS, writeDeadLetter, type DeadLetterSource } from '@orderflow/messaging';
 import type { SqlStore } from '@orderflow/sql';
 import type { Aggregate } from './aggregate.ts';
 import { EventDecodeError, EventStoreError, ProjectionError } from './errors.ts';
@@ -58,6 +58,9 @@ export interface ProjectionOptions<E extends DomainEvent, T extends string> {
 const MAX_OUTAGE_RETRY_DELAY_MS = 5_000;
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const DRY = Symbol('dry');
+/** Resolves after the messages already delivered to the client (microtasks away) have been taken. */
+const dry = () => new Promise<typeof DRY>((resolve) => setImmediate(() => resolve(DRY)));
 
 function toCommit(stream: string, m: JsMsg): StoredCommit {
   return { stream, subject: m.subject, sequence: m.seq, headers: m.headers, body: m.data };
@@ -107,7 +110,11 @@ export async function startProjection<E extends DomainEvent, T extends string>(
     filter_subjects: source.subjects,
     ...(start.sequence > 0 && { opt_start_seq: start.sequence + 1 }),
   });
-  const messages: ConsumerMessages = await consumer.consume({ max_messages: batchSize });
+  // Short pulls: when the node holding the consumer dies, missed heartbeats recreate it within ~10 s.
+  const messages: ConsumerMessages = await consumer.consume({
+    max_messages: batchSize,
+    expires: PULL_EXPIRES_MS,
+  });
 
   let checkpoint = start.sequence;
   let stopping = false;
@@ -178,13 +185,28 @@ export async function startProjection<E extends DomainEvent, T extends string>(
   };
 
   const loop = (async () => {
+    // A batch is what has arrived by the time the consumer runs dry (or `batchSize`). "Dry" is a
+    // macrotask without a next message: nats.js's getPending() counts queued pull requests as
+    // messages, so after a pull it stays above 0 and a batch waiting for it would wait for the next
+    // commit, however late.
+    const iterator = messages[Symbol.asyncIterator]();
+    const pull = () => {
+      const next = iterator.next();
+      next.catch(() => undefined); // awaited below; until then a failure must not count as unhandled
+      return next;
+    };
     let batch: JsMsg[] = [];
-    for await (const m of messages) {
-      batch.push(m);
-      if (batch.length < batchSize && messages.getPending() > 0) continue;
-      const full = batch;
-      batch = [];
-      await flush(full);
+    let next = pull();
+    for (;;) {
+      const result = batch.length === 0 ? await next : await Promise.race([next, dry()]);
+      if (result === DRY || result.done) {
+        if (batch.length > 0) await flush(batch.splice(0));
+        if (result === DRY) continue;
+        return;
+      }
+      batch.push(result.value);
+      next = pull();
+      if (batch.length >= batchSize) await flush(batch.splice(0));
     }
   })();
   const closed = loop.then(

@@ -274,6 +274,42 @@ for (const backend of backends) {
       }
     });
 
+    test('commits that arrive while a batch is applied are all applied, the last one without waiting for more', async () => {
+      // nats.js counts a queued pull request as a pending message (getPending() stays above 0 after it):
+      // a batch must not wait for "more" that never comes. Bursts of deposits land while slow batches apply.
+      const fixture = await accountFixture(nc);
+      const handle = commandHandler(fixture.store());
+      await handle('acc0', { type: 'open', owner: 'owner0' });
+      const store = await backend.open();
+      const slow: typeof balancesProjection = {
+        ...balancesProjection,
+        apply: async (tx, event, tables) => {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          return balancesProjection.apply(tx, event, tables);
+        },
+      };
+      try {
+        const running = await startProjection({
+          nc,
+          sql: store.sql,
+          source: fixture.account,
+          projection: slow,
+          batchSize: 3,
+        });
+        for (let burst = 1; burst <= 8; burst++) {
+          let last = 0;
+          for (let i = 0; i < burst; i++)
+            last = (await handle('acc0', { type: 'deposit', amount: 1 })).version;
+          await running.waitFor(last, { timeoutMs: 5_000 });
+        }
+        const { balances } = await rows(store.sql);
+        assert.equal(balances[0]?.balance, 36);
+        await running.stop();
+      } finally {
+        await store.dispose();
+      }
+    });
+
     test('a dependency outage is retried past maxAttempts: the projection does not stop', async () => {
       const fixture = await accountFixture(nc);
       const written = await writeHistory(fixture, 1);

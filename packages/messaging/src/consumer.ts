@@ -48,7 +48,7 @@ const BLOCKED_KEY_GRACE_MS = 3_000;
  * The default (30 s) left consumers idle for ~40 s after a node was killed; 10 s means one pull
  * request per consumer every 10 s when idle.
  */
-const PULL_EXPIRES_MS = 10_000;
+export const PULL_EXPIRES_MS = 10_000;
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**

@@ -2,7 +2,7 @@ export { defaultRetryPolicy, retryDelay } from './backoff.ts';
 export { CoreBroadcaster } from './broadcast.ts';
 export { compareVersions, connectNats, serverFeatures } from './connection.ts';
 export type { ConnectionConfig, ServerFeatures } from './connection.ts';
-export { ConsumerRuntime } from './consumer.ts';
+export { ConsumerRuntime, PULL_EXPIRES_MS } from './consumer.ts';
 export { ContractRegistry, defineCommand, defineEvent } from './contract.ts';
 export type { ContractDefinition, MessageContract, MessageKind, PayloadOf } from './contract.ts';
 export {
