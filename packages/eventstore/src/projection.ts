@@ -195,7 +195,7 @@ export async function startProjection<E extends DomainEvent, T extends string>(
       next.catch(() => undefined); // awaited below; until then a failure must not count as unhandled
       return next;
     };
-    let batch: JsMsg[] = [];
+    const batch: JsMsg[] = [];
     let next = pull();
     for (;;) {
       const result = batch.length === 0 ? await next : await Promise.race([next, dry()]);
