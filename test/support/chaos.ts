@@ -1,0 +1,37 @@
+// Runs the fault-injection harness (cli/chaos/) for a system test and asserts on its report: every
+// requested fault class injected, every order accepted, the system recovered after each fault, zero
+// invariant violations. Returns the rendered report, for the test's diagnostics.
+import assert from 'node:assert/strict';
+import { runChaos, type ChaosOptions } from '../../cli/chaos/run.ts';
+import { renderReport } from '../../cli/commands/chaos.ts';
+import type { FaultClass } from '../../cli/chaos/faults.ts';
+
+const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+
+/**
+ * Settling is capped well inside the runner's 300 s per-file limit, so a run that does not become
+ * consistent fails with its invariants table instead of being cut off without one.
+ */
+const SETTLE_TIMEOUT_MS = 90_000;
+
+export async function chaosRun(
+  options: Omit<ChaosOptions, 'databaseUrl' | 'baseEnv'> & { faults: readonly FaultClass[] },
+): Promise<string> {
+  const report = await runChaos({
+    settleTimeoutMs: SETTLE_TIMEOUT_MS,
+    ...options,
+    databaseUrl: DATABASE_URL,
+    baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME },
+  });
+  const summary = renderReport(report);
+  for (const fault of options.faults)
+    assert.ok((report.faultCounts[fault] ?? 0) >= 1, `fault ${fault} was injected\n${summary}`);
+  assert.ok(report.ordersAccepted >= options.orders, `every order was accepted\n${summary}`);
+  assert.deepEqual(
+    report.faults.filter((f) => f.recoveryMs === undefined).map((f) => `${f.fault} ${f.target}`),
+    [],
+    `an order placed after each fault completed\n${summary}`,
+  );
+  assert.equal(report.violations, 0, summary);
+  return summary;
+}
