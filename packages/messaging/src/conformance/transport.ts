@@ -284,9 +284,10 @@ export function transportConformance(name: string, harness: () => TransportHarne
       );
     });
 
-    test('a dependency outage is retried in place without using up attempts or dead-lettering', async () => {
+    test('a dependency or broker outage is retried in place without using up attempts or dead-lettering', async () => {
       const { transport, stream, spec, publish } = await setup();
       const { TransientError } = await import('../errors.ts');
+      const { errors } = await import('@nats-io/nats-core');
       let failures = 0;
       const handled = deferred<number>();
       await transport.consume(
@@ -295,6 +296,11 @@ export function transportConformance(name: string, harness: () => TransportHarne
             on(ThingHappened, async (_event, context) => {
               if (failures < 4) {
                 failures++;
+                // What a KV write raises while its stream has no leader (a cluster node died).
+                if (failures % 2 === 0)
+                  throw new Error('jetstream is not enabled', {
+                    cause: new errors.NoRespondersError('$KV.STATUS.a'),
+                  });
                 throw new TransientError('database restarting');
               }
               handled.resolve(context.deliveryCount);

@@ -1,5 +1,5 @@
 import { retryDelay } from '../backoff.ts';
-import { isPermanent, isTransient, MessagingError } from '../errors.ts';
+import { isBrokerUnavailable, isPermanent, isTransient, MessagingError } from '../errors.ts';
 import type { Delivery, Middleware } from '../types.ts';
 
 /** Where dead letters go; {@link writeDeadLetter} on JetStream in production. */
@@ -15,11 +15,18 @@ export class MaxDeliveriesExceededError extends MessagingError {
   }
 }
 
+/** Longest pause between in-place retries of an outage. */
+const MAX_IN_PLACE_DELAY_MS = 5_000;
+
+const isOutage = (error: unknown): boolean => isTransient(error) || isBrokerUnavailable(error);
+
 /**
  * Retry and dead letter: the settlement policy.
- * - A transient failure (dependency outage, `isTransient`) is retried in place with backoff while the
- *   runtime keeps extending the ack deadline, for up to `retry.transientRetryMs`, without using up
- *   delivery attempts: an outage of the database or a provider never dead-letters messages.
+ * - A transient failure (dependency outage: `isTransient`, or NATS itself unavailable,
+ *   `isBrokerUnavailable`, as while a cluster elects a new stream leader) is retried in place with
+ *   backoff of at most {@link MAX_IN_PLACE_DELAY_MS} while the runtime keeps extending the ack deadline,
+ *   for up to `retry.transientRetryMs`, without using up delivery attempts: an outage of the database,
+ *   the broker or a provider never dead-letters messages, and its end is noticed within seconds.
  * - Any other failure is retried by `nak(delay)` with exponential backoff and jitter (never an
  *   immediate nak) until the delivery count reaches `maxDeliver`.
  * - A permanent failure (validation, decode, {@link PermanentError}) or the last attempt writes the
@@ -57,10 +64,11 @@ export function retryAndDeadLetter(options: {
         return;
       } catch (error) {
         if (delivery.settled) throw error;
-        if (isTransient(error) && Date.now() < transientUntil) {
+        if (isOutage(error) && Date.now() < transientUntil) {
           if (inPlace === 1)
             delivery.logger.warn({ err: error }, 'dependency unavailable; retrying in place');
-          await new Promise((resolve) => setTimeout(resolve, retryDelay(delivery.retry, inPlace)));
+          const delay = Math.min(retryDelay(delivery.retry, inPlace), MAX_IN_PLACE_DELAY_MS);
+          await new Promise((resolve) => setTimeout(resolve, delay));
           if (delivery.settled) throw error; // drained meanwhile
           continue;
         }
