@@ -190,13 +190,13 @@ export async function startProjection<E extends DomainEvent, T extends string>(
     // messages, so after a pull it stays above 0 and a batch waiting for it would wait for the next
     // commit, however late.
     const iterator = messages[Symbol.asyncIterator]();
-    const pull = () => {
+    const takeNext = () => {
       const next = iterator.next();
       next.catch(() => undefined); // awaited below; until then a failure must not count as unhandled
       return next;
     };
     const batch: JsMsg[] = [];
-    let next = pull();
+    let next = takeNext();
     for (;;) {
       const result = batch.length === 0 ? await next : await Promise.race([next, dry()]);
       if (result === DRY || result.done) {
@@ -205,7 +205,7 @@ export async function startProjection<E extends DomainEvent, T extends string>(
         return;
       }
       batch.push(result.value);
-      next = pull();
+      next = takeNext();
       if (batch.length >= batchSize) await flush(batch.splice(0));
     }
   })();
