@@ -1,7 +1,8 @@
 // Runs the fault-injection harness (cli/chaos/) for a system test and asserts on its report: every
 // requested fault class injected, every order accepted, the system recovered after each fault, zero
-// invariant violations. Returns the rendered report, for the test's diagnostics.
+// invariant violations. The rendered report goes to the test's diagnostics.
 import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
 import { runChaos, type ChaosOptions } from '../../cli/chaos/run.ts';
 import { renderReport } from '../../cli/commands/chaos.ts';
 import type { FaultClass } from '../../cli/chaos/faults.ts';
@@ -15,8 +16,9 @@ const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:
 const SETTLE_TIMEOUT_MS = 90_000;
 
 export async function chaosRun(
+  t: TestContext,
   options: Omit<ChaosOptions, 'databaseUrl' | 'baseEnv'> & { faults: readonly FaultClass[] },
-): Promise<string> {
+): Promise<void> {
   const report = await runChaos({
     settleTimeoutMs: SETTLE_TIMEOUT_MS,
     ...options,
@@ -33,5 +35,5 @@ export async function chaosRun(
     `an order placed after each fault completed\n${summary}`,
   );
   assert.equal(report.violations, 0, summary);
-  return summary;
+  for (const line of summary.split('\n')) t.diagnostic(line);
 }

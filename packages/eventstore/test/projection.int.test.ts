@@ -111,6 +111,17 @@ async function rows(sql: SqlStore) {
   return { balances: balances.rows, movements: movements.rows };
 }
 
+/** The balances projection with `before` run ahead of each event (to slow it down or make it fail). */
+function balancesAfter(before: () => unknown): typeof balancesProjection {
+  return {
+    ...balancesProjection,
+    apply: async (tx, event, tables) => {
+      await before();
+      return balancesProjection.apply(tx, event, tables);
+    },
+  };
+}
+
 for (const backend of backends) {
   describe(`projections on ${backend.name}`, () => {
     test('catch-up, live updates, restart without double counting, reset read model', async () => {
@@ -281,13 +292,7 @@ for (const backend of backends) {
       const handle = commandHandler(fixture.store());
       await handle('acc0', { type: 'open', owner: 'owner0' });
       const store = await backend.open();
-      const slow: typeof balancesProjection = {
-        ...balancesProjection,
-        apply: async (tx, event, tables) => {
-          await new Promise((resolve) => setTimeout(resolve, 20));
-          return balancesProjection.apply(tx, event, tables);
-        },
-      };
+      const slow = balancesAfter(() => new Promise((resolve) => setTimeout(resolve, 20)));
       try {
         const running = await startProjection({
           nc,
@@ -315,13 +320,9 @@ for (const backend of backends) {
       const written = await writeHistory(fixture, 1);
       const store = await backend.open();
       let outages = 4;
-      const flaky: typeof balancesProjection = {
-        ...balancesProjection,
-        apply: async (tx, event, tables) => {
-          if (outages-- > 0) throw new TransientError('database unreachable (injected)');
-          return balancesProjection.apply(tx, event, tables);
-        },
-      };
+      const flaky = balancesAfter(() => {
+        if (outages-- > 0) throw new TransientError('database unreachable (injected)');
+      });
       try {
         const running = await startProjection({
           nc,
