@@ -1,3 +1,5 @@
+import { errors } from '@nats-io/nats-core';
+
 /**
  * Errors of the messaging toolkit. Every error has a stable `code`, sets `name`, and chains its `cause`.
  * Handlers classify their own failures by throwing {@link PermanentError} (dead-letter now) or anything
@@ -146,25 +148,25 @@ export class TransientError extends MessagingError {
   }
 }
 
-/** nats.js error names that mean "the server is not there right now" (not "the request is wrong"). */
-const UNAVAILABLE_NAMES = new Set([
-  'TimeoutError',
-  'NoResponders',
-  'NoRespondersError',
-  'ConnectionError',
-  'ClosedConnectionError',
-  'DrainingConnectionError',
-]);
+/** nats.js errors that mean "the server is not there right now" (not "the request is wrong"). */
+const UNAVAILABLE_ERRORS = [
+  errors.TimeoutError,
+  errors.NoRespondersError,
+  errors.ConnectionError,
+  errors.ClosedConnectionError,
+  errors.DrainingConnectionError,
+];
 
 /**
  * True when `error` (or one of its causes) says NATS could not be reached or answer in time: a
  * request timeout, no responders (JetStream leader moving), a lost connection, or a JetStream API 503
  * (`temporarily unavailable`). Such failures pass by themselves (a restart, a cluster failover).
+ * Errors are recognised by class, not by name: an HTTP client's timeout is a `TimeoutError` too.
  */
 export function isBrokerUnavailable(error: unknown): boolean {
   for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
-    if (UNAVAILABLE_NAMES.has(e.name) || e instanceof TimeoutError || e instanceof NoRespondersError)
-      return true;
+    if (UNAVAILABLE_ERRORS.some((type) => e instanceof type)) return true;
+    if (e instanceof TimeoutError || e instanceof NoRespondersError) return true;
     if (e.name === 'JetStreamApiError' && (e as { status?: unknown }).status === 503) return true;
   }
   return false;

@@ -19,6 +19,9 @@ test('isBrokerUnavailable: timeouts, no responders, lost connections and JetStre
   for (const error of unavailable) assert.equal(isBrokerUnavailable(error), true, String(error));
   const other = [
     new Error('boom'),
+    // fetch's AbortSignal.timeout(): named TimeoutError, but an HTTP dependency, not NATS
+    new DOMException('The operation was aborted due to timeout', 'TimeoutError'),
+    new Error('PSP timed out', { cause: new DOMException('aborted', 'TimeoutError') }),
     new JetStreamApiError({ code: 404, err_code: 10059, description: 'stream not found' }),
     new ValidationError('t.v1', []),
     'a string',
