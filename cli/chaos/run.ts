@@ -62,6 +62,23 @@ export interface ChaosOptions {
   onLog?: (line: LogLine) => void;
   /** Harness milestones (started, fault injected…), for the operator. */
   onNote?: (note: string) => void;
+  /**
+   * Aborting it stops the run: it rejects with {@link ChaosInterruptedError} once everything it
+   * started is stopped and its database dropped.
+   */
+  signal?: AbortSignal;
+}
+
+export class ChaosInterruptedError extends Error {
+  override name = 'ChaosInterruptedError';
+}
+
+function interrupted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    const fail = () => reject(new ChaosInterruptedError('the chaos run was interrupted'));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
 }
 
 export interface ChaosProgress {
@@ -112,8 +129,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const faults = options.faults ?? faultsFor(nats);
   const note = options.onNote ?? (() => undefined);
   const random = new SeededRandom(options.seed);
+  // Undone in reverse order at the end; what is started after the end (an interrupted run's start-up
+  // finishing) is undone at once.
   const cleanups: (() => Promise<void>)[] = [];
+  let cleanedUp = false;
+  const undoLater = (cleanup: () => Promise<void>) => {
+    if (cleanedUp) void cleanup().catch(() => undefined);
+    else cleanups.push(cleanup);
+  };
   const cleanUp = async () => {
+    cleanedUp = true;
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   };
   const errorLogs: Record<string, number> = {};
@@ -136,17 +161,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       currentFault: progress.currentFault,
     });
   const ticker = setInterval(report, 1_000);
-  cleanups.push(async () => clearInterval(ticker));
+  undoLater(async () => clearInterval(ticker));
 
-  try {
+  const run = async (): Promise<ChaosReport> => {
     // A database of its own, reached through a link the harness can cut.
     const database = await createDatabase(
       options.databaseUrl,
       `chaos_${options.seed}_${randomBytes(4).toString('hex')}`,
     );
-    cleanups.push(() => database.drop());
+    undoLater(() => database.drop());
     const pgProxy = await PgProxy.start(database.target);
-    cleanups.push(() => pgProxy.close());
+    undoLater(() => pgProxy.close());
     const serviceDbUrl = new URL(database.url);
     serviceDbUrl.hostname = '127.0.0.1';
     serviceDbUrl.port = String(pgProxy.port);
@@ -154,11 +179,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     let cluster: NatsCluster | undefined;
     if (nats === 'cluster') {
       cluster = await startNatsCluster(3);
-      cleanups.push(() => cluster!.dispose());
+      undoLater(() => cluster!.dispose());
       note(`3-node JetStream cluster: ${cluster.servers.join(', ')}`);
     }
     const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-chaos-'));
-    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    undoLater(() => rm(dataDir, { recursive: true, force: true }));
     const [natsPort, gatewayPort, pspPort, smtpPort, mailboxPort] = await Promise.all(
       Array.from({ length: 5 }, () => freePort()),
     );
@@ -191,12 +216,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           note(`supervisor: ${event.program}#${event.replica} restarts in ${event.delayMs} ms`);
       },
     });
-    cleanups.push(() => system.stop());
+    undoLater(() => system.stop());
     note(`system up: API ${system.apiUrl}, NATS ${system.natsUrl}, PostgreSQL database ${database.name}`);
 
     const topology = orderingTopology();
     const { nc } = await connectNats({ servers: system.natsUrl, name: 'orderflow-chaos' });
-    cleanups.push(() => nc.close());
+    undoLater(() => nc.close());
     const transport = await NatsTransport.create(nc, { source: 'orderflow/chaos' });
     const api = new GatewayClient(system.apiUrl, 15_000);
     const load = new LoadDriver(api, random);
@@ -351,7 +376,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       invariants: result.invariants,
       violations: result.violations,
     };
+  };
+  const running = run();
+  try {
+    return await (options.signal ? Promise.race([running, interrupted(options.signal)]) : running);
   } finally {
+    running.catch(() => undefined); // after an interruption it fails as its parts are taken away
     await cleanUp();
   }
 }

@@ -1,8 +1,17 @@
 import { createWriteStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { runChaos, type ChaosOptions, type ChaosProgress, type ChaosReport } from '../chaos/run.ts';
+import {
+  ChaosInterruptedError,
+  runChaos,
+  type ChaosOptions,
+  type ChaosProgress,
+  type ChaosReport,
+} from '../chaos/run.ts';
 
-export interface ChaosCommandOptions extends Omit<ChaosOptions, 'onProgress' | 'onLog' | 'onNote'> {
+export interface ChaosCommandOptions extends Omit<
+  ChaosOptions,
+  'onProgress' | 'onLog' | 'onNote' | 'signal'
+> {
   /** Where to write the JSON report. */
   readonly reportFile: string | undefined;
   /** Where to write every line the system printed (default: nowhere). */
@@ -11,7 +20,8 @@ export interface ChaosCommandOptions extends Omit<ChaosOptions, 'onProgress' | '
 
 /**
  * `orderflow chaos`: runs the fault-injection harness, shows a progress bar, prints the faults and the
- * invariants table, writes the JSON report. Exit code 0 only with zero violations.
+ * invariants table, writes the JSON report. Exit code 0 only with zero violations. Ctrl-C (or SIGTERM)
+ * stops the run and everything it started, drops its database and exits 130.
  */
 export async function chaos(options: ChaosCommandOptions): Promise<number> {
   const err = process.stderr;
@@ -31,15 +41,29 @@ export async function chaos(options: ChaosCommandOptions): Promise<number> {
     `seed ${options.seed}: ${options.orders} orders at ${options.ratePerSecond ?? 10}/s, NATS ${options.nats ?? 'single'}` +
       (options.faults ? `, faults ${options.faults.join(',')}` : ''),
   );
+  const interrupt = new AbortController();
+  const onSignal = () => {
+    say('interrupted: stopping the system and dropping its database');
+    interrupt.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   let report: ChaosReport;
   try {
     report = await runChaos({
       ...options,
       onProgress,
       onNote: say,
+      signal: interrupt.signal,
       ...(logs && { onLog: (line) => logs.write(`[${line.program}#${line.replica}] ${line.line}\n`) }),
     });
+  } catch (error) {
+    if (!(error instanceof ChaosInterruptedError)) throw error;
+    say('interrupted: nothing left running');
+    return 130;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     logs?.end();
   }
   if (tty) err.write('\r\x1b[2K');
