@@ -38,7 +38,7 @@ const HELP = `orderflow <command> [options]
                 --report <file.json>        --log <file> (every line the services print, at level info)
                 --settle-timeout <s> (default 300: how long the system may take to become consistent)
                 PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); the run uses a
-                fresh database on it and drops it afterwards
+                fresh database on it and drops it afterwards (also on Ctrl-C, which exits 130)
 
 Environment: NATS_URL (external NATS, cluster nodes comma-separated; else a private nats-server),
 STREAM_REPLICAS (replicas of every stream, bucket and object store; 3 on a 3-node cluster), DATA_DIR, DATABASE_URL (PostgreSQL,
