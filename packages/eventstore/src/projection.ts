@@ -110,7 +110,7 @@ export async function startProjection<E extends DomainEvent, T extends string>(
     filter_subjects: source.subjects,
     ...(start.sequence > 0 && { opt_start_seq: start.sequence + 1 }),
   });
-  // Short pulls: when the node holding the consumer dies, missed heartbeats recreate it within ~10 s.
+  // Short pulls: when the node holding the consumer dies, missed heartbeats recreate it within ~5 s.
   const messages: ConsumerMessages = await consumer.consume({
     max_messages: batchSize,
     expires: PULL_EXPIRES_MS,
