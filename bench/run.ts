@@ -23,6 +23,10 @@ const benchmarks: Record<string, { files: string[]; about: string }> = {
     files: ['eventstore.bench.ts', 'inbox-outbox.bench.ts'],
     about: 'event store append/load, then the SQL inbox and outbox relay',
   },
+  orders: {
+    files: ['orders.bench.ts'],
+    about: 'the whole system: closed-loop orders through the HTTP API, CPU/NATS/RSS per process',
+  },
 };
 
 function list(): void {
