@@ -9,7 +9,7 @@ import { dlq } from './commands/dlq.ts';
 import { place } from './commands/place.ts';
 import { tail } from './commands/tail.ts';
 import { up } from './commands/up.ts';
-import { SERVICES, type ServiceName } from './system.ts';
+import { RUNTIMES, SERVICES, type Runtime, type ServiceName } from './system.ts';
 
 const HELP = `orderflow <command> [options]
 
@@ -24,6 +24,8 @@ const HELP = `orderflow <command> [options]
                 --mailbox-port <n>         SMTP sink, HTTP mailbox      (default 8025)
                 --data-dir <dir>           (env DATA_DIR, default ./data)
                 --raw-logs                 print the services' JSON logs as they are
+                --runtime tsx|dist         run services from sources through tsx (default) or from the
+                                           bundles of \`npm run build\` (what \`npm start\` does)
   place       place a demo order through the gateway and follow its status
                 --token tok_visa|tok_decline|tok_insufficient_funds   --country DE|AQ|…   --api <url>
   dlq list [--consumer <durable>] [--limit <n>] [-v]
@@ -116,8 +118,12 @@ async function main(argv: string[]): Promise<number> {
           'mailbox-port': { type: 'string' },
           'data-dir': { type: 'string' },
           'raw-logs': { type: 'boolean', default: false },
+          runtime: { type: 'string', default: 'tsx' },
         },
       });
+      const runtime = values.runtime;
+      if (!(RUNTIMES as readonly string[]).includes(runtime))
+        throw new UsageError(`--runtime: one of ${RUNTIMES.join(', ')}, got "${runtime}"`);
       const only = values.only?.split(',').map((s) => s.trim());
       for (const name of only ?? [])
         if (!(SERVICES as readonly string[]).includes(name))
@@ -144,6 +150,7 @@ async function main(argv: string[]): Promise<number> {
             : await portOrFree(8025),
           replicas: replicasOf(values.replicas),
           ...(only && { only: only as ServiceName[] }),
+          runtime: runtime as Runtime,
           baseEnv: env,
         },
       });

@@ -33,6 +33,9 @@ export type ServiceName = (typeof SERVICES)[number];
 export const INFRASTRUCTURE = ['nats-server', 'payment-provider', 'smtp-sink'] as const;
 export type ProgramName = ServiceName | (typeof INFRASTRUCTURE)[number];
 
+export const RUNTIMES = ['tsx', 'dist'] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
 export interface SystemConfig {
   /** Root of the repository (default: the parent of `cli/`). */
   rootDir?: string;
@@ -58,6 +61,12 @@ export interface SystemConfig {
   /** SMTP sink ports (defaults 2525 and 8025). */
   smtpPort?: number;
   mailboxPort?: number;
+  /**
+   * How services run: `tsx` (default) runs `src/main.ts` through tsx, as the tests do; `dist` runs
+   * the bundles `npm run build` writes (`services/<name>/dist/main.mjs`) with plain node — what
+   * `npm start` does: no TypeScript compiler or esbuild helper in each process.
+   */
+  runtime?: Runtime;
   /** Replicas per service (default 1 each). */
   replicas?: Partial<Record<ServiceName, number>>;
   /** Only these services (default all that exist). Infrastructure always runs. */
@@ -119,6 +128,18 @@ export function serviceExists(rootDir: string, name: string): boolean {
   return existsSync(join(rootDir, 'services', name, 'src', 'main.ts'));
 }
 
+/** The file a program runs from, relative to the root (see `SystemConfig.runtime`). */
+export function programFile(name: string, runtime: Runtime): string {
+  switch (runtime) {
+    case 'tsx':
+      return join('services', name, 'src', 'main.ts');
+    case 'dist':
+      return join('services', name, 'dist', 'main.mjs');
+    default:
+      return runtime satisfies never;
+  }
+}
+
 /** Whether the service keeps data in the SQL store (its package depends on `@orderflow/sql`). */
 export function usesSql(rootDir: string, name: string): boolean {
   try {
@@ -135,6 +156,14 @@ export function usesSql(rootDir: string, name: string): boolean {
 export function checkSystemConfig(config: SystemConfig): string[] {
   const rootDir = config.rootDir ?? resolve(here, '..');
   const issues: string[] = [];
+  if (config.runtime === 'dist') {
+    const missing = [
+      ...INFRASTRUCTURE.filter((n) => n !== 'nats-server'),
+      ...(config.only ?? SERVICES),
+    ].filter((name) => serviceExists(rootDir, name) && !existsSync(join(rootDir, programFile(name, 'dist'))));
+    if (missing.length > 0)
+      issues.push(`runtime dist: no build of ${missing.join(', ')} (run \`npm run build\` first)`);
+  }
   for (const [name, count] of Object.entries(config.replicas ?? {})) {
     if (!(SERVICES as readonly string[]).includes(name)) {
       issues.push(`--replicas: unknown service "${name}" (one of ${SERVICES.join(', ')})`);
@@ -184,9 +213,10 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
   const mailboxPort = config.mailboxPort ?? 8025;
   const gatewayPort = config.gatewayPort ?? 3000;
   const pspUrl = `http://127.0.0.1:${pspPort}`;
+  const runtime = config.runtime ?? 'tsx';
   const node = (name: string): Pick<ProgramSpec, 'command' | 'args' | 'cwd'> => ({
     command: process.execPath,
-    args: ['--import', 'tsx', join('services', name, 'src', 'main.ts')],
+    args: runtime === 'dist' ? [programFile(name, runtime)] : ['--import', 'tsx', programFile(name, runtime)],
     cwd: rootDir,
   });
   const extra = (name: ProgramName): Record<string, string> => config.env?.[name] ?? {};
