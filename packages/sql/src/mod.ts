@@ -20,7 +20,7 @@ export { openServiceStore, openSqlStore, sqlStoreSettings } from './open.ts';
 export type { SqlStoreConfig, SqlStoreSettings } from './open.ts';
 export { outboxMessage, SqlOutbox } from './outbox.ts';
 export type { OutboxMessageOptions, SqlOutboxOptions } from './outbox.ts';
-export { openPglite } from './pglite.ts';
+export { openPglite, PGLITE_SETTINGS } from './pglite.ts';
 export type { PgliteOptions } from './pglite.ts';
 export { openPostgres } from './postgres.ts';
 export type { PostgresOptions } from './postgres.ts';

@@ -7,7 +7,26 @@ import type { SqlExecutor, SqlStore, SqlTransaction } from './types.ts';
 export interface PgliteOptions {
   /** Directory of the database files, one per service; created if missing. Default: in memory. */
   dataDir?: string;
+  /**
+   * PostgreSQL settings of the embedded backend (`-c name=value` at its start), merged over
+   * {@link PGLITE_SETTINGS}.
+   */
+  settings?: Readonly<Record<string, string>>;
 }
+
+/**
+ * Memory settings of the embedded backend, sized for one service's working set. PGlite's WebAssembly
+ * memory only grows, so PostgreSQL's defaults (128 MB shared buffers, 64 MB maintenance work memory)
+ * become resident memory of every service once touched; with these an idle service holds ≈ 170 MB
+ * instead of ≈ 290 MB (docs/performance.md). Pages beyond the buffers are read back through the file
+ * system (and the OS page cache).
+ */
+export const PGLITE_SETTINGS: Readonly<Record<string, string>> = {
+  shared_buffers: '16MB',
+  work_mem: '2MB',
+  maintenance_work_mem: '16MB',
+  temp_buffers: '1MB',
+};
 
 type Driver = Pick<PGliteInterface, 'query' | 'exec'>;
 
@@ -78,6 +97,17 @@ class PgliteStore implements SqlStore {
   }
 }
 
+/** PGlite's start parameters with {@link PGLITE_SETTINGS} and then `settings` applied. */
+export function pgliteStartParams(settings: Readonly<Record<string, string>> = {}): string[] {
+  return [
+    ...PGlite.defaultStartParams,
+    ...Object.entries({ ...PGLITE_SETTINGS, ...settings }).flatMap(([name, value]) => [
+      '-c',
+      `${name}=${value}`,
+    ]),
+  ];
+}
+
 /** A store on an already open PGlite instance (e.g. a `clone()`); the store owns it and closes it. */
 export function wrapPglite(db: PGliteInterface): SqlStore {
   return new PgliteStore(db);
@@ -87,7 +117,10 @@ export function wrapPglite(db: PGliteInterface): SqlStore {
 export async function openPglite(options: PgliteOptions = {}): Promise<SqlStore> {
   try {
     if (options.dataDir !== undefined) await mkdir(options.dataDir, { recursive: true });
-    const db = options.dataDir === undefined ? await PGlite.create() : await PGlite.create(options.dataDir);
+    const db = await PGlite.create({
+      ...(options.dataDir !== undefined && { dataDir: options.dataDir }),
+      startParams: pgliteStartParams(options.settings),
+    });
     return new PgliteStore(db);
   } catch (error) {
     throw toSqlError(error);

@@ -7,7 +7,7 @@ import { PGlite } from '@electric-sql/pglite';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import pg from 'pg';
 import type { SqlStoreHarness, SqlStoreUnderTest } from '../src/conformance.ts';
-import { wrapPglite } from '../src/pglite.ts';
+import { pgliteStartParams, wrapPglite } from '../src/pglite.ts';
 import { openPostgres } from '../src/postgres.ts';
 import type { SqlStore } from '../src/types.ts';
 
@@ -57,7 +57,8 @@ export function pgliteHarness(): SqlStoreHarness & { close(): Promise<void> } {
   return {
     features: { serialisesTransactions: true },
     async open(): Promise<SqlStoreUnderTest> {
-      template ??= PGlite.create();
+      // Booted as openPglite boots a service's database.
+      template ??= PGlite.create({ startParams: pgliteStartParams() });
       const store = wrapPglite(await (await template).clone());
       return { store, replica: async () => store, dispose: () => store.close() };
     },
