@@ -511,7 +511,7 @@ export async function run(args: string[]): Promise<void> {
     console.log(
       'npm run bench -- orders [--concurrency 1,8,32,64] [--seconds 20] [--warmup 5] [--database pglite|postgres]\n' +
         '                        [--gateway URL --nats URL --natsMonitor URL] [--wait sse|poll] [--decline 0.1]\n' +
-        '                        [--profile all|<service,…>] [--profileDir DIR] [--warmStart false] [--runtime tsx|dist]',
+        '                        [--profile all|<service,…>] [--profileDir DIR] [--warmStart=false] [--runtime tsx|dist]',
     );
     return;
   }
@@ -543,6 +543,7 @@ export async function run(args: string[]): Promise<void> {
   let warmStartSeconds: number | undefined;
   let pgPids: (() => Promise<number[]>) | undefined;
   let systemConfig: SystemConfig | undefined;
+  const recent: Record<string, string[]> = {};
   const profileDir = resolve(
     options.profileDir ||
       join(benchDir, 'reports', `profiles-${startedAt.toISOString().replace(/[:.]/g, '-')}`),
@@ -586,8 +587,9 @@ export async function run(args: string[]): Promise<void> {
         // The mailbox must not be what limits the run (default: newest 10 000).
         'smtp-sink': { MAX_MESSAGES: '1000000' },
       };
+      const nodeArgs: Record<string, string[]> = {};
       for (const name of profiled)
-        env[name] = { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(profileDir, name)}` };
+        nodeArgs[name] = ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, name)}`];
       const config: SystemConfig = {
         dataDir,
         natsPort: natsPort!,
@@ -598,11 +600,15 @@ export async function run(args: string[]): Promise<void> {
         mailboxPort: mailboxPort!,
         ...(databaseUrl !== undefined && { databaseUrl }),
         runtime: options.runtime as Runtime,
+        nodeArgs,
         env,
         baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn' },
         ownProcessGroup: false,
         readyTimeoutMs: 180_000,
         onLog: (line) => {
+          const tail = (recent[line.program] ??= []);
+          tail.push(line.line.slice(0, 400));
+          if (tail.length > 15) tail.shift();
           if (/"level":(50|60)/.test(line.line))
             notes.push(`${line.program} logged: ${line.line.slice(0, 300)}`);
         },
@@ -616,7 +622,13 @@ export async function run(args: string[]): Promise<void> {
       say(`starting the system (${options.database}, ${options.runtime}, data in ${dataDir}) …`);
       const t0 = performance.now();
       systemConfig = config;
-      system = await startSystem(config);
+      try {
+        system = await startSystem(config);
+      } catch (error) {
+        for (const [program, lines] of Object.entries(recent))
+          console.error(`--- ${program}, last lines:\n${lines.join('\n')}`);
+        throw error;
+      }
       startSeconds = (performance.now() - t0) / 1000;
       const running = system;
       cleanups.unshift(() => running.stop());

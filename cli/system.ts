@@ -71,6 +71,8 @@ export interface SystemConfig {
   replicas?: Partial<Record<ServiceName, number>>;
   /** Only these services (default all that exist). Infrastructure always runs. */
   only?: readonly ServiceName[];
+  /** Extra node options per program, before its script (e.g. `--cpu-prof`, which `NODE_OPTIONS` refuses). */
+  nodeArgs?: Partial<Record<ProgramName, readonly string[]>>;
   /** Extra environment per program (e.g. `MAX_DELIVER`), applied last. */
   env?: Partial<Record<ProgramName, Record<string, string>>>;
   /** Environment every child inherits (PATH, LOG_LEVEL…). Service settings are never taken from it. */
@@ -214,9 +216,13 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
   const gatewayPort = config.gatewayPort ?? 3000;
   const pspUrl = `http://127.0.0.1:${pspPort}`;
   const runtime = config.runtime ?? 'tsx';
-  const node = (name: string): Pick<ProgramSpec, 'command' | 'args' | 'cwd'> => ({
+  const node = (name: ProgramName): Pick<ProgramSpec, 'command' | 'args' | 'cwd'> => ({
     command: process.execPath,
-    args: runtime === 'dist' ? [programFile(name, runtime)] : ['--import', 'tsx', programFile(name, runtime)],
+    args: [
+      ...(config.nodeArgs?.[name] ?? []),
+      ...(runtime === 'dist' ? [] : ['--import', 'tsx']),
+      programFile(name, runtime),
+    ],
     cwd: rootDir,
   });
   const extra = (name: ProgramName): Record<string, string> => config.env?.[name] ?? {};
