@@ -349,7 +349,8 @@ async function pollTerminal(
 async function runLevel(
   api: string,
   customers: readonly Customer[],
-  watch: TerminalWatch | undefined,
+  /** The stream that reports client `i`'s orders (none: poll). */
+  watchOf: ((client: number) => TerminalWatch) | undefined,
   concurrency: number,
   seconds: number,
   declineShare: number,
@@ -375,6 +376,7 @@ async function runLevel(
   const ticker = setInterval(() => onProgress(result, (performance.now() - started) / 1000), 1_000);
   const client = async (index: number) => {
     const customer = customers[index % customers.length] as Customer;
+    const watch = watchOf?.(index);
     while (performance.now() < stopPlacingAt) {
       const decline = Math.random() < declineShare;
       const placedAt = performance.now();
@@ -650,15 +652,22 @@ export async function run(args: string[]): Promise<void> {
 
     const maxLevel = Math.max(...levels);
     const customers = await registerCustomers(api, maxLevel);
-    const firstToken = customers[0]?.token;
-    const watch =
-      options.wait === 'sse'
-        ? new TerminalWatch(api, firstToken ? { authorization: `Bearer ${firstToken}` } : {})
-        : undefined;
-    if (watch) {
+    // One stream of every order's changes; with bearer tokens (a gateway that scopes what a
+    // customer sees) one stream per customer.
+    const watches =
+      options.wait !== 'sse'
+        ? []
+        : customers[0]?.token === undefined
+          ? [new TerminalWatch(api, {})]
+          : customers.map((c) => new TerminalWatch(api, auth(c)));
+    for (const watch of watches) {
       await watch.connect();
       cleanups.unshift(async () => watch.close());
     }
+    const watch =
+      watches.length === 0
+        ? undefined
+        : (client: number) => watches[client % watches.length] as TerminalWatch;
 
     if (options.warmup > 0) {
       say(`warm-up: ${options.warmup} s at 8 clients (not measured)`);
