@@ -2,10 +2,14 @@ import type { ConsumerMessages, JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { retryDelay } from './backoff.ts';
 import { AckBatch, JetStreamDelivery } from './delivery.ts';
-import { Header } from './envelope.ts';
+import { envelopeSubject } from './envelope.ts';
 import type { DeliveryHandler, RetryPolicy, RunningConsumer } from './types.ts';
 
-type KeyOf = (message: { subject: string; header(name: string): string | undefined }) => string | undefined;
+type KeyOf = (message: {
+  subject: string;
+  header(name: string): string | undefined;
+  readonly body: Uint8Array;
+}) => string | undefined;
 
 export interface ConsumerRuntimeOptions {
   js: JetStreamClient;
@@ -264,6 +268,6 @@ export class ConsumerRuntime implements RunningConsumer {
 
 /** Ordering key function for a {@link ConsumerSpec.orderingKey} option. */
 export function orderingKeyOf(option: 'subject' | KeyOf | undefined): KeyOf | undefined {
-  if (option === 'subject') return (message) => message.header(Header.Subject);
+  if (option === 'subject') return envelopeSubject;
   return option;
 }

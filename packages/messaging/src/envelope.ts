@@ -4,8 +4,10 @@ import { trace } from '@opentelemetry/api';
 import { DecodeError, ErrorCode } from './errors.ts';
 
 /**
- * A CloudEvents 1.0 event as handled by the toolkit. On NATS it travels in binary mode: attributes in
- * `ce-*` headers, `data` as the JSON body. `id` doubles as `Nats-Msg-Id`, so a retried publish is
+ * A CloudEvents 1.0 event as handled by the toolkit. On NATS the toolkit publishes it in binary mode:
+ * attributes in `ce-*` headers (percent-encoded as the CloudEvents NATS binding asks), `data` as the
+ * JSON body. It reads binary and structured mode (`content-type: application/cloudevents+json`, the
+ * whole event as a JSON object in the body). `id` doubles as `Nats-Msg-Id`, so a retried publish is
  * de-duplicated by the server within the stream's duplicate window.
  */
 export interface Envelope<T = unknown> {
@@ -41,9 +43,14 @@ export const Header = {
   TraceParent: 'traceparent',
   MsgId: 'Nats-Msg-Id',
   ExpectedLastSubjectSequence: 'Nats-Expected-Last-Subject-Sequence',
+  /** Structured mode names the event format here (`application/cloudevents+json`). */
+  ContentType: 'content-type',
 } as const;
 
 const JSON_CONTENT_TYPE = 'application/json';
+/** Media type of the CloudEvents JSON event format (structured mode). */
+export const STRUCTURED_CONTENT_TYPE = 'application/cloudevents+json';
+const BATCH_CONTENT_TYPE = 'application/cloudevents-batch+json';
 
 /** Fields a producer may set; the rest is filled in by {@link createEnvelope}. */
 export interface EnvelopeInit<T> {
@@ -122,6 +129,64 @@ function headerValue(value: string): string[] {
   return [value.trim()];
 }
 
+// What the CloudEvents NATS binding (3.1.3.2) percent-encodes: space, `"`, `%` and everything outside
+// printable ASCII (U+0021–U+007E), controls included.
+const NEEDS_ENCODING = /[^\x21\x23\x24\x26-\x7e]/;
+
+/**
+ * A `ce-*` header value as the CloudEvents NATS binding writes it: each character that needs it as
+ * `%XY` per UTF-8 byte (upper-case hex); other characters as they are. An ASCII value without
+ * space, `"` or `%` (ids, types, sources, times) comes back unchanged.
+ */
+export function encodeHeaderValue(value: string): string {
+  if (!NEEDS_ENCODING.test(value)) return value;
+  let out = '';
+  for (const char of value) {
+    if (!NEEDS_ENCODING.test(char)) {
+      out += char;
+      continue;
+    }
+    for (const byte of Buffer.from(char, 'utf8'))
+      out += `%${byte < 16 ? '0' : ''}${byte.toString(16).toUpperCase()}`;
+  }
+  return out;
+}
+
+const PERCENT_OR_QUOTE = /[%"]/;
+const PERCENT_ESCAPE = /%([0-9A-Fa-f]{2})/g;
+
+/**
+ * A `ce-*` header value as the CloudEvents NATS binding reads it: a double-quoted value is unquoted
+ * (backslash escapes resolved), then one round of percent-decoding; `%` not followed by two hex
+ * digits stays as it is (producers that predate the binding's encoding rule). Throws
+ * {@link DecodeError} when the decoded bytes are not UTF-8 (an overlong `%C0%A0` included).
+ */
+export function decodeHeaderValue(value: string, name = 'header'): string {
+  if (!PERCENT_OR_QUOTE.test(value)) return value;
+  let text = value;
+  if (text.length >= 2 && text.startsWith('"') && text.endsWith('"')) {
+    text = text.slice(1, -1).replace(/\\(.)/g, '$1');
+  }
+  if (!text.includes('%')) return text;
+  const parts: Buffer[] = [];
+  let last = 0;
+  for (const match of text.matchAll(PERCENT_ESCAPE)) {
+    parts.push(Buffer.from(text.slice(last, match.index), 'utf8'), Buffer.of(parseInt(match[1]!, 16)));
+    last = match.index + 3;
+  }
+  parts.push(Buffer.from(text.slice(last), 'utf8'));
+  try {
+    return utf8.decode(Buffer.concat(parts));
+  } catch (cause) {
+    throw new DecodeError(ErrorCode.Decode, `${name}: percent-encoded value is not valid UTF-8`, { cause });
+  }
+}
+
+/** A `ce-*` header's stored value: percent-encoded, so CR/LF cannot reach the wire. */
+function ceValue(value: string): string[] {
+  return [encodeHeaderValue(value)];
+}
+
 /**
  * nats.js headers whose wire form is built in one pass and encoded with `Buffer.from` (pooled for
  * small sizes) instead of `TextEncoder.encode` (a fresh allocation): the same bytes, about half the
@@ -143,21 +208,24 @@ export function utf8Bytes(text: string): Uint8Array {
   return Buffer.from(text, 'utf8');
 }
 
-/** CloudEvents binary-mode headers for `envelope`, with `Nats-Msg-Id` = `ce-id`. */
+/**
+ * CloudEvents binary-mode headers for `envelope`, with `Nats-Msg-Id` = `ce-id`. Attribute values are
+ * percent-encoded where the NATS binding asks (space, `"`, `%`, non-ASCII, controls).
+ */
 export function envelopeHeaders(envelope: Envelope, msgId: string = envelope.id): MsgHdrs {
   // Filled straight into the map: `MsgHdrs.set` re-validates the (constant) name and copies every
   // key on each call, which made header building a visible share of every publish.
   const h = new EnvelopeHeaders();
   const map = h.headers;
   map.set(Header.SpecVersion, ['1.0']);
-  map.set(Header.Id, headerValue(envelope.id));
-  map.set(Header.Type, headerValue(envelope.type));
-  map.set(Header.Source, headerValue(envelope.source));
-  if (envelope.subject !== undefined) map.set(Header.Subject, headerValue(envelope.subject));
-  map.set(Header.Time, headerValue(envelope.time));
-  map.set(Header.DataContentType, headerValue(envelope.dataContentType));
-  map.set(Header.CorrelationId, headerValue(envelope.correlationId));
-  if (envelope.causationId !== undefined) map.set(Header.CausationId, headerValue(envelope.causationId));
+  map.set(Header.Id, ceValue(envelope.id));
+  map.set(Header.Type, ceValue(envelope.type));
+  map.set(Header.Source, ceValue(envelope.source));
+  if (envelope.subject !== undefined) map.set(Header.Subject, ceValue(envelope.subject));
+  map.set(Header.Time, ceValue(envelope.time));
+  map.set(Header.DataContentType, ceValue(envelope.dataContentType));
+  map.set(Header.CorrelationId, ceValue(envelope.correlationId));
+  if (envelope.causationId !== undefined) map.set(Header.CausationId, ceValue(envelope.causationId));
   if (envelope.traceparent !== undefined) map.set(Header.TraceParent, headerValue(envelope.traceparent));
   map.set(Header.MsgId, headerValue(msgId));
   return h;
@@ -171,12 +239,11 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 const EPOCH = new Date(0).toISOString();
 
 /**
- * Reads a CloudEvent from NATS headers and body. Throws {@link DecodeError} naming what is wrong:
- * missing required attributes, a spec version other than 1.0, a non-JSON content type or body.
+ * Reads a CloudEvent from NATS headers and body, in binary or structured mode (see
+ * {@link readEnvelope}). Throws {@link DecodeError} naming what is wrong.
  */
 export function decodeEnvelope(headers: MsgHdrs | undefined, body: Uint8Array): Envelope {
-  if (!headers) throw new DecodeError(ErrorCode.Decode, 'not a CloudEvent: message has no headers');
-  return readEnvelope({ header: (name) => headers.get(name) || undefined }, body);
+  return readEnvelope({ header: (name) => headers?.get(name) || undefined }, body);
 }
 
 /** Where {@link readEnvelope} finds headers: a header's value, `undefined` when absent or empty. */
@@ -184,12 +251,91 @@ export interface HeaderSource {
   header(name: string): string | undefined;
 }
 
-/** {@link decodeEnvelope} over any header source (a `Delivery` is one), with the same checks and errors. */
+type ContentMode = 'binary' | 'structured';
+
+/** The media type of a `content-type` value, lower-cased, without parameters. */
+function mediaType(value: string): string {
+  const semicolon = value.indexOf(';');
+  return (semicolon === -1 ? value : value.slice(0, semicolon)).trim().toLowerCase();
+}
+
+function contentTypeOf(source: HeaderSource): string | undefined {
+  return source.header(Header.ContentType) ?? source.header('Content-Type');
+}
+
+/**
+ * Structured when `content-type` says `application/cloudevents+json`, or when there is no
+ * `ce-specversion` header and the body is a JSON object with `specversion` (the NATS binding 1.0.2,
+ * which had no headers, sent every event so). Binary otherwise.
+ */
+function contentMode(source: HeaderSource, body: Uint8Array): ContentMode {
+  const contentType = contentTypeOf(source);
+  if (contentType !== undefined) {
+    const type = mediaType(contentType);
+    if (type === STRUCTURED_CONTENT_TYPE) return 'structured';
+    if (type === BATCH_CONTENT_TYPE) {
+      throw new DecodeError(
+        ErrorCode.Decode,
+        'CloudEvents batch mode is not supported; publish one event per message',
+      );
+    }
+    if (type.startsWith('application/cloudevents')) {
+      throw new DecodeError(ErrorCode.Decode, `unsupported CloudEvents event format "${contentType}"`);
+    }
+  }
+  if (source.header(Header.SpecVersion) !== undefined || body[firstNonSpace(body)] !== 0x7b) return 'binary';
+  try {
+    const parsed: unknown = JSON.parse(utf8.decode(body));
+    return typeof parsed === 'object' && parsed !== null && 'specversion' in parsed ? 'structured' : 'binary';
+  } catch {
+    return 'binary';
+  }
+}
+
+function firstNonSpace(body: Uint8Array): number {
+  let at = 0;
+  while (
+    at < body.length &&
+    (body[at] === 0x20 || body[at] === 0x0a || body[at] === 0x0d || body[at] === 0x09)
+  )
+    at++;
+  return at;
+}
+
+function isJson(contentType: string): boolean {
+  return contentType.startsWith(JSON_CONTENT_TYPE);
+}
+
+function parseJson(bytes: Uint8Array, what: string): unknown {
+  try {
+    return bytes.length === 0 ? null : JSON.parse(utf8.decode(bytes));
+  } catch (cause) {
+    throw new DecodeError(ErrorCode.Decode, `${what} is not valid JSON: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+}
+
+/**
+ * {@link decodeEnvelope} over any header source (a `Delivery` is one). Binary mode: attributes from
+ * `ce-*` headers, percent-decoded; `data` is the JSON body. Structured mode: the body is the JSON
+ * event format (`data`, or `data_base64` holding JSON). Throws {@link DecodeError} for missing
+ * required attributes, a spec version other than 1.0, a non-JSON `datacontenttype` or body, the
+ * batch mode and other event formats.
+ */
 export function readEnvelope(source: HeaderSource, body: Uint8Array): Envelope {
-  const specVersion = source.header(Header.SpecVersion);
-  const id = source.header(Header.Id);
-  const type = source.header(Header.Type);
-  const ceSource = source.header(Header.Source);
+  return contentMode(source, body) === 'structured' ? readStructured(body) : readBinary(source, body);
+}
+
+function readBinary(source: HeaderSource, body: Uint8Array): Envelope {
+  const attribute = (name: string): string | undefined => {
+    const raw = source.header(name);
+    return raw === undefined ? undefined : decodeHeaderValue(raw, name);
+  };
+  const specVersion = attribute(Header.SpecVersion);
+  const id = attribute(Header.Id);
+  const type = attribute(Header.Type);
+  const ceSource = attribute(Header.Source);
   if (!specVersion || !id || !type || !ceSource) {
     const missing = [Header.SpecVersion, Header.Id, Header.Type, Header.Source].filter(
       (h) => !source.header(h),
@@ -199,26 +345,98 @@ export function readEnvelope(source: HeaderSource, body: Uint8Array): Envelope {
   if (specVersion !== '1.0') {
     throw new DecodeError(ErrorCode.Decode, `unsupported CloudEvents specversion "${specVersion}"`);
   }
-  const contentType = source.header(Header.DataContentType) ?? JSON_CONTENT_TYPE;
-  if (!contentType.startsWith(JSON_CONTENT_TYPE)) {
+  const contentType = attribute(Header.DataContentType) ?? JSON_CONTENT_TYPE;
+  if (!isJson(contentType)) {
     throw new DecodeError(ErrorCode.Decode, `unsupported datacontenttype "${contentType}"`);
-  }
-  let data: unknown;
-  try {
-    data = body.length === 0 ? null : JSON.parse(utf8.decode(body));
-  } catch (cause) {
-    throw new DecodeError(ErrorCode.Decode, `body is not valid JSON: ${(cause as Error).message}`, { cause });
   }
   return {
     id,
     type,
     source: ceSource,
-    subject: source.header(Header.Subject),
-    time: source.header(Header.Time) ?? EPOCH,
+    subject: attribute(Header.Subject),
+    time: attribute(Header.Time) ?? EPOCH,
     dataContentType: contentType,
     traceparent: source.header(Header.TraceParent),
-    correlationId: source.header(Header.CorrelationId) ?? id,
-    causationId: source.header(Header.CausationId),
+    correlationId: attribute(Header.CorrelationId) ?? id,
+    causationId: attribute(Header.CausationId),
+    data: parseJson(body, 'body'),
+  };
+}
+
+const REQUIRED_ATTRIBUTES = ['specversion', 'id', 'type', 'source'] as const;
+const STRING_ATTRIBUTES = [
+  ...REQUIRED_ATTRIBUTES,
+  'subject',
+  'time',
+  'datacontenttype',
+  'traceparent',
+  'correlationid',
+  'causationid',
+  'data_base64',
+] as const;
+
+function readStructured(body: Uint8Array): Envelope {
+  const event = parseJson(body, 'structured CloudEvent');
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+    throw new DecodeError(ErrorCode.Decode, 'structured CloudEvent is not a JSON object');
+  }
+  const fields = event as Record<string, unknown>;
+  const wrong = STRING_ATTRIBUTES.filter((name) => name in fields && typeof fields[name] !== 'string');
+  if (wrong.length > 0) {
+    throw new DecodeError(
+      ErrorCode.Decode,
+      `structured CloudEvent: attribute(s) ${wrong.join(', ')} must be strings`,
+    );
+  }
+  const text = fields as Partial<Record<(typeof STRING_ATTRIBUTES)[number], string>>;
+  const missing = REQUIRED_ATTRIBUTES.filter((name) => !text[name]);
+  if (missing.length > 0) {
+    throw new DecodeError(ErrorCode.Decode, `not a CloudEvent: missing attribute(s) ${missing.join(', ')}`);
+  }
+  const { specversion, id, type, source } = text as Record<(typeof REQUIRED_ATTRIBUTES)[number], string>;
+  if (specversion !== '1.0') {
+    throw new DecodeError(ErrorCode.Decode, `unsupported CloudEvents specversion "${specversion}"`);
+  }
+  const contentType = text.datacontenttype ?? JSON_CONTENT_TYPE;
+  if (!isJson(contentType)) {
+    throw new DecodeError(ErrorCode.Decode, `unsupported datacontenttype "${contentType}"`);
+  }
+  if ('data' in fields && text.data_base64 !== undefined) {
+    throw new DecodeError(ErrorCode.Decode, 'structured CloudEvent has both data and data_base64');
+  }
+  const data =
+    text.data_base64 !== undefined
+      ? parseJson(Buffer.from(text.data_base64, 'base64'), 'data_base64')
+      : (fields.data ?? null);
+  return {
+    id,
+    type,
+    source,
+    subject: text.subject || undefined,
+    time: text.time ?? EPOCH,
+    dataContentType: contentType,
+    traceparent: text.traceparent || undefined,
+    correlationId: text.correlationid || id,
+    causationId: text.causationid || undefined,
     data,
   };
+}
+
+/**
+ * The event's `subject` (the default ordering key) without decoding the whole event: the
+ * `ce-subject` header, percent-decoded; for a structured-mode event, its `subject` attribute.
+ * `undefined` when there is none or the message cannot be read (decoding then reports why).
+ */
+export function envelopeSubject(message: HeaderSource & { readonly body: Uint8Array }): string | undefined {
+  const raw = message.header(Header.Subject);
+  try {
+    if (raw !== undefined) return decodeHeaderValue(raw, Header.Subject);
+    if (message.header(Header.SpecVersion) !== undefined) return undefined;
+    const type = contentTypeOf(message);
+    if (type !== undefined && mediaType(type) !== STRUCTURED_CONTENT_TYPE) return undefined;
+    if (contentMode(message, message.body) !== 'structured') return undefined;
+    return readStructured(message.body).subject;
+  } catch {
+    return undefined;
+  }
 }

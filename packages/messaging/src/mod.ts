@@ -19,11 +19,16 @@ export {
   createEnvelope,
   currentTraceparent,
   decodeEnvelope,
+  decodeHeaderValue,
   encodeData,
+  encodeHeaderValue,
   envelopeHeaders,
+  envelopeSubject,
   Header,
+  readEnvelope,
+  STRUCTURED_CONTENT_TYPE,
 } from './envelope.ts';
-export type { Envelope, EnvelopeInit } from './envelope.ts';
+export type { Envelope, EnvelopeInit, HeaderSource } from './envelope.ts';
 export {
   ConcurrencyError,
   DecodeError,

@@ -127,11 +127,16 @@ export interface ConsumerSpec {
    * across retries (later messages of a key wait while an earlier one is being retried). An earlier
    * message of a key that comes back late (its holder crashed) runs before the later ones, even one
    * being retried.
-   * `'subject'` uses `ce-subject` (the aggregate id); a function may compute any key. Default: none.
+   * `'subject'` uses the CloudEvent's `subject` (the aggregate id: `ce-subject`, or the attribute of a
+   * structured-mode event); a function may compute any key. Default: none.
    */
   orderingKey?:
     | 'subject'
-    | ((message: { subject: string; header(name: string): string | undefined }) => string | undefined);
+    | ((message: {
+        subject: string;
+        header(name: string): string | undefined;
+        readonly body: Uint8Array;
+      }) => string | undefined);
   /** Server redelivers a message not acked within this (default 30 000 ms); heartbeats extend it. */
   ackWaitMs?: number;
   /** Attempts before dead-lettering (default 5). */

@@ -6,9 +6,12 @@ import {
   ContractRegistry,
   createEnvelope,
   decodeEnvelope,
+  decodeHeaderValue,
   defineEvent,
   encodeData,
+  encodeHeaderValue,
   envelopeHeaders,
+  envelopeSubject,
   retryDelay,
   ValidationError,
 } from '../src/mod.ts';
@@ -58,7 +61,75 @@ test('envelope headers go on the wire exactly as nats.js would encode them', () 
   for (const name of headers.keys()) for (const value of headers.values(name)) reference.append(name, value);
   const wire = (headers as MsgHdrsImpl).encode(); // what nats.js publish() sends
   assert.deepEqual(Buffer.from(wire), Buffer.from(reference.encode()));
-  assert.equal(MsgHdrsImpl.decode(wire).get('ce-subject'), 'Bestellung-für-Zoë');
+  assert.equal(MsgHdrsImpl.decode(wire).get('ce-subject'), 'Bestellung-f%C3%BCr-Zo%C3%AB');
+});
+
+test('header values are percent-encoded as the CloudEvents NATS binding asks, and decoded back', () => {
+  // The binding's example (3.1.3.2), plus the characters it names: space, double quote, percent, controls.
+  assert.equal(encodeHeaderValue('Euro € 😀'), 'Euro%20%E2%82%AC%20%F0%9F%98%80');
+  assert.equal(encodeHeaderValue('a "b" 100%\r\n'), 'a%20%22b%22%20100%25%0D%0A');
+  assert.equal(encodeHeaderValue('orderflow/payment-processor'), 'orderflow/payment-processor');
+  for (const value of ['Euro € 😀', 'a "b" 100%', ' padded ', 'tab\tand\u007f', '%41 literal']) {
+    assert.equal(decodeHeaderValue(encodeHeaderValue(value)), value);
+  }
+  assert.equal(decodeHeaderValue('%e2%82%ac'), '€', 'lower-case hex is accepted');
+  assert.equal(decodeHeaderValue('%41BC'), 'ABC', 'unnecessary encoding is accepted');
+  assert.equal(decodeHeaderValue('"quoted \\"value\\""'), 'quoted "value"', 'old-style quoted strings');
+  assert.equal(decodeHeaderValue('100%'), '100%', 'a stray percent stays');
+  assert.throws(() => decodeHeaderValue('%C0%A0', 'ce-id'), { code: 'DECODE_FAILED', message: /ce-id/ });
+  assert.throws(() => decodeHeaderValue('%FF'), { code: 'DECODE_FAILED' });
+});
+
+test('a structured-mode event decodes to the same envelope as its binary-mode form', () => {
+  const envelope = createEnvelope({ type: V1.type, source: 'urn:x', subject: 'für', data: { id: '1' } });
+  const binary = decodeEnvelope(
+    envelopeHeaders(envelope),
+    new TextEncoder().encode(encodeData(envelope.data)),
+  );
+  const h = new MsgHdrsImpl();
+  h.set('content-type', 'application/cloudevents+json');
+  const body = JSON.stringify({
+    specversion: '1.0',
+    id: envelope.id,
+    type: envelope.type,
+    source: envelope.source,
+    subject: envelope.subject,
+    time: envelope.time,
+    datacontenttype: envelope.dataContentType,
+    traceparent: envelope.traceparent,
+    correlationid: envelope.correlationId,
+    data: envelope.data,
+  });
+  assert.deepEqual(decodeEnvelope(h, new TextEncoder().encode(body)), binary);
+  assert.equal(
+    envelopeSubject({ header: (n) => h.get(n) || undefined, body: new TextEncoder().encode(body) }),
+    'für',
+  );
+  assert.throws(
+    () =>
+      decodeEnvelope(
+        h,
+        new TextEncoder().encode(JSON.stringify({ specversion: '1.0', id: 1, type: 't', source: 's' })),
+      ),
+    { code: 'DECODE_FAILED', message: /id must be strings/ },
+  );
+  assert.throws(
+    () =>
+      decodeEnvelope(
+        h,
+        new TextEncoder().encode(
+          JSON.stringify({
+            specversion: '1.0',
+            id: 'i',
+            type: 't',
+            source: 's',
+            datacontenttype: 'text/plain',
+            data: 'x',
+          }),
+        ),
+      ),
+    { code: 'DECODE_FAILED', message: /datacontenttype "text\/plain"/ },
+  );
 });
 
 test('the registry tells an unknown type from an unsupported version', () => {

@@ -40,7 +40,9 @@ function isNoop(tracer: Tracer): boolean {
 export function tracing(tracer: Tracer = trace.getTracer('@orderflow/messaging')): Middleware {
   return (next) => {
     const traced = async (delivery: Delivery): Promise<void> => {
-      const parent = TRACEPARENT.exec(delivery.header(Header.TraceParent) ?? '');
+      // The decoded envelope (decoding runs before tracing) also carries a structured-mode event's trace.
+      const envelope = delivery.envelope;
+      const parent = TRACEPARENT.exec(envelope?.traceparent ?? delivery.header(Header.TraceParent) ?? '');
       const parentContext = parent
         ? trace.setSpanContext(context.active(), {
             traceId: parent[1] as string,
@@ -50,14 +52,14 @@ export function tracing(tracer: Tracer = trace.getTracer('@orderflow/messaging')
           })
         : context.active();
       const span = tracer.startSpan(
-        `process ${delivery.header(Header.Type) ?? delivery.subject}`,
+        `process ${envelope?.type ?? delivery.header(Header.Type) ?? delivery.subject}`,
         {
           kind: SpanKind.CONSUMER,
           attributes: {
             'messaging.system': 'nats',
             'messaging.destination.name': delivery.subject,
             'messaging.consumer.group.name': delivery.consumer,
-            'messaging.message.id': delivery.header(Header.Id) ?? '',
+            'messaging.message.id': envelope?.id ?? delivery.header(Header.Id) ?? '',
             'messaging.delivery_count': delivery.deliveryCount,
           },
         },
