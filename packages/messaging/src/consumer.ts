@@ -72,6 +72,11 @@ export class ConsumerRuntime implements RunningConsumer {
   readonly #acks = new AckBatch();
   #running = 0;
   #stopping = false;
+  /** Durables with a live pull right now. */
+  readonly #pulling = new Set<string>();
+  readonly #durables: number;
+  /** Resolves once every pull made its first attempt (whatever came of it). */
+  readonly started: Promise<void>;
   #idle: (() => void) | undefined;
   readonly #heartbeat: NodeJS.Timeout;
 
@@ -81,8 +86,20 @@ export class ConsumerRuntime implements RunningConsumer {
     const beat = Math.max(250, Math.min(options.ackWaitMs / 3, 10_000));
     this.#heartbeat = setInterval(() => this.#beat(), beat);
     this.#heartbeat.unref();
-    void this.#pull(options.stream, options.name, false);
-    if (options.redrive) void this.#pull(options.redrive.stream, options.redrive.durable, true);
+    const first: Promise<void>[] = [];
+    const attempted = () => {
+      let resolve!: () => void;
+      first.push(new Promise<void>((r) => (resolve = r)));
+      return resolve;
+    };
+    void this.#pull(options.stream, options.name, false, attempted());
+    if (options.redrive) void this.#pull(options.redrive.stream, options.redrive.durable, true, attempted());
+    this.#durables = first.length;
+    this.started = Promise.all(first).then(() => undefined);
+  }
+
+  get consuming(): boolean {
+    return !this.#stopping && this.#pulling.size === this.#durables;
   }
 
   /** Deliveries handled right now plus those waiting behind their key. */
@@ -92,8 +109,9 @@ export class ConsumerRuntime implements RunningConsumer {
     return this.#inFlight.size + held;
   }
 
-  async #pull(stream: string, durable: string, redriven: boolean): Promise<void> {
+  async #pull(stream: string, durable: string, redriven: boolean, attempted: () => void): Promise<void> {
     const { js, logger } = this.options;
+    const key = `${stream}/${durable}`;
     while (!this.#stopping) {
       try {
         const consumer = await js.consumers.get(stream, durable);
@@ -102,6 +120,8 @@ export class ConsumerRuntime implements RunningConsumer {
           expires: PULL_EXPIRES_MS,
         });
         this.#iterators.add(messages);
+        this.#pulling.add(key);
+        attempted();
         if (this.#stopping) messages.stop();
         for await (const msg of messages) {
           if (this.#stopping) {
@@ -122,7 +142,10 @@ export class ConsumerRuntime implements RunningConsumer {
           if (admitted) await admitted;
         }
         this.#iterators.delete(messages);
+        this.#pulling.delete(key);
       } catch (error) {
+        this.#pulling.delete(key);
+        attempted();
         if (this.#stopping) break;
         if (this.options.connectionClosed()) {
           // The connection is gone for good (closed by its owner or out of reconnects): nothing to resume.

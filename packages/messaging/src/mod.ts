@@ -70,7 +70,7 @@ export type { ServiceIdentity } from './rpc.ts';
 export { runService } from './runner.ts';
 export { EnvSettings, serviceSettings } from './service-settings.ts';
 export type { ServiceSettings } from './service-settings.ts';
-export type { RunningService, ServiceConfig, ServiceContext } from './runner.ts';
+export type { Readiness, RunningService, ServiceConfig, ServiceContext } from './runner.ts';
 export { consumerConfig, ensureConsumer, ensureStream, streamConfig } from './topology.ts';
 export type { ConsumerDeclaration, StreamDeclaration } from './topology.ts';
 export { NatsTransport } from './transport.ts';

@@ -30,6 +30,19 @@ export interface ServiceConfig {
   idempotency?: IdempotencyStore;
 }
 
+/** What `/readyz` reports. */
+export interface Readiness {
+  /** Started, not draining, connected to NATS and every consumer consuming: `/readyz` answers 200. */
+  readonly ready: boolean;
+  /** `setup` finished (consumers and endpoints started). */
+  readonly started: boolean;
+  readonly draining: boolean;
+  /** Connected to a NATS server now (false from a disconnect until the reconnect). */
+  readonly connected: boolean;
+  /** Consumers not pulling right now (see {@link RunningConsumer.consuming}). */
+  readonly notConsuming: readonly string[];
+}
+
 export interface ServiceContext {
   readonly transport: NatsTransport;
   readonly nc: NatsConnection;
@@ -43,6 +56,8 @@ export interface ServiceContext {
    * taking outside work (an HTTP server) so requests in flight can still reach the other services.
    */
   onDrain(step: () => Promise<void> | void): void;
+  /** The service's readiness now, as `/readyz` answers it (for a process that serves its own). */
+  readiness(): Readiness;
 }
 
 export interface RunningService extends ServiceContext {
@@ -54,9 +69,10 @@ export interface RunningService extends ServiceContext {
 
 /**
  * Runs a service: connects (reconnecting forever, checking the server version), provisions streams,
- * lets `setup` start consumers and endpoints, serves `/healthz` (alive), `/readyz` (connected and
- * started, not draining) and `/metrics`, and on SIGTERM/SIGINT drains: stops pulling, lets in-flight
- * handlers finish within `drainDeadlineMs`, naks the rest, closes the connection.
+ * lets `setup` start consumers and endpoints, serves `/healthz` (alive), `/readyz` (200 only while
+ * started, not draining, connected to NATS and every consumer consuming; 503 with the reasons
+ * otherwise, see {@link Readiness}) and `/metrics`, and on SIGTERM/SIGINT drains: stops pulling,
+ * lets in-flight handlers finish within `drainDeadlineMs`, naks the rest, closes the connection.
  */
 export async function runService(
   config: ServiceConfig,
@@ -73,10 +89,13 @@ export async function runService(
 
   const { nc, features } = await connectNats({ servers: config.servers, name: config.name });
   logger.info({ server: nc.getServer(), version: features.version }, 'connected to NATS');
+  let connected = true;
   void (async () => {
     for await (const status of nc.status()) {
-      if (status.type === 'disconnect' || status.type === 'reconnect')
+      if (status.type === 'disconnect' || status.type === 'reconnect') {
+        connected = status.type === 'reconnect';
         logger.warn({ status: status.type }, 'NATS connection');
+      }
     }
   })();
   const transport = await NatsTransport.create(nc, {
@@ -88,15 +107,28 @@ export async function runService(
     ...(config.idempotency && { idempotency: config.idempotency }),
   });
 
+  const readiness = (): Readiness => {
+    const draining = stopping !== undefined || nc.isDraining();
+    const up = connected && !nc.isClosed();
+    const notConsuming = transport.consumers.filter((c) => !c.consuming).map((c) => c.name);
+    return {
+      ready: ready && !draining && up && notConsuming.length === 0,
+      started: ready,
+      draining,
+      connected: up,
+      notConsuming,
+    };
+  };
+
   const http: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok' }));
     } else if (path === '/readyz') {
-      const ok = ready && !stopping && !nc.isClosed() && !nc.isDraining();
+      const state = readiness();
       res
-        .writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ ready: ok }));
+        .writeHead(state.ready ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify(state));
     } else if (path === '/metrics') {
       metricsRegistry.metrics().then(
         (body) => res.writeHead(200, { 'content-type': metricsRegistry.contentType }).end(body),
@@ -117,6 +149,7 @@ export async function runService(
     metrics: metricsRegistry,
     onStop: (cleanup) => cleanups.push(cleanup),
     onDrain: (step) => drainSteps.push(step),
+    readiness,
   };
 
   const stop = (): Promise<void> =>

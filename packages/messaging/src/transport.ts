@@ -122,6 +122,11 @@ export class NatsTransport implements Transport {
     });
   }
 
+  /** The consumers started by {@link consume} and not stopped yet. */
+  get consumers(): readonly RunningConsumer[] {
+    return [...this.#consumers];
+  }
+
   static async create(nc: NatsConnection, options: NatsTransportOptions): Promise<NatsTransport> {
     return new NatsTransport(nc, await jetstreamManager(nc), options);
   }
@@ -262,6 +267,7 @@ export class NatsTransport implements Transport {
       this.#consumers.delete(runtime);
       this.#consumerSpecs.delete(runtime);
     });
+    await runtime.started;
     return runtime;
   }
 

@@ -162,6 +162,12 @@ export interface RunningConsumer {
   stop(options?: { deadlineMs?: number }): Promise<void>;
   /** Resolves when the consumer stopped (by `stop()` or a fatal error). */
   readonly closed: Promise<void>;
+  /**
+   * True while messages are being pulled from every durable of the consumer (its own and its redrive
+   * durable); false before the first pull, while a pull is interrupted and being resumed, and after
+   * stop. A service is not ready while one of its consumers is not consuming.
+   */
+  readonly consuming: boolean;
 }
 
 // ───────────────────────────── Middleware ─────────────────────────────

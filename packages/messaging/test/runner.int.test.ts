@@ -49,3 +49,49 @@ test('a service exposes liveness, readiness, metrics and $SRV discovery, and sto
   await service.stop();
   await assert.rejects(fetch(`${base}/healthz`));
 });
+
+async function readyz(port: number): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+test('readyz is 503 while NATS is down and 200 again once the service is reconnected and consuming', async () => {
+  const nats = await startNatsServer();
+  const stream = uniqueName('OUTAGE');
+  const handled: number[] = [];
+  const service = await runService(
+    {
+      name: 'outage-test',
+      version: '1.0.0',
+      servers: nats.url,
+      handleSignals: false,
+      logger: pino({ level: 'silent' }),
+      streams: [{ name: stream, subjects: [`${stream}.>`] }],
+    },
+    async ({ transport }) => {
+      await transport.consume({
+        name: 'outage',
+        stream,
+        handlers: [on(ThingHappened, async (event) => void handled.push(event.data.n))],
+      });
+    },
+  );
+  try {
+    assert.equal((await readyz(service.httpPort)).status, 200);
+    await nats.stop();
+    const down = await waitFor(async () => {
+      const answer = await readyz(service.httpPort);
+      return answer.status === 503 ? answer : undefined;
+    });
+    assert.equal(down.body.connected, false);
+    assert.equal(down.body.ready, false);
+
+    await nats.start();
+    await waitFor(async () => (await readyz(service.httpPort)).status === 200, { timeoutMs: 30_000 });
+    await service.transport.publish(ThingHappened, { key: 'a', n: 1 }, { subject: `${stream}.a` });
+    await waitFor(() => handled.includes(1), { message: 'consuming again after the outage' });
+  } finally {
+    await service.stop();
+    await nats.dispose();
+  }
+});

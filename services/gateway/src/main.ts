@@ -20,7 +20,7 @@ await runService(
       invoices: new ObjectStoreInvoices(context.nc, topology.objectStores.invoices),
       statusChanges,
       metrics: context.metrics,
-      ready: () => !context.nc.isClosed() && !context.nc.isDraining(),
+      ready: () => context.readiness().ready, // connected to NATS, started, not draining
       bodyLimitBytes: config.bodyLimitBytes,
       requestTimeoutMs: config.requestTimeoutMs,
       logger: context.logger,
