@@ -1,8 +1,14 @@
-import type { ConsumerMessages, JetStreamClient } from '@nats-io/jetstream';
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type ConsumerMessages,
+  type JetStreamClient,
+} from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { retryDelay } from './backoff.ts';
 import { AckBatch, JetStreamDelivery } from './delivery.ts';
 import { envelopeSubject } from './envelope.ts';
+import type { ConsumerDeclaration, EnsureConsumer } from './topology.ts';
 import type { DeliveryHandler, RetryPolicy, RunningConsumer } from './types.ts';
 
 type KeyOf = (message: {
@@ -15,8 +21,12 @@ export interface ConsumerRuntimeOptions {
   js: JetStreamClient;
   stream: string;
   name: string;
+  /** The durable this consumer pulls from. */
+  durable: ConsumerDeclaration;
   /** Durable on the dead-letter stream that carries this consumer's redriven messages. */
-  redrive: { stream: string; durable: string } | undefined;
+  redrive: ConsumerDeclaration | undefined;
+  /** Creates a durable again when the server reports it missing (see {@link EnsureConsumer}). */
+  ensureConsumer: EnsureConsumer;
   chain: DeliveryHandler;
   concurrency: number;
   prefetch: number;
@@ -44,6 +54,12 @@ interface Lane {
 }
 
 const STOP_NAK_DELAY_MS = 50;
+/** Pause before a missing durable is created again (and between failed attempts). */
+const REPROVISION_DELAY_MS = 1_000;
+
+function isConsumerNotFound(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound;
+}
 const BLOCKED_KEY_GRACE_MS = 3_000;
 /**
  * Life of one pull request. nats.js asks the server for idle heartbeats at half of it and re-pulls
@@ -92,8 +108,8 @@ export class ConsumerRuntime implements RunningConsumer {
       first.push(new Promise<void>((r) => (resolve = r)));
       return resolve;
     };
-    void this.#pull(options.stream, options.name, false, attempted());
-    if (options.redrive) void this.#pull(options.redrive.stream, options.redrive.durable, true, attempted());
+    void this.#pull(options.durable, false, attempted());
+    if (options.redrive) void this.#pull(options.redrive, true, attempted());
     this.#durables = first.length;
     this.started = Promise.all(first).then(() => undefined);
   }
@@ -109,40 +125,59 @@ export class ConsumerRuntime implements RunningConsumer {
     return this.#inFlight.size + held;
   }
 
-  async #pull(stream: string, durable: string, redriven: boolean, attempted: () => void): Promise<void> {
+  async #pull(declaration: ConsumerDeclaration, redriven: boolean, attempted: () => void): Promise<void> {
     const { js, logger } = this.options;
+    const { stream, name: durable } = declaration;
     const key = `${stream}/${durable}`;
     while (!this.#stopping) {
+      let missing = false;
       try {
         const consumer = await js.consumers.get(stream, durable);
+        // A durable deleted under a running pull: the server answers the pull with 409 "Consumer
+        // Deleted" (or, failing that, the client finds it gone after two missed heartbeats and, with
+        // abort_on_missing_resource, ends the pull with ConsumerNotFoundError instead of polling forever).
         const messages = await consumer.consume({
           max_messages: this.options.prefetch,
           expires: PULL_EXPIRES_MS,
+          abort_on_missing_resource: true,
         });
+        void (async () => {
+          for await (const status of messages.status()) {
+            if (status.type === 'consumer_deleted' || status.type === 'consumer_not_found') {
+              missing = true;
+              messages.stop();
+              break;
+            }
+          }
+        })();
         this.#iterators.add(messages);
         this.#pulling.add(key);
         attempted();
         if (this.#stopping) messages.stop();
-        for await (const msg of messages) {
-          if (this.#stopping) {
-            msg.nak(STOP_NAK_DELAY_MS);
-            continue;
+        try {
+          for await (const msg of messages) {
+            if (this.#stopping) {
+              msg.nak(STOP_NAK_DELAY_MS);
+              continue;
+            }
+            const delivery = new JetStreamDelivery(
+              msg,
+              this.options.stream,
+              this.name,
+              logger,
+              this.options.maxDeliver,
+              this.options.retry,
+              redriven,
+              this.#acks,
+            );
+            const admitted = this.#admit(delivery); // a promise only when it has to wait for a slot
+            if (admitted) await admitted;
           }
-          const delivery = new JetStreamDelivery(
-            msg,
-            this.options.stream,
-            this.name,
-            logger,
-            this.options.maxDeliver,
-            this.options.retry,
-            redriven,
-            this.#acks,
-          );
-          const admitted = this.#admit(delivery); // a promise only when it has to wait for a slot
-          if (admitted) await admitted;
+        } finally {
+          this.#iterators.delete(messages);
+          this.#pulling.delete(key);
         }
-        this.#iterators.delete(messages);
-        this.#pulling.delete(key);
+        if (missing && !this.#stopping) await this.#reprovision(declaration);
       } catch (error) {
         this.#pulling.delete(key);
         attempted();
@@ -153,9 +188,38 @@ export class ConsumerRuntime implements RunningConsumer {
           void this.stop({ deadlineMs: 0 });
           break;
         }
+        if (missing || isConsumerNotFound(error)) {
+          await this.#reprovision(declaration);
+          continue;
+        }
         logger.warn({ err: error, durable }, 'consumer interrupted; resuming');
         await pause(1_000);
       }
+    }
+  }
+
+  /**
+   * The durable is gone (deleted by an operator, lost with a server's store): after a pause (not
+   * ready meanwhile), create it again from its declaration through the transport's
+   * {@link EnsureConsumer}. It starts at its deliver policy, like a new durable: with `all`, the
+   * stream's retained messages are delivered again and the handlers' idempotency absorbs them.
+   */
+  async #reprovision(declaration: ConsumerDeclaration): Promise<void> {
+    const { logger } = this.options;
+    logger.warn(
+      { durable: declaration.name, stream: declaration.stream },
+      'durable consumer is missing; re-provisioning',
+    );
+    await pause(REPROVISION_DELAY_MS);
+    if (this.#stopping) return;
+    try {
+      await this.options.ensureConsumer(declaration);
+      logger.info(
+        { durable: declaration.name, stream: declaration.stream },
+        'durable consumer re-provisioned',
+      );
+    } catch (error) {
+      logger.error({ err: error, durable: declaration.name }, 're-provisioning failed; retrying');
     }
   }
 

@@ -72,7 +72,7 @@ export { EnvSettings, serviceSettings } from './service-settings.ts';
 export type { ServiceSettings } from './service-settings.ts';
 export type { Readiness, RunningService, ServiceConfig, ServiceContext } from './runner.ts';
 export { consumerConfig, ensureConsumer, ensureStream, streamConfig } from './topology.ts';
-export type { ConsumerDeclaration, StreamDeclaration } from './topology.ts';
+export type { ConsumerDeclaration, EnsureConsumer, StreamDeclaration } from './topology.ts';
 export { NatsTransport } from './transport.ts';
 export type { NatsTransportOptions, Transport } from './transport.ts';
 export { on } from './types.ts';

@@ -134,6 +134,15 @@ export function consumerConfig(
   };
 }
 
+/**
+ * Creates a durable consumer, or updates it to match its declaration (idempotent; safe when replicas
+ * run it at once). The transport calls it before a consumer starts, and the consumer runtime calls it
+ * again whenever the server reports the durable missing, so a deleted durable comes back. This is the
+ * one place consumers are created: an implementation may route it through another identity (one
+ * allowed to create consumers) than the one that pulls.
+ */
+export type EnsureConsumer = (declaration: ConsumerDeclaration) => Promise<void>;
+
 /** Creates the durable consumer or updates it; what cannot be changed raises a {@link ProvisioningError}. */
 export async function ensureConsumer(jsm: JetStreamManager, decl: ConsumerDeclaration): Promise<void> {
   const wanted = consumerConfig(decl);

@@ -18,7 +18,13 @@ import { consumerMetrics, metrics } from './middleware/metrics.ts';
 import { tracing } from './middleware/tracing.ts';
 import { JetStreamPublisher } from './publisher.ts';
 import { RpcClient, RpcServer, type ServiceIdentity } from './rpc.ts';
-import { ensureConsumer, ensureStream, type StreamDeclaration } from './topology.ts';
+import {
+  ensureConsumer,
+  ensureStream,
+  type ConsumerDeclaration,
+  type EnsureConsumer,
+  type StreamDeclaration,
+} from './topology.ts';
 import type {
   BatchItem,
   Broadcaster,
@@ -66,6 +72,11 @@ export interface NatsTransportOptions {
   service?: ServiceIdentity;
   /** Replicas of the dead-letter stream (default 1; 3 in a cluster). */
   deadLetterReplicas?: number;
+  /**
+   * Creates and re-creates the durables of {@link NatsTransport.consume} (default: `ensureConsumer`
+   * over this connection). Called before a consumer starts and whenever its durable goes missing.
+   */
+  ensureConsumer?: EnsureConsumer;
 }
 
 /** {@link Transport} on NATS JetStream (events), core NATS (request-reply, fan-out). */
@@ -81,6 +92,7 @@ export class NatsTransport implements Transport {
   readonly #consumers = new Set<ConsumerRuntime>();
   readonly #consumerSpecs = new Map<ConsumerRuntime, { stream: string; name: string }>();
   readonly #listeners = new Set<{ unsubscribe(): void }>();
+  readonly #ensureConsumer: EnsureConsumer;
   #server: RpcServer | undefined;
   #deadLetterStreamReady: Promise<void> | undefined;
 
@@ -99,6 +111,7 @@ export class NatsTransport implements Transport {
       this.logger.warn({ err: error, subject }, 'invalid notification dropped'),
     );
     this.deadLetters = new DeadLetters(this.js, jsm);
+    this.#ensureConsumer = options.ensureConsumer ?? ((declaration) => ensureConsumer(jsm, declaration));
     // A named service is discoverable ($SRV.PING|INFO|STATS) from the start, endpoints or not.
     if (options.service) this.#rpcServer();
     const consumers = this.#consumerSpecs;
@@ -209,23 +222,21 @@ export class NatsTransport implements Transport {
     // The server's cap sits above ours: the runtime dead-letters at maxDeliver, and a message whose
     // handler crashed the process on its last attempts is dead-lettered on the next delivery.
     const common = { ackWaitMs, maxDeliver: maxDeliver + 3, maxAckPending: spec.maxAckPending ?? 1_000 };
-    await ensureConsumer(this.jsm, {
+    const durable: ConsumerDeclaration = {
       stream: spec.stream,
       name: spec.name,
       ...common,
       ...(spec.filterSubject !== undefined && { filterSubject: spec.filterSubject }),
       ...(spec.deliverPolicy !== undefined && { deliverPolicy: spec.deliverPolicy }),
-    });
-    const redrive = {
-      stream: DeadLetterTopology.stream,
-      durable: DeadLetterTopology.redriveDurable(spec.stream, spec.name),
     };
-    await ensureConsumer(this.jsm, {
-      stream: redrive.stream,
-      name: redrive.durable,
+    const redrive: ConsumerDeclaration = {
+      stream: DeadLetterTopology.stream,
+      name: DeadLetterTopology.redriveDurable(spec.stream, spec.name),
       filterSubject: DeadLetterTopology.redriveSubject(spec.stream, spec.name),
       ...common,
-    });
+    };
+    await this.#ensureConsumer(durable);
+    await this.#ensureConsumer(redrive);
 
     const instruments = consumerMetrics(this.registry);
     // The order below is the order of execution, outermost first.
@@ -250,7 +261,9 @@ export class NatsTransport implements Transport {
       js: this.js,
       stream: spec.stream,
       name: spec.name,
+      durable,
       redrive,
+      ensureConsumer: this.#ensureConsumer,
       chain,
       concurrency,
       prefetch: spec.prefetch ?? Math.max(256, concurrency * 4),

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { ThingHappened } from '../src/conformance/transport.ts';
-import { on, runService } from '../src/mod.ts';
+import { DeadLetterTopology, on, runService } from '../src/mod.ts';
 
 let server: NatsServer;
 before(async () => (server = await startNatsServer()));
@@ -93,5 +93,51 @@ test('readyz is 503 while NATS is down and 200 again once the service is reconne
   } finally {
     await service.stop();
     await nats.dispose();
+  }
+});
+
+test('a deleted durable consumer is re-provisioned: readyz is 503 until it is back, then consumption resumes', async () => {
+  const stream = uniqueName('GONE');
+  const handled: number[] = [];
+  const service = await runService(
+    {
+      name: 'durable-test',
+      version: '1.0.0',
+      servers: server.url,
+      handleSignals: false,
+      logger: pino({ level: 'silent' }),
+      streams: [{ name: stream, subjects: [`${stream}.>`] }],
+    },
+    async ({ transport }) => {
+      await transport.consume({
+        name: 'keeper',
+        stream,
+        handlers: [on(ThingHappened, async (event) => void handled.push(event.data.n))],
+      });
+    },
+  );
+  try {
+    await service.transport.publish(ThingHappened, { key: 'a', n: 1 }, { subject: `${stream}.a` });
+    await waitFor(() => handled.includes(1));
+    assert.equal((await readyz(service.httpPort)).status, 200);
+
+    const jsm = service.transport.jsm;
+    const redrive = DeadLetterTopology.redriveDurable(stream, 'keeper');
+    await jsm.consumers.delete(stream, 'keeper');
+    await jsm.consumers.delete(DeadLetterTopology.stream, redrive);
+    const missing = await waitFor(async () => {
+      const answer = await readyz(service.httpPort);
+      return answer.status === 503 ? answer : undefined;
+    });
+    assert.deepEqual(missing.body.notConsuming, ['keeper']);
+    assert.equal(missing.body.connected, true);
+
+    await waitFor(async () => (await readyz(service.httpPort)).status === 200, { timeoutMs: 30_000 });
+    assert.equal((await jsm.consumers.info(stream, 'keeper')).config.durable_name, 'keeper');
+    assert.equal((await jsm.consumers.info(DeadLetterTopology.stream, redrive)).config.durable_name, redrive);
+    await service.transport.publish(ThingHappened, { key: 'a', n: 2 }, { subject: `${stream}.a` });
+    await waitFor(() => handled.includes(2), { message: 'consuming again after the durable came back' });
+  } finally {
+    await service.stop();
   }
 });
