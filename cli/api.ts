@@ -1,5 +1,6 @@
 import type { OrderItem, OrderView } from '@orderflow/contracts';
 import type { Address, Currency } from '@orderflow/contracts';
+import { CliError, reasonOf } from './errors.ts';
 
 /**
  * A small client of the gateway's HTTP API (see contracts/README.md and services/gateway): used by
@@ -54,13 +55,29 @@ export class GatewayClient {
     private readonly timeoutMs = 30_000,
   ) {}
 
+  /** `fetch` with the client's timeout; no answer at all is a `GATEWAY_UNREACHABLE` {@link CliError}. */
+  async #fetch(url: string, init: RequestInit = {}): Promise<Response> {
+    try {
+      return await fetch(url, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (error) {
+      const timedOut = error instanceof DOMException && error.name === 'TimeoutError';
+      throw new CliError(
+        'GATEWAY_UNREACHABLE',
+        timedOut
+          ? `the gateway at ${this.baseUrl} did not answer within ${this.timeoutMs} ms`
+          : `cannot reach the gateway at ${this.baseUrl} (${reasonOf(error)}); is \`orderflow up\` running? (--api <url>)`,
+        { cause: error },
+      );
+    }
+  }
+
   async #call<T>(
     method: string,
     path: string,
     body?: unknown,
     headers: Record<string, string> = {},
   ): Promise<ApiResponse<T>> {
-    const response = await fetch(`${this.baseUrl}${path}`, {
+    const response = await this.#fetch(`${this.baseUrl}${path}`, {
       method,
       headers: {
         accept: 'application/json',
@@ -68,7 +85,6 @@ export class GatewayClient {
         ...headers,
       },
       ...(body !== undefined && { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(this.timeoutMs),
     });
     const text = await response.text();
     let parsed: unknown = text;
@@ -115,9 +131,7 @@ export class GatewayClient {
   async invoicePdf(
     orderId: string,
   ): Promise<{ status: number; contentType: string | null; bytes: Uint8Array }> {
-    const response = await fetch(`${this.baseUrl}/orders/${encodeURIComponent(orderId)}/invoice.pdf`, {
-      signal: AbortSignal.timeout(this.timeoutMs),
-    });
+    const response = await this.#fetch(`${this.baseUrl}/orders/${encodeURIComponent(orderId)}/invoice.pdf`);
     return {
       status: response.status,
       contentType: response.headers.get('content-type'),

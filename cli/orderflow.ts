@@ -3,12 +3,14 @@
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { chaos } from './commands/chaos.ts';
-import { doctor } from './commands/doctor.ts';
+import { doctor, type DoctorPort } from './commands/doctor.ts';
 import { FAULT_CLASSES, type FaultClass } from './chaos/faults.ts';
 import { dlq } from './commands/dlq.ts';
 import { place } from './commands/place.ts';
 import { tail } from './commands/tail.ts';
 import { up } from './commands/up.ts';
+import { CliError } from './errors.ts';
+import { readUpState, statePath } from './state.ts';
 import { RUNTIMES, SERVICES, type Runtime, type ServiceName } from './system.ts';
 
 const HELP = `orderflow <command> [options]
@@ -32,7 +34,11 @@ const HELP = `orderflow <command> [options]
   dlq redrive <seq>
   dlq redrive-all [--consumer <durable>]
   tail [--order <id>]   print live order.status-changed notifications
-  doctor      check nats-server, PostgreSQL (DATABASE_URL), ports, data directory
+                place, dlq and tail find the system \`up\` runs on the data directory (its state file
+                DATA_DIR/orderflow-up.json); --nats <url> / NATS_URL and --api <url> / PORT win over it;
+                --data-dir <dir> (env DATA_DIR, default ./data)
+  doctor      check nats-server, PostgreSQL (DATABASE_URL), ports, data directory; with a running
+              \`up\` on the data directory, that system; takes up's port and --data-dir flags, --nats
   chaos       run the whole system under load, inject faults, check the invariants (exit 1 on a violation)
                 --orders <n> (default 300)  --seed <n> (default: time)  --rate <orders/s> (default 10)
                 --nats single|cluster       --faults kill,nats-restart,node-kill,pg-outage,psp,rolling-restart,poison
@@ -48,8 +54,24 @@ a schema per service; else PGlite under DATA_DIR/<service>), PORT (gateway), LOG
 `;
 
 const env = process.env;
-const natsUrl = (): string => env.NATS_URL || 'nats://127.0.0.1:4222';
-const apiUrl = (flag: string | undefined): string => flag ?? `http://127.0.0.1:${env.PORT || 3000}`;
+const dataDirOf = (flag: string | undefined): string => flag ?? (env.DATA_DIR || './data');
+
+/** Where a command finds NATS: `--nats`, else `NATS_URL`, else the running `up` on the data directory, else 4222. */
+function natsUrlFor(flag: string | undefined, dataDir: string): string {
+  if (flag) return flag;
+  if (env.NATS_URL) return env.NATS_URL;
+  const state = readUpState(dataDir);
+  if (!state) return 'nats://127.0.0.1:4222';
+  process.stderr.write(`NATS ${state.natsUrl} (orderflow up, pid ${state.pid}: ${statePath(dataDir)})\n`);
+  return state.natsUrl;
+}
+
+/** Where a command finds the gateway: `--api`, else `PORT`, else the running `up`, else port 3000. */
+function apiUrlFor(flag: string | undefined, dataDir: string): string {
+  if (flag) return flag;
+  if (env.PORT) return `http://127.0.0.1:${env.PORT}`;
+  return readUpState(dataDir)?.apiUrl ?? 'http://127.0.0.1:3000';
+}
 
 class UsageError extends Error {
   override name = 'UsageError';
@@ -160,13 +182,14 @@ async function main(argv: string[]): Promise<number> {
         args: rest,
         options: {
           api: { type: 'string' },
+          'data-dir': { type: 'string' },
           token: { type: 'string', default: 'tok_visa' },
           country: { type: 'string', default: 'DE' },
           timeout: { type: 'string', default: '60000' },
         },
       });
       return place({
-        apiUrl: apiUrl(values.api),
+        apiUrl: apiUrlFor(values.api, dataDirOf(values['data-dir'])),
         token: values.token,
         country: values.country.toUpperCase(),
         timeoutMs: Number(values.timeout),
@@ -180,9 +203,12 @@ async function main(argv: string[]): Promise<number> {
           consumer: { type: 'string' },
           limit: { type: 'string', default: '100' },
           verbose: { type: 'boolean', short: 'v', default: false },
+          nats: { type: 'string' },
+          'data-dir': { type: 'string' },
         },
       });
       const [action, seq] = positionals;
+      const natsUrl = () => natsUrlFor(values.nats, dataDirOf(values['data-dir']));
       const consumer = values.consumer === undefined ? {} : { consumer: values.consumer };
       switch (action) {
         case 'list':
@@ -206,8 +232,14 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     case 'tail': {
-      const { values } = parseArgs({ args: rest, options: { order: { type: 'string' } } });
-      return tail(natsUrl(), values.order === undefined ? {} : { orderId: values.order });
+      const { values } = parseArgs({
+        args: rest,
+        options: { order: { type: 'string' }, nats: { type: 'string' }, 'data-dir': { type: 'string' } },
+      });
+      return tail(
+        natsUrlFor(values.nats, dataDirOf(values['data-dir'])),
+        values.order === undefined ? {} : { orderId: values.order },
+      );
     }
     case 'chaos': {
       const { values } = parseArgs({
@@ -252,19 +284,48 @@ async function main(argv: string[]): Promise<number> {
         logFile: values.log,
       });
     }
-    case 'doctor':
-      return doctor({
-        natsUrl: env.NATS_URL || undefined,
-        databaseUrl: env.DATABASE_URL || undefined,
-        dataDir: env.DATA_DIR || './data',
-        ports: {
-          gateway: int(env.PORT, 'PORT', 3000),
-          'payment-provider': 4010,
-          'smtp-sink SMTP': 2525,
-          'smtp-sink mailbox': 8025,
-          ...(!env.NATS_URL && { 'private nats-server': 4222 }),
+    case 'doctor': {
+      // The flags of `up` that choose ports and the data directory, so doctor checks what up would do.
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          nats: { type: 'string' },
+          port: { type: 'string' },
+          'nats-port': { type: 'string' },
+          'nats-monitor-port': { type: 'string' },
+          'psp-port': { type: 'string' },
+          'smtp-port': { type: 'string' },
+          'mailbox-port': { type: 'string' },
+          'data-dir': { type: 'string' },
         },
       });
+      const dataDir = dataDirOf(values['data-dir']);
+      const external = values.nats ?? (env.NATS_URL || undefined);
+      // `up` moves an infrastructure port that is taken unless a flag chose it.
+      const infra = (flag: string, what: string, fallback: number): DoctorPort => {
+        const value = values[flag as keyof typeof values];
+        return value === undefined
+          ? { what, port: fallback, movable: { flag: `--${flag}` } }
+          : { what, port: int(value, `--${flag}`, fallback) };
+      };
+      const monitor = values['nats-monitor-port'];
+      return doctor({
+        natsUrl: external,
+        databaseUrl: env.DATABASE_URL || undefined,
+        dataDir,
+        running: readUpState(dataDir),
+        ports: [
+          { what: 'gateway', port: int(values.port ?? env.PORT, '--port / PORT', 3000) },
+          infra('psp-port', 'payment-provider', 4010),
+          infra('smtp-port', 'smtp-sink SMTP', 2525),
+          infra('mailbox-port', 'smtp-sink mailbox', 8025),
+          ...(external === undefined ? [infra('nats-port', 'private nats-server', 4222)] : []),
+          ...(external === undefined && monitor !== undefined
+            ? [{ what: 'nats-server monitoring', port: int(monitor, '--nats-monitor-port', 8222) }]
+            : []),
+        ],
+      });
+    }
     case undefined:
     case 'help':
     case '--help':
@@ -282,6 +343,10 @@ main(process.argv.slice(2)).then(
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`${(error as Error).message}\n\n${HELP}`);
       process.exit(2);
+    }
+    if (error instanceof CliError) {
+      process.stderr.write(`orderflow: ${error.message}\n`);
+      process.exit(1);
     }
     process.stderr.write(
       `orderflow: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,

@@ -1,4 +1,5 @@
-import { connectNats, NatsTransport, type DeadLetter } from '@orderflow/messaging';
+import { NatsTransport, type DeadLetter } from '@orderflow/messaging';
+import { connectOrderflow } from '../nats.ts';
 
 export type DlqAction =
   | { readonly kind: 'list'; readonly consumer?: string; readonly limit: number; readonly verbose: boolean }
@@ -11,7 +12,7 @@ export type DlqAction =
  */
 export async function dlq(natsUrl: string, action: DlqAction): Promise<number> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  const { nc } = await connectNats({ servers: natsUrl, name: 'orderflow-cli', maxReconnectAttempts: 0 });
+  const nc = await connectOrderflow(natsUrl, 'orderflow-cli');
   const transport = await NatsTransport.create(nc, { source: 'orderflow/cli' });
   try {
     const letters = transport.deadLetters;

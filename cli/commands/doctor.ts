@@ -4,16 +4,36 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { OrderingTopology } from '@orderflow/contracts';
 import { compareVersions, connectNats } from '@orderflow/messaging';
 import pg from 'pg';
+import { reasonOf } from '../errors.ts';
+import { connectOrderflow } from '../nats.ts';
+import type { UpState } from '../state.ts';
 import { SERVICES, serviceExists } from '../system.ts';
 
+/** A port `up` would listen on. */
+export interface DoctorPort {
+  /** What listens there (`gateway`, `private nats-server`…). */
+  readonly what: string;
+  readonly port: number;
+  /**
+   * `up` takes a free port instead when this one is taken (an infrastructure default no flag fixed):
+   * a taken port is then a note, not a failure. The flag that would fix it, for the note.
+   */
+  readonly movable?: { readonly flag: string };
+}
+
 export interface DoctorOptions {
+  /** `--nats` or `NATS_URL`: the external NATS `up` would use. */
   readonly natsUrl: string | undefined;
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
-  /** Ports `up` would listen on, by what listens there. */
-  readonly ports: Readonly<Record<string, number>>;
+  readonly ports: readonly DoctorPort[];
+  /** The `up` running on `dataDir` (its state file), if any: doctor reports on it instead of flagging its ports. */
+  readonly running: UpState | undefined;
+  /** Where the report goes (default stdout). */
+  readonly say?: (line: string) => void;
 }
 
 type Check = { ok: true; detail: string } | { ok: false; detail: string; hint?: string } | { warn: string };
@@ -23,10 +43,13 @@ const MIN_NATS = '2.9.0';
 
 /**
  * `orderflow doctor`: checks what `up` needs — Node, nats-server (version, JetStream), PostgreSQL when
- * `DATABASE_URL` is set, free ports, a writable data directory — and prints one line per check.
+ * `DATABASE_URL` is set, free ports (a taken port `up` would move away from is a note), a writable
+ * data directory — and prints one line per check. With an `up` running on the data directory it
+ * checks that system (its NATS and streams, its gateway's readiness) and counts its ports as its own.
  * Exit code 1 when a check failed.
  */
 export async function doctor(options: DoctorOptions): Promise<number> {
+  const out = options.say ?? ((line: string) => process.stdout.write(`${line}\n`));
   let failed = 0;
   const report = async (name: string, check: () => Promise<Check>) => {
     let result: Check;
@@ -36,22 +59,20 @@ export async function doctor(options: DoctorOptions): Promise<number> {
       result = { ok: false, detail: error instanceof Error ? error.message : String(error) };
     }
     if ('warn' in result) {
-      process.stdout.write(`  !  ${name.padEnd(22)} ${result.warn}\n`);
+      out(`  !  ${name.padEnd(22)} ${result.warn}`);
     } else if (result.ok) {
-      process.stdout.write(`  ✔  ${name.padEnd(22)} ${result.detail}\n`);
+      out(`  ✔  ${name.padEnd(22)} ${result.detail}`);
     } else {
       failed += 1;
-      process.stdout.write(
-        `  ✘  ${name.padEnd(22)} ${result.detail}${result.hint ? `\n       → ${result.hint}` : ''}\n`,
-      );
+      out(`  ✘  ${name.padEnd(22)} ${result.detail}${result.hint ? `\n       → ${result.hint}` : ''}`);
     }
   };
 
   await report('node', async () => {
-    const ok = compareVersions(process.versions.node, '20.10.0') >= 0;
+    const ok = supportedNode(process.versions.node);
     return ok
       ? { ok, detail: `v${process.versions.node}` }
-      : { ok, detail: `v${process.versions.node} is too old`, hint: 'install Node 20.10 or newer' };
+      : { ok, detail: `v${process.versions.node} is not supported`, hint: `install Node ${SUPPORTED_NODE}` };
   });
 
   await report('nats-server binary', async () => {
@@ -69,13 +90,45 @@ export async function doctor(options: DoctorOptions): Promise<number> {
       : { ok: false, detail: `v${version} is older than ${MIN_NATS}` };
   });
 
-  if (options.natsUrl) {
+  const running = options.running;
+  if (running) {
+    await report('orderflow up', async () => ({
+      ok: true,
+      detail: `running (pid ${running.pid}, since ${running.startedAt}): API ${running.apiUrl}, NATS ${running.natsUrl}`,
+    }));
+    await report('running NATS', async () => {
+      const nc = await connectOrderflow(options.natsUrl ?? running.natsUrl, 'orderflow-doctor');
+      const version = nc.info?.version ?? '?';
+      await nc.close();
+      return {
+        ok: true,
+        detail: `${options.natsUrl ?? running.natsUrl}: nats-server ${version}, ${OrderingTopology.stream} stream present`,
+      };
+    });
+    await report('running gateway', async () => {
+      const response = await fetch(`${running.apiUrl}/readyz`, { signal: AbortSignal.timeout(5_000) }).catch(
+        (error: unknown) => {
+          throw new Error(`cannot reach ${running.apiUrl} (${reasonOf(error)})`);
+        },
+      );
+      return response.status === 200
+        ? { ok: true, detail: `${running.apiUrl}/readyz: ready` }
+        : { ok: false, detail: `${running.apiUrl}/readyz: ${response.status} ${await response.text()}` };
+    });
+  } else if (options.natsUrl) {
     await report('NATS_URL', async () => {
-      const { nc, features } = await connectNats({
-        servers: options.natsUrl!,
-        name: 'orderflow-doctor',
-        maxReconnectAttempts: 0,
-      });
+      let connected;
+      try {
+        connected = await connectNats({
+          servers: options.natsUrl!,
+          name: 'orderflow-doctor',
+          maxReconnectAttempts: 0,
+          waitOnFirstConnect: false,
+        });
+      } catch (error) {
+        return { ok: false, detail: `cannot reach ${options.natsUrl} (${reasonOf(error)})` };
+      }
+      const { nc, features } = connected;
       await nc.close();
       const notes = features.multipleFilterSubjects ? '' : ' (one filter subject per consumer)';
       return {
@@ -116,16 +169,22 @@ export async function doctor(options: DoctorOptions): Promise<number> {
     return { ok: true, detail: `${dir} is writable` };
   });
 
-  for (const [what, port] of Object.entries(options.ports)) {
-    await report(`port ${port}`, async () =>
-      (await portFree(port))
-        ? { ok: true, detail: `free (${what})` }
-        : {
-            ok: false,
-            detail: `in use (${what})`,
-            hint: 'stop what listens there, or choose another port (see --help)',
-          },
-    );
+  const ownPorts = new Map(Object.entries(running?.ports ?? {}).map(([what, port]) => [port, what]));
+  for (const { what, port, movable } of options.ports) {
+    await report(`port ${port}`, async () => {
+      const owner = ownPorts.get(port);
+      if (owner !== undefined) return { ok: true, detail: `in use by the running system (${owner})` };
+      if (await portFree(port)) return { ok: true, detail: `free (${what})` };
+      if (movable)
+        return {
+          warn: `in use (${what}): up will take a free port instead (or choose one: ${movable.flag})`,
+        };
+      return {
+        ok: false,
+        detail: `in use (${what})`,
+        hint: 'stop what listens there, or choose another port (see --help)',
+      };
+    });
   }
 
   await report('services', async () => {
@@ -135,8 +194,18 @@ export async function doctor(options: DoctorOptions): Promise<number> {
       : { warn: `not present yet (up skips them): ${missing.join(', ')}` };
   });
 
-  process.stdout.write(failed === 0 ? 'all checks passed\n' : `${failed} check(s) failed\n`);
+  out(failed === 0 ? 'all checks passed' : `${failed} check(s) failed`);
   return failed === 0 ? 0 : 1;
+}
+
+/** The Node versions of package.json `engines`. */
+const SUPPORTED_NODE = '20.19+, 22.13+ or 24+';
+
+function supportedNode(version: string): boolean {
+  const major = Number(version.split('.')[0]);
+  if (major === 20) return compareVersions(version, '20.19.0') >= 0;
+  if (major === 22) return compareVersions(version, '22.13.0') >= 0;
+  return major >= 24;
 }
 
 function portFree(port: number): Promise<boolean> {

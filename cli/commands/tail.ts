@@ -1,12 +1,13 @@
 import { OrderingTopology, OrderStatusChanged } from '@orderflow/contracts';
-import { connectNats, NatsTransport } from '@orderflow/messaging';
+import { NatsTransport } from '@orderflow/messaging';
+import { connectOrderflow } from '../nats.ts';
 
 /**
  * `orderflow tail`: prints live `order.status-changed` notifications (core NATS, best effort: only
  * what happens while it runs) until SIGINT/SIGTERM.
  */
 export async function tail(natsUrl: string, options: { orderId?: string }): Promise<number> {
-  const { nc } = await connectNats({ servers: natsUrl, name: 'orderflow-cli-tail' });
+  const nc = await connectOrderflow(natsUrl, 'orderflow-cli-tail', { reconnect: true });
   const transport = await NatsTransport.create(nc, { source: 'orderflow/cli' });
   const subject = options.orderId
     ? OrderingTopology.notifications.statusChanged(options.orderId)

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeEvent, logFormatter } from '../logs.ts';
+import { readUpState, removeUpState, statePath, writeUpState } from '../state.ts';
 import { checkSystemConfig, createSystem, SERVICES, serviceExists, type SystemConfig } from '../system.ts';
 
 export interface UpOptions {
@@ -21,6 +22,15 @@ export async function up(options: UpOptions): Promise<number> {
   const issues = checkSystemConfig({ ...options.system, rootDir });
   if (issues.length > 0) {
     for (const issue of issues) say(`configuration: ${issue}`);
+    return 2;
+  }
+  const dataDir = options.system.dataDir;
+  const other = readUpState(dataDir);
+  if (other) {
+    say(
+      `another orderflow up (pid ${other.pid}) runs on ${dataDir}: API ${other.apiUrl}, NATS ${other.natsUrl}; ` +
+        'stop it first, or use another --data-dir',
+    );
     return 2;
   }
   const total = expectedReplicas(options.system);
@@ -88,12 +98,36 @@ export async function up(options: UpOptions): Promise<number> {
       const who = `${replica.program}#${replica.replica}`.padEnd(22);
       say(`  ${who} pid ${replica.pid}  http://127.0.0.1:${replica.port}/readyz  /metrics`);
     }
+    await writeUpState(dataDir, {
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      natsUrl,
+      apiUrl,
+      mailboxUrl,
+      pspUrl,
+      ports: systemPorts(options.system),
+    });
+    say(`  state    ${statePath(dataDir)} (how tail, dlq, place and doctor find this system)`);
     say('Ctrl-C to stop.');
   }
   await stopRequested;
   await running.stop();
+  await removeUpState(dataDir, process.pid);
   say('stopped');
   return 0;
+}
+
+/** The ports the system listens on, labelled as `doctor` prints them. */
+export function systemPorts(system: UpOptions['system']): Record<string, number> {
+  return {
+    gateway: system.gatewayPort ?? 3000,
+    'payment-provider': system.pspPort ?? 4010,
+    'smtp-sink SMTP': system.smtpPort ?? 2525,
+    'smtp-sink mailbox': system.mailboxPort ?? 8025,
+    ...(system.natsUrl === undefined && { 'private nats-server': system.natsPort ?? 4222 }),
+    ...(system.natsUrl === undefined &&
+      system.natsMonitorPort !== undefined && { 'nats-server monitoring': system.natsMonitorPort }),
+  };
 }
 
 /** Processes `up` will start: infrastructure plus the replicas of every service that exists. */

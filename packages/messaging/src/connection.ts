@@ -10,6 +10,11 @@ export interface ConnectionConfig {
   maxReconnectAttempts?: number;
   /** Wait between reconnect attempts (default 1000 ms). */
   reconnectTimeWaitMs?: number;
+  /**
+   * Keep trying until the first connect succeeds (default true: a service started before NATS
+   * waits for it). False: reject at once when no server answers (a command line tool).
+   */
+  waitOnFirstConnect?: boolean;
 }
 
 /** Server features the toolkit relies on, and the version that brought each. */
@@ -66,7 +71,7 @@ export async function connectNats(
     name: config.name,
     maxReconnectAttempts: config.maxReconnectAttempts ?? -1,
     reconnectTimeWait: config.reconnectTimeWaitMs ?? 1_000,
-    waitOnFirstConnect: true,
+    waitOnFirstConnect: config.waitOnFirstConnect ?? true,
     noAsyncTraces: true,
   });
   const version = nc.info?.version ?? '0.0.0';

@@ -1,0 +1,177 @@
+// The `orderflow` command as a user runs it (a child process): `up` records where it runs and the
+// other commands find it; a wrong or absent server gets one clear line; doctor checks what up would do.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { jetstream } from '@nats-io/jetstream';
+import { OrderingTopology } from '@orderflow/contracts';
+import { connectNats, NatsTransport } from '@orderflow/messaging';
+import { freePort, startNatsServer, waitFor } from '@orderflow/testing';
+import { doctor } from './commands/doctor.ts';
+import { STATE_FILE, type UpState } from './state.ts';
+
+const rootDir = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
+// No NATS_URL, PORT, DATA_DIR from the caller's shell: the commands must find the system themselves.
+const baseEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'warn' };
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function start(args: string[]) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'cli/orderflow.ts', ...args], {
+    cwd: rootDir,
+    env: baseEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = { stdout: '', stderr: '' };
+  child.stdout.on('data', (chunk: Buffer) => (output.stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output.stderr += chunk.toString()));
+  const exited = new Promise<Run>((resolveRun) =>
+    child.once('exit', (code) => resolveRun({ code, ...output })),
+  );
+  return { child, output, exited };
+}
+
+const run = (args: string[]): Promise<Run> => start(args).exited;
+
+/** The error a command printed: exactly one line, no stack trace. */
+function oneLine(result: Run): string {
+  const lines = result.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line expected, got:\n${result.stderr}`);
+  assert.doesNotMatch(result.stderr, /^\s+at /m);
+  return lines[0]!;
+}
+
+test('up records where it runs; dlq, tail and doctor find it there; a clean stop removes the record', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-cli-'));
+  const [nats, gateway, psp, smtp, mailbox] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort()));
+  const portFlags = [
+    ...['--nats-port', String(nats), '--port', String(gateway), '--psp-port', String(psp)],
+    ...['--smtp-port', String(smtp), '--mailbox-port', String(mailbox)],
+  ];
+  const up = start(['up', '--only', 'gateway', '--data-dir', dataDir, ...portFlags]);
+  try {
+    await waitFor(() => up.output.stdout.includes('Ctrl-C to stop.') || up.child.exitCode !== null, {
+      timeoutMs: 120_000,
+    });
+    assert.match(up.output.stdout, /Ctrl-C to stop\./, up.output.stdout);
+    const state = JSON.parse(readFileSync(join(dataDir, STATE_FILE), 'utf8')) as UpState;
+    assert.equal(state.pid, up.child.pid);
+    assert.equal(state.natsUrl, `nats://127.0.0.1:${nats}`);
+    assert.equal(state.apiUrl, `http://127.0.0.1:${gateway}`);
+
+    // A dead letter on that system, so `dlq list` shows it only if it talks to the right NATS.
+    const { nc } = await connectNats({ servers: state.natsUrl, name: 'cli-test' });
+    const transport = await NatsTransport.create(nc, { source: 'orderflow/cli-test' });
+    await transport.consume({ name: 'cli-test', stream: OrderingTopology.stream, handlers: [] });
+    await jetstream(nc).publish(OrderingTopology.subjects.order('cli-test'), 'not a CloudEvent');
+    await waitFor(async () => (await transport.deadLetters.list({ consumer: 'cli-test' })).length === 1);
+    await transport.close();
+    await nc.close();
+
+    const listed = await run(['dlq', 'list', '--data-dir', dataDir]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /cli-test\s.*DECODE_FAILED/);
+    assert.match(
+      listed.stderr,
+      new RegExp(`NATS nats://127\\.0\\.0\\.1:${nats} \\(orderflow up, pid ${up.child.pid}`),
+    );
+
+    const tail = start(['tail', '--data-dir', dataDir]);
+    await waitFor(
+      () => tail.output.stderr.includes(`at nats://127.0.0.1:${nats}`) || tail.child.exitCode !== null,
+    );
+    assert.match(tail.output.stderr, /listening on .* at nats:\/\/127\.0\.0\.1:/, tail.output.stderr);
+    tail.child.kill('SIGTERM');
+    assert.equal((await tail.exited).code, 0);
+
+    const checked = await run(['doctor', '--data-dir', dataDir, ...portFlags]);
+    assert.equal(checked.code, 0, checked.stdout);
+    assert.match(checked.stdout, new RegExp(`orderflow up\\s+running \\(pid ${up.child.pid}`));
+    assert.match(checked.stdout, /running NATS\s.*ORDERING stream present/);
+    assert.match(checked.stdout, /running gateway\s.*ready/);
+    assert.match(
+      checked.stdout,
+      new RegExp(`port ${nats}\\s+in use by the running system \\(private nats-server\\)`),
+    );
+    assert.match(checked.stdout, new RegExp(`port ${gateway}\\s+in use by the running system \\(gateway\\)`));
+  } finally {
+    up.child.kill('SIGTERM');
+    const stopped = await up.exited;
+    assert.equal(stopped.code, 0, stopped.stdout.slice(-2000));
+    assert.equal(existsSync(join(dataDir, STATE_FILE)), false, 'the state file is removed on a clean stop');
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('a server without Orderflow streams, no server at all, or no gateway: one line that says so', async () => {
+  const bare = await startNatsServer();
+  const nobody = await freePort();
+  try {
+    for (const command of [['dlq', 'list'], ['tail']]) {
+      const result = await run([...command, '--nats', bare.url]);
+      assert.equal(result.code, 1);
+      assert.match(oneLine(result), new RegExp(`NATS at ${bare.url} has no ORDERING stream`));
+    }
+    const unreachable = await run(['dlq', 'list', '--nats', `nats://127.0.0.1:${nobody}`]);
+    assert.equal(unreachable.code, 1);
+    assert.match(oneLine(unreachable), /cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+    const placed = await run(['place', '--api', `http://127.0.0.1:${nobody}`]);
+    assert.equal(placed.code, 1);
+    assert.match(oneLine(placed), /cannot reach the gateway at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+  } finally {
+    await bare.dispose();
+  }
+});
+
+test('doctor: a taken port up would move away from is a note; a port a flag chose is a failure', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-doctor-'));
+  const taken: Server = createServer();
+  await new Promise<void>((resolveListen) => taken.listen(0, '127.0.0.1', resolveListen));
+  const port = (taken.address() as { port: number }).port;
+  const lines: string[] = [];
+  try {
+    const options = {
+      natsUrl: undefined,
+      databaseUrl: undefined,
+      dataDir,
+      running: undefined,
+      say: (line: string) => lines.push(line),
+    };
+    const movable = await doctor({
+      ...options,
+      ports: [{ what: 'private nats-server', port, movable: { flag: '--nats-port' } }],
+    });
+    assert.equal(movable, 0, lines.join('\n'));
+    assert.ok(
+      lines.some((l) => l.includes(`port ${port}`) && l.includes('up will take a free port instead')),
+    );
+
+    // Through the command line: --nats-port fixes the port, as it does for up.
+    const others = await Promise.all([1, 2, 3, 4].map(() => freePort()));
+    const result = await run([
+      'doctor',
+      '--data-dir',
+      dataDir,
+      '--nats-port',
+      String(port),
+      ...['--port', String(others[0]), '--psp-port', String(others[1])],
+      ...['--smtp-port', String(others[2]), '--mailbox-port', String(others[3])],
+    ]);
+    assert.equal(result.code, 1, result.stdout);
+    assert.match(result.stdout, new RegExp(`✘  port ${port}\\s+in use \\(private nats-server\\)`));
+    assert.match(result.stdout, /1 check\(s\) failed/);
+  } finally {
+    taken.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
