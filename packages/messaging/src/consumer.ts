@@ -56,10 +56,6 @@ interface Lane {
 const STOP_NAK_DELAY_MS = 50;
 /** Pause before a missing durable is created again (and between failed attempts). */
 const REPROVISION_DELAY_MS = 1_000;
-
-function isConsumerNotFound(error: unknown): boolean {
-  return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound;
-}
 const BLOCKED_KEY_GRACE_MS = 3_000;
 /**
  * Life of one pull request. nats.js asks the server for idle heartbeats at half of it and re-pulls
@@ -70,6 +66,10 @@ const BLOCKED_KEY_GRACE_MS = 3_000;
  */
 export const PULL_EXPIRES_MS = 5_000;
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function isConsumerNotFound(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound;
+}
 
 /**
  * Runs a durable pull consumer: pulls with a bounded prefetch, runs up to `concurrency` handlers at
