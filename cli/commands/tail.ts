@@ -12,6 +12,11 @@ export async function tail(natsUrl: string, options: { orderId?: string }): Prom
   const subject = options.orderId
     ? OrderingTopology.notifications.statusChanged(options.orderId)
     : OrderingTopology.notifications.statusChangedAll;
+  // Before saying it listens: whoever reacts to that line by signalling must find the handlers there.
+  const stopped = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
   process.stderr.write(`listening on ${subject} at ${natsUrl} (Ctrl-C to stop)\n`);
   transport.listen(OrderStatusChanged, subject, (event) => {
     const { orderId, status, previousStatus, cause, version } = event.data;
@@ -20,10 +25,7 @@ export async function tail(natsUrl: string, options: { orderId?: string }): Prom
         `v${version} (${cause})\n`,
     );
   });
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
+  await stopped;
   await transport.close();
   await nc.close();
   return 0;
