@@ -71,3 +71,13 @@ export {
   subjectToken,
 } from './topology.ts';
 export type { ConsumerBinding, EventSource, OrderingService, OrderingTopologyOptions } from './topology.ts';
+export {
+  CHAOS_IDENTITY,
+  ENDPOINT_QUEUE,
+  EVENT_SOURCE_OWNERS,
+  OPERATIONS_IDENTITIES,
+  orderingBusIdentities,
+  orderingConsumerGrants,
+  serviceConsumers,
+} from './access.ts';
+export type { BusIdentityName } from './access.ts';

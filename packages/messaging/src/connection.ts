@@ -1,5 +1,7 @@
+import { nkeyAuthenticator } from '@nats-io/nats-core';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { MessagingError } from './errors.ts';
+import { readSeedFile } from './security/secrets.ts';
 
 export interface ConnectionConfig {
   /** One URL or several (a cluster; also as one comma-separated string); the client fails over between them. */
@@ -15,6 +17,15 @@ export interface ConnectionConfig {
    * waits for it). False: reject at once when no server answers (a command line tool).
    */
   waitOnFirstConnect?: boolean;
+  /** Authenticate as the nkey user whose seed (`SU…`) is in this file (default: no credentials). */
+  nkeySeedFile?: string;
+  /** Require TLS and verify the server's certificate against this CA (PEM file). */
+  caFile?: string;
+  /**
+   * Prefix of every reply inbox of this connection (default `_INBOX`). A server with per-identity
+   * permissions gives each identity its own (`_INBOX_<identity>`), so no one else can read its replies.
+   */
+  inboxPrefix?: string;
 }
 
 /** Server features the toolkit relies on, and the version that brought each. */
@@ -60,7 +71,7 @@ export function splitServers(servers: string): string[] {
 }
 
 /**
- * Connects with unlimited reconnects (the client buffers publishes while reconnecting), async stack
+ * Connects (with the nkey, TLS and inbox prefix given, if any) with unlimited reconnects (the client buffers publishes while reconnecting), async stack
  * traces off (they double the CPU cost of every request), and checks the server version.
  */
 export async function connectNats(
@@ -73,6 +84,11 @@ export async function connectNats(
     reconnectTimeWait: config.reconnectTimeWaitMs ?? 1_000,
     waitOnFirstConnect: config.waitOnFirstConnect ?? true,
     noAsyncTraces: true,
+    ...(config.nkeySeedFile !== undefined && {
+      authenticator: nkeyAuthenticator(await readSeedFile(config.nkeySeedFile)),
+    }),
+    ...(config.caFile !== undefined && { tls: { caFile: config.caFile } }),
+    ...(config.inboxPrefix !== undefined && { inboxPrefix: config.inboxPrefix }),
   });
   const version = nc.info?.version ?? '0.0.0';
   if (compareVersions(version, REQUIRED_SERVER_VERSION) < 0) {
@@ -90,4 +106,11 @@ export async function connectNats(
     );
   }
   return { nc, features: serverFeatures(version) };
+}
+
+/** The reply-inbox prefix `nc` was opened with (`_INBOX` unless {@link ConnectionConfig.inboxPrefix} set one). */
+export function connectionInboxPrefix(nc: NatsConnection): string {
+  // nats.js keeps the options it was opened with on the connection object, outside its public type.
+  const options = (nc as { options?: { inboxPrefix?: string } }).options;
+  return options?.inboxPrefix || '_INBOX';
 }

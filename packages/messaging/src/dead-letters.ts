@@ -23,8 +23,9 @@ export function deadLetterStream(options: { replicas?: number } = {}): StreamDec
   return {
     name: DeadLetterTopology.stream,
     subjects: ['deadletter.>', 'redrive.>'],
+    // A redrive or a discard deletes one letter; nothing ever purges them.
     denyDelete: false,
-    denyPurge: false,
+    denyPurge: true,
     maxAgeMs: 30 * 24 * 3_600_000,
     replicas: options.replicas ?? 1,
     description: 'Dead letters of every consumer, and their redrive queues',

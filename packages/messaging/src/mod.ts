@@ -1,6 +1,6 @@
 export { defaultRetryPolicy, retryDelay } from './backoff.ts';
 export { CoreBroadcaster } from './broadcast.ts';
-export { compareVersions, connectNats, serverFeatures } from './connection.ts';
+export { compareVersions, connectionInboxPrefix, connectNats, serverFeatures } from './connection.ts';
 export type { ConnectionConfig, ServerFeatures } from './connection.ts';
 export { ConsumerRuntime, PULL_EXPIRES_MS } from './consumer.ts';
 export { ContractRegistry, defineCommand, defineEvent } from './contract.ts';
@@ -68,6 +68,32 @@ export {
 } from './rpc.ts';
 export type { ServiceIdentity } from './rpc.ts';
 export { runService } from './runner.ts';
+export { BucketSubjects, busPermissions, identityPermissions, inboxPrefix } from './security/permissions.ts';
+export type {
+  BucketAccess,
+  BusIdentity,
+  DurableAccess,
+  OrderedReadAccess,
+  ServedEndpoint,
+  SubjectPermission,
+  UserPermissions,
+} from './security/permissions.ts';
+export {
+  directProvisioner,
+  ProvisioningResponder,
+  ProvisioningTopology,
+  RemoteProvisioner,
+} from './security/provisioning.ts';
+export type { ConsumerGrant, ConsumerProvisioner } from './security/provisioning.ts';
+export { ensureBusSecrets, readSeedFile } from './security/secrets.ts';
+export type { BusSecrets, BusSecretsOptions, BusTlsFiles, IdentityKey } from './security/secrets.ts';
+export { natsServerConfig } from './security/server-config.ts';
+export type {
+  NatsServerConfigOptions,
+  NkeyUser,
+  ServerCluster,
+  ServerTls,
+} from './security/server-config.ts';
 export { EnvSettings, serviceSettings } from './service-settings.ts';
 export type { ServiceSettings } from './service-settings.ts';
 export type { Readiness, RunningService, ServiceConfig, ServiceContext } from './runner.ts';

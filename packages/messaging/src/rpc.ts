@@ -7,6 +7,7 @@ import {
   type NatsConnection,
   type Subscription,
 } from '@nats-io/nats-core';
+import { connectionInboxPrefix } from './connection.ts';
 import type { MessageContract, PayloadOf } from './contract.ts';
 import { currentTraceparent, Header, utf8Bytes } from './envelope.ts';
 import {
@@ -88,7 +89,7 @@ export class ReplyInbox<P extends PendingReply> {
     private readonly handlers: ReplyHandlers<P>,
     private readonly sweepIntervalMs = 50,
   ) {
-    this.#prefix = `_INBOX.${nuid.next()}.`;
+    this.#prefix = `${connectionInboxPrefix(nc)}.${nuid.next()}.`;
     this.#subscription = nc.subscribe(`${this.#prefix}*`, {
       callback: (_error, msg) => {
         if (msg) this.#onReply(msg);

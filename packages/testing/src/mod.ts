@@ -1,3 +1,9 @@
 export { freePort, startNatsCluster, startNatsServer } from './nats-server.ts';
-export type { NatsCluster, NatsServer, NatsServerOptions } from './nats-server.ts';
+export type {
+  ClusterNode,
+  NatsCluster,
+  NatsClusterOptions,
+  NatsServer,
+  NatsServerOptions,
+} from './nats-server.ts';
 export { deferred, uniqueName, waitFor } from './wait.ts';

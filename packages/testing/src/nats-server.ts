@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +30,13 @@ export interface NatsServerOptions {
   args?: string[];
   /** Binary to run (default `nats-server` from PATH). */
   binary?: string;
+  /**
+   * A configuration file's text for this server (given its port and store directory), e.g. from
+   * `natsServerConfig`; it replaces the listen, JetStream and cluster flags, so it must set them.
+   */
+  config?: (node: { port: number; storeDir: string }) => string;
+  /** Every line the server logs (e.g. to look for permission violations). */
+  onLog?: (line: string) => void;
 }
 
 /** Returns a TCP port that is free right now on 127.0.0.1. */
@@ -74,6 +81,7 @@ class ManagedNatsServer implements NatsServer {
     readonly storeDir: string,
     private readonly command: string,
     private readonly args: string[],
+    private readonly onLog?: (line: string) => void,
   ) {
     this.url = `nats://127.0.0.1:${port}`;
   }
@@ -81,8 +89,13 @@ class ManagedNatsServer implements NatsServer {
   async start(): Promise<void> {
     if (this.#child) return;
     const child = spawn(this.command, this.args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let partial = '';
     child.stderr?.on('data', (chunk: Buffer) => {
       this.#stderr = (this.#stderr + chunk.toString()).slice(-4000);
+      if (!this.onLog) return;
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) this.onLog(line);
     });
     this.#child = child;
     const exited = new Promise<never>((_, reject) =>
@@ -127,9 +140,16 @@ class ManagedNatsServer implements NatsServer {
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   const port = await freePort();
   const storeDir = await mkdtemp(join(tmpdir(), 'orderflow-nats-'));
-  const args = ['-a', '127.0.0.1', '-p', String(port), ...(options.args ?? [])];
-  if (options.jetstream ?? true) args.push('-js', '-sd', storeDir);
-  const server = new ManagedNatsServer(port, storeDir, options.binary ?? 'nats-server', args);
+  let args: string[];
+  if (options.config) {
+    const file = join(storeDir, 'nats-server.conf');
+    await writeFile(file, options.config({ port, storeDir }), { mode: 0o600 });
+    args = ['-c', file, ...(options.args ?? [])];
+  } else {
+    args = ['-a', '127.0.0.1', '-p', String(port), ...(options.args ?? [])];
+    if (options.jetstream ?? true) args.push('-js', '-sd', storeDir);
+  }
+  const server = new ManagedNatsServer(port, storeDir, options.binary ?? 'nats-server', args, options.onLog);
   await server.start();
   return server;
 }
@@ -142,15 +162,52 @@ export interface NatsCluster {
   dispose(): Promise<void>;
 }
 
+/** One node of a cluster being started, for {@link NatsClusterOptions.config}. */
+export interface ClusterNode {
+  readonly index: number;
+  readonly name: string;
+  readonly clusterName: string;
+  readonly port: number;
+  readonly routePort: number;
+  readonly storeDir: string;
+  /** Route URLs of every node (`nats-route://127.0.0.1:<port>`). */
+  readonly routes: readonly string[];
+}
+
+export interface NatsClusterOptions {
+  /** A configuration file's text per node (it must set ports, store, cluster and routes); default: flags, no auth. */
+  config?: (node: ClusterNode) => string;
+  /** Every line any node logs, with the node's name. */
+  onLog?: (line: string, node: string) => void;
+}
+
 /** Starts an N-node (default 3) JetStream cluster on free ports, each node with its own temporary store. */
-export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+export async function startNatsCluster(size = 3, options: NatsClusterOptions = {}): Promise<NatsCluster> {
   const clusterName = `orderflow-test-${process.pid}-${Date.now()}`;
   const clientPorts = await Promise.all(Array.from({ length: size }, freePort));
   const routePorts = await Promise.all(Array.from({ length: size }, freePort));
-  const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`).join(',');
+  const routeUrls = routePorts.map((p) => `nats-route://127.0.0.1:${p}`);
+  const routes = routeUrls.join(',');
   const nodes = await Promise.all(
     clientPorts.map(async (port, index) => {
       const storeDir = await mkdtemp(join(tmpdir(), `orderflow-nats-n${index}-`));
+      const onLog = options.onLog && ((line: string) => options.onLog!(line, `n${index}`));
+      if (options.config) {
+        const file = join(storeDir, 'nats-server.conf');
+        const text = options.config({
+          index,
+          name: `n${index}`,
+          clusterName,
+          port,
+          routePort: routePorts[index]!,
+          storeDir,
+          routes: routeUrls,
+        });
+        await writeFile(file, text, { mode: 0o600 });
+        const node = new ManagedNatsServer(port, storeDir, 'nats-server', ['-c', file], onLog);
+        await node.start();
+        return node;
+      }
       const args = [
         '-a',
         '127.0.0.1',
@@ -168,7 +225,7 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
         '--routes',
         routes,
       ];
-      const node = new ManagedNatsServer(port, storeDir, 'nats-server', args);
+      const node = new ManagedNatsServer(port, storeDir, 'nats-server', args, onLog);
       await node.start();
       return node;
     }),

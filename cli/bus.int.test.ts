@@ -1,0 +1,255 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { nkeyAuthenticator, nkeys, type NatsConnection } from '@nats-io/nats-core';
+import { Objm } from '@nats-io/obj';
+import { connect } from '@nats-io/transport-node';
+import { orderingTopology, type BusIdentityName } from '@orderflow/contracts';
+import {
+  connectNats,
+  DeadLetterTopology,
+  ensureBusSecrets,
+  NatsTransport,
+  ProvisioningTopology,
+  readSeedFile,
+  RemoteProvisioner,
+  type BusSecrets,
+} from '@orderflow/messaging';
+import { startNatsServer, waitFor, type NatsServer } from '@orderflow/testing';
+import { busCredentials, busServerConfig, PERMISSION_VIOLATION, prepareBusSecrets } from './bus.ts';
+import { provisionOrdering, startProvisioningResponder } from './provision.ts';
+
+const topology = orderingTopology();
+let dir: string;
+let secrets: BusSecrets;
+let server: NatsServer;
+const log: string[] = [];
+const open: NatsConnection[] = [];
+let provisioner: NatsConnection;
+
+async function connectAs(identity: BusIdentityName): Promise<NatsConnection> {
+  const credentials = busCredentials(secrets, identity);
+  const { nc } = await connectNats({
+    servers: server.url,
+    name: identity,
+    maxReconnectAttempts: 0,
+    ...credentials,
+  });
+  open.push(nc);
+  return nc;
+}
+
+/** The permission violations the server logged since `mark`. */
+const violationsSince = (mark: number): string[] =>
+  log.slice(mark).filter((l) => PERMISSION_VIOLATION.test(l));
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'orderflow-bus-'));
+  secrets = await prepareBusSecrets(join(dir, 'secrets'), topology);
+  server = await startNatsServer({
+    config: ({ port, storeDir }) =>
+      busServerConfig(secrets, topology, { serverName: 'bus-test', port, storeDir }),
+    onLog: (line) => log.push(line),
+  });
+  provisioner = await connectAs('provisioner');
+  await provisionOrdering(provisioner, topology);
+  open.push(provisioner);
+  await startProvisioningResponder(provisioner, topology);
+});
+
+after(async () => {
+  await Promise.all(open.map((nc) => nc.close().catch(() => undefined)));
+  await server?.dispose();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('secrets are private files, generated once and reused', async () => {
+  for (const key of secrets.keys.values()) assert.equal((await stat(key.seedFile)).mode & 0o777, 0o600);
+  assert.equal((await stat(secrets.tls!.keyFile)).mode & 0o777, 0o600);
+  assert.equal((await stat(secrets.dir)).mode & 0o777, 0o700);
+  const again = await prepareBusSecrets(secrets.dir, topology);
+  assert.deepEqual(
+    [...again.keys.values()].map((k) => k.publicKey),
+    [...secrets.keys.values()].map((k) => k.publicKey),
+  );
+});
+
+test('an anonymous client, an unknown nkey and a client that does not trust the CA are refused', async () => {
+  const tls = { caFile: secrets.tls!.caFile };
+  await assert.rejects(
+    connect({ servers: server.url, tls, maxReconnectAttempts: 0 }),
+    /Authorization Violation/i,
+  );
+  const stranger = nkeyAuthenticator(nkeys.createUser().getSeed());
+  await assert.rejects(
+    connect({ servers: server.url, tls, authenticator: stranger, maxReconnectAttempts: 0 }),
+    /Authorization Violation/i,
+  );
+  const gateway = nkeyAuthenticator(await readSeedFile(secrets.keys.get('gateway')!.seedFile));
+  const otherCa = await ensureBusSecrets(join(dir, 'other'), []);
+  await assert.rejects(
+    connect({
+      servers: server.url,
+      tls: { caFile: otherCa.tls!.caFile },
+      authenticator: gateway,
+      maxReconnectAttempts: 0,
+    }),
+  );
+  const nc = await connect({ servers: server.url, tls, authenticator: gateway, maxReconnectAttempts: 0 });
+  await nc.close();
+});
+
+test('payment-processor appends payments but cannot publish an order event', async () => {
+  const mark = log.length;
+  const js = jetstream(await connectAs('payment-processor'));
+  const ack = await js.publish(topology.subjects.payment('o-1'), '{}');
+  assert.ok(ack.seq > 0);
+  await assert.rejects(js.publish(topology.subjects.order('o-1'), '{}', { timeout: 2_000 }));
+  await waitFor(() => violationsSince(mark).some((l) => l.includes(topology.subjects.order('o-1'))));
+});
+
+test("email-notify cannot read another service's inbox or events it does not consume", async () => {
+  const nc = await connectAs('email-notify');
+  const mark = log.length;
+  const inbox = nc.subscribe('_INBOX_gateway.>');
+  const notifications = nc.subscribe(topology.notifications.statusChangedAll);
+  const ended = await Promise.allSettled([inbox.closed, notifications.closed]);
+  assert.ok(
+    ended.every((r) => r.status === 'rejected' || r.value instanceof Error),
+    'subscriptions refused',
+  );
+  await waitFor(() => violationsSince(mark).length >= 2);
+});
+
+test('services cannot delete or update streams or consumers', async () => {
+  const nc = await connectAs('payment-processor');
+  const jsm = await jetstreamManager(nc);
+  // It binds to its durable through the provisioner (which creates only what is declared for it).
+  const transport = await NatsTransport.create(nc, {
+    source: 'orderflow/payment-processor',
+    provisioner: new RemoteProvisioner(nc, jsm, ProvisioningTopology.subject('payment-processor')),
+  });
+  await transport.consume({ ...topology.consumers.paymentProcessor.deliveries, handlers: [] });
+  await transport.close();
+  const durable = topology.consumers.paymentProcessor.deliveries.name;
+  await assert.rejects(jsm.streams.delete(topology.stream));
+  await assert.rejects(jsm.streams.purge(topology.stream));
+  const { config } = await jsm.streams.info(topology.stream);
+  await assert.rejects(jsm.streams.update(topology.stream, { ...config, max_msgs: 1 }));
+  await assert.rejects(jsm.consumers.delete(topology.stream, durable));
+  await assert.rejects(jsm.consumers.update(topology.stream, durable, { max_ack_pending: 1 }));
+  await assert.rejects(
+    jsm.consumers.add(topology.stream, { durable_name: 'rogue', ack_policy: 'explicit' }),
+  );
+  await assert.rejects(jsm.streams.deleteMessage(DeadLetterTopology.stream, 1));
+  // The provisioner refuses what was not declared for the asking identity.
+  const remote = new RemoteProvisioner(nc, jsm, ProvisioningTopology.subject('payment-processor'));
+  const decl = { stream: topology.stream, ackWaitMs: 30_000, maxDeliver: 5, maxAckPending: 10 };
+  await assert.rejects(
+    remote.ensureConsumer({ ...decl, name: topology.consumers.emailNotify.all.name }),
+    /not declared/,
+  );
+  await assert.rejects(
+    remote.ensureConsumer({ ...decl, name: durable, filterSubject: topology.filters.orders }),
+    /filter must be/,
+  );
+  // ... nor may it ask in another identity's name.
+  await assert.rejects(
+    new RemoteProvisioner(nc, jsm, ProvisioningTopology.subject('email-notify')).ensureConsumer({
+      ...decl,
+      name: topology.consumers.emailNotify.all.name,
+    }),
+  );
+  const info = await provisionerJsm().then((p) => p.consumers.info(topology.stream, durable));
+  assert.notEqual(info.config.max_ack_pending, 1);
+});
+
+test('a service reading through ordered consumers cannot touch other durables; the residual: new names', async () => {
+  const nc = await connectAs('order-storage');
+  const jsm = await jetstreamManager(nc);
+  const ppOrders = topology.consumers.paymentProcessor.orders;
+  await provisionerJsm().then((p) =>
+    p.consumers.add(topology.stream, {
+      durable_name: ppOrders.name,
+      filter_subject: ppOrders.filterSubject!,
+      ack_policy: 'explicit',
+    }),
+  );
+  // Its ordered reads (event-store loads) work...
+  const js = jetstream(nc);
+  await js.publish(topology.subjects.order('o-2'), '{}');
+  const ordered = await js.consumers.get(topology.stream, {
+    filter_subjects: topology.subjects.order('o-2'),
+  });
+  assert.equal((await ordered.next({ expires: 2_000 }))?.subject, topology.subjects.order('o-2'));
+  // ...but another service's durable cannot be updated, deleted or pulled from.
+  await assert.rejects(jsm.consumers.update(topology.stream, ppOrders.name, { max_ack_pending: 1 }));
+  await assert.rejects(jsm.consumers.delete(topology.stream, ppOrders.name));
+  await assert.rejects(
+    js.consumers.get(topology.stream, ppOrders.name).then((c) => c.next({ expires: 1_000 })),
+  );
+  // Nor can it read outside its filter.
+  await assert.rejects(
+    js.consumers
+      .get(topology.stream, { filter_subjects: topology.filters.payments })
+      .then((c) => c.next({ expires: 1_000 })),
+  );
+  // Residual risk (docs/security.md): CONSUMER.CREATE by any name lets it create a new durable on its filter.
+  const rogue = await jsm.consumers.add(topology.stream, {
+    durable_name: 'rogue-durable',
+    filter_subject: topology.filters.orders,
+    ack_policy: 'explicit',
+  });
+  assert.equal(rogue.config.durable_name, 'rogue-durable');
+});
+
+test('a foreign responder cannot join a service queue group', async () => {
+  const mark = log.length;
+  const intruder = await connectAs('email-notify');
+  const sub = intruder.subscribe(topology.endpoints.placeOrder.subject, { queue: 'q' });
+  await sub.closed.then(
+    (error) => assert.ok(error instanceof Error),
+    () => undefined,
+  );
+  const gateway = await connectAs('gateway');
+  const sub2 = gateway.subscribe(topology.endpoints.placeOrder.subject, { queue: 'q' });
+  await sub2.closed.then(
+    (error) => assert.ok(error instanceof Error),
+    () => undefined,
+  );
+  await waitFor(() => violationsSince(mark).length >= 2);
+  // order-storage may, but only in its queue group.
+  const owner = await connectAs('order-storage');
+  const own = owner.subscribe(topology.endpoints.placeOrder.subject, { queue: 'q' });
+  const plain = owner.subscribe(topology.endpoints.placeOrder.subject);
+  await plain.closed.then(
+    (error) => assert.ok(error instanceof Error),
+    () => undefined,
+  );
+  await owner.flush();
+  assert.equal(own.isClosed(), false);
+});
+
+test('KV and object store work for their owners and readers, and refuse the others', async () => {
+  const status = await new Kvm(await connectAs('order-status')).open(topology.kv.orderStatus);
+  await status.put('o-3', '{}');
+  assert.equal((await status.get('o-3'))?.string(), '{}');
+  await assert.rejects(
+    new Kvm(await connectAs('payment-processor'))
+      .open(topology.kv.orderStatus)
+      .then((kv) => kv.put('o-3', 'x')),
+  );
+  const writer = await new Objm(await connectAs('create-invoice')).open(topology.objectStores.invoices);
+  await writer.putBlob({ name: 'invoice-1.pdf' }, new Uint8Array([1, 2, 3]));
+  const reader = await new Objm(await connectAs('gateway')).open(topology.objectStores.invoices);
+  assert.deepEqual([...((await reader.getBlob('invoice-1.pdf')) ?? [])], [1, 2, 3]);
+  await assert.rejects(reader.putBlob({ name: 'forged.pdf' }, new Uint8Array([9])));
+});
+
+async function provisionerJsm() {
+  return jetstreamManager(provisioner);
+}

@@ -1,0 +1,87 @@
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { Objm } from '@nats-io/obj';
+import { orderingConsumerGrants, type OrderingTopology } from '@orderflow/contracts';
+import {
+  BucketSubjects,
+  deadLetterStream,
+  ensureStream,
+  ProvisioningResponder,
+  type StreamDeclaration,
+} from '@orderflow/messaging';
+
+/**
+ * What the provisioning identity owns: every stream, the KV bucket and the object store of the
+ * ordering context (created here, before any service starts), and the durable consumers (created on
+ * request by {@link startProvisioningResponder}, with the tuning the service asks for, but only the
+ * names, streams and filters declared for it). Services hold no right to create, update or delete any
+ * of these.
+ */
+
+/** The streams of the context: the event log and the dead letters. */
+export function orderingStreams(topology: OrderingTopology, replicas: number): StreamDeclaration[] {
+  return [...topology.streams, deadLetterStream({ replicas })];
+}
+
+async function protect(
+  jsm: JetStreamManager,
+  stream: string,
+  flags: { deny_delete?: boolean; deny_purge?: boolean; allow_rollup_hdrs?: boolean },
+): Promise<void> {
+  const { config } = await jsm.streams.info(stream);
+  const wanted = { ...config, ...flags };
+  if ((Object.keys(flags) as (keyof typeof flags)[]).some((key) => wanted[key] !== config[key]))
+    await jsm.streams.update(stream, wanted);
+}
+
+/**
+ * Creates (or updates to match) the streams, the status KV bucket and the invoice object store.
+ * Idempotent. The event log denies delete and purge; the dead letters deny purge (a redrive or a
+ * discard deletes one letter, and only the operator may); the KV bucket denies delete, purge and
+ * roll-ups; the object store denies delete (purge stays: nats-server 2.9 requires it for the roll-up
+ * every object's metadata is written with) and only the provisioner holds the purge API.
+ */
+export async function provisionOrdering(
+  nc: NatsConnection,
+  topology: OrderingTopology,
+  options: { replicas?: number } = {},
+): Promise<void> {
+  const replicas = options.replicas ?? 1;
+  const jsm = await jetstreamManager(nc);
+  for (const stream of orderingStreams(topology, replicas)) await ensureStream(jsm, stream);
+  await new Kvm(nc).create(topology.kv.orderStatus, {
+    history: 1,
+    replicas,
+    description: 'order-status: the view of each order (key = order id)',
+  });
+  // No roll-ups (a key purge, or a `Nats-Rollup: all` that would wipe the bucket): order-status only puts.
+  await protect(jsm, BucketSubjects.kvStream(topology.kv.orderStatus), {
+    allow_rollup_hdrs: false,
+    deny_delete: true,
+    deny_purge: true,
+  });
+  await new Objm(nc).create(topology.objectStores.invoices, {
+    replicas,
+    description: 'create-invoice: invoice PDFs',
+  });
+  await protect(jsm, BucketSubjects.objectStream(topology.objectStores.invoices), { deny_delete: true });
+}
+
+/** Answers the services' consumer provisioning requests until stopped (see `ProvisioningResponder`). */
+export async function startProvisioningResponder(
+  nc: NatsConnection,
+  topology: OrderingTopology,
+  onError?: (error: unknown, identity: string) => void,
+): Promise<ProvisioningResponder> {
+  const responder = new ProvisioningResponder(
+    nc,
+    await jetstreamManager(nc),
+    orderingConsumerGrants(topology),
+    {
+      ...(onError && { onError }),
+    },
+  );
+  await nc.flush();
+  return responder;
+}
