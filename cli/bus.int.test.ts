@@ -142,9 +142,7 @@ test('services cannot delete or update streams or consumers', async () => {
   await assert.rejects(jsm.streams.update(topology.stream, { ...config, max_msgs: 1 }));
   await assert.rejects(jsm.consumers.delete(topology.stream, durable));
   await assert.rejects(jsm.consumers.update(topology.stream, durable, { max_ack_pending: 1 }));
-  await assert.rejects(
-    jsm.consumers.add(topology.stream, { durable_name: 'rogue', ack_policy: 'explicit' }),
-  );
+  await assert.rejects(jsm.consumers.add(topology.stream, { durable_name: 'rogue', ack_policy: 'explicit' }));
   await assert.rejects(jsm.streams.deleteMessage(DeadLetterTopology.stream, 1));
   // The provisioner refuses what was not declared for the asking identity.
   const remote = new RemoteProvisioner(nc, jsm, ProvisioningTopology.subject('payment-processor'));
@@ -253,3 +251,24 @@ test('KV and object store work for their owners and readers, and refuse the othe
 async function provisionerJsm() {
   return jetstreamManager(provisioner);
 }
+
+test('$SRV discovery answers the operator; a service answers for its own name only', async () => {
+  const nc = await connectAs('order-storage');
+  const transport = await NatsTransport.create(nc, {
+    source: 'orderflow/order-storage',
+    service: { name: 'order-storage', version: '0.1.0' },
+  });
+  await nc.flush();
+  const operator = await connectAs('operator');
+  const ping = await operator.request('$SRV.PING.order-storage', '', { timeout: 5_000 });
+  assert.equal(ping.json<{ name: string }>().name, 'order-storage');
+  const mark = log.length;
+  const impostor = await connectAs('email-notify');
+  const sub = impostor.subscribe('$SRV.PING.order-storage');
+  await sub.closed.then(
+    (error) => assert.ok(error instanceof Error),
+    () => undefined,
+  );
+  await waitFor(() => violationsSince(mark).length >= 1);
+  await transport.close();
+});

@@ -24,6 +24,14 @@ import {
 /** Name of the one account every identity lives in. */
 export const BUS_ACCOUNT = 'ORDERFLOW';
 
+/** Where and as whom a CLI command connects: the URL(s), and credentials on a secured bus. */
+export interface NatsTarget {
+  readonly servers: string;
+  readonly nkeySeedFile?: string;
+  readonly caFile?: string;
+  readonly inboxPrefix?: string;
+}
+
 /** How a program connects as `identity` (the settings every Orderflow process reads). */
 export interface BusCredentials {
   /** The inbox prefix its permissions allow. */
@@ -36,15 +44,18 @@ export interface BusCredentials {
 export async function prepareBusSecrets(
   secretsDir: string,
   topology: OrderingTopology,
-  options: { chaos?: boolean; tls?: boolean } = {},
+  options: { chaos?: boolean; tls?: boolean; tlsHosts?: readonly string[] } = {},
 ): Promise<BusSecrets> {
   const names = orderingBusIdentities(topology, { chaos: options.chaos ?? false }).map((i) => i.name);
-  return ensureBusSecrets(secretsDir, names, { tls: options.tls ?? true });
+  return ensureBusSecrets(secretsDir, names, {
+    tls: options.tls ?? true,
+    ...(options.tlsHosts && { hosts: options.tlsHosts }),
+  });
 }
 
 /** Credentials of `identity` from a secrets directory laid out by {@link prepareBusSecrets}. */
 export function busCredentials(
-  secrets: Pick<BusSecrets, 'dir' | 'tls'>,
+  secrets: { readonly dir: string; readonly tls?: { readonly caFile: string } | undefined },
   identity: BusIdentityName,
 ): BusCredentials {
   return {
@@ -103,3 +114,40 @@ export { CHAOS_IDENTITY };
 
 /** Lines of a nats-server log that report a refused publish or subscribe. */
 export const PERMISSION_VIOLATION = /Permissions Violation|Publish Violation|Subscription Violation/;
+
+const code = (values: readonly string[]): string =>
+  values.length === 0 ? '—' : values.map((v) => `\`${v.replace(/\|/g, '\\|')}\``).join(', ');
+
+/**
+ * Who may do what on the bus, as a Markdown table generated from `orderingBusIdentities` (the same
+ * declarations the server config's permissions come from). docs/security.md holds a copy that a test
+ * keeps equal to this.
+ */
+export function permissionsTable(topology: OrderingTopology): string {
+  const rows = orderingBusIdentities(topology, { chaos: true }).map((i) => {
+    const publishes = [...(i.publishes ?? []), ...(i.broadcasts ?? []), ...(i.deadLetters ?? [])];
+    const requests = [...(i.requests ?? []), ...(i.provisioningRequests ?? [])];
+    const answers = [...(i.serves ?? []), ...(i.provisioningServes ?? [])].map(
+      (s) => `${s.subject} (queue ${s.queue})`,
+    );
+    const reads = [
+      ...(i.consumers ?? []).map((c) => `${c.stream}/${c.durable}`),
+      ...(i.orderedReads ?? []).map((r) => `${r.stream} ordered on ${r.filter}`),
+      ...(i.messageGets ?? []).map((s) => `${s} get`),
+      ...(i.listens ?? []),
+    ];
+    const buckets = [
+      ...(i.kv ?? []).map((b) => `KV ${b.bucket} ${b.write ? 'read/write' : 'read'}`),
+      ...(i.objectStores ?? []).map((b) => `objects ${b.bucket} ${b.write ? 'read/write' : 'read'}`),
+      ...(i.messageDeletes ?? []).map((s) => `${s} delete one message`),
+      ...(i.inspects ? ['list/info of every stream and consumer'] : []),
+      ...(i.jetStreamAdmin ? ['the whole JetStream API'] : []),
+    ];
+    return `| \`${i.name}\` | ${i.description} | ${code(publishes)} | ${code(requests)} | ${code(answers)} | ${code(reads)} | ${code(buckets)} |`;
+  });
+  return [
+    '| identity | role | publishes | requests | answers | reads (stream/durable, ordered reads, notifications) | buckets and JetStream API |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...rows,
+  ].join('\n');
+}

@@ -1,6 +1,8 @@
 // `orderflow` — the command line of the system. The composition root: the only file that reads
 // process.env and argv; each subcommand gets a typed options object.
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chaos } from './commands/chaos.ts';
 import { doctor, type DoctorPort } from './commands/doctor.ts';
@@ -9,6 +11,9 @@ import { dlq } from './commands/dlq.ts';
 import { place } from './commands/place.ts';
 import { tail } from './commands/tail.ts';
 import { up } from './commands/up.ts';
+import { bus } from './commands/bus.ts';
+import { provision } from './commands/provision.ts';
+import type { NatsTarget } from './bus.ts';
 import { CliError } from './errors.ts';
 import { readUpState, statePath } from './state.ts';
 import { RUNTIMES, SERVICES, type Runtime, type ServiceName } from './system.ts';
@@ -30,6 +35,13 @@ const HELP = `orderflow <command> [options]
                                            bundles of \`npm run build\` (what \`npm start\` does)
   place       place a demo order through the gateway and follow its status
                 --token tok_visa|tok_decline|tok_insufficient_funds   --country DE|AQ|…   --api <url>
+  provision   create the streams, KV bucket and object store as the provisioning identity
+                --serve                    then keep answering the services' consumer requests (Ctrl-C stops)
+  bus permissions             print who may do what on the bus (the table of docs/security.md)
+  bus config [options]        generate the identities' nkeys (and a CA) and print a nats-server config
+                --secrets-dir <dir> (default NATS_SECRETS_DIR or DATA_DIR/secrets)  --port <n> --host <h>
+                --store-dir <dir> --server-name <n> --cluster-name <n> --cluster-port <n> --routes <url,…>
+                --tls-hosts <name,ip,…> (the server certificate's names; default localhost,127.0.0.1)
   dlq list [--consumer <durable>] [--limit <n>] [-v]
   dlq redrive <seq>
   dlq redrive-all [--consumer <durable>]
@@ -49,6 +61,8 @@ const HELP = `orderflow <command> [options]
                 fresh database on it and drops it afterwards (also on Ctrl-C, which exits 130)
 
 Environment: NATS_URL (external NATS, cluster nodes comma-separated; else a private nats-server),
+NATS_SECRETS_DIR (bus credentials: <identity>.nk seeds and ca.pem; default DATA_DIR/secrets, which up generates),
+NATS_NKEY_SEED_FILE / NATS_CA_FILE / NATS_INBOX_PREFIX (this command's own credentials, default the operator's),
 STREAM_REPLICAS (replicas of every stream, bucket and object store; 3 on a 3-node cluster), DATA_DIR, DATABASE_URL (PostgreSQL,
 a schema per service; else PGlite under DATA_DIR/<service>), PORT (gateway), LOG_LEVEL.
 `;
@@ -71,6 +85,30 @@ function apiUrlFor(flag: string | undefined, dataDir: string): string {
   if (flag) return flag;
   if (env.PORT) return `http://127.0.0.1:${env.PORT}`;
   return readUpState(dataDir)?.apiUrl ?? 'http://127.0.0.1:3000';
+}
+
+/** The bus credentials: NATS_SECRETS_DIR, else the ones `up` generated under the data directory. */
+const secretsDirOf = (dataDir: string): string => env.NATS_SECRETS_DIR || join(dataDir, 'secrets');
+
+/**
+ * As whom a command connects to `servers`: NATS_NKEY_SEED_FILE / NATS_CA_FILE, else the identity's
+ * seed and the CA in the secrets directory when they are there (an open server otherwise).
+ */
+function natsTarget(
+  servers: string,
+  dataDir: string,
+  identity: 'operator' | 'provisioner' = 'operator',
+): NatsTarget {
+  const seed = env.NATS_NKEY_SEED_FILE || join(secretsDirOf(dataDir), `${identity}.nk`);
+  const ca = env.NATS_CA_FILE || join(secretsDirOf(dataDir), 'ca.pem');
+  return {
+    servers,
+    ...(existsSync(seed) && {
+      nkeySeedFile: seed,
+      inboxPrefix: env.NATS_INBOX_PREFIX || `_INBOX_${identity}`,
+    }),
+    ...(existsSync(ca) && { caFile: ca }),
+  };
 }
 
 class UsageError extends Error {
@@ -156,6 +194,7 @@ async function main(argv: string[]): Promise<number> {
         system: {
           dataDir: values['data-dir'] ?? (env.DATA_DIR || './data'),
           ...(env.NATS_URL && { natsUrl: env.NATS_URL }),
+          ...(env.NATS_SECRETS_DIR && { secretsDir: env.NATS_SECRETS_DIR }),
           ...(env.STREAM_REPLICAS && { streamReplicas: replicasCount(env.STREAM_REPLICAS) }),
           ...(env.DATABASE_URL && { databaseUrl: env.DATABASE_URL }),
           natsPort: values['nats-port']
@@ -208,7 +247,8 @@ async function main(argv: string[]): Promise<number> {
         },
       });
       const [action, seq] = positionals;
-      const natsUrl = () => natsUrlFor(values.nats, dataDirOf(values['data-dir']));
+      const natsUrl = () =>
+        natsTarget(natsUrlFor(values.nats, dataDirOf(values['data-dir'])), dataDirOf(values['data-dir']));
       const consumer = values.consumer === undefined ? {} : { consumer: values.consumer };
       switch (action) {
         case 'list':
@@ -237,7 +277,7 @@ async function main(argv: string[]): Promise<number> {
         options: { order: { type: 'string' }, nats: { type: 'string' }, 'data-dir': { type: 'string' } },
       });
       return tail(
-        natsUrlFor(values.nats, dataDirOf(values['data-dir'])),
+        natsTarget(natsUrlFor(values.nats, dataDirOf(values['data-dir'])), dataDirOf(values['data-dir'])),
         values.order === undefined ? {} : { orderId: values.order },
       );
     }
@@ -284,6 +324,52 @@ async function main(argv: string[]): Promise<number> {
         logFile: values.log,
       });
     }
+    case 'provision': {
+      const { values } = parseArgs({ args: rest, options: { serve: { type: 'boolean', default: false } } });
+      return provision(
+        natsTarget(natsUrlFor(undefined, dataDirOf(undefined)), dataDirOf(undefined), 'provisioner'),
+        {
+          serve: values.serve,
+          replicas: env.STREAM_REPLICAS ? replicasCount(env.STREAM_REPLICAS) : 1,
+        },
+      );
+    }
+    case 'bus': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          'secrets-dir': { type: 'string' },
+          port: { type: 'string', default: '4222' },
+          'store-dir': { type: 'string', default: '/var/lib/nats' },
+          'server-name': { type: 'string', default: 'orderflow' },
+          host: { type: 'string', default: '0.0.0.0' },
+          'cluster-name': { type: 'string' },
+          'cluster-port': { type: 'string', default: '6222' },
+          routes: { type: 'string' },
+          'tls-hosts': { type: 'string' },
+        },
+      });
+      const [action] = positionals;
+      if (action !== 'permissions' && action !== 'config')
+        throw new UsageError('bus: permissions | config [--secrets-dir <dir>] […]');
+      const cluster = values['cluster-name'];
+      return bus(action, {
+        secretsDir: values['secrets-dir'] ?? secretsDirOf(dataDirOf(undefined)),
+        serverName: values['server-name'],
+        host: values.host,
+        port: int(values.port, '--port', 4222),
+        storeDir: values['store-dir'],
+        ...(values['tls-hosts'] && { tlsHosts: values['tls-hosts'].split(',').map((h) => h.trim()) }),
+        ...(cluster && {
+          cluster: {
+            name: cluster,
+            port: int(values['cluster-port'], '--cluster-port', 6222),
+            routes: (values.routes ?? '').split(',').filter((r) => r !== ''),
+          },
+        }),
+      });
+    }
     case 'doctor': {
       // The flags of `up` that choose ports and the data directory, so doctor checks what up would do.
       const { values } = parseArgs({
@@ -311,6 +397,7 @@ async function main(argv: string[]): Promise<number> {
       const monitor = values['nats-monitor-port'];
       return doctor({
         natsUrl: external,
+        natsCredentials: natsTarget('', dataDir),
         databaseUrl: env.DATABASE_URL || undefined,
         dataDir,
         running: readUpState(dataDir),

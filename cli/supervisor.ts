@@ -81,6 +81,8 @@ export interface SupervisorOptions {
   readonly ownProcessGroup?: boolean;
   /** Allocates a port for `portEnv` (default: the OS picks a free one). */
   readonly allocatePort?: () => Promise<number>;
+  /** Runs before `start()` starts a tier (after the tiers below are ready); a rejection fails the start. */
+  readonly beforeTier?: (tier: number) => Promise<void>;
 }
 
 export interface LogLine {
@@ -200,6 +202,7 @@ export class Supervisor {
     const tiers = [...new Set(specs.map((spec) => spec.tier ?? 0))];
     for (const tier of tiers) {
       const inTier = specs.filter((spec) => (spec.tier ?? 0) === tier);
+      await this.#options.beforeTier?.(tier);
       await Promise.all(inTier.map((spec) => this.#startProgram(spec.name)));
     }
   }

@@ -1,7 +1,20 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { orderingTopology } from '@orderflow/contracts';
+import { connectNats, type ProvisioningResponder } from '@orderflow/messaging';
+import {
+  busCredentials,
+  busServerConfig,
+  credentialsEnv,
+  PERMISSION_VIOLATION,
+  prepareBusSecrets,
+  type BusCredentials,
+} from './bus.ts';
+import type { BusSecrets } from '@orderflow/messaging';
+import { provisionOrdering, startProvisioningResponder } from './provision.ts';
 import {
   allocateFreePort,
   Supervisor,
@@ -43,6 +56,14 @@ export interface SystemConfig {
   dataDir: string;
   /** External NATS (several cluster nodes comma-separated); when absent a private nats-server is started on `natsPort`. */
   natsUrl?: string;
+  /**
+   * Directory of the bus credentials (`<identity>.nk` nkey seeds, `ca.pem`): generated under
+   * `<dataDir>/secrets` for the private nats-server (default); with `natsUrl`, the credentials that
+   * server's config names (see docs/security.md), or none for an open server.
+   */
+  secretsDir?: string;
+  /** Also generate the chaos harness's identity (it forges poison events). */
+  chaosIdentity?: boolean;
   /**
    * Replicas of every stream, dead-letter stream, KV bucket and object store the services create
    * (default 1; 3 on a 3-node JetStream cluster given as `natsUrl`).
@@ -101,6 +122,14 @@ export interface RunningSystem {
   /** Services that run (the others were skipped). */
   readonly services: readonly ServiceName[];
   readonly skipped: readonly ServiceName[];
+  /** How the operator (CLI) connects; undefined on an open external server. */
+  readonly operatorCredentials: BusCredentials | undefined;
+  /** Credentials of any identity (the chaos harness's too when `chaosIdentity` is set). */
+  credentials(identity: Parameters<typeof busCredentials>[1]): BusCredentials | undefined;
+  /** Lines the private nats-server logged about refused publishes or subscriptions. */
+  permissionViolations(): readonly string[];
+  /** Connects to the system's NATS as `identity` (default `operator`; anonymous on an open server). */
+  connect(name: string, identity?: Parameters<typeof busCredentials>[1]): Promise<NatsConnection>;
   /** Stops everything, services first, NATS last. */
   stop(): Promise<void>;
 }
@@ -108,6 +137,8 @@ export interface RunningSystem {
 /** Settings the system sets for every child; inherited values of these names are dropped. */
 const MANAGED_ENV = [
   'NATS_URL',
+  'NATS_NKEY_SEED_FILE',
+  'NATS_CA_FILE',
   'DATA_DIR',
   'DATABASE_URL',
   'DB_SCHEMA',
@@ -227,25 +258,47 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
   });
   const extra = (name: ProgramName): Record<string, string> => config.env?.[name] ?? {};
 
+  const topology = orderingTopology();
+  const chaos = config.chaosIdentity ?? false;
+  const secretsDir =
+    config.secretsDir !== undefined
+      ? resolve(config.secretsDir)
+      : config.natsUrl === undefined
+        ? join(dataDir, 'secrets')
+        : undefined;
+  const secrets =
+    secretsDir === undefined
+      ? undefined
+      : config.natsUrl === undefined
+        ? await prepareBusSecrets(secretsDir, topology, { chaos })
+        : {
+            dir: secretsDir,
+            ...(existsSync(join(secretsDir, 'ca.pem')) && { tls: { caFile: join(secretsDir, 'ca.pem') } }),
+          };
+  const credentials = (identity: Parameters<typeof busCredentials>[1]): BusCredentials | undefined =>
+    secrets && busCredentials(secrets, identity);
+
   const programs: ProgramSpec[] = [];
+  const violations: string[] = [];
   if (config.natsUrl === undefined) {
     const storeDir = join(dataDir, 'nats');
     await mkdir(storeDir, { recursive: true });
+    const configFile = join(dataDir, 'nats-server.conf');
+    await writeFile(
+      configFile,
+      busServerConfig(secrets as BusSecrets, topology, {
+        serverName: 'orderflow',
+        port: natsPort,
+        storeDir,
+        chaos,
+        ...(config.natsMonitorPort !== undefined && { monitorPort: config.natsMonitorPort }),
+      }),
+      { mode: 0o600 },
+    );
     programs.push({
       name: 'nats-server',
       command: 'nats-server',
-      args: [
-        '-a',
-        '127.0.0.1',
-        '-p',
-        String(natsPort),
-        '-js',
-        '-sd',
-        storeDir,
-        '-n',
-        'orderflow',
-        ...(config.natsMonitorPort !== undefined ? ['-m', String(config.natsMonitorPort)] : []),
-      ],
+      args: ['-c', configFile],
       env: base,
       tier: 0,
       readiness: { kind: 'tcp', port: natsPort },
@@ -291,9 +344,11 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
       continue;
     }
     services.push(name);
+    const own = credentials(name);
     const common: Record<string, string> = {
       ...base,
       NATS_URL: natsUrl,
+      ...(own && credentialsEnv(own)),
       DATA_DIR: join(dataDir, name),
       DB_SCHEMA: name.replace(/-/g, '_'),
       ...(config.databaseUrl !== undefined && { DATABASE_URL: config.databaseUrl }),
@@ -328,9 +383,32 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
     });
   }
 
+  // The provisioner creates streams and buckets before the services start, and stays to create
+  // their durables on request (they may not do it themselves).
+  let provisioner: { nc: NatsConnection; responder: ProvisioningResponder } | undefined;
+  const provision = async (): Promise<void> => {
+    if (provisioner) return;
+    const own = credentials('provisioner');
+    const { nc } = await connectNats({ servers: natsUrl, name: 'orderflow-provisioner', ...own });
+    try {
+      await provisionOrdering(nc, topology, { replicas: config.streamReplicas ?? 1 });
+      provisioner = { nc, responder: await startProvisioningResponder(nc, topology) };
+    } catch (error) {
+      await nc.close();
+      throw error;
+    }
+  };
+  const onLog = (line: LogLine): void => {
+    if (line.program === 'nats-server' && PERMISSION_VIOLATION.test(line.line)) violations.push(line.line);
+    config.onLog?.(line);
+  };
+
   const supervisor = new Supervisor({
     programs,
-    ...(config.onLog && { onLog: config.onLog }),
+    onLog,
+    beforeTier: async (tier) => {
+      if (tier === 2 && secrets) await provision();
+    },
     ...(config.onEvent && { onEvent: config.onEvent }),
     ...(config.restart && { restart: config.restart }),
     ...(config.stopDeadlineMs !== undefined && { stopDeadlineMs: config.stopDeadlineMs }),
@@ -347,6 +425,19 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
     smtpPort,
     services,
     skipped,
-    stop: () => supervisor.stop(),
+    operatorCredentials: credentials('operator'),
+    credentials,
+    permissionViolations: () => violations,
+    connect: async (name, identity = 'operator') =>
+      (await connectNats({ servers: natsUrl, name, ...credentials(identity) })).nc,
+    stop: async () => {
+      try {
+        await supervisor.stop();
+      } finally {
+        provisioner?.responder.stop();
+        await provisioner?.nc.close();
+        provisioner = undefined;
+      }
+    },
   };
 }

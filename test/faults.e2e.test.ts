@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { EVENT_SOURCES, OrderingTopology } from '@orderflow/contracts';
-import { connectNats, NatsTransport, type DeadLetter } from '@orderflow/messaging';
+import { NatsTransport, type DeadLetter } from '@orderflow/messaging';
 import { waitFor } from '@orderflow/testing';
 import { demoOrder } from '../cli/api.ts';
 import { publishPoison, type PoisonMessage } from '../cli/chaos/poison.ts';
@@ -60,6 +60,8 @@ describe('the system under faults, as processes, through HTTP', { timeout: 300_0
   before(async () => {
     sys = await startTestSystem({
       replicas: { 'payment-processor': 2 },
+      // The test forges poison events: it connects as the chaos harness's identity.
+      chaosIdentity: true,
       env: {
         'payment-processor': {
           PSP_TIMEOUT_MS: String(PSP_TIMEOUT_MS),
@@ -68,7 +70,7 @@ describe('the system under faults, as processes, through HTTP', { timeout: 300_0
         },
       },
     });
-    ({ nc } = await connectNats({ servers: sys.system.natsUrl, name: 'faults-test' }));
+    nc = await sys.system.connect('faults-test', 'chaos');
     jsm = await jetstreamManager(nc);
     transport = await NatsTransport.create(nc, { source: 'orderflow/faults-test' });
   });
@@ -309,5 +311,9 @@ describe('the system under faults, as processes, through HTTP', { timeout: 300_0
     );
     assert.deepEqual(describeLetters(await deadLetters()), [], 'nothing dead-lettered');
     await assertEffectsOnce();
+  });
+
+  test('every process, and this test as the chaos identity, ran without a permission violation', () => {
+    assert.deepEqual(sys.system.permissionViolations(), []);
   });
 });

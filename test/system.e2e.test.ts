@@ -326,4 +326,8 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     });
     assert.deepEqual(couriers, [], 'every confirmed order holds a courier, no cancelled one does');
   });
+
+  test('every process ran on its own credentials without a single permission violation', () => {
+    assert.deepEqual(sys.system.permissionViolations(), []);
+  });
 });

@@ -63,6 +63,8 @@ export interface Observations {
   readonly poison: readonly PoisonMessage[];
   readonly answers: AnswerTally;
   readonly database?: DatabaseFacts;
+  /** Lines nats-server logged about a refused publish or subscription (every process has its own identity). */
+  readonly permissionViolations?: readonly string[];
 }
 
 const SHOWN = 20;
@@ -89,6 +91,7 @@ export function checkInvariants(o: Observations): InvariantReport {
     histories(o),
     ...(o.database ? [readModel(o, o.database)] : []),
     deadLetters(o),
+    ...(o.permissionViolations ? [permissions(o.permissionViolations)] : []),
   ];
   return { invariants, violations: invariants.reduce((n, i) => n + i.violations, 0) };
 }
@@ -400,4 +403,9 @@ function deadLetters(o: Observations): Invariant {
     { poisonPublished: o.poison.length, deadLetters: o.deadLetters.length },
     problems,
   );
+}
+
+/** Every process stayed inside the permissions the topology gives its identity. */
+function permissions(lines: readonly string[]): Invariant {
+  return invariant('no permission violation on the bus', { lines: lines.length }, lines);
 }

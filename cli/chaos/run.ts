@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { orderingTopology, OrderStatusChanged, type OrderView } from '@orderflow/contracts';
-import { connectNats, NatsTransport } from '@orderflow/messaging';
+import { NatsTransport } from '@orderflow/messaging';
+import { busServerConfig, PERMISSION_VIOLATION, prepareBusSecrets } from '../bus.ts';
 import { openPostgres, type SqlStore } from '@orderflow/sql';
 import { freePort, startNatsCluster, type NatsCluster } from '@orderflow/testing';
 import { GatewayClient, TERMINAL, type HistoryEvent } from '../api.ts';
@@ -177,20 +178,48 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     serviceDbUrl.port = String(pgProxy.port);
 
     let cluster: NatsCluster | undefined;
+    const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-chaos-'));
+    undoLater(() => rm(dataDir, { recursive: true, force: true }));
+    const topology = orderingTopology();
+    const clusterViolations: string[] = [];
     if (nats === 'cluster') {
-      cluster = await startNatsCluster(3);
+      // The cluster runs the bus's own config on every node: the same identities and TLS as `up`'s
+      // private server, routes authenticated with a generated secret.
+      const secrets = await prepareBusSecrets(join(dataDir, 'secrets'), topology, { chaos: true });
+      const routeSecret = randomBytes(18).toString('base64url');
+      cluster = await startNatsCluster(3, {
+        config: (node) =>
+          busServerConfig(secrets, topology, {
+            serverName: node.name,
+            port: node.port,
+            storeDir: node.storeDir,
+            chaos: true,
+            cluster: {
+              name: node.clusterName,
+              host: '127.0.0.1',
+              port: node.routePort,
+              routes: node.routes,
+              user: 'route',
+              password: routeSecret,
+            },
+          }),
+        onLog: (line, node) => {
+          if (PERMISSION_VIOLATION.test(line)) clusterViolations.push(`${node}: ${line}`);
+        },
+      });
       undoLater(() => cluster!.dispose());
       note(`3-node JetStream cluster: ${cluster.servers.join(', ')}`);
     }
-    const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-chaos-'));
-    undoLater(() => rm(dataDir, { recursive: true, force: true }));
     const [natsPort, gatewayPort, pspPort, smtpPort, mailboxPort] = await Promise.all(
       Array.from({ length: 5 }, () => freePort()),
     );
     const readyTimeoutMs = 120_000;
     const system: RunningSystem = await startSystem({
       dataDir,
-      ...(cluster ? { natsUrl: cluster.servers.join(','), streamReplicas: 3 } : { natsPort: natsPort! }),
+      ...(cluster
+        ? { natsUrl: cluster.servers.join(','), streamReplicas: 3, secretsDir: join(dataDir, 'secrets') }
+        : { natsPort: natsPort! }),
+      chaosIdentity: true,
       databaseUrl: serviceDbUrl.toString(),
       gatewayPort: gatewayPort!,
       pspPort: pspPort!,
@@ -219,8 +248,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     undoLater(() => system.stop());
     note(`system up: API ${system.apiUrl}, NATS ${system.natsUrl}, PostgreSQL database ${database.name}`);
 
-    const topology = orderingTopology();
-    const { nc } = await connectNats({ servers: system.natsUrl, name: 'orderflow-chaos' });
+    const nc = await system.connect('orderflow-chaos', 'chaos');
     undoLater(() => nc.close());
     const transport = await NatsTransport.create(nc, { source: 'orderflow/chaos' });
     const api = new GatewayClient(system.apiUrl, 15_000);
@@ -337,6 +365,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         poison,
         answers: load.answers,
         database: await database.facts(),
+        permissionViolations: cluster ? clusterViolations : system.permissionViolations(),
       };
       result = checkInvariants(observed);
       if (result.violations === 0 || Date.now() > settleDeadline) break;

@@ -1,4 +1,5 @@
 import { NatsTransport, type DeadLetter } from '@orderflow/messaging';
+import type { NatsTarget } from '../bus.ts';
 import { connectOrderflow } from '../nats.ts';
 
 export type DlqAction =
@@ -10,9 +11,9 @@ export type DlqAction =
  * `orderflow dlq list | redrive <seq> | redrive-all`: dead letters through the toolkit's DeadLetters
  * API (stream DEADLETTER). A redrive sends the message back to the consumer that failed it, only.
  */
-export async function dlq(natsUrl: string, action: DlqAction): Promise<number> {
+export async function dlq(nats: NatsTarget, action: DlqAction): Promise<number> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  const nc = await connectOrderflow(natsUrl, 'orderflow-cli');
+  const nc = await connectOrderflow(nats, 'orderflow-cli');
   const transport = await NatsTransport.create(nc, { source: 'orderflow/cli' });
   try {
     const letters = transport.deadLetters;

@@ -8,6 +8,7 @@ import { OrderingTopology } from '@orderflow/contracts';
 import { compareVersions, connectNats } from '@orderflow/messaging';
 import pg from 'pg';
 import { reasonOf } from '../errors.ts';
+import type { NatsTarget } from '../bus.ts';
 import { connectOrderflow } from '../nats.ts';
 import type { UpState } from '../state.ts';
 import { SERVICES, serviceExists } from '../system.ts';
@@ -27,6 +28,8 @@ export interface DoctorPort {
 export interface DoctorOptions {
   /** `--nats` or `NATS_URL`: the external NATS `up` would use. */
   readonly natsUrl: string | undefined;
+  /** The operator's bus credentials (nkey seed, CA), when there are any. */
+  readonly natsCredentials?: Omit<NatsTarget, 'servers'>;
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
   readonly ports: readonly DoctorPort[];
@@ -97,7 +100,10 @@ export async function doctor(options: DoctorOptions): Promise<number> {
       detail: `running (pid ${running.pid}, since ${running.startedAt}): API ${running.apiUrl}, NATS ${running.natsUrl}`,
     }));
     await report('running NATS', async () => {
-      const nc = await connectOrderflow(options.natsUrl ?? running.natsUrl, 'orderflow-doctor');
+      const nc = await connectOrderflow(
+        { ...options.natsCredentials, servers: options.natsUrl ?? running.natsUrl },
+        'orderflow-doctor',
+      );
       const version = nc.info?.version ?? '?';
       await nc.close();
       return {
@@ -120,6 +126,7 @@ export async function doctor(options: DoctorOptions): Promise<number> {
       let connected;
       try {
         connected = await connectNats({
+          ...options.natsCredentials,
           servers: options.natsUrl!,
           name: 'orderflow-doctor',
           maxReconnectAttempts: 0,

@@ -1,13 +1,14 @@
 import { OrderingTopology, OrderStatusChanged } from '@orderflow/contracts';
 import { NatsTransport } from '@orderflow/messaging';
+import type { NatsTarget } from '../bus.ts';
 import { connectOrderflow } from '../nats.ts';
 
 /**
  * `orderflow tail`: prints live `order.status-changed` notifications (core NATS, best effort: only
  * what happens while it runs) until SIGINT/SIGTERM.
  */
-export async function tail(natsUrl: string, options: { orderId?: string }): Promise<number> {
-  const nc = await connectOrderflow(natsUrl, 'orderflow-cli-tail', { reconnect: true });
+export async function tail(nats: NatsTarget, options: { orderId?: string }): Promise<number> {
+  const nc = await connectOrderflow(nats, 'orderflow-cli-tail', { reconnect: true });
   const transport = await NatsTransport.create(nc, { source: 'orderflow/cli' });
   const subject = options.orderId
     ? OrderingTopology.notifications.statusChanged(options.orderId)
@@ -17,7 +18,7 @@ export async function tail(natsUrl: string, options: { orderId?: string }): Prom
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
   });
-  process.stderr.write(`listening on ${subject} at ${natsUrl} (Ctrl-C to stop)\n`);
+  process.stderr.write(`listening on ${subject} at ${nats.servers} (Ctrl-C to stop)\n`);
   transport.listen(OrderStatusChanged, subject, (event) => {
     const { orderId, status, previousStatus, cause, version } = event.data;
     process.stdout.write(

@@ -91,7 +91,8 @@ export async function up(options: UpOptions): Promise<number> {
     say(`  API      ${apiUrl}   (demo order: node --import tsx cli/orderflow.ts place)`);
     say(`  mailbox  ${mailboxUrl}/messages`);
     say(`  PSP      ${pspUrl}/ledger`);
-    say(`  NATS     ${natsUrl}`);
+    const operator = running.operatorCredentials;
+    say(`  NATS     ${natsUrl}${operator ? ` (TLS, nkeys: CLI credentials ${operator.nkeySeedFile})` : ''}`);
     if (skipped.length > 0) say(`  skipped  ${skipped.join(', ')} (not in services/ yet)`);
     for (const replica of running.supervisor.list()) {
       if (replica.port === undefined) continue;

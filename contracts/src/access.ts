@@ -110,7 +110,9 @@ export function orderingBusIdentities(
   const everyEndpoint = Object.values(e).map((endpoint) => endpoint.subject);
   const operator: BusIdentity = {
     name: 'operator',
-    description: 'the `orderflow` CLI: dlq list/redrive/discard, tail, doctor ($SRV discovery)',
+    description:
+      'the `orderflow` CLI: dlq list/redrive/discard, tail, doctor (`$SRV` discovery); lists streams and consumers',
+    inspects: true,
     publishes: [DeadLetterTopology.redriveSubject('*', '*')],
     requests: ['$SRV.>'],
     listens: [topology.notifications.statusChangedAll],
@@ -127,7 +129,7 @@ export function orderingBusIdentities(
       listens: [topology.notifications.statusChangedAll],
       objectStores: [{ bucket: topology.objectStores.invoices, write: false }],
     }),
-    service('order-storage', 'Order aggregate (orders.*), customers (customers.*), read model', {
+    service('order-storage', 'Order aggregate (`orders.*`), customers (`customers.*`), read model', {
       serves: serves(e.registerCustomer, e.placeOrder, e.cancelOrder, e.getOrderHistory),
       orderedReads: [{ stream: topology.stream, filter: topology.filters.orders }],
       messageGets: [topology.stream],
@@ -137,11 +139,11 @@ export function orderingBusIdentities(
       broadcasts: [topology.notifications.statusChangedAll],
       kv: [{ bucket: topology.kv.orderStatus, write: true }],
     }),
-    service('payment-processor', 'charges and refunds (payments.*)', {}),
-    service('create-invoice', 'invoices (invoices.*) and their PDFs', {
+    service('payment-processor', 'charges and refunds (`payments.*`)', {}),
+    service('create-invoice', 'invoices (`invoices.*`) and their PDFs', {
       objectStores: [{ bucket: topology.objectStores.invoices, write: true }],
     }),
-    service('assign-delivery', 'couriers (deliveries.*)', {}),
+    service('assign-delivery', 'couriers (`deliveries.*`)', {}),
     service('email-notify', 'mails; reads invoice PDFs', {
       objectStores: [{ bucket: topology.objectStores.invoices, write: false }],
     }),

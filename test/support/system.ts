@@ -47,7 +47,7 @@ export interface Mail {
 const KEEP_LINES = 400;
 
 export async function startTestSystem(
-  options: Pick<SystemConfig, 'replicas' | 'env'> = {},
+  options: Pick<SystemConfig, 'replicas' | 'env' | 'chaosIdentity'> = {},
 ): Promise<TestSystem> {
   const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-system-'));
   const lines = new Map<string, string[]>();

@@ -94,8 +94,8 @@ export type {
   ServerCluster,
   ServerTls,
 } from './security/server-config.ts';
-export { EnvSettings, serviceSettings } from './service-settings.ts';
-export type { ServiceSettings } from './service-settings.ts';
+export { EnvSettings, natsAuthSettings, serviceSettings } from './service-settings.ts';
+export type { NatsAuth, ServiceSettings } from './service-settings.ts';
 export type { Readiness, RunningService, ServiceConfig, ServiceContext } from './runner.ts';
 export { consumerConfig, ensureConsumer, ensureStream, streamConfig } from './topology.ts';
 export type { ConsumerDeclaration, EnsureConsumer, StreamDeclaration } from './topology.ts';

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { pino, type Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
@@ -7,6 +8,9 @@ import { connectNats, type ServerFeatures } from './connection.ts';
 import { MessagingError } from './errors.ts';
 import type { IdempotencyStore } from './middleware/idempotency.ts';
 import type { StreamDeclaration } from './topology.ts';
+import { inboxPrefix } from './security/permissions.ts';
+import { ProvisioningTopology, RemoteProvisioner } from './security/provisioning.ts';
+import type { NatsAuth } from './service-settings.ts';
 import { NatsTransport } from './transport.ts';
 
 /** Settings of one service process. Only the composition root (`main.ts`) builds this from the environment. */
@@ -16,6 +20,12 @@ export interface ServiceConfig {
   version: string;
   /** NATS URL(s). */
   servers: string | string[];
+  /**
+   * Credentials on a secured bus. With an nkey the service is one identity of the server's config:
+   * its inbox prefix is `_INBOX_<name>`, and its durable consumers are created by the provisioner
+   * (`ProvisioningTopology.subject(name)`), since the service may not create them itself.
+   */
+  auth?: NatsAuth;
   /** Port of the health and metrics HTTP server; 0 picks a free one (default 0). */
   httpPort?: number;
   /** Time in-flight handlers get to finish on SIGTERM before they are nak'd (default 10 000 ms). */
@@ -87,7 +97,13 @@ export async function runService(
   let ready = false;
   let stopping: Promise<void> | undefined;
 
-  const { nc, features } = await connectNats({ servers: config.servers, name: config.name });
+  const secured = config.auth?.nkeySeedFile !== undefined;
+  const { nc, features } = await connectNats({
+    servers: config.servers,
+    name: config.name,
+    ...config.auth,
+    ...(secured && { inboxPrefix: inboxPrefix(config.name) }),
+  });
   logger.info({ server: nc.getServer(), version: features.version }, 'connected to NATS');
   let connected = true;
   void (async () => {
@@ -105,6 +121,13 @@ export async function runService(
     service: { name: config.name, version: config.version },
     ...(config.deadLetterReplicas !== undefined && { deadLetterReplicas: config.deadLetterReplicas }),
     ...(config.idempotency && { idempotency: config.idempotency }),
+    ...(secured && {
+      provisioner: new RemoteProvisioner(
+        nc,
+        await jetstreamManager(nc),
+        ProvisioningTopology.subject(config.name),
+      ),
+    }),
   });
 
   const readiness = (): Readiness => {

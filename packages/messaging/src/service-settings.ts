@@ -43,10 +43,27 @@ export class EnvSettings {
   }
 }
 
+/** How a process authenticates to a NATS server that has per-identity permissions (empty: an open server). */
+export interface NatsAuth {
+  /** `NATS_NKEY_SEED_FILE`: the identity's nkey seed (`SU…`, a file of mode 0600). */
+  nkeySeedFile?: string;
+  /** `NATS_CA_FILE`: CA certificate the server's TLS certificate is checked against (TLS on). */
+  caFile?: string;
+}
+
+/** Reads {@link NatsAuth} (`NATS_NKEY_SEED_FILE`, `NATS_CA_FILE`). */
+export function natsAuthSettings(env: EnvSettings): NatsAuth {
+  const nkeySeedFile = env.optionalText('NATS_NKEY_SEED_FILE');
+  const caFile = env.optionalText('NATS_CA_FILE');
+  return { ...(nkeySeedFile !== undefined && { nkeySeedFile }), ...(caFile !== undefined && { caFile }) };
+}
+
 /** Settings every Orderflow service reads under the same names, with the same defaults. */
 export interface ServiceSettings {
   /** `NATS_URL` (default `nats://127.0.0.1:4222`); several nodes of a cluster comma-separated. */
   natsUrl: string;
+  /** `NATS_NKEY_SEED_FILE`, `NATS_CA_FILE`: the service's own credentials on a secured bus. */
+  natsAuth: NatsAuth;
   /** `STREAM_REPLICAS`: replicas of the streams the service provisions and of its dead letters (default 1; 3 in a cluster). */
   streamReplicas: number;
   /** `HTTP_PORT` of the health and metrics server (default 0: a free port). */
@@ -68,6 +85,7 @@ export interface ServiceSettings {
 export function serviceSettings(env: EnvSettings, defaults: { maxDeliver: number }): ServiceSettings {
   return {
     natsUrl: env.text('NATS_URL', 'nats://127.0.0.1:4222'),
+    natsAuth: natsAuthSettings(env),
     streamReplicas: env.int('STREAM_REPLICAS', 1, 1, 5),
     httpPort: env.int('HTTP_PORT', 0, 0, 65_535),
     namespace: env.optionalText('ORDERFLOW_NAMESPACE'),

@@ -16,6 +16,7 @@ await runService(
     name: 'assign-delivery',
     version: '0.1.0',
     servers: config.natsUrl,
+    auth: config.natsAuth,
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,

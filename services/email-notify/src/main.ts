@@ -23,6 +23,7 @@ await runService(
     name: 'email-notify',
     version: '0.1.0',
     servers: config.natsUrl,
+    auth: config.natsAuth,
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,

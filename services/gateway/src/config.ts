@@ -1,8 +1,11 @@
+import { EnvSettings, natsAuthSettings, type NatsAuth } from '@orderflow/messaging';
 import { ConfigError } from './errors.ts';
 
 /** Settings of a gateway replica. */
 export interface GatewayConfig {
   natsUrl: string;
+  /** `NATS_NKEY_SEED_FILE`, `NATS_CA_FILE`: the gateway's own credentials on a secured bus. */
+  natsAuth: NatsAuth;
   /** Public HTTP port of the API (default 3000). */
   port: number;
   /** Bind address (default 0.0.0.0). */
@@ -27,6 +30,7 @@ export function configFromEnv(env: Record<string, string | undefined>): GatewayC
   };
   const config: GatewayConfig = {
     natsUrl: env.NATS_URL ?? 'nats://127.0.0.1:4222',
+    natsAuth: natsAuthSettings(new EnvSettings(env)),
     port: int('PORT', 3000, 0, 65_535),
     host: env.HOST ?? '0.0.0.0',
     bodyLimitBytes: int('BODY_LIMIT_BYTES', 64 * 1024, 1, 10 * 1024 * 1024),

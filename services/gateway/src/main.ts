@@ -11,7 +11,8 @@ const config = configFromEnv(process.env);
 const topology = orderingTopology({ namespace: config.namespace, streamReplicas: config.streamReplicas });
 
 await runService(
-  { name: 'gateway', version: '0.1.0', servers: config.natsUrl, streams: topology.streams },
+  // It binds to nothing it would provision: it only requests, reads invoices and listens.
+  { name: 'gateway', version: '0.1.0', servers: config.natsUrl, auth: config.natsAuth },
   async (context) => {
     const statusChanges = new BroadcastStatusFeed(context.transport, topology.notifications.statusChangedAll);
     const app = createGateway({

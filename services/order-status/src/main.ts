@@ -13,6 +13,7 @@ await runService(
     name: 'order-status',
     version: '0.1.0',
     servers: config.natsUrl,
+    auth: config.natsAuth,
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,

@@ -15,6 +15,7 @@ await runService(
     name: 'order-storage',
     version: '0.1.0',
     servers: config.natsUrl,
+    auth: config.natsAuth,
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,

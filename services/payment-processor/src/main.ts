@@ -13,6 +13,7 @@ await runService(
     name: 'payment-processor',
     version: '0.1.0',
     servers: config.natsUrl,
+    auth: config.natsAuth,
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,

@@ -72,6 +72,8 @@ export interface BusIdentity {
   readonly provisioningRequests?: readonly string[];
   /** Subjects it answers provisioning requests on. */
   readonly provisioningServes?: readonly ServedEndpoint[];
+  /** The read-only JetStream API: names, lists and info of every stream and consumer (operators). */
+  readonly inspects?: boolean;
   /** The whole JetStream API (`$JS.API.>`): only the provisioning identity. */
   readonly jetStreamAdmin?: boolean;
 }
@@ -193,6 +195,11 @@ export function identityPermissions(
     }
   }
   for (const s of streams) pub.add(`${JS}.STREAM.INFO.${s}`);
+  if (identity.inspects) {
+    for (const api of ['STREAM.NAMES', 'STREAM.LIST', 'STREAM.INFO.*', 'CONSUMER.NAMES.*', 'CONSUMER.LIST.*'])
+      pub.add(`${JS}.${api}`);
+    pub.add(`${JS}.CONSUMER.INFO.*.*`);
+  }
 
   // Random consumer names need wildcards: take the declared durables back out of them.
   const own = new Set((identity.consumers ?? []).map((c) => `${c.stream}.${c.durable}`));

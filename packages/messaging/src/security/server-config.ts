@@ -12,7 +12,7 @@ export interface NkeyUser {
 export interface ServerTls {
   readonly certFile: string;
   readonly keyFile: string;
-  /** Seconds a client gets for the TLS handshake (default 2). */
+  /** Seconds a client gets for the TLS handshake (default 10: generous for a loaded machine). */
   readonly timeoutSeconds?: number;
 }
 
@@ -75,7 +75,7 @@ export function natsServerConfig(options: NatsServerConfigOptions): string {
       'tls: {',
       `  cert_file: ${q(options.tls.certFile)}`,
       `  key_file: ${q(options.tls.keyFile)}`,
-      `  timeout: ${options.tls.timeoutSeconds ?? 2}`,
+      `  timeout: ${options.tls.timeoutSeconds ?? 10}`,
       '}',
     );
   }

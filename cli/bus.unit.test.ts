@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { test } from 'node:test';
+import {
+  EVENT_SOURCE_OWNERS,
+  OrderingTopology,
+  orderingBusIdentities,
+  type EventSource,
+} from '@orderflow/contracts';
+import { busPermissions } from '@orderflow/messaging';
+import { permissionsTable } from './bus.ts';
+
+/** A Markdown table's cells, trimmed (Prettier pads them). */
+const cells = (table: string): string[][] =>
+  table
+    .trim()
+    .split('\n')
+    .filter((line) => !/^\|\s*-/.test(line))
+    .map((line) =>
+      line
+        .split(/(?<!\\)\|/)
+        .slice(1, -1)
+        .map((cell) => cell.trim()),
+    );
+
+test('docs/security.md holds the permissions table generated from the topology', async () => {
+  const doc = await readFile(new URL('../docs/security.md', import.meta.url), 'utf8');
+  const committed = /<!-- bus-permissions:start -->\n([\s\S]*?)<!-- bus-permissions:end -->/.exec(doc)?.[1];
+  assert.ok(committed, 'the markers are there');
+  assert.deepEqual(
+    cells(committed),
+    cells(permissionsTable(OrderingTopology)),
+    'regenerate it: npm run orderflow -- bus permissions',
+  );
+});
+
+const permissions = busPermissions(orderingBusIdentities(OrderingTopology, { chaos: true }));
+const allow = (identity: string, side: 'publish' | 'subscribe') => permissions.get(identity)![side].allow;
+
+test('each event namespace is published by its owner only (and the chaos harness)', () => {
+  for (const [source, owner] of Object.entries(EVENT_SOURCE_OWNERS)) {
+    const subject = OrderingTopology.filters[source as EventSource];
+    const publishers = [...permissions].filter(([, p]) => p.publish.allow.includes(subject)).map(([n]) => n);
+    assert.deepEqual(publishers.sort(), [owner, 'chaos'].sort(), subject);
+  }
+});
+
+test('only the provisioner holds the JetStream API; services get no create/update/delete of streams or durables', () => {
+  for (const [name, p] of permissions) {
+    const wide = p.publish.allow.filter(
+      (s) => s === '$JS.API.>' || /STREAM\.(CREATE|UPDATE|DELETE|PURGE)/.test(s),
+    );
+    assert.deepEqual(wide, name === 'provisioner' ? ['$JS.API.>'] : [], name);
+    if (name === 'provisioner') continue;
+    assert.ok(!p.publish.allow.some((s) => s.includes('CONSUMER.DURABLE.CREATE')), name);
+  }
+});
+
+test('an endpoint is subscribed only by its server, only in its queue group; the gateway only requests', () => {
+  for (const endpoint of Object.values(OrderingTopology.endpoints)) {
+    const subscribers = [...permissions]
+      .filter(([, p]) => p.subscribe.allow.some((s) => s.split(' ')[0] === endpoint.subject))
+      .map(([n, p]) => `${n}: ${p.subscribe.allow.filter((s) => s.startsWith(endpoint.subject)).join()}`);
+    assert.equal(subscribers.length, 1, `${endpoint.subject}: ${subscribers.join('; ')}`);
+    assert.match(subscribers[0]!, / q$/);
+  }
+  assert.deepEqual(
+    allow('gateway', 'publish').filter((s) => !s.startsWith('$JS.API.')),
+    Object.values(OrderingTopology.endpoints)
+      .map((e) => e.subject)
+      .sort(),
+  );
+});
+
+test('every identity reads only its own inbox', () => {
+  for (const [name, p] of permissions) {
+    const inboxes = p.subscribe.allow.filter((s) => s.startsWith('_INBOX'));
+    assert.deepEqual(inboxes, [`_INBOX_${name}.>`], name);
+  }
+});
