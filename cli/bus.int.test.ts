@@ -131,7 +131,8 @@ test('services cannot delete or update streams or consumers', async () => {
   // It binds to its durable through the provisioner (which creates only what is declared for it).
   const transport = await NatsTransport.create(nc, {
     source: 'orderflow/payment-processor',
-    provisioner: new RemoteProvisioner(nc, jsm, ProvisioningTopology.subject('payment-processor')),
+    ensureConsumer: new RemoteProvisioner(nc, jsm, ProvisioningTopology.subject('payment-processor'))
+      .ensureConsumer,
   });
   await transport.consume({ ...topology.consumers.paymentProcessor.deliveries, handlers: [] });
   await transport.close();

@@ -78,13 +78,8 @@ export type {
   SubjectPermission,
   UserPermissions,
 } from './security/permissions.ts';
-export {
-  directProvisioner,
-  ProvisioningResponder,
-  ProvisioningTopology,
-  RemoteProvisioner,
-} from './security/provisioning.ts';
-export type { ConsumerGrant, ConsumerProvisioner } from './security/provisioning.ts';
+export { ProvisioningResponder, ProvisioningTopology, RemoteProvisioner } from './security/provisioning.ts';
+export type { ConsumerGrant } from './security/provisioning.ts';
 export { ensureBusSecrets, readSeedFile } from './security/secrets.ts';
 export type { BusSecrets, BusSecretsOptions, BusTlsFiles, IdentityKey } from './security/secrets.ts';
 export { natsServerConfig } from './security/server-config.ts';

@@ -74,7 +74,8 @@ export interface NatsTransportOptions {
   deadLetterReplicas?: number;
   /**
    * Creates and re-creates the durables of {@link NatsTransport.consume} (default: `ensureConsumer`
-   * over this connection). Called before a consumer starts and whenever its durable goes missing.
+   * over this connection). Called before a consumer starts and whenever its durable goes missing. Under
+   * per-identity permissions a `RemoteProvisioner`, which asks the provisioning identity.
    */
   ensureConsumer?: EnsureConsumer;
 }

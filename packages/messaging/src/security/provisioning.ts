@@ -1,22 +1,7 @@
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { errors, type NatsConnection, type Subscription } from '@nats-io/nats-core';
 import { ProvisioningError } from '../errors.ts';
-import { ensureConsumer, type ConsumerDeclaration } from '../topology.ts';
-
-/**
- * Who creates and updates durable consumers. A service on an open server does it itself
- * ({@link directProvisioner}); under per-identity permissions it may not, and asks the provisioning
- * identity instead ({@link RemoteProvisioner}), which creates only what was declared for it.
- */
-export interface ConsumerProvisioner {
-  /** Creates the durable, or updates it to match; resolves when it exists as declared. */
-  ensureConsumer(decl: ConsumerDeclaration): Promise<void>;
-}
-
-/** Creates consumers with the caller's own JetStream API rights. */
-export function directProvisioner(jsm: JetStreamManager): ConsumerProvisioner {
-  return { ensureConsumer: (decl) => ensureConsumer(jsm, decl) };
-}
+import { ensureConsumer, type ConsumerDeclaration, type EnsureConsumer } from '../topology.ts';
 
 /** Subjects of the provisioning requests: one per identity, so the subject says who asks. */
 export const ProvisioningTopology = {
@@ -47,11 +32,13 @@ function noResponders(error: unknown): boolean {
 }
 
 /**
+ * Who creates durables under per-identity permissions: a service may not, so it asks the provisioning
+ * identity, which creates only what was declared for it (see {@link ProvisioningResponder}).
  * Asks the provisioning responder to create or update a consumer of this identity. With no responder
  * running (the durables were provisioned beforehand by `orderflow provision`), a durable that exists
  * is bound as it is.
  */
-export class RemoteProvisioner implements ConsumerProvisioner {
+export class RemoteProvisioner {
   constructor(
     private readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
@@ -59,7 +46,10 @@ export class RemoteProvisioner implements ConsumerProvisioner {
     private readonly timeoutMs = 10_000,
   ) {}
 
-  async ensureConsumer(decl: ConsumerDeclaration): Promise<void> {
+  /** An {@link EnsureConsumer} for `NatsTransportOptions.ensureConsumer`. */
+  readonly ensureConsumer: EnsureConsumer = (decl) => this.#ensure(decl);
+
+  async #ensure(decl: ConsumerDeclaration): Promise<void> {
     let reply: Reply;
     try {
       const msg = await this.nc.request(this.subject, JSON.stringify(decl), { timeout: this.timeoutMs });
