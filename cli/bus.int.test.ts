@@ -17,8 +17,10 @@ import {
   ProvisioningTopology,
   readSeedFile,
   RemoteProvisioner,
+  runService,
   type BusSecrets,
 } from '@orderflow/messaging';
+import { pino } from 'pino';
 import { startNatsServer, waitFor, type NatsServer } from '@orderflow/testing';
 import { busCredentials, busServerConfig, PERMISSION_VIOLATION, prepareBusSecrets } from './bus.ts';
 import { provisionOrdering, startProvisioningResponder } from './provision.ts';
@@ -272,4 +274,32 @@ test('$SRV discovery answers the operator; a service answers for its own name on
   );
   await waitFor(() => violationsSince(mark).length >= 1);
   await transport.close();
+});
+
+test('runService with an nkey binds its durables through the provisioner, without one violation', async () => {
+  const mark = log.length;
+  const credentials = busCredentials(secrets, 'payment-processor');
+  const service = await runService(
+    {
+      name: 'payment-processor',
+      version: '0.1.0',
+      servers: server.url,
+      auth: { nkeySeedFile: credentials.nkeySeedFile, caFile: credentials.caFile! },
+      streams: topology.streams,
+      handleSignals: false,
+      logger: pino({ level: 'silent' }),
+    },
+    async (context) => {
+      for (const binding of [
+        topology.consumers.paymentProcessor.orders,
+        topology.consumers.paymentProcessor.deliveries,
+      ])
+        await context.transport.consume({ ...binding, maxDeliver: 4, handlers: [] });
+    },
+  );
+  await service.stop();
+  const jsm = await provisionerJsm();
+  const info = await jsm.consumers.info(topology.stream, topology.consumers.paymentProcessor.orders.name);
+  assert.equal(info.config.max_deliver, 4 + 3, 'created with the tuning the service asked for');
+  assert.deepEqual(violationsSince(mark), []);
 });

@@ -11,7 +11,7 @@ import type { StreamDeclaration } from './topology.ts';
 import { inboxPrefix } from './security/permissions.ts';
 import { ProvisioningTopology, RemoteProvisioner } from './security/provisioning.ts';
 import type { NatsAuth } from './service-settings.ts';
-import { NatsTransport } from './transport.ts';
+import { NatsTransport, type NatsTransportOptions } from './transport.ts';
 
 /** Settings of one service process. Only the composition root (`main.ts`) builds this from the environment. */
 export interface ServiceConfig {
@@ -114,21 +114,19 @@ export async function runService(
       }
     }
   })();
-  const transport = await NatsTransport.create(nc, {
+  const options: NatsTransportOptions = {
     source: `orderflow/${config.name}`,
     logger,
     metrics: metricsRegistry,
     service: { name: config.name, version: config.version },
     ...(config.deadLetterReplicas !== undefined && { deadLetterReplicas: config.deadLetterReplicas }),
     ...(config.idempotency && { idempotency: config.idempotency }),
-    ...(secured && {
-      provisioner: new RemoteProvisioner(
-        nc,
-        await jetstreamManager(nc),
-        ProvisioningTopology.subject(config.name),
-      ),
-    }),
-  });
+  };
+  if (secured) {
+    const subject = ProvisioningTopology.subject(config.name);
+    options.ensureConsumer = new RemoteProvisioner(nc, await jetstreamManager(nc), subject).ensureConsumer;
+  }
+  const transport = await NatsTransport.create(nc, options);
 
   const readiness = (): Readiness => {
     const draining = stopping !== undefined || nc.isDraining();
