@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { OrderingTopology } from '@orderflow/contracts';
-import { connectNats, NatsTransport } from '@orderflow/messaging';
+import { connectNats, NatsTransport, ProvisioningTopology, RemoteProvisioner } from '@orderflow/messaging';
 import { freePort, startNatsServer, waitFor } from '@orderflow/testing';
+import { busCredentials } from './bus.ts';
 import { doctor } from './commands/doctor.ts';
 import { STATE_FILE, type UpState } from './state.ts';
 
@@ -69,18 +70,36 @@ test('up records where it runs; dlq, tail and doctor find it there; a clean stop
     assert.equal(state.natsUrl, `nats://127.0.0.1:${nats}`);
     assert.equal(state.apiUrl, `http://127.0.0.1:${gateway}`);
 
-    // A dead letter on that system, so `dlq list` shows it only if it talks to the right NATS.
-    const { nc } = await connectNats({ servers: state.natsUrl, name: 'cli-test' });
-    const transport = await NatsTransport.create(nc, { source: 'orderflow/cli-test' });
-    await transport.consume({ name: 'cli-test', stream: OrderingTopology.stream, handlers: [] });
-    await jetstream(nc).publish(OrderingTopology.subjects.order('cli-test'), 'not a CloudEvent');
-    await waitFor(async () => (await transport.deadLetters.list({ consumer: 'cli-test' })).length === 1);
+    // A dead letter on that system, so `dlq list` shows it only if it talks to the right NATS. Its bus
+    // is secured: payment-processor's consumer (created by up's provisioner) dead-letters what
+    // order-storage's identity appended.
+    const secrets = { dir: join(dataDir, 'secrets'), tls: { caFile: join(dataDir, 'secrets', 'ca.pem') } };
+    const as = async (identity: 'order-storage' | 'payment-processor' | 'operator') =>
+      (await connectNats({ servers: state.natsUrl, name: 'cli-test', ...busCredentials(secrets, identity) }))
+        .nc;
+    const nc = await as('payment-processor');
+    const consumer = OrderingTopology.consumers.paymentProcessor.orders;
+    const transport = await NatsTransport.create(nc, {
+      source: 'orderflow/payment-processor',
+      ensureConsumer: new RemoteProvisioner(
+        nc,
+        await jetstreamManager(nc),
+        ProvisioningTopology.subject('payment-processor'),
+      ).ensureConsumer,
+    });
+    await transport.consume({ ...consumer, handlers: [] });
+    const producer = await as('order-storage');
+    await jetstream(producer).publish(OrderingTopology.subjects.order('cli-test'), 'not a CloudEvent');
+    const operator = await NatsTransport.create(await as('operator'), { source: 'orderflow/cli-test' });
+    await waitFor(async () => (await operator.deadLetters.list({ consumer: consumer.name })).length === 1);
+    await operator.nc.close();
     await transport.close();
     await nc.close();
+    await producer.close();
 
     const listed = await run(['dlq', 'list', '--data-dir', dataDir]);
     assert.equal(listed.code, 0, listed.stderr);
-    assert.match(listed.stdout, /cli-test\s.*DECODE_FAILED/);
+    assert.match(listed.stdout, /payment-processor-orders\s.*DECODE_FAILED/);
     assert.match(
       listed.stderr,
       new RegExp(`NATS nats://127\\.0\\.0\\.1:${nats} \\(orderflow up, pid ${up.child.pid}`),

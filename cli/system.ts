@@ -407,7 +407,7 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
     programs,
     onLog,
     beforeTier: async (tier) => {
-      if (tier === 2 && secrets) await provision();
+      if (tier >= 2 && secrets) await provision(); // before the first service tier started
     },
     ...(config.onEvent && { onEvent: config.onEvent }),
     ...(config.restart && { restart: config.restart }),
