@@ -1,5 +1,4 @@
 import type { Migration, SqlExecutor, SqlStore, SqlTransaction } from '@orderflow/sql';
-import { SqlConstraintError } from '@orderflow/sql';
 
 /** The tables of order-storage besides the read model (which the projection manages itself). */
 export const orderStorageMigrations: readonly Migration[] = [
@@ -118,18 +117,18 @@ export interface KeyClaim {
 export class OrderStorageDb {
   constructor(readonly store: SqlStore) {}
 
-  /** Inserts a customer in `tx`; `false` when the e-mail is taken (case-insensitive). */
+  /**
+   * Inserts a customer in `tx`; `false` when the e-mail is taken (case-insensitive, the unique index on
+   * `lower(email)`). A taken e-mail is not an error inside the transaction (`ON CONFLICT DO NOTHING`):
+   * a caught unique violation would have aborted it, and its commit failed (25P02).
+   */
   async insertCustomer(tx: SqlTransaction, customer: Customer): Promise<boolean> {
-    try {
-      await tx.query(
-        'INSERT INTO customers (customer_id, email, name, registered_at) VALUES ($1, $2, $3, $4)',
-        [customer.customerId, customer.email, customer.name, customer.registeredAt],
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof SqlConstraintError && error.sqlState === '23505') return false;
-      throw error;
-    }
+    const { rows } = await tx.query<{ customer_id: string }>(
+      `INSERT INTO customers (customer_id, email, name, registered_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT ((lower(email))) DO NOTHING RETURNING customer_id`,
+      [customer.customerId, customer.email, customer.name, customer.registeredAt],
+    );
+    return rows.length === 1;
   }
 
   async customer(customerId: string): Promise<Customer | undefined> {
