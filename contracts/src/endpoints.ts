@@ -34,6 +34,26 @@ export const CustomerRegisteredReply = defineEvent({
   schema: Type.Object({ customerId: CustomerId }, closed),
 });
 
+// ───────────────────────────── customer.get (order-storage) ─────────────────────────────
+
+export const GetCustomer = defineCommand({
+  name: 'customer.get',
+  description: 'One customer as registered. 404 CUSTOMER_NOT_FOUND.',
+  schema: Type.Object({ customerId: CustomerId }, closed),
+});
+export const CustomerReply = defineEvent({
+  name: 'customer.get.reply',
+  schema: Type.Object(
+    {
+      customerId: CustomerId,
+      email: Email,
+      name: Type.String({ minLength: 1, maxLength: 200 }),
+      registeredAt: Timestamp,
+    },
+    closed,
+  ),
+});
+
 // ───────────────────────────── order.place (order-storage) ─────────────────────────────
 
 export const PlaceOrder = defineCommand({

@@ -24,6 +24,8 @@ export {
   CancelOrder,
   CancelOrderReply,
   CustomerRegisteredReply,
+  CustomerReply,
+  GetCustomer,
   GetOrderHistory,
   GetOrderStatus,
   OrderHistoryEntry,

@@ -4,6 +4,8 @@ import {
   CancelOrder,
   CancelOrderReply,
   CustomerRegisteredReply,
+  CustomerReply,
+  GetCustomer,
   GetOrderHistory,
   GetOrderStatus,
   OrderHistoryReply,
@@ -162,6 +164,7 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
     /** Request-reply endpoints (subjects `ordering.rpc.<name>`, outside every stream). */
     endpoints: {
       registerCustomer: endpoint(RegisterCustomer, CustomerRegisteredReply),
+      getCustomer: endpoint(GetCustomer, CustomerReply),
       placeOrder: endpoint(PlaceOrder, PlaceOrderReply),
       cancelOrder: endpoint(CancelOrder, CancelOrderReply),
       getOrderStatus: endpoint(GetOrderStatus, OrderStatusReply),

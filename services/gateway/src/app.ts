@@ -38,7 +38,8 @@ import { statusChangeStream } from './sse.ts';
 /**
  * gateway — table of contents. The only public edge: HTTP in, NATS request-reply out.
  *
- * - `POST /customers` {name, email} → `customer.register` → 201 {customerId}
+ * - `POST /customers` {name, email} → `customer.register` → 201 {customerId}, `Location: /customers/<id>`
+ * - `GET /customers/:id` → `customer.get` (order-storage) → the customer (name, e-mail, registration time)
  * - `POST /orders` (header `Idempotency-Key`) → `order.place` → 201 {orderId, status}
  *   (same key + body → the same order; another body → 409)
  * - `GET /orders/:id` → `order.get-status` (order-status) → the order view
@@ -49,8 +50,10 @@ import { statusChangeStream } from './sse.ts';
  *   fan-out; best effort, live only), all orders or the ones named
  * - `GET /`, `/dashboard` → the dashboard (a page that places demo orders and follows them live);
  *   `GET /dashboard/<file>` its script and style sheet
- * - `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json`
+ * - `GET /healthz` (JSON `{status}`), `/readyz` (JSON `{ready}`, 200 or 503), `/metrics` (Prometheus
+ *   text format 0.0.4), `/openapi.json`
  *
+ * A method a known route does not serve → 405 problem+json with `Allow`; an unknown path → 404.
  * Bad input (malformed JSON, schema violations, oversized body, bad ids) → 4xx
  * `application/problem+json` naming the invalid fields; a service that does not answer → 503.
  * Errors of services travel with their stable code and status.
@@ -86,6 +89,9 @@ export interface StatusChangeFeed {
    */
   subscribe(listener: (change: StatusChange) => void, onEnd: () => void): () => void;
 }
+
+/** Prometheus text exposition format, as prom-client serves it. */
+const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 const defaults = { bodyLimitBytes: 64 * 1024, requestTimeoutMs: 5_000, liveHeartbeatMs: 15_000 };
 /** Order ids one event stream may be narrowed to. */
@@ -210,14 +216,45 @@ function valid<S extends TSchema>(schema: S, value: unknown): Static<S> {
   return result.value;
 }
 
-function orderIdParam(c: Context): string {
+function idParam(c: Context, what: 'order' | 'customer'): string {
   const id = c.req.param('id') ?? '';
   if (!ID.test(id)) {
-    fail(400, 'INVALID_ID', `"${id.slice(0, 80)}" is not an order id`, [
-      { field: 'path:id', message: `must match ${ID_PATTERN}` },
-    ]);
+    fail(
+      400,
+      'INVALID_ID',
+      `"${id.slice(0, 80)}" is not ${what === 'order' ? 'an order' : 'a customer'} id`,
+      [{ field: 'path:id', message: `must match ${ID_PATTERN}` }],
+    );
   }
   return id;
+}
+const orderIdParam = (c: Context) => idParam(c, 'order');
+
+/** A route's path pattern (`/orders/:id/events`) as a matcher of request paths; a parameter is one segment. */
+const pathMatcher = (pattern: string): RegExp =>
+  new RegExp(
+    `^${pattern
+      .split('/')
+      .map((part) => (part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('/')}$`,
+  );
+
+/**
+ * The methods each path pattern of `app` serves (HEAD wherever GET is: Hono answers it from the GET
+ * route), to answer a known path with a method it does not serve: 405 with `Allow`.
+ */
+function allowedMethods(app: Hono): (path: string) => string[] {
+  const byPattern = new Map<string, Set<string>>();
+  for (const route of app.routes) {
+    if (route.method === 'ALL') continue;
+    const methods = byPattern.get(route.path) ?? new Set<string>();
+    methods.add(route.method);
+    if (route.method === 'GET') methods.add('HEAD');
+    byPattern.set(route.path, methods);
+  }
+  const matchers = [...byPattern].map(([pattern, methods]) => ({ match: pathMatcher(pattern), methods }));
+  return (path) =>
+    [...new Set(matchers.filter((m) => m.match.test(path)).flatMap((m) => [...m.methods]))].sort();
 }
 
 export function createGateway(options: GatewayOptions): Hono {
@@ -232,7 +269,24 @@ export function createGateway(options: GatewayOptions): Hono {
     if (p.status >= 500) logger.error({ err: error, path: c.req.path }, 'request failed');
     return send(c, p);
   });
-  app.notFound((c) => send(c, problem(404, 'NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)));
+  // Known once every route below is registered (the handler runs only for requests).
+  let allowed: ((path: string) => string[]) | undefined;
+  app.notFound((c) => {
+    allowed ??= allowedMethods(app);
+    const methods = allowed(c.req.path);
+    if (methods.length === 0) {
+      return send(c, problem(404, 'NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`));
+    }
+    const p = problem(
+      405,
+      'METHOD_NOT_ALLOWED',
+      `${c.req.method} is not served on ${c.req.path}; use ${methods.join(', ')}`,
+    );
+    return c.body(JSON.stringify(p), 405, {
+      'content-type': PROBLEM_CONTENT_TYPE,
+      allow: methods.join(', '),
+    });
+  });
 
   const limit = bodyLimit({
     maxSize: bodyLimitBytes,
@@ -246,7 +300,7 @@ export function createGateway(options: GatewayOptions): Hono {
   });
   app.get('/metrics', async (c) =>
     c.body(options.metrics ? await options.metrics.metrics() : '', 200, {
-      'content-type': options.metrics?.contentType ?? 'text/plain; version=0.0.4',
+      'content-type': options.metrics?.contentType ?? METRICS_CONTENT_TYPE,
     }),
   );
   const openapi = openApiDocument({ PlaceOrderBody, RegisterCustomerBody });
@@ -256,6 +310,11 @@ export function createGateway(options: GatewayOptions): Hono {
     const body = valid(RegisterCustomerBody, await jsonBody(c));
     const reply = await requester.request(topology.endpoints.registerCustomer, body, call);
     return c.json(reply, 201, { location: `/customers/${reply.customerId}` });
+  });
+
+  app.get('/customers/:id', async (c) => {
+    const customerId = idParam(c, 'customer');
+    return c.json(await requester.request(topology.endpoints.getCustomer, { customerId }, call));
   });
 
   app.post('/orders', limit, async (c) => {

@@ -84,6 +84,8 @@ interface Answer {
   status: number;
   contentType: string;
   body: string;
+  /** The `Allow` header, when there is one. */
+  allow?: string;
 }
 
 /** The property every answer must have: a 2xx, or a 4xx problem+json whose `status` is the HTTP status. */
@@ -140,6 +142,7 @@ function callRaw(
             status: res.statusCode ?? 0,
             contentType: String(res.headers['content-type'] ?? ''),
             body: Buffer.concat(chunks).toString('utf8'),
+            ...(res.headers.allow !== undefined && { allow: res.headers.allow }),
           };
           try {
             assertAnswer(answer, `${method} ${path.slice(0, 200)}`);
@@ -443,15 +446,28 @@ describe('gateway fuzz: every answer is a 2xx or a 4xx problem+json, never a 5xx
       nastyString(80).map((s) => s.replace(/[\ud800-\udfff]/g, '')),
       fc.string({ unit: headerChar, maxLength: 100 }),
     );
-    const suffix = fc.constantFrom('', '/events', '/invoice.pdf', '/cancel', '/', '/../healthz', '//cancel');
+    const route = fc.oneof(
+      {
+        weight: 4,
+        arbitrary: fc
+          .constantFrom('', '/events', '/invoice.pdf', '/cancel', '/', '/../healthz', '//cancel')
+          .map((suffix) => ['/orders/', suffix] as const),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom('', '/', '/x').map((suffix) => ['/customers/', suffix] as const),
+      },
+    );
     const method = fc.oneof(
       { weight: 6, arbitrary: fc.constantFrom('GET', 'POST') },
       { weight: 1, arbitrary: fc.constantFrom('PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD') },
     );
     await fc.assert(
-      fc.asyncProperty(method, id, suffix, async (m, value, tail) => {
-        const path = `/orders/${encode(value)}${tail}`;
-        await callRaw(m, path);
+      fc.asyncProperty(method, id, route, async (m, value, [prefix, tail]) => {
+        const path = `${prefix}${encode(value)}${tail}`;
+        const answer = await callRaw(m, path);
+        // A method the route does not serve says which ones it does.
+        if (answer.status === 405) assert.ok(answer.allow, `405 without Allow: ${m} ${path}`);
       }),
       params(120),
     );
@@ -495,6 +511,7 @@ describe('gateway fuzz: every answer is a 2xx or a 4xx problem+json, never a 5xx
 
 const OPENAPI_ROUTES = [
   'POST /customers',
+  'GET /customers/{id}',
   'POST /orders',
   'GET /orders/{id}',
   'GET /orders/{id}/events',

@@ -132,3 +132,80 @@ test('create customer → place (idempotent) → events as CloudEvents → cance
   assert.equal((await json('GET', '/healthz')).status, 200);
   assert.match(await (await json('GET', '/metrics')).text(), /process_cpu/);
 });
+
+test('a known path with a method it does not serve is a 405 problem+json with Allow; an unknown path a 404', async () => {
+  const orderId = randomUUID();
+  const cases: [method: string, path: string, allow: string][] = [
+    ['DELETE', `/orders/${orderId}`, 'GET, HEAD'],
+    ['PUT', '/customers', 'POST'],
+    ['GET', '/orders', 'POST'],
+    ['GET', `/orders/${orderId}/cancel`, 'POST'],
+    ['POST', `/orders/${orderId}/events`, 'GET, HEAD'],
+    ['PATCH', `/customers/${randomUUID()}`, 'GET, HEAD'],
+    ['OPTIONS', '/healthz', 'GET, HEAD'],
+  ];
+  for (const [method, path, allow] of cases) {
+    const answer = await json(method, path);
+    assert.equal(answer.status, 405, `${method} ${path}`);
+    assert.equal(answer.headers.get('allow'), allow, `${method} ${path}`);
+    assert.match(answer.headers.get('content-type') ?? '', /^application\/problem\+json/);
+    const body = (await answer.json()) as { status: number; code: string };
+    assert.deepEqual([body.status, body.code], [405, 'METHOD_NOT_ALLOWED']);
+  }
+  const unknown = await json('DELETE', '/nowhere');
+  assert.equal(unknown.status, 404);
+  assert.equal(unknown.headers.get('allow'), null);
+  assert.equal(((await unknown.json()) as { code: string }).code, 'NOT_FOUND');
+});
+
+test('the Location of a new customer is a route: GET /customers/:id answers the customer', async () => {
+  const email = `${randomUUID()}@example.test`;
+  const created = await json('POST', '/customers', { name: 'Grace', email });
+  assert.equal(created.status, 201);
+  const { customerId } = (await created.json()) as { customerId: string };
+  const location = created.headers.get('location');
+  assert.equal(location, `/customers/${customerId}`);
+  const customer = await json('GET', location);
+  assert.equal(customer.status, 200);
+  const body = (await customer.json()) as Record<string, string>;
+  assert.deepEqual(
+    { ...body, registeredAt: typeof body.registeredAt },
+    {
+      customerId,
+      email,
+      name: 'Grace',
+      registeredAt: 'string',
+    },
+  );
+  assert.ok(!Number.isNaN(Date.parse(body.registeredAt ?? '')));
+  const missing = await json('GET', `/customers/${randomUUID()}`);
+  assert.equal(missing.status, 404);
+  assert.equal(((await missing.json()) as { code: string }).code, 'CUSTOMER_NOT_FOUND');
+  const bad = await json('GET', '/customers/not.an.id');
+  assert.equal(bad.status, 400);
+  assert.equal(((await bad.json()) as { code: string }).code, 'INVALID_ID');
+  // A taken e-mail is the documented 409, also in other letter case.
+  const taken = await json('POST', '/customers', { name: 'Grace', email: email.toUpperCase() });
+  assert.equal(taken.status, 409);
+  assert.equal(((await taken.json()) as { code: string }).code, 'CUSTOMER_EMAIL_TAKEN');
+});
+
+test('/healthz, /readyz and /metrics answer with the content types and bodies the OpenAPI document states', async () => {
+  type Operation = { responses: Record<string, { content?: Record<string, { schema: unknown }> }> };
+  const doc = (await (await json('GET', '/openapi.json')).json()) as {
+    paths: Record<string, { get: Operation }>;
+  };
+  const documented = (path: string, status: string) =>
+    Object.keys(doc.paths[path]?.get.responses[status]?.content ?? {});
+  const health = await json('GET', '/healthz');
+  assert.deepEqual(documented('/healthz', '200'), [health.headers.get('content-type')]);
+  assert.deepEqual(await health.json(), { status: 'ok' });
+  const ready = await json('GET', '/readyz');
+  assert.equal(ready.status, 200);
+  assert.deepEqual(documented('/readyz', '200'), [ready.headers.get('content-type')]);
+  assert.deepEqual(documented('/readyz', '503'), [ready.headers.get('content-type')]);
+  assert.deepEqual(await ready.json(), { ready: true });
+  const metrics = await json('GET', '/metrics');
+  assert.deepEqual(documented('/metrics', '200'), [metrics.headers.get('content-type')]);
+  assert.match(await metrics.text(), /^# HELP /m);
+});

@@ -55,6 +55,7 @@ import { statusOf, type OrderCommand, type OrderEvent, type OrderState } from '.
  *
  * Endpoints (request-reply, load-balanced across replicas):
  * - `customer.register` → stores the customer (unique e-mail) and, through the outbox, `customer.registered`
+ * - `customer.get` → the customer as registered (404 for an unknown id)
  * - `order.place` → idempotency key claimed in SQL (same key + body → same order; other body → 409), then
  *   `order.placed` appended to `orders.<orderId>` (expected version 0); the reply means it is stored
  * - `order.cancel` → `order.cancel-requested{customer_request}` unless a courier is assigned (409)
@@ -196,6 +197,12 @@ export async function startOrderStorage(
       );
     }
     return { customerId };
+  });
+
+  serve(context, topology.endpoints.getCustomer, async ({ customerId }) => {
+    const customer = await db.customer(customerId);
+    if (!customer) throw new EndpointError(404, OrderingErrorCode.CustomerNotFound, `no customer ${customerId}`);
+    return customer;
   });
 
   serve(context, topology.endpoints.placeOrder, async (request) => {

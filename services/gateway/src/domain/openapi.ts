@@ -1,4 +1,10 @@
-import { CancelOrderReply, CustomerRegisteredReply, OrderView, PlaceOrderReply } from '@orderflow/contracts';
+import {
+  CancelOrderReply,
+  CustomerRegisteredReply,
+  CustomerReply,
+  OrderView,
+  PlaceOrderReply,
+} from '@orderflow/contracts';
 import type { TSchema } from '@sinclair/typebox';
 
 /** TypeBox schemas are JSON Schema; this strips TypeBox's symbol keys (JSON drops them anyway). */
@@ -37,6 +43,18 @@ const ok = (description: string, schema: unknown, type = 'application/json') => 
   description,
   content: { [type]: { schema } },
 });
+const healthSchema = {
+  type: 'object',
+  required: ['status'],
+  properties: { status: { const: 'ok' } },
+  additionalProperties: false,
+};
+const readySchema = (ready: boolean) => ({
+  type: 'object',
+  required: ['ready'],
+  properties: { ready: { const: ready } },
+  additionalProperties: false,
+});
 const idSchema = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' };
 const idParam = [{ name: 'id', in: 'path', required: true, schema: idSchema }];
 
@@ -44,7 +62,13 @@ const idParam = [{ name: 'id', in: 'path', required: true, schema: idSchema }];
 export function openApiDocument(bodies: { PlaceOrderBody: TSchema; RegisterCustomerBody: TSchema }) {
   return {
     openapi: '3.1.0',
-    info: { title: 'Orderflow gateway', version: '0.1.0' },
+    info: {
+      title: 'Orderflow gateway',
+      version: '0.1.0',
+      description:
+        'Every error is application/problem+json (RFC 7807) with a stable `code`. A method a path does not ' +
+        'serve is answered 405 METHOD_NOT_ALLOWED with an `Allow` header; an unknown path 404 NOT_FOUND.',
+    },
     components: {
       schemas: {
         Problem: problemSchema,
@@ -52,6 +76,7 @@ export function openApiDocument(bodies: { PlaceOrderBody: TSchema; RegisterCusto
         PlaceOrderReply: json(PlaceOrderReply.schema),
         RegisterCustomer: json(bodies.RegisterCustomerBody),
         CustomerRegistered: json(CustomerRegisteredReply.schema),
+        Customer: json(CustomerReply.schema),
         OrderView: json(OrderView),
         CancelOrderReply: json(CancelOrderReply.schema),
       },
@@ -65,8 +90,23 @@ export function openApiDocument(bodies: { PlaceOrderBody: TSchema; RegisterCusto
             content: { 'application/json': { schema: { $ref: '#/components/schemas/RegisterCustomer' } } },
           },
           responses: {
-            '201': ok('Registered', { $ref: '#/components/schemas/CustomerRegistered' }),
+            '201': {
+              ...ok('Registered', { $ref: '#/components/schemas/CustomerRegistered' }),
+              headers: {
+                Location: { description: 'The customer: `/customers/{id}`', schema: { type: 'string' } },
+              },
+            },
             ...problems(400, 409, 413, 415, 503),
+          },
+        },
+      },
+      '/customers/{id}': {
+        get: {
+          summary: 'A customer as registered',
+          parameters: idParam,
+          responses: {
+            '200': ok('The customer', { $ref: '#/components/schemas/Customer' }),
+            ...problems(400, 404, 503),
           },
         },
       },
@@ -163,15 +203,32 @@ export function openApiDocument(bodies: { PlaceOrderBody: TSchema; RegisterCusto
           },
         },
       },
-      '/healthz': { get: { summary: 'Alive', responses: { '200': { description: 'ok' } } } },
+      '/healthz': {
+        get: {
+          summary: 'Alive: the process answers',
+          responses: { '200': ok('Alive', healthSchema) },
+        },
+      },
       '/readyz': {
         get: {
-          summary: 'Ready',
-          responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } },
+          summary: 'Ready to serve requests (200) or not (503)',
+          responses: {
+            '200': ok('Ready', readySchema(true)),
+            '503': ok('Not ready', readySchema(false)),
+          },
         },
       },
       '/metrics': {
-        get: { summary: 'Prometheus metrics', responses: { '200': { description: 'metrics' } } },
+        get: {
+          summary: 'Prometheus metrics',
+          responses: {
+            '200': ok(
+              'Prometheus text exposition format 0.0.4',
+              { type: 'string' },
+              'text/plain; version=0.0.4; charset=utf-8',
+            ),
+          },
+        },
       },
     },
   };
