@@ -86,6 +86,7 @@ export function checkInvariants(o: Observations): InvariantReport {
     invoices(o),
     couriers(o),
     mails(o),
+    stepFailures(o),
     histories(o),
     ...(o.database ? [readModel(o, o.database)] : []),
     deadLetters(o),
@@ -129,11 +130,13 @@ function outcomes(o: Observations): Invariant {
           ? ['cancelled/payment_declined']
           : order.kind === 'unserved'
             ? ['cancelled/delivery_unavailable']
-            : order.cancelAccepted === true
-              ? ['cancelled/customer_request']
-              : order.cancelAccepted === false
-                ? ['confirmed/-']
-                : ['confirmed/-', 'cancelled/customer_request'];
+            : order.kind === 'invalid-card'
+              ? ['cancelled/payment_failed']
+              : order.cancelAccepted === true
+                ? ['cancelled/customer_request']
+                : order.cancelAccepted === false
+                  ? ['confirmed/-']
+                  : ['confirmed/-', 'cancelled/customer_request'];
     if (!allowed.includes(got))
       problems.push(`${order.orderId} (${order.kind}): ${got}, expected ${allowed.join(' or ')}`);
   }
@@ -374,16 +377,92 @@ function readModel(o: Observations, db: DatabaseFacts): Invariant {
   return invariant('order-storage read model agrees with the views', { rows: db.readModel.length }, problems);
 }
 
-/** The dead letters are exactly the poison messages: each with its expected code, none else. */
+/** The step whose permanent failure each reason reports, and the consumer that dead-letters it. */
+const FAILED_STEPS = {
+  payment_failed: { consumer: /^payment-processor-/, code: 'PSP_REJECTED' },
+  invoice_failed: { consumer: /^create-invoice-/, code: undefined },
+  delivery_failed: { consumer: /^assign-delivery-/, code: undefined },
+} as const satisfies Record<string, { consumer: RegExp; code: string | undefined }>;
+
+/** The order a dead letter is about: the last token of its subject (`orders.<id>`, `payments.<id>`…). */
+const orderOfLetter = (letter: DeadLetter) => letter.subject.split('.').at(-1) ?? '';
+
+/**
+ * A saga step that failed permanently ends its order: every order of the `invalid-card` kind (the PSP
+ * refuses its charge as such) has its charge dead-lettered by payment-processor with the PSP's
+ * refusal, and is cancelled `payment_failed`, never charged; every order cancelled for a failed step
+ * has that step's dead letter, and if it was charged, its refund.
+ */
+function stepFailures(o: Observations): Invariant {
+  const problems: string[] = [];
+  const letters = new Map<string, DeadLetter[]>();
+  for (const letter of o.deadLetters) {
+    const orderId = orderOfLetter(letter);
+    letters.set(orderId, [...(letters.get(orderId) ?? []), letter]);
+  }
+  const ledger = (orderId: string, kind: 'charge' | 'refund') =>
+    o.ledger.filter((e) => e.reference === orderId && e.kind === kind && e.status === 'succeeded').length;
+  let failed = 0;
+  let refunded = 0;
+  for (const order of o.orders) {
+    const view = viewOf(o, order.orderId);
+    const reason = view?.cancellationReason ?? null;
+    const step =
+      reason !== null && reason in FAILED_STEPS
+        ? FAILED_STEPS[reason as keyof typeof FAILED_STEPS]
+        : undefined;
+    if (order.kind === 'invalid-card' && !step) {
+      problems.push(
+        `${order.orderId} (invalid-card): ${view ? `${view.status}/${reason ?? '-'}` : 'no view'}`,
+      );
+      continue;
+    }
+    if (!step) continue;
+    failed += 1;
+    if (view?.status !== 'cancelled')
+      problems.push(`${order.orderId}: ${reason} but ${view?.status ?? 'no view'}`);
+    const own = (letters.get(order.orderId) ?? []).filter(
+      (l) => step.consumer.test(l.consumer) && (step.code === undefined || l.code === step.code),
+    );
+    if (own.length === 0)
+      problems.push(`${order.orderId}: cancelled ${reason} without the step's dead letter`);
+    const charges = ledger(order.orderId, 'charge');
+    const refunds = ledger(order.orderId, 'refund');
+    if (charges > 0) refunded += refunds;
+    if (charges !== refunds)
+      problems.push(`${order.orderId}: cancelled ${reason} with ${charges} charges and ${refunds} refunds`);
+  }
+  return invariant(
+    'a saga step that failed permanently ends its order (cancelled, refunded if charged)',
+    { stepFailures: failed, refunded },
+    problems,
+  );
+}
+
+/**
+ * The dead letters are exactly the poison messages, each with its expected code, and the permanent
+ * step failures the orders' kinds call for (the charge of an `invalid-card` order, refused by the PSP);
+ * none else.
+ */
 function deadLetters(o: Observations): Invariant {
   const problems: string[] = [];
   const poisonBySequence = new Map(o.poison.map((p) => [p.streamSequence, p]));
+  const invalidCards = new Set(
+    o.orders.filter((order) => order.kind === 'invalid-card').map((x) => x.orderId),
+  );
   const lettered = new Set<number>();
   const seen = new Set<string>();
+  let stepFailures = 0;
   for (const letter of o.deadLetters) {
     const poison = poisonBySequence.get(letter.streamSequence);
     const what = `${letter.consumer} ${letter.subject} #${letter.streamSequence} ${letter.code}`;
-    if (!poison) problems.push(`unexplained dead letter: ${what}: ${letter.reason}`);
+    const stepFailure =
+      !poison &&
+      invalidCards.has(orderOfLetter(letter)) &&
+      FAILED_STEPS.payment_failed.consumer.test(letter.consumer) &&
+      letter.code === FAILED_STEPS.payment_failed.code;
+    if (stepFailure) stepFailures += 1;
+    else if (!poison) problems.push(`unexplained dead letter: ${what}: ${letter.reason}`);
     else if (!poison.expectedCodes.includes(letter.code))
       problems.push(`${what}: expected ${poison.expectedCodes.join(' or ')} for ${poison.kind}`);
     if (letter.reason.trim() === '') problems.push(`${what}: no reason`);
@@ -396,8 +475,8 @@ function deadLetters(o: Observations): Invariant {
     if (!lettered.has(p.streamSequence))
       problems.push(`poison ${p.kind} on ${p.subject} #${p.streamSequence} not dead-lettered`);
   return invariant(
-    'dead letters: only the injected poison, each with its reason',
-    { poisonPublished: o.poison.length, deadLetters: o.deadLetters.length },
+    'dead letters: only the injected poison and the permanent step failures, each with its reason',
+    { poisonPublished: o.poison.length, stepFailures, deadLetters: o.deadLetters.length },
     problems,
   );
 }

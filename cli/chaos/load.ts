@@ -19,7 +19,12 @@ export type OrderKind =
   /** Country AQ (no courier) → refund → `cancelled` / `delivery_unavailable`. */
   | 'unserved'
   /** A customer cancel shortly after placing: `customer_request` if accepted, else `confirmed`. */
-  | 'cancel';
+  | 'cancel'
+  /**
+   * `tok_invalid`: the PSP refuses the charge as such, a permanent failure of the payment step →
+   * dead letter in payment-processor, `payment.failed` → `cancelled` / `payment_failed`, never charged.
+   */
+  | 'invalid-card';
 
 export interface DrivenOrder {
   readonly orderId: string;
@@ -50,8 +55,8 @@ export interface AnswerTally {
 export interface LoadOptions {
   /** Retry one request for at most this long (default 120 000 ms). */
   giveUpAfterMs?: number;
-  /** Share of each kind (the rest is `normal`); defaults 0.08 / 0.05 / 0.07. */
-  mix?: { decline: number; unserved: number; cancel: number };
+  /** Share of each kind (the rest is `normal`); defaults 0.08 / 0.05 / 0.07 / 0.03. */
+  mix?: { decline: number; unserved: number; cancel: number; invalidCard?: number };
 }
 
 const RETRY_PAUSE_MS = 200;
@@ -64,7 +69,7 @@ export class LoadDriver {
   readonly #gaveUp: string[] = [];
   readonly #started = Date.now();
   readonly #giveUpAfterMs: number;
-  readonly #mix: { decline: number; unserved: number; cancel: number };
+  readonly #mix: { decline: number; unserved: number; cancel: number; invalidCard: number };
 
   constructor(
     private readonly api: GatewayClient,
@@ -72,7 +77,7 @@ export class LoadDriver {
     options: LoadOptions = {},
   ) {
     this.#giveUpAfterMs = options.giveUpAfterMs ?? 120_000;
-    this.#mix = options.mix ?? { decline: 0.08, unserved: 0.05, cancel: 0.07 };
+    this.#mix = { invalidCard: 0.03, ...(options.mix ?? { decline: 0.08, unserved: 0.05, cancel: 0.07 }) };
   }
 
   get answers(): AnswerTally {
@@ -127,6 +132,7 @@ export class LoadDriver {
     const customer = this.random.pick(this.customers);
     const body = demoOrder(customer.customerId, {
       ...(kind === 'decline' && { token: 'tok_decline' }),
+      ...(kind === 'invalid-card' && { token: 'tok_invalid' }),
       ...(kind === 'unserved' && { country: 'AQ' }),
     });
     const key = randomUUID();
@@ -156,10 +162,11 @@ export class LoadDriver {
 
   #pickKind(): OrderKind {
     const roll = this.random.next();
-    const { decline, unserved, cancel } = this.#mix;
+    const { decline, unserved, cancel, invalidCard } = this.#mix;
     if (roll < decline) return 'decline';
     if (roll < decline + unserved) return 'unserved';
     if (roll < decline + unserved + cancel) return 'cancel';
+    if (roll < decline + unserved + cancel + invalidCard) return 'invalid-card';
     return 'normal';
   }
 

@@ -20,6 +20,8 @@ export const OrderingErrorCode = {
   Conflict: 'ORDER_CONCURRENT_UPDATE',
   /** 422: the order breaks a business rule (e.g. total above the limit). */
   Rejected: 'ORDER_REJECTED',
+  /** 422: the order's total is 0: a charge of nothing is not a sale (the PSP refuses it). */
+  ZeroTotal: 'ORDER_TOTAL_ZERO',
   /** 400: invalid subject token (an id that cannot be placed in a subject). */
   InvalidId: 'INVALID_ID',
 } as const;
@@ -34,6 +36,7 @@ export const ORDERING_ERROR_STATUS: Readonly<Record<OrderingErrorCode, number>> 
   ORDER_ALREADY_CANCELLED: 409,
   ORDER_CONCURRENT_UPDATE: 409,
   ORDER_REJECTED: 422,
+  ORDER_TOTAL_ZERO: 422,
   INVALID_ID: 400,
 };
 

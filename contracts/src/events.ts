@@ -13,6 +13,7 @@ import {
   OrderLine,
   OrderStatus,
   RefundReason,
+  StepFailure,
   Timestamp,
 } from './schemas.ts';
 
@@ -149,6 +150,14 @@ export const PaymentRefunded = defineEvent({
   ),
 });
 
+export const PaymentFailed = defineEvent({
+  name: 'payment.failed',
+  description:
+    'The charge of an order failed permanently (the PSP refused the request, or every attempt failed) and ' +
+    'the PSP holds no succeeded charge for it: nothing was charged. The order is cancelled with reason payment_failed.',
+  schema: StepFailure,
+});
+
 // ───────────────────────────── invoices.<orderId> (create-invoice) ─────────────────────────────
 
 export const InvoiceCreated = defineEvent({
@@ -175,6 +184,14 @@ export const InvoiceCreated = defineEvent({
     },
     closed,
   ),
+});
+
+export const InvoiceFailed = defineEvent({
+  name: 'invoice.failed',
+  description:
+    'The order could not be invoiced (its event was dead-lettered by create-invoice). The order is ' +
+    'cancelled with reason invoice_failed, after a refund of what was charged.',
+  schema: StepFailure,
 });
 
 // ───────────────────────────── deliveries.<orderId> (assign-delivery) ─────────────────────────────
@@ -211,6 +228,14 @@ export const DeliveryReleased = defineEvent({
   ),
 });
 
+export const DeliveryFailed = defineEvent({
+  name: 'delivery.failed',
+  description:
+    'No courier could be assigned because handling the order failed (its event was dead-lettered by ' +
+    'assign-delivery). The order is cancelled with reason delivery_failed, after a refund of what was charged.',
+  schema: StepFailure,
+});
+
 // ───────────────────────────── notifications (core NATS fan-out, not stored) ─────────────────────────
 
 export const OrderStatusChanged = defineEvent({
@@ -237,9 +262,14 @@ export const OrderStatusChanged = defineEvent({
 /** Events of the Order aggregate, in `orders.<orderId>`. */
 export const OrderEvents = [OrderPlaced, OrderCancelRequested, OrderConfirmed, OrderCancelled] as const;
 export const CustomerEvents = [CustomerRegistered] as const;
-export const PaymentEvents = [PaymentAuthorized, PaymentDeclined, PaymentRefunded] as const;
-export const InvoiceEvents = [InvoiceCreated] as const;
-export const DeliveryEvents = [DeliveryAssigned, DeliveryUnavailable, DeliveryReleased] as const;
+export const PaymentEvents = [PaymentAuthorized, PaymentDeclined, PaymentRefunded, PaymentFailed] as const;
+export const InvoiceEvents = [InvoiceCreated, InvoiceFailed] as const;
+export const DeliveryEvents = [
+  DeliveryAssigned,
+  DeliveryUnavailable,
+  DeliveryReleased,
+  DeliveryFailed,
+] as const;
 
 /** Every event stored in the ORDERING stream (not the notification). */
 export const OrderingEvents = [

@@ -3,10 +3,12 @@ export {
   CustomerRegistered,
   DeliveryAssigned,
   DeliveryEvents,
+  DeliveryFailed,
   DeliveryReleased,
   DeliveryUnavailable,
   InvoiceCreated,
   InvoiceEvents,
+  InvoiceFailed,
   OrderCancelled,
   OrderCancelRequested,
   OrderConfirmed,
@@ -17,6 +19,7 @@ export {
   PaymentAuthorized,
   PaymentDeclined,
   PaymentEvents,
+  PaymentFailed,
   PaymentRefunded,
 } from './events.ts';
 export type { OrderingEvent, OrderingEventName } from './events.ts';
@@ -37,6 +40,7 @@ export {
   RegisterCustomer,
 } from './endpoints.ts';
 export { ContractsError, ORDERING_ERROR_STATUS, OrderingErrorCode } from './errors.ts';
+export { stepFailure } from './failures.ts';
 export { ignore, ignoringOthers } from './handlers.ts';
 export { formatMoney, priceItems } from './money.ts';
 export {
@@ -61,6 +65,7 @@ export {
   REFUND_REASONS,
   RefundReason,
   Sku,
+  StepFailure,
   TERMINAL_STATUSES,
   Timestamp,
 } from './schemas.ts';

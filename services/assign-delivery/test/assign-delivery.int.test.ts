@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
   DeliveryAssigned,
+  DeliveryFailed,
   DeliveryReleased,
   DeliveryUnavailable,
   OrderCancelled,
@@ -235,3 +236,29 @@ for (const dialect of ['postgres', 'pglite'] as const) {
     });
   });
 }
+
+describe('a permanent failure of the assignment', () => {
+  test('an authorization assign-delivery cannot handle (no order.placed) is dead-lettered and published as delivery.failed', async () => {
+    const s = await system('postgres');
+    try {
+      const orderId = randomUUID();
+      await s.authorize(orderId);
+      const events = await waitFor(
+        async () => {
+          const found = await s.deliveries(orderId);
+          return found.length > 0 ? found : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      assert.deepEqual(
+        events.map((e) => e.type),
+        [DeliveryFailed.type],
+      );
+      assert.equal(events[0]?.data.orderId, orderId);
+      assert.equal(events[0]?.data.failedEvent, PaymentAuthorized.type);
+      assert.equal(events[0]?.data.code, 'DELIVERY_ORDER_UNKNOWN');
+    } finally {
+      await s.close();
+    }
+  });
+});

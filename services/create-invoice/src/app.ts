@@ -2,10 +2,12 @@ import {
   eventIdFor,
   ignoringOthers,
   InvoiceCreated,
+  InvoiceFailed,
   OrderCancelled,
   OrderCancelRequested,
   OrderPlaced,
   PaymentAuthorized,
+  stepFailure,
   type OrderingTopology,
 } from '@orderflow/contracts';
 import { on, type ConsumerSpec, type RetryPolicy, type ServiceContext } from '@orderflow/messaging';
@@ -25,6 +27,8 @@ import { pdfName } from './domain/invoice.ts';
  *   (id `eventIdFor(InvoiceCreated, orderId)`)
  * - `order.cancel-requested`, `order.cancelled` → the order is not invoiced any more (if not yet)
  * - ignores every other event.
+ * A dead-lettered `order.placed` or `payment.authorized` publishes `invoice.failed` (the order is then
+ * cancelled with reason `invoice_failed`, after a refund).
  * Serves no endpoints.
  *
  * Once per order: the number, the invoice row and the inbox record commit in one transaction (see
@@ -100,6 +104,16 @@ export function createInvoiceConsumer(options: CreateInvoiceOptions): ConsumerSp
       on(OrderCancelRequested, (event) => cancelled(event.data.orderId, event.data.requestedAt)),
       on(OrderCancelled, (event) => cancelled(event.data.orderId, event.data.cancelledAt)),
     ]),
+    // The order cannot be invoiced: order-storage cancels it (and payment-processor refunds).
+    onDeadLetter: async (event, error, context) => {
+      if (event.type !== OrderPlaced.type && event.type !== PaymentAuthorized.type) return;
+      const { orderId } = event.data as { orderId: string };
+      await context.publish(InvoiceFailed, stepFailure(orderId, event.type, error, new Date()), {
+        subject: topology.subjects.invoice(orderId),
+        about: orderId,
+        id: eventIdFor(InvoiceFailed, orderId),
+      });
+    },
   };
 }
 

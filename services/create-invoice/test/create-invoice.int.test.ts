@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
   InvoiceCreated,
+  InvoiceFailed,
   OrderCancelRequested,
   orderingTopology,
   OrderPlaced,
@@ -226,3 +227,35 @@ for (const dialect of ['postgres', 'pglite'] as const) {
     });
   });
 }
+
+describe('a permanent failure of invoicing', () => {
+  test('an authorization create-invoice cannot invoice (no order.placed) is dead-lettered and published as invoice.failed', async () => {
+    const s = await system('postgres');
+    try {
+      const orderId = randomUUID();
+      const t = s.topology;
+      await s.client.publish(
+        PaymentAuthorized,
+        {
+          orderId,
+          paymentId: `ch_${orderId}`,
+          amount: { amount: 2380, currency: 'EUR' },
+          authorizedAt: now(),
+        },
+        { subject: t.subjects.payment(orderId), about: orderId },
+      );
+      const stored = await waitFor(
+        () =>
+          s.jsm.streams.getMessage(t.stream, { last_by_subj: t.subjects.invoice(orderId) }).catch(() => null),
+        { timeoutMs: 30_000 },
+      );
+      assert.equal(stored.header.get('ce-type'), InvoiceFailed.type);
+      const data = stored.json<Record<string, unknown>>();
+      assert.equal(data.orderId, orderId);
+      assert.equal(data.failedEvent, PaymentAuthorized.type);
+      assert.equal(data.code, 'INVOICE_ORDER_UNKNOWN');
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -1,5 +1,6 @@
 import {
   ID_PATTERN,
+  OrderingErrorCode,
   PlaceOrder,
   RegisterCustomer,
   type OrderingTopology,
@@ -41,7 +42,7 @@ import { statusChangeStream } from './sse.ts';
  * - `POST /customers` {name, email} → `customer.register` → 201 {customerId}, `Location: /customers/<id>`
  * - `GET /customers/:id` → `customer.get` (order-storage) → the customer (name, e-mail, registration time)
  * - `POST /orders` (header `Idempotency-Key`) → `order.place` → 201 {orderId, status}
- *   (same key + body → the same order; another body → 409)
+ *   (same key + body → the same order; another body → 409; a total of 0 → 422 `ORDER_TOTAL_ZERO`)
  * - `GET /orders/:id` → `order.get-status` (order-status) → the order view
  * - `GET /orders/:id/events` → `order.get-history` → the order's log as CloudEvents (JSON array), in order
  * - `GET /orders/:id/invoice.pdf` → the PDF from the invoices object store (404 until it exists)
@@ -334,6 +335,12 @@ export function createGateway(options: GatewayOptions): Hono {
       ...(body.ok ? [] : body.fields),
     ];
     if (fields.length > 0 || !body.ok || key === undefined) throw new ProblemResponse(invalidRequest(fields));
+    // The shop's rule, also enforced by order-storage: a sale costs something.
+    if (body.value.items.every((item) => item.unitPrice === 0)) {
+      fail(422, OrderingErrorCode.ZeroTotal, 'the order total is 0: there is nothing to sell', [
+        { field: '/items', message: 'at least one item must have a price above 0' },
+      ]);
+    }
     const reply = await requester.request(
       topology.endpoints.placeOrder,
       { ...body.value, idempotencyKey: key },

@@ -209,3 +209,31 @@ test('/healthz, /readyz and /metrics answer with the content types and bodies th
   assert.deepEqual(documented('/metrics', '200'), [metrics.headers.get('content-type')]);
   assert.match(await metrics.text(), /^# HELP /m);
 });
+
+test('an order whose total is 0 is refused at the edge: 422 ORDER_TOTAL_ZERO naming /items', async () => {
+  const created = await json('POST', '/customers', { name: 'Free', email: `${randomUUID()}@example.test` });
+  const { customerId } = (await created.json()) as { customerId: string };
+  const answer = await json(
+    'POST',
+    '/orders',
+    {
+      customerId,
+      items: [
+        { sku: 'GIFT', quantity: 3, unitPrice: 0 },
+        { sku: 'SAMPLE', quantity: 1, unitPrice: 0 },
+      ],
+      currency: 'EUR',
+      shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
+      payment: { token: 'tok_visa' },
+    },
+    { 'idempotency-key': randomUUID() },
+  );
+  assert.equal(answer.status, 422);
+  assert.match(answer.headers.get('content-type') ?? '', /^application\/problem\+json/);
+  const problem = (await answer.json()) as { code: string; errors: { field: string }[] };
+  assert.equal(problem.code, 'ORDER_TOTAL_ZERO');
+  assert.deepEqual(
+    problem.errors.map((e) => e.field),
+    ['/items'],
+  );
+});

@@ -3,10 +3,12 @@ import {
   ContractsError,
   CustomerRegistered,
   DeliveryAssigned,
+  DeliveryFailed,
   DeliveryReleased,
   DeliveryUnavailable,
   eventIdFor,
   InvoiceCreated,
+  InvoiceFailed,
   ORDERING_ERROR_STATUS,
   OrderingErrorCode,
   OrderCancelled,
@@ -15,6 +17,7 @@ import {
   OrderPlaced,
   PaymentAuthorized,
   PaymentDeclined,
+  PaymentFailed,
   PaymentRefunded,
   type OrderingTopology,
   type OrderStatus,
@@ -48,7 +51,7 @@ import { orderAggregate } from './adapters/order-aggregate.ts';
 import { orderSummaries, orderSummary, type OrderSummary } from './adapters/read-model.ts';
 import { OrderStorageDb, type OrderFact, type OrderFacts } from './adapters/sql-db.ts';
 import { requestFingerprint } from './domain/fingerprint.ts';
-import { statusOf, type OrderCommand, type OrderEvent, type OrderState } from './domain/order.ts';
+import { priceOrder, statusOf, type OrderCommand, type OrderEvent, type OrderState } from './domain/order.ts';
 
 /**
  * order-storage — table of contents.
@@ -56,7 +59,8 @@ import { statusOf, type OrderCommand, type OrderEvent, type OrderState } from '.
  * Endpoints (request-reply, load-balanced across replicas):
  * - `customer.register` → stores the customer (unique e-mail) and, through the outbox, `customer.registered`
  * - `customer.get` → the customer as registered (404 for an unknown id)
- * - `order.place` → idempotency key claimed in SQL (same key + body → same order; other body → 409), then
+ * - `order.place` → refused with 422 when the total is 0 (`ORDER_TOTAL_ZERO`) or above the limit; else
+ *   idempotency key claimed in SQL (same key + body → same order; other body → 409), then
  *   `order.placed` appended to `orders.<orderId>` (expected version 0); the reply means it is stored
  * - `order.cancel` → `order.cancel-requested{customer_request}` unless a courier is assigned (409)
  * - `order.get-history` → the order's own log as CloudEvents, in append order
@@ -64,10 +68,11 @@ import { statusOf, type OrderCommand, type OrderEvent, type OrderState } from '.
  * Consumes (durable, shared by replicas, per-order ordering; facts are set-once and every appended
  * event has a deterministic commit id, so redelivery and replicas change nothing):
  * - `order-storage-payments`: authorized (fact; confirm?), declined (→ `order.cancelled{payment_declined}`),
- *   refunded (→ `order.cancelled{reason}`)
- * - `order-storage-invoices`: invoice.created (fact; confirm?)
+ *   refunded (→ `order.cancelled{reason}`), failed (→ `order.cancelled{payment_failed}`: nothing charged)
+ * - `order-storage-invoices`: invoice.created (fact; confirm?), failed (→ `order.cancel-requested{invoice_failed}`)
  * - `order-storage-deliveries`: assigned (fact; confirm?), unavailable (→ `order.cancel-requested{delivery_unavailable}`),
- *   released (fact)
+ *   released (fact), failed (→ `order.cancel-requested{delivery_failed}`)
+ * A saga step that failed permanently thus ends the order: cancelled, after a refund of any charge.
  * `order.confirmed` is appended once payment, invoice and courier are all known.
  *
  * Read model: `order_summaries` in the SQL store, fed from `orders.*` by a projection with checkpoints
@@ -201,7 +206,8 @@ export async function startOrderStorage(
 
   serve(context, topology.endpoints.getCustomer, async ({ customerId }) => {
     const customer = await db.customer(customerId);
-    if (!customer) throw new EndpointError(404, OrderingErrorCode.CustomerNotFound, `no customer ${customerId}`);
+    if (!customer)
+      throw new EndpointError(404, OrderingErrorCode.CustomerNotFound, `no customer ${customerId}`);
     return customer;
   });
 
@@ -210,6 +216,8 @@ export async function startOrderStorage(
     if (!customer) {
       throw new EndpointError(404, OrderingErrorCode.CustomerNotFound, `no customer ${request.customerId}`);
     }
+    // Before the key is claimed: a refused order does not use up its key.
+    priceOrder(request.items);
     const hash = requestFingerprint(request, ['idempotencyKey']);
     const claim = await db.claimIdempotencyKey(request.idempotencyKey, hash, randomUUID());
     if (claim.requestHash !== hash) {
@@ -354,6 +362,9 @@ export async function startOrderStorage(
           await record(orderId, { kind: 'refund', refundId }, event);
           await act(orderId, { type: 'record-refund', reason, amount }, OrderCancelled, event);
         }),
+        on(PaymentFailed, (event) =>
+          act(event.data.orderId, { type: 'record-payment-failure' }, OrderCancelled, event),
+        ),
       ],
     },
     {
@@ -364,6 +375,14 @@ export async function startOrderStorage(
           const { orderId, invoiceNumber } = event.data;
           await confirmIfComplete(await record(orderId, { kind: 'invoice', invoiceNumber }, event), event);
         }),
+        on(InvoiceFailed, (event) =>
+          act(
+            event.data.orderId,
+            { type: 'report-step-failure', reason: 'invoice_failed' },
+            OrderCancelRequested,
+            event,
+          ),
+        ),
       ],
     },
     {
@@ -381,6 +400,14 @@ export async function startOrderStorage(
         on(DeliveryReleased, async (event) => {
           await record(event.data.orderId, { kind: 'courier-released' }, event);
         }),
+        on(DeliveryFailed, (event) =>
+          act(
+            event.data.orderId,
+            { type: 'report-step-failure', reason: 'delivery_failed' },
+            OrderCancelRequested,
+            event,
+          ),
+        ),
       ],
     },
   ];

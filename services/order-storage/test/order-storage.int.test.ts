@@ -4,11 +4,14 @@ import { after, before, describe, test } from 'node:test';
 import {
   CustomerRegistered,
   DeliveryAssigned,
+  DeliveryFailed,
   DeliveryUnavailable,
   InvoiceCreated,
+  InvoiceFailed,
   orderingTopology,
   PaymentAuthorized,
   PaymentDeclined,
+  PaymentFailed,
   PaymentRefunded,
   type OrderingTopology,
 } from '@orderflow/contracts';
@@ -213,6 +216,24 @@ describe('placing', () => {
     }
   });
 
+  test('a total of 0 is refused with 422 ORDER_TOTAL_ZERO, appends nothing and does not use up the key', async () => {
+    const s = await system();
+    try {
+      const customerId = await s.register();
+      const key = randomUUID();
+      const free = { items: [{ sku: 'SKU-1', quantity: 2, unitPrice: 0 }] };
+      await rejectsWith(s.place(customerId, key, free), 422, 'ORDER_TOTAL_ZERO');
+      await rejectsWith(s.place(customerId, key, free), 422, 'ORDER_TOTAL_ZERO');
+      // The same key with a priced body places the order (the refusal claimed nothing).
+      const placed = await s.place(customerId, key);
+      assert.equal(placed.status, 'placed');
+      const events = await s.client.jsm.streams.info(s.topology.stream);
+      assert.equal(events.state.num_subjects, 2, 'the customer and the one order, nothing for the refusals');
+    } finally {
+      await s.close();
+    }
+  });
+
   test('works on embedded PGlite too, the read model included', async () => {
     const s = await system('pglite');
     try {
@@ -341,6 +362,87 @@ describe('reacting to the flow', () => {
         amount: 2500,
         currency: 'EUR',
       });
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a saga step that failed permanently ends the order: payment → cancelled; invoice, delivery → refund, then cancelled', async () => {
+    const s = await system();
+    try {
+      const customerId = await s.register();
+      const t = s.topology.subjects;
+      const failure = (orderId: string, code: string) => ({
+        orderId,
+        failedEvent: 'order.placed.v1',
+        code,
+        reason: `${code} for ${orderId}`,
+        failedAt: now(),
+      });
+      const unpaid = (await s.place(customerId)).orderId;
+      await s.publish(PaymentFailed, failure(unpaid, 'PSP_REJECTED'), t.payment(unpaid), unpaid);
+
+      const charged: Record<'invoice_failed' | 'delivery_failed', string> = {
+        invoice_failed: (await s.place(customerId)).orderId,
+        delivery_failed: (await s.place(customerId)).orderId,
+      };
+      for (const [reason, orderId] of Object.entries(charged)) {
+        await s.publish(
+          PaymentAuthorized,
+          {
+            orderId,
+            paymentId: `ch_${orderId}`,
+            amount: { amount: 2500, currency: 'EUR' },
+            authorizedAt: now(),
+          },
+          t.payment(orderId),
+          orderId,
+        );
+        if (reason === 'invoice_failed') {
+          await s.publish(InvoiceFailed, failure(orderId, 'PDF_STORE_FAILED'), t.invoice(orderId), orderId);
+        } else {
+          await s.publish(DeliveryFailed, failure(orderId, 'DISPATCH_FAILED'), t.delivery(orderId), orderId);
+        }
+      }
+      await waitFor(async () => (await s.storage.summary(unpaid))?.status === 'cancelled');
+      assert.equal((await s.storage.summary(unpaid))?.cancellationReason, 'payment_failed');
+      assert.deepEqual(types(await s.history(unpaid)), ['order.placed.v1', 'order.cancelled.v1']);
+
+      for (const [reason, orderId] of Object.entries(charged)) {
+        await waitFor(async () => (await s.storage.summary(orderId))?.status === 'cancellation_requested');
+        const requested = await s.history(orderId);
+        assert.deepEqual(requested[1]?.data, {
+          orderId,
+          reason,
+          requestedAt: (requested[1]?.data as { requestedAt: string }).requestedAt,
+        });
+        // payment-processor refunds on order.cancel-requested{reason}; its refund ends the order.
+        await s.publish(
+          PaymentRefunded,
+          {
+            orderId,
+            paymentId: `ch_${orderId}`,
+            refundId: `re_${orderId}`,
+            amount: { amount: 2500, currency: 'EUR' },
+            reason: reason as 'invoice_failed' | 'delivery_failed',
+            refundedAt: now(),
+          },
+          t.payment(orderId),
+          orderId,
+        );
+        await waitFor(async () => (await s.storage.summary(orderId))?.status === 'cancelled');
+        assert.equal((await s.storage.summary(orderId))?.cancellationReason, reason);
+        const history = await s.history(orderId);
+        assert.deepEqual(types(history), [
+          'order.placed.v1',
+          'order.cancel-requested.v1',
+          'order.cancelled.v1',
+        ]);
+        assert.deepEqual((history[2]?.data as { refunded: unknown }).refunded, {
+          amount: 2500,
+          currency: 'EUR',
+        });
+      }
     } finally {
       await s.close();
     }

@@ -10,14 +10,19 @@ import {
   OrderPlaced,
   PaymentAuthorized,
   PaymentDeclined,
+  PaymentFailed,
   PaymentRefunded,
+  DeliveryFailed,
+  stepFailure,
   type OrderingTopology,
   type RefundReason,
 } from '@orderflow/contracts';
 import {
   on,
   type ConsumerSpec,
+  type Envelope,
   type HandlerContext,
+  type PayloadOf,
   type RetryPolicy,
   type ServiceContext,
 } from '@orderflow/messaging';
@@ -47,6 +52,8 @@ import { ChargePendingError } from './errors.ts';
  * (`eventIdFor(contract, orderId)`), so redelivery, retries and concurrent replicas make one charge,
  * one refund, and (within the stream's duplicate window) one event each.
  * PSP timeouts and 5xx throw a retryable error (paced redelivery); PSP refusals dead-letter.
+ * A charge that is dead-lettered (refused, or out of attempts) publishes `payment.failed` when the PSP
+ * holds no succeeded charge for the order (else `payment.authorized`), so order-storage cancels it.
  */
 export interface PaymentProcessorOptions {
   topology: OrderingTopology;
@@ -86,6 +93,37 @@ export function paymentProcessorConsumers(options: PaymentProcessorOptions): Con
     });
   }
 
+  /**
+   * The charge of an order was dead-lettered: say how the payment step ended, so the order does not wait
+   * forever. The PSP's record decides: a succeeded charge (made by an attempt whose answer was lost) is
+   * `payment.authorized`, else `payment.failed` (nothing charged). A refund that cannot be made is not
+   * reported: it stays a dead letter for an operator (redrive is safe, the refund key is per order).
+   */
+  async function chargeGaveUp(event: Envelope, error: unknown, context: HandlerContext): Promise<void> {
+    if (event.type !== OrderPlaced.type) return;
+    const order = event.data as PayloadOf<typeof OrderPlaced>;
+    const target = { subject: topology.subjects.payment(order.orderId), about: order.orderId };
+    const charged = refundableCharge(await psp.chargesFor(order.orderId));
+    if (charged) {
+      const result = chargeResult(order, {
+        kind: 'authorized',
+        chargeId: charged.id,
+        created: charged.created,
+      });
+      if (result.kind === 'authorized') {
+        await context.publish(PaymentAuthorized, result.event, {
+          ...target,
+          id: eventIdFor(PaymentAuthorized, order.orderId),
+        });
+      }
+      return;
+    }
+    await context.publish(PaymentFailed, stepFailure(order.orderId, event.type, error, new Date()), {
+      ...target,
+      id: eventIdFor(PaymentFailed, order.orderId),
+    });
+  }
+
   return [
     {
       ...topology.consumers.paymentProcessor.orders,
@@ -115,6 +153,7 @@ export function paymentProcessorConsumers(options: PaymentProcessorOptions): Con
         on(OrderCancelRequested, (event, context) => refund(event.data.orderId, event.data.reason, context)),
         ...ignore(OrderConfirmed, OrderCancelled),
       ],
+      onDeadLetter: chargeGaveUp,
     },
     {
       ...topology.consumers.paymentProcessor.deliveries,
@@ -123,7 +162,7 @@ export function paymentProcessorConsumers(options: PaymentProcessorOptions): Con
         on(DeliveryUnavailable, (event, context) =>
           refund(event.data.orderId, 'delivery_unavailable', context),
         ),
-        ...ignore(DeliveryAssigned, DeliveryReleased),
+        ...ignore(DeliveryAssigned, DeliveryReleased, DeliveryFailed),
       ],
     },
   ];

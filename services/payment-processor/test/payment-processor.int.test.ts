@@ -7,10 +7,14 @@ import {
   OrderCancelRequested,
   orderingTopology,
   OrderPlaced,
+  PaymentAuthorized,
+  PaymentFailed,
 } from '@orderflow/contracts';
 import {
   connectNats,
+  decodeEnvelope,
   NatsTransport,
+  type Envelope,
   runService,
   type PayloadOf,
   type RunningService,
@@ -31,7 +35,12 @@ after(async () => {
   await Promise.all([nats.dispose(), psp.dispose()]);
 });
 
-async function system(options: { replicas: number; pspTimeoutMs?: number; maxDeliver?: number }) {
+async function system(options: {
+  replicas: number;
+  pspTimeoutMs?: number;
+  maxDeliver?: number;
+  transientRetryMs?: number;
+}) {
   const topology = orderingTopology({ namespace: uniqueName('pp') });
   const replicas: RunningService[] = [];
   for (let i = 0; i < options.replicas; i++) {
@@ -50,7 +59,11 @@ async function system(options: { replicas: number; pspTimeoutMs?: number; maxDel
             topology,
             psp: new HttpPaymentGateway({ baseUrl: psp.url, timeoutMs: options.pspTimeoutMs ?? 5_000 }),
             maxDeliver: options.maxDeliver ?? 20,
-            retry: { initialDelayMs: 20, maxDelayMs: 200 },
+            retry: {
+              initialDelayMs: 20,
+              maxDelayMs: 200,
+              ...(options.transientRetryMs !== undefined && { transientRetryMs: options.transientRetryMs }),
+            },
           }),
       ),
     );
@@ -62,6 +75,17 @@ async function system(options: { replicas: number; pspTimeoutMs?: number; maxDel
     topology,
     replicas,
     producer,
+    /** The events stored on an order's payments subject. */
+    async payments(orderId: string): Promise<Envelope[]> {
+      const subject = topology.subjects.payment(orderId);
+      const found: Envelope[] = [];
+      const info = await jsm.streams.info(topology.stream);
+      for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+        const m = await jsm.streams.getMessage(topology.stream, { seq }).catch(() => null);
+        if (m?.subject === subject) found.push(decodeEnvelope(m.header, m.data));
+      }
+      return found;
+    },
     /** Events stored per subject of the stream. */
     async counts(): Promise<Record<string, number>> {
       const info = await jsm.streams.info(topology.stream, { subjects_filter: '>' });
@@ -195,6 +219,84 @@ describe('payment-processor against a real nats-server and a real PSP process', 
     }
   });
 
+  test('a charge the PSP refuses as such (invalid token, total 0) is dead-lettered and ends in payment.failed; nothing is charged', async () => {
+    const s = await system({ replicas: 1 });
+    try {
+      const invalid = placed('tok_invalid');
+      const free = {
+        ...placed(),
+        total: 0,
+        lines: [{ sku: 'SKU-1', quantity: 1, unitPrice: 0, lineTotal: 0 }],
+      };
+      for (const order of [invalid, free]) {
+        await s.producer.publish(OrderPlaced, order, {
+          subject: s.topology.subjects.order(order.orderId),
+          about: order.orderId,
+        });
+      }
+      for (const order of [invalid, free]) {
+        const events = await waitFor(async () => {
+          const found = await s.payments(order.orderId);
+          return found.length > 0 ? found : undefined;
+        });
+        assert.deepEqual(
+          events.map((e) => e.type),
+          [PaymentFailed.type],
+        );
+        const data = events[0]!.data as PayloadOf<typeof PaymentFailed>;
+        assert.equal(data.orderId, order.orderId);
+        assert.equal(data.failedEvent, OrderPlaced.type);
+        assert.equal(data.code, 'PSP_REJECTED');
+        assert.match(data.reason, /400 invalid_request/);
+        assert.equal((await psp.ledger({ reference: order.orderId })).length, 0);
+      }
+      const binding = s.topology.consumers.paymentProcessor.orders;
+      const letters = await s.replicas[0]!.transport.deadLetters.list({
+        stream: binding.stream,
+        consumer: binding.name,
+      });
+      assert.deepEqual(
+        letters.map((l) => [l.code, l.deliveries]),
+        [
+          ['PSP_REJECTED', 1],
+          ['PSP_REJECTED', 1],
+        ],
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a charge made whose every answer was lost is reported as payment.authorized when it is dead-lettered', async () => {
+    const s = await system({ replicas: 1, maxDeliver: 2, transientRetryMs: 100 });
+    try {
+      await psp.setFaults({ errorAfterCommitRate: 1 });
+      const order = placed();
+      await s.producer.publish(OrderPlaced, order, {
+        subject: s.topology.subjects.order(order.orderId),
+        about: order.orderId,
+      });
+      const events = await waitFor(
+        async () => {
+          const found = await s.payments(order.orderId);
+          return found.length > 0 ? found : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      await psp.setFaults({ errorAfterCommitRate: 0 });
+      const [charge, ...more] = await psp.ledger({ reference: order.orderId });
+      assert.equal(more.length, 0);
+      assert.deepEqual(
+        events.map((e) => e.type),
+        [PaymentAuthorized.type],
+      );
+      assert.equal((events[0]?.data as { paymentId: string }).paymentId, charge?.id);
+    } finally {
+      await psp.setFaults({ errorAfterCommitRate: 0 });
+      await s.close();
+    }
+  });
+
   test('a PSP that never answers is retried, then the order is dead-lettered with the reason', async () => {
     const s = await system({ replicas: 1, pspTimeoutMs: 200, maxDeliver: 2 });
     try {
@@ -214,6 +316,13 @@ describe('payment-processor against a real nats-server and a real PSP process', 
       assert.equal(dead?.code, 'PSP_UNAVAILABLE');
       assert.equal(dead?.deliveries, 2);
       assert.equal((await psp.ledger({ reference: order.orderId })).length, 0);
+      // Nothing was charged: the payment step ends in payment.failed, so the order is cancelled.
+      const [failed] = await waitFor(async () => {
+        const events = await s.payments(order.orderId);
+        return events.length > 0 ? events : undefined;
+      });
+      assert.equal(failed?.type, PaymentFailed.type);
+      assert.equal((failed?.data as { code: string }).code, 'PSP_UNAVAILABLE');
     } finally {
       await s.close();
     }

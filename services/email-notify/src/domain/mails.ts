@@ -1,4 +1,4 @@
-import { formatMoney, type Currency } from '@orderflow/contracts';
+import { formatMoney, type CancellationReason, type Currency } from '@orderflow/contracts';
 
 /** The mails a customer gets; at most one of each kind per order (per customer for `welcome`). */
 export const MAIL_KINDS = [
@@ -47,10 +47,13 @@ export interface Mail {
 export const KIND_HEADER = 'X-Orderflow-Kind';
 export const KEY_HEADER = 'X-Orderflow-Key';
 
-const CANCEL_REASONS: Record<string, string> = {
+const CANCEL_REASONS: Readonly<Record<CancellationReason, string>> = {
   payment_declined: 'your payment was declined',
   delivery_unavailable: 'no courier was available',
   customer_request: 'you asked us to',
+  payment_failed: 'we could not take your payment',
+  invoice_failed: 'we could not issue your invoice',
+  delivery_failed: 'we could not arrange the delivery',
 };
 
 export function keyOf(facts: MailFacts): string {
@@ -88,7 +91,7 @@ export function composeMail(facts: MailFacts, contact: Contact, domain: string):
     case 'order_cancelled':
       subject = `Order ${facts.orderId} cancelled`;
       body =
-        `your order was cancelled because ${CANCEL_REASONS[facts.reason] ?? facts.reason}.` +
+        `your order was cancelled because ${(CANCEL_REASONS as Readonly<Record<string, string>>)[facts.reason] ?? facts.reason}.` +
         (facts.refunded
           ? ` ${formatMoney(facts.refunded.amount, facts.refunded.currency)} will be refunded to your card.`
           : '');

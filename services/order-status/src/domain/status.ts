@@ -37,6 +37,7 @@ export type Fact =
   | { kind: 'delivery_assigned'; courierId: string; courierName: string }
   | { kind: 'delivery_unavailable' }
   | { kind: 'delivery_released'; courierId: string }
+  | { kind: 'step_failed'; code: string }
   | { kind: 'cancel_requested'; reason: RefundReason }
   | { kind: 'confirmed'; paymentId: string; invoiceNumber: string; courierId: string }
   | { kind: 'cancelled'; reason: CancellationReason };
@@ -124,6 +125,10 @@ export function factOf(event: OrderingEvent): { orderId: string; fact: Fact } | 
         orderId: event.data.orderId,
         fact: { kind: 'delivery_released', courierId: event.data.courierId },
       };
+    case 'payment.failed':
+    case 'invoice.failed':
+    case 'delivery.failed':
+      return { orderId: event.data.orderId, fact: { kind: 'step_failed', code: event.data.code } };
     default:
       return event satisfies never;
   }
@@ -167,6 +172,9 @@ function evolve(view: Draft, fact: Exclude<Fact, { kind: 'placed' }>): void {
       view.courier = view.courier
         ? { ...view.courier, released: true }
         : { courierId: fact.courierId, released: true };
+      return;
+    case 'step_failed':
+      // order-storage decides: order.cancel-requested or order.cancelled follows with the reason.
       return;
     case 'cancel_requested':
       if (!TERMINAL.has(view.status)) {

@@ -11,6 +11,7 @@ import {
   type CustomerRef,
   type Money,
   type OrderItem,
+  type OrderLine,
   type OrderStatus,
   type RefundReason,
 } from '@orderflow/contracts';
@@ -77,7 +78,14 @@ export type OrderCommand =
   /** The charge was declined (`payment.declined`). */
   | { readonly type: 'record-decline' }
   /** The charge was refunded (`payment.refunded`). */
-  | { readonly type: 'record-refund'; readonly reason: RefundReason; readonly amount: Money };
+  | { readonly type: 'record-refund'; readonly reason: RefundReason; readonly amount: Money }
+  /** The payment step failed permanently and nothing was charged (`payment.failed`). */
+  | { readonly type: 'record-payment-failure' }
+  /**
+   * A step after the charge failed permanently (`invoice.failed`, `delivery.failed`): the order
+   * cannot be confirmed, so it is cancelled once what was charged is refunded.
+   */
+  | { readonly type: 'report-step-failure'; readonly reason: 'invoice_failed' | 'delivery_failed' };
 
 export const initialOrderState = (): OrderState => ({
   status: 'new',
@@ -113,18 +121,31 @@ export function evolve(state: OrderState, event: OrderEvent): OrderState {
 
 const notFound = () => new DomainError(OrderingErrorCode.OrderNotFound, 'no such order');
 
+/**
+ * The lines and total of an order, or the rule it breaks: a total above the limit
+ * (`ORDER_REJECTED`), or a total of 0 (`ORDER_TOTAL_ZERO`: charging nothing is not a sale, and the
+ * PSP refuses it). Free items are fine in an order that costs something.
+ */
+export function priceOrder(items: readonly OrderItem[]): { lines: OrderLine[]; total: number } {
+  let priced;
+  try {
+    priced = priceItems(items);
+  } catch (error) {
+    throw new DomainError(OrderingErrorCode.Rejected, (error as Error).message, { cause: error });
+  }
+  if (priced.total === 0) {
+    throw new DomainError(OrderingErrorCode.ZeroTotal, 'the order total is 0: there is nothing to sell');
+  }
+  return priced;
+}
+
 export function decide(command: OrderCommand, state: OrderState, context: DecideContext): OrderEvent[] {
   const now = context.now.toISOString();
   if (command.type !== 'place' && state.status === 'new') throw notFound();
   switch (command.type) {
     case 'place': {
       if (state.status !== 'new') return [];
-      let priced;
-      try {
-        priced = priceItems(command.items);
-      } catch (error) {
-        throw new DomainError(OrderingErrorCode.Rejected, (error as Error).message, { cause: error });
-      }
+      const priced = priceOrder(command.items);
       return [
         {
           type: 'order.placed',
@@ -187,6 +208,14 @@ export function decide(command: OrderCommand, state: OrderState, context: Decide
       return state.status === 'placed' || state.status === 'cancellation_requested'
         ? [cancelled(state, command.reason, now, command.amount)]
         : [];
+    case 'record-payment-failure':
+      // Nothing was charged: cancel now, as for a decline.
+      return state.status === 'placed' || state.status === 'cancellation_requested'
+        ? [cancelled(state, 'payment_failed', now)]
+        : [];
+    case 'report-step-failure':
+      // Also with a courier assigned: without its invoice or courier the order cannot be confirmed.
+      return state.status === 'placed' ? [cancelRequested(state, command.reason, now)] : [];
     default:
       return command satisfies never;
   }
