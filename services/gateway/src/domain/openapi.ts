@@ -47,13 +47,11 @@ const healthSchema = {
   type: 'object',
   required: ['status'],
   properties: { status: { const: 'ok' } },
-  additionalProperties: false,
 };
 const readySchema = (ready: boolean) => ({
   type: 'object',
   required: ['ready'],
   properties: { ready: { const: ready } },
-  additionalProperties: false,
 });
 const idSchema = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' };
 const idParam = [{ name: 'id', in: 'path', required: true, schema: idSchema }];
