@@ -161,3 +161,45 @@ test("a hook that always fails cannot keep a message unsettled: the server's las
   assert.equal(letters[0]?.deliveries, 4);
   assert.equal(calls, 4);
 });
+
+test('events appended with optimistic concurrency are dead-lettered each: the server directives are not copied', async () => {
+  const stream = uniqueName('APPENDED');
+  await transport.provision([{ name: stream, subjects: [`${stream}.>`] }]);
+  const consumer = uniqueName('refuses');
+  await transport.consume({
+    name: consumer,
+    stream,
+    retry: fast,
+    handlers: [
+      on(ThingHappened, async () => {
+        throw new PermanentError('refused');
+      }),
+    ],
+  });
+  // As the event store appends: the first event of each aggregate expects an empty subject. Copied into
+  // the dead letter, the expectation applied to the dead-letter subject and refused the second one.
+  for (const key of ['a', 'b', 'c']) {
+    await transport.publish(
+      ThingHappened,
+      { key, n: 1 },
+      {
+        subject: `${stream}.things.${key}`,
+        expectedLastSubjectSequence: 0,
+      },
+    );
+  }
+  const letters = await waitFor(async () => {
+    const list = await transport.deadLetters.list({ stream, consumer });
+    return list.length === 3 ? list : undefined;
+  });
+  assert.deepEqual(
+    letters.map((l) => l.subject).sort(),
+    ['a', 'b', 'c'].map((k) => `${stream}.things.${k}`),
+  );
+  for (const l of letters) {
+    assert.deepEqual(
+      Object.keys(l.headers).filter((name) => /^nats-expected-/i.test(name)),
+      [],
+    );
+  }
+});
