@@ -68,6 +68,19 @@ export {
 } from './rpc.ts';
 export type { ServiceIdentity } from './rpc.ts';
 export { runService } from './runner.ts';
+export { OtlpProtocol, startTracing, tracingSettingsFromEnv } from './telemetry.ts';
+export type { SamplerSettings, TracingHandle, TracingSettings } from './telemetry.ts';
+export {
+  endSpanWhen,
+  formatTraceparent,
+  MessagingAttribute,
+  messagingTracer,
+  parentContext,
+  parseTraceparent,
+  sendInSpan,
+  tracingOff,
+} from './trace-context.ts';
+export type { SendSpanInit } from './trace-context.ts';
 export { EnvSettings, serviceSettings } from './service-settings.ts';
 export type { ServiceSettings } from './service-settings.ts';
 export type { Readiness, RunningService, ServiceConfig, ServiceContext } from './runner.ts';

@@ -7,10 +7,13 @@ import {
   type MsgHdrs,
   type NatsConnection,
 } from '@nats-io/nats-core';
+import { randomUUID } from 'node:crypto';
+import type { Tracer } from '@opentelemetry/api';
 import type { MessageContract, PayloadOf } from './contract.ts';
 import { createEnvelope, encodeData, envelopeHeaders, Header, utf8Bytes } from './envelope.ts';
 import { ConcurrencyError, PublishError } from './errors.ts';
 import { ReplyInbox, type PendingReply, type ReplyHandlers } from './rpc.ts';
+import { messagingTracer, sendInSpan, tracingOff } from './trace-context.ts';
 import type { BatchItem, EventPublisher, PublishOptions, PublishReceipt } from './types.ts';
 
 export interface JetStreamPublisherOptions {
@@ -22,6 +25,8 @@ export interface JetStreamPublisherOptions {
   timeoutMs?: number;
   /** Called after a payload was stored (metrics, tests). */
   onPublished?: (contract: MessageContract, receipt: PublishReceipt) => void;
+  /** Tracer of the PRODUCER spans (`send <type>`), one per publish (default: the toolkit's). */
+  tracer?: Tracer;
 }
 
 const WRONG_LAST_SEQUENCE = 10071;
@@ -79,6 +84,7 @@ export class JetStreamPublisher implements EventPublisher {
   readonly #attempts: number;
   readonly #timeoutMs: number;
   readonly #nc: NatsConnection | undefined;
+  readonly #tracer: Tracer;
   #inbox: ReplyInbox<PendingAck> | undefined;
 
   constructor(
@@ -87,6 +93,7 @@ export class JetStreamPublisher implements EventPublisher {
   ) {
     this.#attempts = options.attempts ?? 4;
     this.#timeoutMs = options.timeoutMs ?? 5_000;
+    this.#tracer = options.tracer ?? messagingTracer();
     // The client's connection (a public field of nats.js's implementation, absent from its interface);
     // with another implementation the publisher falls back to js.publish.
     const nc = (js as unknown as { nc?: NatsConnection }).nc;
@@ -110,19 +117,44 @@ export class JetStreamPublisher implements EventPublisher {
     });
   }
 
-  async #send(
+  /** A publish in a PRODUCER span when tracing is on (see `sendInSpan`). */
+  #send(
     contract: MessageContract,
     data: unknown,
     options: PublishOptions,
     timeoutMs: number | undefined,
   ): Promise<PublishReceipt> {
+    const id = options.id ?? randomUUID();
+    if (tracingOff(this.#tracer)) return this.#deliver(contract, data, options, timeoutMs, id, undefined);
+    return sendInSpan(
+      this.#tracer,
+      {
+        type: contract.type,
+        subject: options.subject,
+        messageId: id,
+        about: options.about,
+        causedBy: options.causedBy?.traceparent,
+      },
+      (traceparent) => this.#deliver(contract, data, options, timeoutMs, id, traceparent),
+    );
+  }
+
+  async #deliver(
+    contract: MessageContract,
+    data: unknown,
+    options: PublishOptions,
+    timeoutMs: number | undefined,
+    id: string,
+    traceparent: string | undefined,
+  ): Promise<PublishReceipt> {
     const envelope = createEnvelope({
       type: contract.type,
       source: this.options.source,
       data,
-      id: options.id,
+      id,
       subject: options.about,
       causedBy: options.causedBy,
+      traceparent,
     });
     const headers = envelopeHeaders(envelope); // sets Nats-Msg-Id = ce-id
     const expected = options.expectedLastSubjectSequence;

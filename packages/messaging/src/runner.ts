@@ -6,6 +6,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { connectNats, type ServerFeatures } from './connection.ts';
 import { MessagingError } from './errors.ts';
 import type { IdempotencyStore } from './middleware/idempotency.ts';
+import { startTracing, type TracingHandle, type TracingSettings } from './telemetry.ts';
 import type { StreamDeclaration } from './topology.ts';
 import { NatsTransport } from './transport.ts';
 
@@ -28,6 +29,11 @@ export interface ServiceConfig {
   /** Install SIGTERM/SIGINT handlers that drain and exit (default true). */
   handleSignals?: boolean;
   idempotency?: IdempotencyStore;
+  /**
+   * Export spans with the OpenTelemetry SDK (from `tracingSettingsFromEnv(process.env, …)` in
+   * `main.ts`). Unset: no SDK is loaded and tracing costs next to nothing.
+   */
+  tracing?: TracingSettings | undefined;
 }
 
 /** What `/readyz` reports. */
@@ -86,6 +92,10 @@ export async function runService(
   const drainSteps: (() => Promise<void> | void)[] = [];
   let ready = false;
   let stopping: Promise<void> | undefined;
+
+  // Before anything starts a span; shut down last, so the spans of the drain are exported too.
+  const tracing: TracingHandle | undefined = config.tracing ? await startTracing(config.tracing) : undefined;
+  if (tracing) logger.info({ url: config.tracing?.url, protocol: config.tracing?.protocol }, 'tracing on');
 
   const { nc, features } = await connectNats({ servers: config.servers, name: config.name });
   logger.info({ server: nc.getServer(), version: features.version }, 'connected to NATS');
@@ -172,6 +182,7 @@ export async function runService(
       }
       await nc.drain().catch(() => nc.close());
       await new Promise<void>((resolve) => http.close(() => resolve()));
+      await tracing?.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'span export failed'));
       logger.info('stopped');
     })());
 

@@ -14,7 +14,7 @@ import { decodeAndValidate } from './middleware/decode.ts';
 import { retryAndDeadLetter } from './middleware/dead-letter.ts';
 import { idempotency, type IdempotencyStore } from './middleware/idempotency.ts';
 import { logging } from './middleware/logging.ts';
-import { consumerMetrics, metrics } from './middleware/metrics.ts';
+import { consumerMetrics, metrics, typeLabel } from './middleware/metrics.ts';
 import { tracing } from './middleware/tracing.ts';
 import { JetStreamPublisher } from './publisher.ts';
 import { RpcClient, RpcServer, type ServiceIdentity } from './rpc.ts';
@@ -242,9 +242,10 @@ export class NatsTransport implements Transport {
     await this.#ensureConsumer(redrive);
 
     const instruments = consumerMetrics(this.registry);
+    const declared = new Set(spec.handlers.map((h) => h.contract.type));
     // The order below is the order of execution, outermost first.
     const middleware: Middleware[] = [
-      metrics(instruments), // sees every outcome, dead letters included
+      metrics(instruments, declared), // sees every outcome, dead letters included
       logging(), // one line per failure
       retryAndDeadLetter({
         write: (delivery, error) => writeDeadLetter(this.js, delivery, error),
@@ -260,7 +261,7 @@ export class NatsTransport implements Transport {
         onDeadLetter: (delivery) =>
           instruments.deadLettered.inc({
             consumer: delivery.consumer,
-            type: delivery.envelope?.type ?? 'unknown',
+            type: typeLabel(delivery, declared),
           }),
       }),
       decodeAndValidate(registry), // envelope + schema

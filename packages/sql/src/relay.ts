@@ -1,5 +1,5 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { envelopeHeaders, Header, type Envelope } from '@orderflow/messaging';
+import { envelopeHeaders, Header, messagingTracer, sendInSpan, type Envelope } from '@orderflow/messaging';
 import { pino, type Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { OutboxRelayError } from './errors.ts';
@@ -70,6 +70,7 @@ export class OutboxRelay {
   readonly #logger: Logger;
   readonly #published: Counter<'duplicate'> | undefined;
   readonly #failures: Counter | undefined;
+  readonly #tracer = messagingTracer();
   #running: Promise<void> | undefined;
   #stopping = false;
   #wanted = false;
@@ -244,7 +245,26 @@ export class OutboxRelay {
     return { published: published.length, duplicates, failed: failures.length, skipped: false };
   }
 
+  /**
+   * Publishes a row in a PRODUCER span, child of the context the row was written in (its stored
+   * `traceparent`): the message then names this span, so the trace shows when it really left.
+   */
   #publish(row: PendingOutboxMessage): Promise<{ duplicate: boolean }> {
+    const header = (name: string): string | undefined => row.headers[name];
+    return sendInSpan(
+      this.#tracer,
+      {
+        type: row.type,
+        subject: row.subject,
+        messageId: row.id,
+        about: header(Header.Subject) ?? row.key,
+        causedBy: header(Header.TraceParent),
+      },
+      (traceparent) => this.#publishRow(row, traceparent),
+    );
+  }
+
+  #publishRow(row: PendingOutboxMessage, traceparent: string | undefined): Promise<{ duplicate: boolean }> {
     const header = (name: string): string | undefined => row.headers[name];
     const envelope: Envelope = {
       id: row.id,
@@ -253,7 +273,7 @@ export class OutboxRelay {
       subject: header(Header.Subject) ?? row.key,
       time: header(Header.Time) ?? row.createdAt.toISOString(),
       dataContentType: 'application/json',
-      traceparent: header(Header.TraceParent),
+      traceparent: traceparent ?? header(Header.TraceParent),
       correlationId: header(Header.CorrelationId) ?? row.id,
       causationId: header(Header.CausationId),
       data: row.data,

@@ -34,6 +34,7 @@ import {
   type InvalidField,
   type Problem,
 } from './domain/problem.ts';
+import { observeHttp } from './observe.ts';
 import { statusChangeStream } from './sse.ts';
 
 /**
@@ -264,6 +265,8 @@ export function createGateway(options: GatewayOptions): Hono {
   const logger = options.logger ?? pino({ level: 'silent' });
   const call = { timeoutMs: requestTimeoutMs };
   const app = new Hono();
+  // Outermost: every request is counted, timed and traced, errors and 404s included.
+  app.use(observeHttp(options.metrics ? { registry: options.metrics } : {}));
 
   app.onError((error, c) => {
     const p = problemFor(error);

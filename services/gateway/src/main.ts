@@ -1,6 +1,6 @@
 // Composition root of the gateway: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService } from '@orderflow/messaging';
+import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { BroadcastStatusFeed } from './adapters/broadcast-status-feed.ts';
 import { ObjectStoreInvoices } from './adapters/object-store-invoices.ts';
 import { createGateway } from './app.ts';
@@ -11,7 +11,13 @@ const config = configFromEnv(process.env);
 const topology = orderingTopology({ namespace: config.namespace, streamReplicas: config.streamReplicas });
 
 await runService(
-  { name: 'gateway', version: '0.1.0', servers: config.natsUrl, streams: topology.streams },
+  {
+    name: 'gateway',
+    version: '0.1.0',
+    servers: config.natsUrl,
+    streams: topology.streams,
+    tracing: tracingSettingsFromEnv(process.env, { serviceName: 'gateway' }),
+  },
   async (context) => {
     const statusChanges = new BroadcastStatusFeed(context.transport, topology.notifications.statusChangedAll);
     const app = createGateway({
