@@ -78,3 +78,6 @@ export {
   subjectToken,
 } from './topology.ts';
 export type { ConsumerBinding, EventSource, OrderingService, OrderingTopologyOptions } from './topology.ts';
+export { asyncApiDocument, asyncApiText, ENDPOINT_QUEUE_GROUP } from './asyncapi.ts';
+export { EventCatalog } from './catalog.ts';
+export type { SourceEntry } from './catalog.ts';

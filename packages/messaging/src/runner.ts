@@ -11,6 +11,21 @@ import type { StreamDeclaration } from './topology.ts';
 import { NatsTransport } from './transport.ts';
 
 /** Settings of one service process. Only the composition root (`main.ts`) builds this from the environment. */
+
+/**
+ * prom-client's process metrics, less the three `nodejs_active_*_total` gauges: a gauge named
+ * `_total` fails `promtool check metrics`, and each is the sum of its per-type `nodejs_active_*`.
+ */
+function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ])
+    registry.removeSingleMetric(name);
+}
+
 export interface ServiceConfig {
   /** Service name: `ce-source` is `orderflow/<name>`, and the `$SRV` name. */
   name: string;
@@ -87,7 +102,7 @@ export async function runService(
   const logger = config.logger ?? pino({ name: config.name });
   const metricsRegistry = new Registry();
   metricsRegistry.setDefaultLabels({ service: config.name });
-  collectDefaultMetrics({ register: metricsRegistry });
+  collectProcessMetrics(metricsRegistry);
   const cleanups: (() => Promise<void> | void)[] = [];
   const drainSteps: (() => Promise<void> | void)[] = [];
   let ready = false;

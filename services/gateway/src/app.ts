@@ -1,4 +1,5 @@
 import {
+  asyncApiDocument,
   ID_PATTERN,
   OrderingErrorCode,
   PlaceOrder,
@@ -53,7 +54,7 @@ import { statusChangeStream } from './sse.ts';
  * - `GET /`, `/dashboard` → the dashboard (a page that places demo orders and follows them live);
  *   `GET /dashboard/<file>` its script and style sheet
  * - `GET /healthz` (JSON `{status}`), `/readyz` (JSON `{ready}`, 200 or 503), `/metrics` (Prometheus
- *   text format 0.0.4), `/openapi.json`
+ *   text format 0.0.4), `/openapi.json`, `/asyncapi.json` (the messaging API, AsyncAPI 3.0)
  *
  * A method a known route does not serve → 405 problem+json with `Allow`; an unknown path → 404.
  * Bad input (malformed JSON, schema violations, oversized body, bad ids) → 4xx
@@ -309,6 +310,9 @@ export function createGateway(options: GatewayOptions): Hono {
   );
   const openapi = openApiDocument({ PlaceOrderBody, RegisterCustomerBody });
   app.get('/openapi.json', (c) => c.json(openapi));
+  // The messaging API (subjects of this deployment's topology), as docs/asyncapi.json is for production.
+  const asyncapi = asyncApiDocument(topology);
+  app.get('/asyncapi.json', (c) => c.json(asyncapi));
 
   app.post('/customers', limit, async (c) => {
     const body = valid(RegisterCustomerBody, await jsonBody(c));

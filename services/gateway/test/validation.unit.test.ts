@@ -280,6 +280,16 @@ describe('other routes', () => {
       components: { schemas: { PlaceOrder: { properties: Record<string, unknown>; required: string[] } } };
     };
     assert.equal(doc.openapi, '3.1.0');
+    const asyncapi = (await (await app.request('/asyncapi.json')).json()) as {
+      asyncapi: string;
+      channels: Record<string, { address: string | null }>;
+    };
+    assert.equal(asyncapi.asyncapi, '3.0.0');
+    assert.equal(
+      asyncapi.channels['events-orders']?.address,
+      'gwunit.orders.{orderId}',
+      "this topology's subjects",
+    );
     assert.ok(doc.paths['/orders/{id}/events']);
     assert.deepEqual(doc.components.schemas.PlaceOrder.required.sort(), [
       'currency',
