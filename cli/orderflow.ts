@@ -6,12 +6,14 @@ import { chaos } from './commands/chaos.ts';
 import { doctor, type DoctorPort } from './commands/doctor.ts';
 import { FAULT_CLASSES, type FaultClass } from './chaos/faults.ts';
 import { dlq } from './commands/dlq.ts';
+import { consumers, services, streams, traceOrder } from './commands/inspect.ts';
 import { place } from './commands/place.ts';
 import { tail } from './commands/tail.ts';
 import { up } from './commands/up.ts';
 import { CliError } from './errors.ts';
 import { readUpState, statePath } from './state.ts';
 import { RUNTIMES, SERVICES, type Runtime, type ServiceName } from './system.ts';
+import { connectOrderflow } from './nats.ts';
 
 const HELP = `orderflow <command> [options]
 
@@ -31,8 +33,15 @@ const HELP = `orderflow <command> [options]
   place       place a demo order through the gateway and follow its status
                 --token tok_visa|tok_decline|tok_insufficient_funds   --country DE|AQ|…   --api <url>
   dlq list [--consumer <durable>] [--limit <n>] [-v]
+  dlq show <seq>              one dead letter: reason, headers, payload
   dlq redrive <seq>
   dlq redrive-all [--consumer <durable>]
+  dlq discard <seq>           delete a dead letter without redriving it
+  services    every instance answering NATS service discovery ($SRV.STATS), with endpoint stats
+  streams     every JetStream stream: messages, bytes, consumers, replicas, subjects
+  consumers [--stream <name>]   every durable: pending, ack-pending, redelivered, lag
+  trace <orderId>             the order's timeline across services (event log, trace ids, dead letters)
+                services, streams, consumers and trace find NATS as dlq does (--nats, --data-dir)
   tail [--order <id>]   print live order.status-changed notifications
                 place, dlq and tail find the system \`up\` runs on the data directory (its state file
                 DATA_DIR/orderflow-up.json); --nats <url> / NATS_URL and --api <url> / PORT win over it;
@@ -219,16 +228,54 @@ async function main(argv: string[]): Promise<number> {
             limit: Number(values.limit),
             verbose: values.verbose,
           });
-        case 'redrive': {
+        case 'show':
+        case 'redrive':
+        case 'discard': {
           const n = Number(seq);
           if (!Number.isInteger(n) || n < 1)
-            throw new UsageError('dlq redrive <seq>: seq is the number `dlq list` shows');
-          return dlq(natsUrl(), { kind: 'redrive', seq: n });
+            throw new UsageError(`dlq ${action} <seq>: seq is the number \`dlq list\` shows`);
+          return dlq(natsUrl(), { kind: action, seq: n });
         }
         case 'redrive-all':
           return dlq(natsUrl(), { kind: 'redrive-all', ...consumer });
         default:
-          throw new UsageError(`dlq: unknown action "${action}" (list, redrive <seq>, redrive-all)`);
+          throw new UsageError(
+            `dlq: unknown action "${action}" (list, show <seq>, redrive <seq>, redrive-all, discard <seq>)`,
+          );
+      }
+    }
+    case 'services':
+    case 'streams':
+    case 'consumers':
+    case 'trace': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { stream: { type: 'string' }, nats: { type: 'string' }, 'data-dir': { type: 'string' } },
+      });
+      if (command === 'trace' && positionals[0] === undefined) throw new UsageError('trace <orderId>');
+      const say = (line: string) => process.stdout.write(`${line}\n`);
+      const nc = await connectOrderflow(
+        natsUrlFor(values.nats, dataDirOf(values['data-dir'])),
+        'orderflow-cli',
+      );
+      try {
+        switch (command) {
+          case 'services':
+            return (await services(nc, say)).length > 0 ? 0 : 1;
+          case 'streams':
+            await streams(nc, say);
+            return 0;
+          case 'consumers':
+            await consumers(nc, say, values.stream === undefined ? {} : { stream: values.stream });
+            return 0;
+          case 'trace':
+            return (await traceOrder(nc, positionals[0] ?? '', say)).length > 0 ? 0 : 1;
+          default:
+            return command satisfies never;
+        }
+      } finally {
+        await nc.close();
       }
     }
     case 'tail': {
