@@ -1,12 +1,14 @@
 // `orderflow` — the command line of the system. The composition root: the only file that reads
 // process.env and argv; each subcommand gets a typed options object.
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chaos } from './commands/chaos.ts';
 import { doctor, type DoctorPort } from './commands/doctor.ts';
 import { FAULT_CLASSES, type FaultClass } from './chaos/faults.ts';
 import { dlq } from './commands/dlq.ts';
 import { consumers, services, streams, traceOrder } from './commands/inspect.ts';
+import { replay } from './commands/replay.ts';
 import { place } from './commands/place.ts';
 import { tail } from './commands/tail.ts';
 import { up } from './commands/up.ts';
@@ -14,6 +16,9 @@ import { CliError } from './errors.ts';
 import { readUpState, statePath } from './state.ts';
 import { RUNTIMES, SERVICES, type Runtime, type ServiceName } from './system.ts';
 import { connectOrderflow } from './nats.ts';
+import { OrderingTopology } from '@orderflow/contracts';
+import { orderStorageMigrations } from '@orderflow/order-storage';
+import { openServiceStore } from '@orderflow/sql';
 
 const HELP = `orderflow <command> [options]
 
@@ -42,6 +47,9 @@ const HELP = `orderflow <command> [options]
   consumers [--stream <name>]   every durable: pending, ack-pending, redelivered, lag
   trace <orderId>             the order's timeline across services (event log, trace ids, dead letters)
                 services, streams, consumers and trace find NATS as dlq does (--nats, --data-dir)
+  replay      rebuild order-storage's read model (order_summaries) from the order log, with a progress bar
+                uses DATABASE_URL (schema order_storage) or, without it, the PGlite data of
+                DATA_DIR/order-storage (--data-dir; stop order-storage first: a PGlite directory belongs to one process)
   tail [--order <id>]   print live order.status-changed notifications
                 place, dlq and tail find the system \`up\` runs on the data directory (its state file
                 DATA_DIR/orderflow-up.json); --nats <url> / NATS_URL and --api <url> / PORT win over it;
@@ -275,6 +283,30 @@ async function main(argv: string[]): Promise<number> {
             return command satisfies never;
         }
       } finally {
+        await nc.close();
+      }
+    }
+    case 'replay': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { nats: { type: 'string' }, 'data-dir': { type: 'string' } },
+      });
+      const dataDir = dataDirOf(values['data-dir']);
+      const nc = await connectOrderflow(natsUrlFor(values.nats, dataDir), 'orderflow-cli');
+      const store = await openServiceStore(
+        {
+          databaseUrl: env.DATABASE_URL || undefined,
+          dataDir: join(dataDir, 'order-storage'),
+          dbSchema: 'order_storage',
+        },
+        'order-storage',
+        orderStorageMigrations,
+      );
+      try {
+        await replay({ nc, store, topology: OrderingTopology, out: process.stdout });
+        return 0;
+      } finally {
+        await store.close();
         await nc.close();
       }
     }
