@@ -9,6 +9,7 @@ import {
   type PayloadOf,
   type Requester,
 } from '@orderflow/messaging';
+import { Registry } from 'prom-client';
 import { createGateway, type InvoicePdfs } from '../src/mod.ts';
 
 // The bad-input matrix, in process (`app.request`): every case is a 4xx problem+json naming the field,
@@ -298,5 +299,39 @@ describe('other routes', () => {
       'payment',
       'shippingAddress',
     ]);
+  });
+
+  test('HTTP metrics count and time requests by route pattern and status, never by raw path', async () => {
+    const registry = new Registry();
+    const app = createGateway({
+      topology,
+      requester: fakeRequester({ cancelOrder: () => ({ orderId, status: 'cancelled', accepted: true }) })
+        .requester,
+      invoices: noInvoices,
+      metrics: registry,
+    });
+    assert.equal((await app.request(`/orders/${orderId}/cancel`, { method: 'POST' })).status, 202);
+    assert.equal((await app.request('/orders/bad%20id/cancel', { method: 'POST' })).status, 400);
+    assert.equal((await app.request(`/nothing/${orderId}`)).status, 404);
+    const text = await registry.metrics();
+    const line = (name: string, labels: string) =>
+      text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+    assert.match(
+      line('http_server_requests_total', 'method="POST",route="/orders/:id/cancel",status="202"') ?? '',
+      / 1$/,
+    );
+    assert.match(
+      line('http_server_requests_total', 'method="POST",route="/orders/:id/cancel",status="400"') ?? '',
+      / 1$/,
+    );
+    assert.match(
+      line('http_server_requests_total', 'method="GET",route="unmatched",status="404"') ?? '',
+      / 1$/,
+    );
+    assert.match(
+      line('http_server_request_duration_seconds_count', 'route="/orders/:id/cancel",status="202"') ?? '',
+      / 1$/,
+    );
+    assert.ok(!text.includes(orderId), 'no raw path in any label');
   });
 });
