@@ -29,7 +29,8 @@ before(async () => {
       servers: server.url,
       handleSignals: false,
       logger: pino({ level: 'silent' }),
-      streams: topology.streams,
+      // The production stream too: the CLI refuses a NATS without it (not Orderflow's).
+      streams: [...topology.streams, ...OrderingTopology.streams],
     },
     async ({ transport }) => {
       transport.serve(topology.endpoints.getOrderStatus, async () => {
