@@ -10,8 +10,6 @@ import { startTracing, type TracingHandle, type TracingSettings } from './teleme
 import type { StreamDeclaration } from './topology.ts';
 import { NatsTransport } from './transport.ts';
 
-/** Settings of one service process. Only the composition root (`main.ts`) builds this from the environment. */
-
 /**
  * prom-client's process metrics, less the three `nodejs_active_*_total` gauges: a gauge named
  * `_total` fails `promtool check metrics`, and each is the sum of its per-type `nodejs_active_*`.
@@ -26,6 +24,7 @@ function collectProcessMetrics(registry: Registry): void {
     registry.removeSingleMetric(name);
 }
 
+/** Settings of one service process. Only the composition root (`main.ts`) builds this from the environment. */
 export interface ServiceConfig {
   /** Service name: `ce-source` is `orderflow/<name>`, and the `$SRV` name. */
   name: string;

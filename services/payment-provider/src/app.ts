@@ -29,6 +29,20 @@ import {
 } from './domain/ledger.ts';
 
 /**
+ * prom-client's process metrics, less the three `nodejs_active_*_total` gauges: a gauge named
+ * `_total` fails `promtool check metrics`, and each is the sum of its per-type `nodejs_active_*`.
+ */
+function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ])
+    registry.removeSingleMetric(name);
+}
+
+/**
  * The fake PSP. Its HTTP API:
  *
  * | route | what |
@@ -46,21 +60,6 @@ import {
  * `Idempotent-Replayed: true`), with another body 409 `idempotency_key_reused`, while the first request
  * is still running 409 `idempotency_key_in_use`. Injected 5xx before processing record nothing.
  */
-
-/**
- * prom-client's process metrics, less the three `nodejs_active_*_total` gauges: a gauge named
- * `_total` fails `promtool check metrics`, and each is the sum of its per-type `nodejs_active_*`.
- */
-function collectProcessMetrics(registry: Registry): void {
-  collectDefaultMetrics({ register: registry });
-  for (const name of [
-    'nodejs_active_handles_total',
-    'nodejs_active_requests_total',
-    'nodejs_active_resources_total',
-  ])
-    registry.removeSingleMetric(name);
-}
-
 export interface PaymentProviderOptions {
   store: LedgerStore;
   faults: FaultConfig;

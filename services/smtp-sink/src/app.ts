@@ -5,6 +5,20 @@ import { startSmtp } from './adapters/smtp.ts';
 import { Mailbox } from './domain/mailbox.ts';
 
 /**
+ * prom-client's process metrics, less the three `nodejs_active_*_total` gauges: a gauge named
+ * `_total` fails `promtool check metrics`, and each is the sum of its per-type `nodejs_active_*`.
+ */
+function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ])
+    registry.removeSingleMetric(name);
+}
+
+/**
  * The SMTP sink, for development and tests:
  *
  * | interface | what |
@@ -19,21 +33,6 @@ import { Mailbox } from './domain/mailbox.ts';
  *
  * The mailbox lives in memory (a sink is disposable); it keeps the newest `maxMessages`.
  */
-
-/**
- * prom-client's process metrics, less the three `nodejs_active_*_total` gauges: a gauge named
- * `_total` fails `promtool check metrics`, and each is the sum of its per-type `nodejs_active_*`.
- */
-function collectProcessMetrics(registry: Registry): void {
-  collectDefaultMetrics({ register: registry });
-  for (const name of [
-    'nodejs_active_handles_total',
-    'nodejs_active_requests_total',
-    'nodejs_active_resources_total',
-  ])
-    registry.removeSingleMetric(name);
-}
-
 export interface SmtpSinkOptions {
   smtpPort: number;
   httpPort: number;
