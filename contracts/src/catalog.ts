@@ -34,6 +34,7 @@ export const EventCatalog = {
   /** The service answering each endpoint (every replica, in one queue group); the gateway calls them. */
   endpointServers: {
     registerCustomer: 'order-storage',
+    getCustomer: 'order-storage',
     placeOrder: 'order-storage',
     cancelOrder: 'order-storage',
     getOrderStatus: 'order-status',
