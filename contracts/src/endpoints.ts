@@ -22,6 +22,13 @@ import {
 
 const closed = { additionalProperties: false } as const;
 
+/**
+ * `customerId` on a request about one order: the customer the caller acts for. Given, the order must be
+ * theirs, else the answer is 404 ORDER_NOT_FOUND, as for an order that does not exist (its existence is
+ * not revealed). Absent: any order (operators).
+ */
+const OwnerId = CustomerId;
+
 // ───────────────────────────── customer.register (order-storage) ─────────────────────────────
 
 export const RegisterCustomer = defineCommand({
@@ -84,8 +91,9 @@ export const CancelOrder = defineCommand({
   name: 'order.cancel',
   description:
     'Ask to cancel an order (allowed until a courier is assigned). Accepted → order.cancel-requested is stored and ' +
-    'refund/release follow. 404 ORDER_NOT_FOUND; 409 ORDER_CANCEL_TOO_LATE or ORDER_ALREADY_CANCELLED.',
-  schema: Type.Object({ orderId: OrderId }, closed),
+    'refund/release follow. 404 ORDER_NOT_FOUND (also when `customerId` is given and the order is not theirs); ' +
+    '409 ORDER_CANCEL_TOO_LATE or ORDER_ALREADY_CANCELLED.',
+  schema: Type.Object({ orderId: OrderId, customerId: Type.Optional(OwnerId) }, closed),
 });
 export const CancelOrderReply = defineEvent({
   name: 'order.cancel.reply',
@@ -156,8 +164,10 @@ export const OrderStatusReply = defineEvent({ name: 'order.get-status.reply', sc
 
 export const GetOrderHistory = defineCommand({
   name: 'order.get-history',
-  description: "The order's own event log, in append order. 404 ORDER_NOT_FOUND.",
-  schema: Type.Object({ orderId: OrderId }, closed),
+  description:
+    "The order's own event log, in append order. 404 ORDER_NOT_FOUND (also when `customerId` is given and the " +
+    'order is not theirs).',
+  schema: Type.Object({ orderId: OrderId, customerId: Type.Optional(OwnerId) }, closed),
 });
 export const OrderHistoryEntry = Type.Object(
   {

@@ -245,6 +245,8 @@ export const OrderStatusChanged = defineEvent({
   schema: Type.Object(
     {
       orderId: OrderId,
+      /** The order's customer: the gateway streams a customer only their own orders' changes. */
+      customerId: CustomerId,
       status: OrderStatus,
       previousStatus: Type.Optional(OrderStatus),
       /** `ce-type` of the event that caused the change. */

@@ -8,6 +8,7 @@ import { migrate, migrateInboxOutbox, openPostgres, type SqlStore } from '@order
 import { startNatsServer, uniqueName, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
 import { createGateway, listen, ObjectStoreInvoices } from '../src/mod.ts';
+import { bearer, testAuth, type TestAuth } from './auth-support.ts';
 
 // Real nats-server and PostgreSQL (a schema for the test); order-storage runs in process, the gateway
 // listens on a free port and is called over HTTP. order-status is not running: its route answers 503.
@@ -20,8 +21,10 @@ let storage: RunningService;
 let gatewayService: RunningService;
 let base: string;
 let closeHttp: () => Promise<void>;
+let auth: TestAuth;
 
 before(async () => {
+  auth = await testAuth();
   nats = await startNatsServer();
   store = await openPostgres({ url: DATABASE_URL, schema, poolSize: 3 });
   await migrateInboxOutbox(store);
@@ -42,6 +45,8 @@ before(async () => {
         invoices: new ObjectStoreInvoices(context.nc, topology.objectStores.invoices),
         metrics: context.metrics,
         requestTimeoutMs: 2_000,
+        authenticator: auth.authenticator,
+        tokens: auth.issuer,
       });
       const server = await listen(app, { port: 0 });
       base = `http://127.0.0.1:${server.port}`;
@@ -56,6 +61,7 @@ after(async () => {
   await store?.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   await store?.close();
   await nats?.dispose();
+  await auth?.dispose();
 });
 
 const json = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
@@ -65,10 +71,11 @@ const json = (method: string, path: string, body?: unknown, headers: Record<stri
     ...(body !== undefined && { body: JSON.stringify(body) }),
   });
 
-test('create customer → place (idempotent) → events as CloudEvents → cancel; status without order-status is 503', async () => {
+test('sign up → place (idempotent) → events as CloudEvents → cancel; status without order-status is 503', async () => {
   const created = await json('POST', '/customers', { name: 'Ada', email: `${randomUUID()}@example.test` });
   assert.equal(created.status, 201);
-  const { customerId } = (await created.json()) as { customerId: string };
+  const { customerId, token } = (await created.json()) as { customerId: string; token: string };
+  const as = bearer(token);
 
   const order = {
     customerId,
@@ -77,7 +84,7 @@ test('create customer → place (idempotent) → events as CloudEvents → cance
     shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
     payment: { token: 'tok_visa' },
   };
-  const key = { 'idempotency-key': randomUUID() };
+  const key = { 'idempotency-key': randomUUID(), ...as };
   const placed = await json('POST', '/orders', order, key);
   assert.equal(placed.status, 201);
   const { orderId, status } = (await placed.json()) as { orderId: string; status: string };
@@ -87,16 +94,18 @@ test('create customer → place (idempotent) → events as CloudEvents → cance
   const reused = await json('POST', '/orders', { ...order, currency: 'USD' }, key);
   assert.equal(reused.status, 409);
   assert.equal(((await reused.json()) as { code: string }).code, 'IDEMPOTENCY_KEY_REUSED');
+  // A valid token of a customer order-storage does not know.
+  const stranger = randomUUID();
   const unknown = await json(
     'POST',
     '/orders',
-    { ...order, customerId: randomUUID() },
-    { 'idempotency-key': randomUUID() },
+    { ...order, customerId: stranger },
+    { 'idempotency-key': randomUUID(), ...(await auth.customer(stranger)) },
   );
   assert.equal(unknown.status, 404);
   assert.match(unknown.headers.get('content-type') ?? '', /problem\+json/);
 
-  const events = await json('GET', `/orders/${orderId}/events`);
+  const events = await json('GET', `/orders/${orderId}/events`, undefined, as);
   assert.equal(events.status, 200);
   const list = (await events.json()) as {
     specversion: string;
@@ -112,25 +121,28 @@ test('create customer → place (idempotent) → events as CloudEvents → cance
   assert.equal(list[0]?.data.total, 2500);
   assert.equal(list[0]?.id, `order.placed.v1:${orderId}`);
 
-  const cancel = await json('POST', `/orders/${orderId}/cancel`);
+  const cancel = await json('POST', `/orders/${orderId}/cancel`, undefined, as);
   assert.equal(cancel.status, 202);
-  const twice = await json('POST', `/orders/${orderId}/cancel`);
+  const twice = await json('POST', `/orders/${orderId}/cancel`, undefined, as);
   assert.equal(twice.status, 409);
   assert.equal(((await twice.json()) as { code: string }).code, 'ORDER_ALREADY_CANCELLED');
-  const after = (await (await json('GET', `/orders/${orderId}/events`)).json()) as { type: string }[];
+  const after = (await (await json('GET', `/orders/${orderId}/events`, undefined, as)).json()) as {
+    type: string;
+  }[];
   assert.deepEqual(
     after.map((e) => e.type),
     ['order.placed.v1', 'order.cancel-requested.v1'],
   );
 
-  assert.equal((await json('GET', `/orders/${randomUUID()}/events`)).status, 404);
+  assert.equal((await json('GET', `/orders/${randomUUID()}/events`, undefined, as)).status, 404);
   // The invoice is found through the order's status (its invoice number); order-status is not running here.
-  assert.equal((await json('GET', `/orders/${orderId}/invoice.pdf`)).status, 503);
-  const noStatusService = await json('GET', `/orders/${orderId}`);
+  assert.equal((await json('GET', `/orders/${orderId}/invoice.pdf`, undefined, as)).status, 503);
+  const noStatusService = await json('GET', `/orders/${orderId}`, undefined, as);
   assert.equal(noStatusService.status, 503);
   assert.match(noStatusService.headers.get('content-type') ?? '', /problem\+json/);
   assert.equal((await json('GET', '/healthz')).status, 200);
-  assert.match(await (await json('GET', '/metrics')).text(), /process_cpu/);
+  assert.equal((await json('GET', '/metrics', undefined, as)).status, 403);
+  assert.match(await (await json('GET', '/metrics', undefined, await auth.operator())).text(), /process_cpu/);
 });
 
 test('a known path with a method it does not serve is a 405 problem+json with Allow; an unknown path a 404', async () => {

@@ -94,6 +94,7 @@ function notify(
     OrderStatusChanged,
     {
       orderId: view.orderId,
+      customerId: view.customerId,
       status: view.status,
       ...(previous && { previousStatus: previous.status }),
       cause: cause.type,

@@ -169,6 +169,12 @@ describe('order-status against real NATS', () => {
         assert.deepEqual([...versions].sort(), [1, 2, 3, 4, 5]);
         const last = s.notificationsOf(orderId).find((n) => n.data.version === 5);
         assert.equal(last?.data.status, 'confirmed');
+        // Each names the order's customer (the gateway streams customers only their own orders).
+        const { customerId } = await s.status(orderId);
+        assert.deepEqual(
+          new Set(s.notificationsOf(orderId).map((n) => n.data.customerId)),
+          new Set([customerId]),
+        );
       }
 
       await assert.rejects(s.status(randomUUID()), (error: unknown) => {

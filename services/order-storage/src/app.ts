@@ -60,10 +60,12 @@ import { priceOrder, statusOf, type OrderCommand, type OrderEvent, type OrderSta
  * - `customer.register` → stores the customer (unique e-mail) and, through the outbox, `customer.registered`
  * - `customer.get` → the customer as registered (404 for an unknown id)
  * - `order.place` → refused with 422 when the total is 0 (`ORDER_TOTAL_ZERO`) or above the limit; else
- *   idempotency key claimed in SQL (same key + body → same order; other body → 409), then
+ *   idempotency key claimed in SQL, per customer (same customer + key + body → same order; other body →
+ *   409; another customer's key is another key), then
  *   `order.placed` appended to `orders.<orderId>` (expected version 0); the reply means it is stored
  * - `order.cancel` → `order.cancel-requested{customer_request}` unless a courier is assigned (409)
  * - `order.get-history` → the order's own log as CloudEvents, in append order
+ *   (`order.cancel` and `order.get-history` with `customerId`: 404 unless the order is that customer's)
  *
  * Consumes (durable, shared by replicas, per-order ordering; facts are set-once and every appended
  * event has a deterministic commit id, so redelivery and replicas change nothing):
@@ -219,7 +221,12 @@ export async function startOrderStorage(
     // Before the key is claimed: a refused order does not use up its key.
     priceOrder(request.items);
     const hash = requestFingerprint(request, ['idempotencyKey']);
-    const claim = await db.claimIdempotencyKey(request.idempotencyKey, hash, randomUUID());
+    // Keys are the customer's own: another customer's key is neither taken nor answered.
+    const claim = await db.claimIdempotencyKey(
+      { customerId: customer.customerId, key: request.idempotencyKey },
+      hash,
+      randomUUID(),
+    );
     if (claim.requestHash !== hash) {
       throw new EndpointError(
         409,
@@ -245,11 +252,15 @@ export async function startOrderStorage(
     return { orderId: claim.orderId, status: await statusNow(claim.orderId, result.state) };
   });
 
-  serve(context, topology.endpoints.cancelOrder, async ({ orderId }) => {
+  serve(context, topology.endpoints.cancelOrder, async ({ orderId, customerId }) => {
     const facts = await db.facts(orderId);
     const result = await handle(
       orderId,
-      { type: 'request-cancel', courierAssigned: Boolean(facts?.courierId) },
+      {
+        type: 'request-cancel',
+        courierAssigned: Boolean(facts?.courierId),
+        ...(customerId !== undefined && { customerId }),
+      },
       { commitId: eventIdFor(OrderCancelRequested, orderId) },
     );
     return {
@@ -259,10 +270,11 @@ export async function startOrderStorage(
     };
   });
 
-  serve(context, topology.endpoints.getOrderHistory, async ({ orderId }) => {
+  serve(context, topology.endpoints.getOrderHistory, async ({ orderId, customerId }) => {
     const subject = aggregate.subject(orderId);
     const version = await log.version(aggregate.stream, subject);
-    if (version === 0) throw new EndpointError(404, OrderingErrorCode.OrderNotFound, `no order ${orderId}`);
+    const notFound = () => new EndpointError(404, OrderingErrorCode.OrderNotFound, `no order ${orderId}`);
+    if (version === 0) throw notFound();
     const events: PayloadOf<typeof topology.endpoints.getOrderHistory.response>['events'] = [];
     for await (const commit of log.read(aggregate.stream, subject, {
       fromSequence: 1,
@@ -270,6 +282,11 @@ export async function startOrderStorage(
     })) {
       const envelope = decodeEnvelope(commit.headers, commit.body);
       for (const event of aggregate.codec.decode(commit, orderId)) {
+        // The first event is `order.placed`, which names the owner.
+        if (customerId !== undefined && events.length === 0) {
+          if (event.type !== 'order.placed' || event.data.customer.customerId !== customerId)
+            throw notFound();
+        }
         events.push({
           version: events.length + 1,
           type: event.metadata.storedType,

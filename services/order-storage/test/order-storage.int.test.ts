@@ -234,6 +234,48 @@ describe('placing', () => {
     }
   });
 
+  test("Idempotency-Keys are per customer: another customer's key is neither squatted nor answered", async () => {
+    const s = await system();
+    try {
+      const [ada, eve] = [await s.register(), await s.register()];
+      const key = randomUUID();
+      // Eve takes the key first, with another body: Ada's request is still her own new order.
+      const evesBody = { items: [{ sku: 'SKU-9', quantity: 1, unitPrice: 1 }] };
+      const squatted = await s.place(eve, key, evesBody);
+      const own = await s.place(ada, key);
+      assert.notEqual(own.orderId, squatted.orderId);
+      // Each one's retry finds their own order, never the other's.
+      assert.equal((await s.place(eve, key, evesBody)).orderId, squatted.orderId);
+      assert.equal((await s.place(ada, key)).orderId, own.orderId);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("the history with customerId: the owner's order only; another customer's is not found", async () => {
+    const s = await system();
+    try {
+      const [ada, eve] = [await s.register(), await s.register()];
+      const { orderId } = await s.place(ada);
+      const { getOrderHistory, cancelOrder } = s.topology.endpoints;
+      const own = await s.client.request(getOrderHistory, { orderId, customerId: ada });
+      assert.deepEqual(types(own.events), ['order.placed.v1']);
+      await rejectsWith(
+        s.client.request(getOrderHistory, { orderId, customerId: eve }),
+        404,
+        'ORDER_NOT_FOUND',
+      );
+      await rejectsWith(s.client.request(cancelOrder, { orderId, customerId: eve }), 404, 'ORDER_NOT_FOUND');
+      assert.deepEqual(types(await s.history(orderId)), ['order.placed.v1']);
+      const cancel = await s.client.request(cancelOrder, { orderId, customerId: ada });
+      assert.equal(cancel.accepted, true);
+      // Once cancelled, another customer still learns nothing (404, not 409 ALREADY_CANCELLED).
+      await rejectsWith(s.client.request(cancelOrder, { orderId, customerId: eve }), 404, 'ORDER_NOT_FOUND');
+    } finally {
+      await s.close();
+    }
+  });
+
   test('works on embedded PGlite too, the read model included', async () => {
     const s = await system('pglite');
     try {

@@ -143,6 +143,16 @@ describe('customer cancellation', () => {
   test('given a placed order without courier, when the customer cancels, then order.cancel-requested', () => {
     spec.given([placed]).when({ type: 'request-cancel', courierAssigned: false }).then([customerCancel]);
   });
+  test("given another customer's order, when a customer cancels it, then ORDER_NOT_FOUND whatever its state", () => {
+    const byEve: OrderCommand = { type: 'request-cancel', courierAssigned: false, customerId: 'c-eve' };
+    spec.given([placed]).when(byEve).thenRejects(OrderingErrorCode.OrderNotFound);
+    spec.given([placed, confirmed]).when(byEve).thenRejects(OrderingErrorCode.OrderNotFound);
+    spec.given([placed, customerCancel]).when(byEve).thenRejects(OrderingErrorCode.OrderNotFound);
+    spec
+      .given([placed])
+      .when({ type: 'request-cancel', courierAssigned: false, customerId: 'c-1' })
+      .then([customerCancel]);
+  });
   test('given a courier is assigned, when the customer cancels, then ORDER_CANCEL_TOO_LATE', () => {
     spec
       .given([placed])

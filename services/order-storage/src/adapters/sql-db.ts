@@ -31,7 +31,24 @@ export const orderStorageMigrations: readonly Migration[] = [
         updated_at timestamptz NOT NULL DEFAULT now()
       );`,
   },
+  {
+    version: 2,
+    // A key is the customer's own. Keys claimed before have no known customer ('') and match no claim:
+    // a retry of such a request after the upgrade places a new order.
+    name: 'idempotency keys scoped per customer',
+    sql: `
+      ALTER TABLE idempotency_keys ADD COLUMN customer_id text NOT NULL DEFAULT '';
+      ALTER TABLE idempotency_keys ALTER COLUMN customer_id DROP DEFAULT;
+      ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_pkey;
+      ALTER TABLE idempotency_keys ADD PRIMARY KEY (customer_id, idempotency_key);`,
+  },
 ];
+
+/** An idempotency key as the customer who sent it owns it. */
+export interface ScopedKey {
+  readonly customerId: string;
+  readonly key: string;
+}
 
 export interface Customer {
   readonly customerId: string;
@@ -150,22 +167,24 @@ export class OrderStorageDb {
   }
 
   /**
-   * Maps `key` to `orderId` unless it is mapped already; returns the mapping that holds. The primary key
-   * makes concurrent claims of one key agree on one order.
+   * Maps the customer's `key` to `orderId` unless it is mapped already; returns the mapping that holds.
+   * The primary key makes concurrent claims of one key agree on one order. Keys of different customers
+   * never meet.
    */
-  async claimIdempotencyKey(key: string, requestHash: string, orderId: string): Promise<KeyClaim> {
+  async claimIdempotencyKey(scoped: ScopedKey, requestHash: string, orderId: string): Promise<KeyClaim> {
+    const { customerId, key } = scoped;
     const inserted = await this.store.query<{ order_id: string }>(
-      `INSERT INTO idempotency_keys (idempotency_key, request_hash, order_id) VALUES ($1, $2, $3)
-       ON CONFLICT (idempotency_key) DO NOTHING RETURNING order_id`,
-      [key, requestHash, orderId],
+      `INSERT INTO idempotency_keys (customer_id, idempotency_key, request_hash, order_id) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING order_id`,
+      [customerId, key, requestHash, orderId],
     );
     if (inserted.rows[0]) return { orderId, requestHash, created: true };
     const { rows } = await this.store.query<{ order_id: string; request_hash: string }>(
-      'SELECT order_id, request_hash FROM idempotency_keys WHERE idempotency_key = $1',
-      [key],
+      'SELECT order_id, request_hash FROM idempotency_keys WHERE customer_id = $1 AND idempotency_key = $2',
+      [customerId, key],
     );
     const row = rows[0];
-    if (!row) throw new Error(`idempotency key ${key} vanished`);
+    if (!row) throw new Error(`idempotency key ${key} of ${customerId} vanished`);
     return { orderId: row.order_id, requestHash: row.request_hash, created: false };
   }
 

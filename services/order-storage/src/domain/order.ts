@@ -71,8 +71,11 @@ export type OrderCommand =
       readonly invoiceNumber: string;
       readonly courierId: string;
     }
-  /** The customer asks to cancel; refused once a courier is assigned. */
-  | { readonly type: 'request-cancel'; readonly courierAssigned: boolean }
+  /**
+   * The customer asks to cancel; refused once a courier is assigned. With `customerId`, an order of
+   * another customer is not found (checked first: no answer reveals that it exists).
+   */
+  | { readonly type: 'request-cancel'; readonly courierAssigned: boolean; readonly customerId?: string }
   /** No courier could be found (`delivery.unavailable`): the order is cancelled once refunded. */
   | { readonly type: 'report-no-courier' }
   /** The charge was declined (`payment.declined`). */
@@ -178,6 +181,7 @@ export function decide(command: OrderCommand, state: OrderState, context: Decide
         },
       ];
     case 'request-cancel':
+      if (command.customerId !== undefined && command.customerId !== state.customerId) throw notFound();
       switch (state.status) {
         case 'confirmed':
           throw new DomainError(
