@@ -14,7 +14,7 @@ import { tail } from './commands/tail.ts';
 import { up } from './commands/up.ts';
 import { CliError } from './errors.ts';
 import { readUpState, statePath } from './state.ts';
-import { RUNTIMES, SERVICES, type Runtime, type ServiceName } from './system.ts';
+import { devOperatorToken, RUNTIMES, SERVICES, type Runtime, type ServiceName } from './system.ts';
 import { connectOrderflow } from './nats.ts';
 import { OrderingTopology } from '@orderflow/contracts';
 import { orderStorageMigrations } from '@orderflow/order-storage';
@@ -54,6 +54,9 @@ const HELP = `orderflow <command> [options]
                 place, dlq and tail find the system \`up\` runs on the data directory (its state file
                 DATA_DIR/orderflow-up.json); --nats <url> / NATS_URL and --api <url> / PORT win over it;
                 --data-dir <dir> (env DATA_DIR, default ./data)
+  token --operator [--data-dir <dir>] [--subject <name>]
+              print an operator token signed with the development key of the system in DATA_DIR
+              (for /metrics, all orders, every order's live changes); customers get theirs at sign-up
   doctor      check nats-server, PostgreSQL (DATABASE_URL), ports, data directory; with a running
               \`up\` on the data directory, that system; takes up's port and --data-dir flags, --nats
   chaos       run the whole system under load, inject faults, check the invariants (exit 1 on a violation)
@@ -309,6 +312,23 @@ async function main(argv: string[]): Promise<number> {
         await store.close();
         await nc.close();
       }
+    }
+    case 'token': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          operator: { type: 'boolean', default: false },
+          'data-dir': { type: 'string' },
+          subject: { type: 'string', default: `operator:${env.USER || 'cli'}` },
+        },
+      });
+      if (!values.operator)
+        throw new UsageError(
+          'token: only --operator; a customer gets their token when signing up (POST /customers answers it)',
+        );
+      const token = await devOperatorToken(values['data-dir'] ?? (env.DATA_DIR || './data'), values.subject);
+      process.stdout.write(`${token}\n`);
+      return 0;
     }
     case 'tail': {
       const { values } = parseArgs({

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DevIssuer, ensureDevSigningKey } from '@orderflow/gateway/dev-issuer';
 import {
   allocateFreePort,
   Supervisor,
@@ -101,8 +102,24 @@ export interface RunningSystem {
   /** Services that run (the others were skipped). */
   readonly services: readonly ServiceName[];
   readonly skipped: readonly ServiceName[];
+  /**
+   * The development signing key of the gateway (`<dataDir>/auth/dev-signing-key.jwk`, mode 0600, made
+   * once and reused): sign-up tokens are signed with it; so is {@link operatorToken}.
+   */
+  readonly devKeyFile: string;
+  /** A fresh operator token signed with the development key (what `orderflow token --operator` prints). */
+  operatorToken(subject?: string): Promise<string>;
   /** Stops everything, services first, NATS last. */
   stop(): Promise<void>;
+}
+
+/** Where `up` keeps the gateway's development signing key under `dataDir`. */
+export const devKeyFileIn = (dataDir: string): string =>
+  join(resolve(dataDir), 'auth', 'dev-signing-key.jwk');
+
+/** An operator token signed with the development key of the system whose data is in `dataDir`. */
+export async function devOperatorToken(dataDir: string, subject = 'operator:cli'): Promise<string> {
+  return (await DevIssuer.open(devKeyFileIn(dataDir))).operatorToken(subject);
 }
 
 /** Settings the system sets for every child; inherited values of these names are dropped. */
@@ -121,6 +138,12 @@ const MANAGED_ENV = [
   'STREAM_REPLICAS',
   'KV_REPLICAS',
   'OBJECT_STORE_REPLICAS',
+  // The gateway's authentication is the system's to set (a development key under DATA_DIR).
+  'AUTH_DEV_KEY_FILE',
+  'AUTH_JWKS_URL',
+  'AUTH_ISSUER',
+  'AUTH_AUDIENCE',
+  'AUTH_ALGORITHMS',
 ];
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -203,6 +226,7 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
   const rootDir = config.rootDir ?? resolve(here, '..');
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
+  const devKeyFile = await ensureDevSigningKey(devKeyFileIn(dataDir));
 
   const base: Record<string, string> = {};
   for (const [key, value] of Object.entries(config.baseEnv ?? {}))
@@ -309,7 +333,7 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
         : name === 'email-notify'
           ? { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(smtpPort) }
           : name === 'gateway'
-            ? { PORT: String(gatewayPort), HOST: '127.0.0.1' }
+            ? { PORT: String(gatewayPort), HOST: '127.0.0.1', AUTH_DEV_KEY_FILE: devKeyFile }
             : {};
     programs.push({
       name,
@@ -347,6 +371,8 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
     smtpPort,
     services,
     skipped,
+    devKeyFile,
+    operatorToken: (subject) => devOperatorToken(dataDir, subject),
     stop: () => supervisor.stop(),
   };
 }

@@ -103,10 +103,22 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     assert.equal(types[0], 'order.placed.v1');
     assert.equal(types.at(-1), 'order.confirmed.v1');
 
-    const pdf = await sys.api.invoicePdf(orderId);
+    const own = sys.api.as(c.token);
+    const pdf = await own.invoicePdf(orderId);
     assert.equal(pdf.status, 200);
     assert.match(pdf.contentType ?? '', /application\/pdf/);
     assert.equal(new TextDecoder().decode(pdf.bytes.slice(0, 5)), '%PDF-');
+    assert.equal((await own.getOrder(orderId)).body.customerId, c.customerId);
+    // Another customer, or nobody, gets nothing of it.
+    const other = sys.api.as((await customer()).token);
+    for (const answer of [
+      await other.getOrder(orderId),
+      await other.history(orderId),
+      await other.cancel(orderId),
+    ])
+      assert.equal(answer.status, 404, JSON.stringify(answer.body));
+    assert.equal((await other.invoicePdf(orderId)).status, 404);
+    assert.equal((await sys.api.as(undefined).getOrder(orderId)).status, 401);
   });
 
   test('tok_decline → cancelled / payment_declined, nothing charged', async () => {
@@ -142,8 +154,9 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     await sys.setPspFaults({ latencyMs: 1_500 });
     let orderId: string;
     try {
-      ({ orderId } = await place(await customer()));
-      const cancel = await sys.api.cancel(orderId);
+      const c = await customer();
+      ({ orderId } = await place(c));
+      const cancel = await sys.api.as(c.token).cancel(orderId);
       assert.ok(
         cancel.status >= 200 && cancel.status < 300,
         `${cancel.status} ${JSON.stringify(cancel.body)}`,
@@ -181,25 +194,26 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
 
   test('POST /orders is idempotent: the same key twice, and twice at once, gives one order', async () => {
     const c = await customer();
+    const api = sys.api.as(c.token);
     const body = demoOrder(c.customerId);
     const key = randomUUID();
-    const first = await sys.api.placeOrder(body, key);
-    const again = await sys.api.placeOrder(body, key);
+    const first = await api.placeOrder(body, key);
+    const again = await api.placeOrder(body, key);
     assert.ok(first.status >= 200 && first.status < 300, JSON.stringify(first.body));
     assert.ok(again.status >= 200 && again.status < 300, JSON.stringify(again.body));
     assert.equal(again.body.orderId, first.body.orderId);
 
     const concurrentKey = randomUUID();
     const [a, b] = await Promise.all([
-      sys.api.placeOrder(body, concurrentKey),
-      sys.api.placeOrder(body, concurrentKey),
+      api.placeOrder(body, concurrentKey),
+      api.placeOrder(body, concurrentKey),
     ]);
     assert.ok(a.status >= 200 && a.status < 300, `${a.status} ${JSON.stringify(a.body)}`);
     assert.ok(b.status >= 200 && b.status < 300, `${b.status} ${JSON.stringify(b.body)}`);
     assert.equal(a.body.orderId, b.body.orderId);
     assert.notEqual(a.body.orderId, first.body.orderId);
 
-    const reused = await sys.api.placeOrder({ ...body, payment: { token: 'tok_decline' } }, key);
+    const reused = await api.placeOrder({ ...body, payment: { token: 'tok_decline' } }, key);
     assert.equal(reused.status, 409, JSON.stringify(reused.body));
     assert.equal(reused.problem?.code, 'IDEMPOTENCY_KEY_REUSED');
 

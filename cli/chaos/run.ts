@@ -223,7 +223,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const { nc } = await connectNats({ servers: system.natsUrl, name: 'orderflow-chaos' });
     undoLater(() => nc.close());
     const transport = await NatsTransport.create(nc, { source: 'orderflow/chaos' });
-    const api = new GatewayClient(system.apiUrl, 15_000);
+    // The checks read every customer's orders: an operator's token (the load uses each customer's own).
+    const api = new GatewayClient(system.apiUrl, 15_000, await system.operatorToken('operator:chaos'));
     const load = new LoadDriver(api, random);
     /** When each order's terminal notification came, on the load's clock. */
     const terminalAt = new Map<string, number>();

@@ -18,6 +18,7 @@ export { mapLimit };
  */
 export interface TestSystem {
   readonly system: RunningSystem;
+  /** The gateway as an operator (every order); `api.as(customer.token)` acts as a customer. */
   readonly api: GatewayClient;
   /** Recent warnings and errors of each program, and its last lines. */
   diagnostics(): string;
@@ -91,7 +92,7 @@ export async function startTestSystem(
       `services missing from services/ (every one of ${SERVICES.join(', ')} is needed): ${system.skipped.join(', ')}`,
     );
   }
-  const api = new GatewayClient(system.apiUrl);
+  const api = new GatewayClient(system.apiUrl, 30_000, await system.operatorToken('operator:test'));
   return {
     system,
     api,
@@ -143,14 +144,17 @@ export interface PlacedOrder {
 export interface Customer {
   readonly customerId: string;
   readonly email: string;
+  /** The bearer token sign-up answered. */
+  readonly token: string;
 }
 
+/** Signs a customer up (anonymously, as a browser would) and keeps the token it answers. */
 export async function registerCustomer(api: GatewayClient): Promise<Customer> {
   const email = `c-${randomUUID()}@example.com`;
-  const response = await api.registerCustomer({ email, name: 'Test Customer' });
-  if (response.status !== 201 && response.status !== 200)
+  const response = await api.as(undefined).registerCustomer({ email, name: 'Test Customer' });
+  if (response.status !== 201 || response.body.token === undefined)
     throw new Error(`POST /customers answered ${response.status}: ${JSON.stringify(response.body)}`);
-  return { customerId: response.body.customerId, email };
+  return { customerId: response.body.customerId, email, token: response.body.token };
 }
 
 export async function placeOrder(
@@ -159,7 +163,7 @@ export async function placeOrder(
   options: { token?: string; country?: string; key?: string; body?: PlaceOrderBody } = {},
 ): Promise<PlacedOrder> {
   const body = options.body ?? demoOrder(customer.customerId, options);
-  const response = await api.placeOrder(body, options.key ?? randomUUID());
+  const response = await api.as(customer.token).placeOrder(body, options.key ?? randomUUID());
   if (response.status < 200 || response.status >= 300)
     throw new Error(`POST /orders answered ${response.status}: ${JSON.stringify(response.body)}`);
   return { orderId: response.body.orderId, customerId: customer.customerId, email: customer.email };
