@@ -47,6 +47,13 @@ export interface Mail {
 
 const KEEP_LINES = 400;
 
+const SYSTEM_TEST_LIMITS: Record<string, string> = {
+  RATE_LIMIT_WRITES_PER_S: '100000',
+  RATE_LIMIT_WRITES_BURST: '100000',
+  RATE_LIMIT_SIGNUPS_PER_S: '100000',
+  RATE_LIMIT_SIGNUPS_BURST: '100000',
+};
+
 export async function startTestSystem(
   options: Pick<SystemConfig, 'replicas' | 'env'> = {},
 ): Promise<TestSystem> {
@@ -72,6 +79,12 @@ export async function startTestSystem(
       smtpPort: smtpPort!,
       mailboxPort: mailboxPort!,
       ...options,
+      env: {
+        ...options.env,
+        // One client on 127.0.0.1 placing hundreds of orders a second: above the gateway's per-client
+        // limits, which services/gateway/test/authorization.int.test.ts checks.
+        gateway: { ...SYSTEM_TEST_LIMITS, ...options.env?.gateway },
+      },
       baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info' },
       restart: { initialDelayMs: 100, maxDelayMs: 2_000, stableAfterMs: 5_000 },
       stopDeadlineMs: 15_000,
