@@ -326,7 +326,17 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError(
           'token: only --operator; a customer gets their token when signing up (POST /customers answers it)',
         );
-      const token = await devOperatorToken(values['data-dir'] ?? (env.DATA_DIR || './data'), values.subject);
+      const dataDir = values['data-dir'] ?? (env.DATA_DIR || './data');
+      let token: string;
+      try {
+        token = await devOperatorToken(dataDir, values.subject);
+      } catch (error) {
+        process.stderr.write(
+          `no usable development key under ${dataDir}/auth (${(error as Error).message}); ` +
+            '`orderflow up` creates it there, or pass the --data-dir of the running system\n',
+        );
+        return 1;
+      }
       process.stdout.write(`${token}\n`);
       return 0;
     }

@@ -651,6 +651,9 @@ export function createGateway(options: GatewayOptions): Hono<Env> {
     }
     if (!options.statusChanges)
       return send(c, problem(503, 'LIVE_UPDATES_UNAVAILABLE', 'live status changes are not available'));
+    // HEAD is answered from the GET route, but its body would never be read nor cancelled: no stream.
+    if (c.req.method === 'HEAD')
+      return c.body(null, 200, { 'content-type': 'text/event-stream; charset=utf-8' });
     const client = clientKey(principal, addressOf(c));
     const mine = streamsOf.get(client) ?? 0;
     if (mine >= limits.maxStreamsPerClient) {

@@ -255,6 +255,21 @@ describe('GET /status-changes (server-sent events)', () => {
     assert.equal(full.status, 503);
     assert.ok(full.headers.get('retry-after'));
 
+    // HEAD opens no stream (its body is never read): it takes no slot.
+    const head = createGateway({
+      topology,
+      requester: noRequests,
+      invoices: noInvoices,
+      statusChanges: feed,
+      authenticator: auth.authenticator,
+      limits: { maxStreamsPerClient: 1 },
+    });
+    for (let i = 0; i < 3; i++)
+      assert.equal((await head.request('/status-changes', { method: 'HEAD', headers: asB })).status, 200);
+    const afterHeads = await head.request('/status-changes', { headers: asB });
+    assert.equal(afterHeads.status, 200);
+    await afterHeads.body?.cancel();
+
     mine[0]?.close();
     await mine[0]?.reading;
     await until(async () => (await tryOpen(asA)) === 200, 'a freed slot');
