@@ -356,7 +356,7 @@ const pathMatcher = (pattern: string): RegExp =>
  * The methods each path pattern of `app` serves (HEAD wherever GET is: Hono answers it from the GET
  * route), to answer a known path with a method it does not serve: 405 with `Allow`.
  */
-function allowedMethods(app: Hono): (path: string) => string[] {
+function allowedMethods(app: Hono<Env>): (path: string) => string[] {
   const byPattern = new Map<string, Set<string>>();
   for (const route of app.routes) {
     if (route.method === 'ALL') continue;

@@ -217,6 +217,11 @@ const CASES: Record<string, RouteCase> = {
       init: withHeaders(party, json({ name: 'Eve', email: `${randomUUID()}@example.test` })),
     }),
   },
+  'GET /customers/{id}': {
+    // Each asks for customer A: A and the operator read it, B is told there is no such customer.
+    request: (party, w) => ({ path: `/customers/${w.a.customerId}`, init: withHeaders(party) }),
+    otherCustomer: problemCode(404, 'CUSTOMER_NOT_FOUND'),
+  },
   'POST /orders': {
     // Each names customer A: A and the operator place an order, B is refused.
     request: (party, w) => ({

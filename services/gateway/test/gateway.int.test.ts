@@ -174,10 +174,11 @@ test('the Location of a new customer is a route: GET /customers/:id answers the 
   const email = `${randomUUID()}@example.test`;
   const created = await json('POST', '/customers', { name: 'Grace', email });
   assert.equal(created.status, 201);
-  const { customerId } = (await created.json()) as { customerId: string };
+  const { customerId, token } = (await created.json()) as { customerId: string; token: string };
+  const as = bearer(token);
   const location = created.headers.get('location');
   assert.equal(location, `/customers/${customerId}`);
-  const customer = await json('GET', location);
+  const customer = await json('GET', location, undefined, as);
   assert.equal(customer.status, 200);
   const body = (await customer.json()) as Record<string, string>;
   assert.deepEqual(
@@ -190,10 +191,16 @@ test('the Location of a new customer is a route: GET /customers/:id answers the 
     },
   );
   assert.ok(!Number.isNaN(Date.parse(body.registeredAt ?? '')));
-  const missing = await json('GET', `/customers/${randomUUID()}`);
+  // Another customer's record is not found, for a customer; an operator reads it; nobody: 401.
+  const operator = await auth.operator();
+  assert.equal((await json('GET', location, undefined, operator)).status, 200);
+  assert.equal((await json('GET', location)).status, 401);
+  const missing = await json('GET', `/customers/${randomUUID()}`, undefined, as);
   assert.equal(missing.status, 404);
   assert.equal(((await missing.json()) as { code: string }).code, 'CUSTOMER_NOT_FOUND');
-  const bad = await json('GET', '/customers/not.an.id');
+  const unknown = await json('GET', `/customers/${randomUUID()}`, undefined, operator);
+  assert.equal(((await unknown.json()) as { code: string }).code, 'CUSTOMER_NOT_FOUND');
+  const bad = await json('GET', '/customers/not.an.id', undefined, as);
   assert.equal(bad.status, 400);
   assert.equal(((await bad.json()) as { code: string }).code, 'INVALID_ID');
   // A taken e-mail is the documented 409, also in other letter case.
@@ -217,14 +224,14 @@ test('/healthz, /readyz and /metrics answer with the content types and bodies th
   assert.deepEqual(documented('/readyz', '200'), [ready.headers.get('content-type')]);
   assert.deepEqual(documented('/readyz', '503'), [ready.headers.get('content-type')]);
   assert.deepEqual(await ready.json(), { ready: true });
-  const metrics = await json('GET', '/metrics');
+  const metrics = await json('GET', '/metrics', undefined, await auth.operator());
   assert.deepEqual(documented('/metrics', '200'), [metrics.headers.get('content-type')]);
   assert.match(await metrics.text(), /^# HELP /m);
 });
 
 test('an order whose total is 0 is refused at the edge: 422 ORDER_TOTAL_ZERO naming /items', async () => {
   const created = await json('POST', '/customers', { name: 'Free', email: `${randomUUID()}@example.test` });
-  const { customerId } = (await created.json()) as { customerId: string };
+  const { customerId, token } = (await created.json()) as { customerId: string; token: string };
   const answer = await json(
     'POST',
     '/orders',
@@ -238,7 +245,7 @@ test('an order whose total is 0 is refused at the edge: 422 ORDER_TOTAL_ZERO nam
       shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
       payment: { token: 'tok_visa' },
     },
-    { 'idempotency-key': randomUUID() },
+    { 'idempotency-key': randomUUID(), ...bearer(token) },
   );
   assert.equal(answer.status, 422);
   assert.match(answer.headers.get('content-type') ?? '', /^application\/problem\+json/);
