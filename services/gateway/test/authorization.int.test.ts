@@ -208,6 +208,7 @@ const CASES: Record<string, RouteCase> = {
   'GET /dashboard': { request: get('/dashboard') },
   'GET /dashboard/{file}': { request: get('/dashboard/dashboard.mjs') },
   'GET /openapi.json': { request: get('/openapi.json') },
+  'GET /asyncapi.json': { request: get('/asyncapi.json') },
   'GET /healthz': { request: get('/healthz') },
   'GET /readyz': { request: get('/readyz') },
   'GET /metrics': { request: get('/metrics') },

@@ -572,6 +572,7 @@ const OPENAPI_ROUTES = [
   'GET /dashboard',
   'GET /dashboard/{file}',
   'GET /openapi.json',
+  'GET /asyncapi.json',
   'POST /customers',
   'GET /customers/{id}',
   'POST /orders',

@@ -329,9 +329,11 @@ describe('other routes', () => {
         .requester,
       invoices: noInvoices,
       metrics: registry,
+      authenticator: auth.authenticator,
     });
-    assert.equal((await app.request(`/orders/${orderId}/cancel`, { method: 'POST' })).status, 202);
-    assert.equal((await app.request('/orders/bad%20id/cancel', { method: 'POST' })).status, 400);
+    const asCustomer = { method: 'POST', headers: asC1 };
+    assert.equal((await app.request(`/orders/${orderId}/cancel`, asCustomer)).status, 202);
+    assert.equal((await app.request('/orders/bad%20id/cancel', asCustomer)).status, 400);
     assert.equal((await app.request(`/nothing/${orderId}`)).status, 404);
     const text = await registry.metrics();
     const line = (name: string, labels: string) =>

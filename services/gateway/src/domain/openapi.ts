@@ -284,6 +284,13 @@ export function openApiDocument(bodies: {
           responses: { '200': { description: 'the file' }, ...problems(404) },
         },
       },
+      '/asyncapi.json': {
+        get: {
+          summary: 'The messaging API of this deployment (AsyncAPI 3.0)',
+          security: security.public,
+          responses: { '200': ok('AsyncAPI 3.0', { type: 'object' }) },
+        },
+      },
       '/openapi.json': {
         get: {
           summary: 'This document',
