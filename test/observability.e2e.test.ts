@@ -159,9 +159,10 @@ describe('observability of the running system', { timeout: 300_000 }, () => {
     assert.ok(order, 'the first test placed an order');
     const api = sys.system.apiUrl;
     assert.equal((await fetch(`${api}/no/such/route`)).status, 404);
+    const operator = { authorization: `Bearer ${sys.api.token}` };
     const bad = await fetch(`${api}/orders`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...operator },
       body: '{',
     });
     assert.equal(bad.status, 400);
@@ -177,7 +178,8 @@ describe('observability of the running system', { timeout: 300_000 }, () => {
     assert.equal(endpoints.length, 3 + SERVICES.length - 1, 'gateway, PSP, SMTP sink and the six services');
     const scraped = new Map<string, string>();
     for (const { who, url } of endpoints) {
-      const response = await fetch(url);
+      // The gateway's /metrics is for operators.
+      const response = await fetch(url, who === 'gateway' ? { headers: operator } : {});
       assert.equal(response.status, 200, `${who} serves /metrics`);
       const text = await response.text();
       scraped.set(who, text);
