@@ -48,7 +48,7 @@ export interface HistoryEvent {
   readonly subject: string;
   readonly time: string;
   readonly data: unknown;
-  /** 1-based position in the order's log. */
+  /** 1-based position in the order's history (stream order). */
   readonly sequence: number;
 }
 
@@ -137,7 +137,7 @@ export class GatewayClient {
     return this.#call<OrderView>('GET', `/orders/${encodeURIComponent(orderId)}`);
   }
 
-  /** The order's event log in append order (CloudEvents batch). */
+  /** The order's whole history, every service's events, in stream order (CloudEvents batch). */
   history(orderId: string) {
     return this.#call<HistoryEvent[]>('GET', `/orders/${encodeURIComponent(orderId)}/events`);
   }

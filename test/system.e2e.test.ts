@@ -70,16 +70,22 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     if (!orders.some((o) => o.orderId === order.orderId)) orders.push(order);
     return order;
   };
-  const eventTypes = async (orderId: string): Promise<string[]> => {
+  /** The order's whole history (every service's events), checked for positions 1..n. */
+  const historyOf = async (orderId: string) => {
     const history = await sys.api.history(orderId);
     assert.equal(history.status, 200, `GET /orders/${orderId}/events: ${JSON.stringify(history.body)}`);
     assert.deepEqual(
       history.body.map((e) => e.sequence),
       history.body.map((_, i) => i + 1),
-      'the history is in append order',
+      'the history is in stream order',
     );
-    return history.body.map((e) => e.type);
+    return history.body;
   };
+  const eventTypes = async (orderId: string): Promise<string[]> =>
+    (await historyOf(orderId)).map((e) => e.type);
+  /** The Order aggregate's own events in the history. */
+  const orderEventTypes = async (orderId: string): Promise<string[]> =>
+    (await eventTypes(orderId)).filter((t) => t.startsWith('order.'));
 
   before(async () => {
     sys = await startTestSystem({ replicas: { 'payment-processor': PAYMENT_REPLICAS } });
@@ -99,9 +105,20 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     assert.ok(view.courier && !view.courier.released, 'a courier is assigned');
     assert.equal(view.total, 2 * 850 + 1_900);
 
-    const types = await eventTypes(orderId);
-    assert.equal(types[0], 'order.placed.v1');
-    assert.equal(types.at(-1), 'order.confirmed.v1');
+    // The whole history, every service's step with its producer as the source.
+    const history = await historyOf(orderId);
+    const steps = new Map(history.map((e) => [e.type, e.source]));
+    assert.equal(history[0]?.type, 'order.placed.v1');
+    assert.equal(history.at(-1)?.type, 'order.confirmed.v1');
+    assert.deepEqual(
+      [...steps].filter(([type]) => type !== 'order.placed.v1' && type !== 'order.confirmed.v1').sort(),
+      [
+        ['delivery.assigned.v1', 'orderflow/assign-delivery'],
+        ['invoice.created.v1', 'orderflow/create-invoice'],
+        ['payment.authorized.v1', 'orderflow/payment-processor'],
+      ],
+    );
+    assert.equal(steps.get('order.confirmed.v1'), 'orderflow/order-storage');
 
     const own = sys.api.as(c.token);
     const pdf = await own.invoicePdf(orderId);
@@ -176,9 +193,10 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     const entries = (await sys.ledger()).filter((e) => e.reference === orderId);
     assert.equal(entries.filter((e) => e.kind === 'charge' && e.status === 'succeeded').length, 1);
     assert.equal(entries.filter((e) => e.kind === 'refund').length, 1);
-    const types = await eventTypes(orderId);
+    const types = await orderEventTypes(orderId);
     assert.ok(types.includes('order.cancel-requested.v1'), types.join(', '));
     assert.equal(types.at(-1), 'order.cancelled.v1');
+    assert.ok((await eventTypes(orderId)).includes('payment.refunded.v1'));
   });
 
   test('cancel after the courier is assigned → 409 ORDER_CANCEL_TOO_LATE', async () => {

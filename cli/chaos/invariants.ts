@@ -317,14 +317,26 @@ function mails(o: Observations): Invariant {
   );
 }
 
+/** The service whose subject namespace carries each event type (its `ce-source` is `orderflow/<service>`). */
+const PRODUCER_OF: Readonly<Record<string, string>> = {
+  order: 'order-storage',
+  payment: 'payment-processor',
+  invoice: 'create-invoice',
+  delivery: 'assign-delivery',
+};
+
 /**
- * Each order's own log is a valid Order sequence: `placed` first and once, at most one
- * `cancel-requested`, exactly one terminal event (`confirmed` or `cancelled`) and it is last, a
- * confirmation never after a cancel request, the terminal event agrees with the view, positions 1..n.
+ * Each order's history (`GET /orders/:id/events`) is its whole story across the services, and valid:
+ * positions 1..n, ids unique, `order.placed` first, each event from its producer (`source`), the steps
+ * of the other services present exactly when the view says they happened; and the Order aggregate's
+ * own events in it form a valid Order sequence: `placed` once, at most one `cancel-requested`, exactly
+ * one terminal event (`confirmed` or `cancelled`) and it is the last of them, a confirmation never
+ * after a cancel request, the terminal event agrees with the view.
  */
 function histories(o: Observations): Invariant {
   const problems: string[] = [];
   let events = 0;
+  let wrongSource = 0;
   for (const order of o.orders) {
     const history = o.histories.get(order.orderId);
     const view = viewOf(o, order.orderId);
@@ -333,30 +345,56 @@ function histories(o: Observations): Invariant {
       continue;
     }
     events += history.length;
-    const types = history.map((e) => e.type.replace(/\.v\d+$/, ''));
-    const where = `${order.orderId} [${types.join(', ')}]`;
+    const all = history.map((e) => e.type.replace(/\.v\d+$/, ''));
+    const where = `${order.orderId} [${all.join(', ')}]`;
     if (history.some((e, i) => e.sequence !== i + 1)) problems.push(`${where}: positions not 1..n`);
     if (new Set(history.map((e) => e.id)).size !== history.length)
       problems.push(`${where}: an event id twice`);
-    if (types[0] !== 'order.placed' || types.filter((t) => t === 'order.placed').length !== 1)
-      problems.push(`${where}: must start with the only order.placed`);
+    if (all[0] !== 'order.placed') problems.push(`${where}: must start with order.placed`);
+    for (const [i, event] of history.entries()) {
+      const producer = PRODUCER_OF[all[i]?.split('.')[0] ?? ''];
+      if (event.source !== `orderflow/${producer ?? '?'}`) {
+        wrongSource += 1;
+        problems.push(`${where}: ${all[i]} from ${event.source}`);
+      }
+    }
+    if (view) {
+      const has = (type: string) => all.includes(type);
+      const paid = view.payment?.status === 'authorized' || view.payment?.status === 'refunded';
+      const steps: [string, boolean][] = [
+        ['payment.authorized', paid],
+        ['payment.declined', view.payment?.status === 'declined'],
+        ['payment.refunded', view.payment?.status === 'refunded'],
+        ['invoice.created', view.invoiceNumber !== null],
+        ['delivery.assigned', view.courier !== null],
+      ];
+      for (const [type, expected] of steps)
+        if (has(type) !== expected)
+          problems.push(
+            `${where}: ${expected ? 'lacks' : 'has'} ${type}, view ${JSON.stringify(view.payment)}`,
+          );
+    }
+    const types = all.filter((t) => t.startsWith('order.'));
+    if (types.filter((t) => t === 'order.placed').length !== 1)
+      problems.push(`${where}: order.placed more than once`);
     if (types.filter((t) => t === 'order.cancel-requested').length > 1)
       problems.push(`${where}: two cancel requests`);
     const terminals = types.filter((t) => t === 'order.confirmed' || t === 'order.cancelled');
     const last = types.at(-1);
     if (terminals.length !== 1 || (last !== 'order.confirmed' && last !== 'order.cancelled'))
-      problems.push(`${where}: exactly one terminal event, last`);
+      problems.push(`${where}: exactly one terminal order event, the last order event`);
     if (last === 'order.confirmed' && types.includes('order.cancel-requested'))
       problems.push(`${where}: confirmed after a cancel request`);
     if (view && last !== `order.${view.status}`)
       problems.push(`${where}: ends ${last}, view says ${view.status}`);
-    const reason = (history.at(-1)?.data as { reason?: string } | undefined)?.reason;
+    const terminal = [...history].reverse().find((e) => e.type.startsWith('order.'));
+    const reason = (terminal?.data as { reason?: string } | undefined)?.reason;
     if (view && last === 'order.cancelled' && reason !== view.cancellationReason)
       problems.push(`${where}: cancelled for ${reason}, view says ${view.cancellationReason}`);
   }
   return invariant(
-    'each order history is a valid Order sequence',
-    { orders: o.orders.length, events },
+    'each order history is its whole story, and its Order events a valid sequence',
+    { orders: o.orders.length, events, wrongSource },
     problems,
   );
 }

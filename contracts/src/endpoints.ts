@@ -165,13 +165,13 @@ export const OrderStatusReply = defineEvent({ name: 'order.get-status.reply', sc
 export const GetOrderHistory = defineCommand({
   name: 'order.get-history',
   description:
-    "The order's own event log, in append order. 404 ORDER_NOT_FOUND (also when `customerId` is given and the " +
-    'order is not theirs).',
+    "The order's whole history: every event of orders/payments/invoices/deliveries.<orderId>, in stream order, " +
+    'each with the source of the service that produced it. 404 ORDER_NOT_FOUND (also when `customerId` is given and the order is not theirs).',
   schema: Type.Object({ orderId: OrderId, customerId: Type.Optional(OwnerId) }, closed),
 });
 export const OrderHistoryEntry = Type.Object(
   {
-    /** Position in the order's log (1-based). */
+    /** Position in the order's history (1-based, stream order). */
     version: Type.Integer({ minimum: 1 }),
     /** `ce-type`, e.g. `order.placed.v1`. */
     type: Type.String(),
@@ -179,7 +179,7 @@ export const OrderHistoryEntry = Type.Object(
     data: Type.Unknown(),
     /** CloudEvents `id` of the stored event (optional: added compatibly). */
     id: Type.Optional(Type.String({ minLength: 1 })),
-    /** CloudEvents `source` of the stored event (optional: added compatibly). */
+    /** CloudEvents `source` of the stored event: the producing service (optional: added compatibly). */
     source: Type.Optional(Type.String({ minLength: 1 })),
     /** CloudEvents `subject`: the order id (optional: added compatibly). */
     subject: Type.Optional(Type.String({ minLength: 1 })),

@@ -72,12 +72,19 @@ export {
 export {
   EVENT_SOURCES,
   eventIdFor,
+  ORDER_EVENT_SOURCES,
   ORDERING_SERVICES,
   orderingTopology,
   OrderingTopology,
   subjectToken,
 } from './topology.ts';
-export type { ConsumerBinding, EventSource, OrderingService, OrderingTopologyOptions } from './topology.ts';
+export type {
+  ConsumerBinding,
+  EventSource,
+  OrderEventSource,
+  OrderingService,
+  OrderingTopologyOptions,
+} from './topology.ts';
 export { asyncApiDocument, asyncApiText, ENDPOINT_QUEUE_GROUP } from './asyncapi.ts';
 export { EventCatalog } from './catalog.ts';
 export type { SourceEntry } from './catalog.ts';

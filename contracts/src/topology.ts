@@ -39,6 +39,15 @@ export type OrderingService = (typeof ORDERING_SERVICES)[number];
 export const EVENT_SOURCES = ['orders', 'payments', 'invoices', 'deliveries', 'customers'] as const;
 export type EventSource = (typeof EVENT_SOURCES)[number];
 
+/** The sources whose subjects are keyed by order id: together they are one order's whole history. */
+export const ORDER_EVENT_SOURCES = [
+  'orders',
+  'payments',
+  'invoices',
+  'deliveries',
+] as const satisfies readonly EventSource[];
+export type OrderEventSource = (typeof ORDER_EVENT_SOURCES)[number];
+
 /** Where a durable consumer reads: spread it into a `ConsumerSpec` (`{ ...binding, handlers }`). */
 export interface ConsumerBinding {
   /** Durable name: `<service>-<source>`. */
@@ -90,6 +99,13 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
   const stream = upper('ORDERING');
   const sourceSubject = (source: EventSource, id: string): string => subject(`${source}.${subjectToken(id)}`);
   const filter = (source: EventSource): string => subject(`${source}.*`);
+  const sourcePrefix = ns ? `${ns}.` : '';
+  const sourceOf = (s: string): EventSource | undefined => {
+    if (!s.startsWith(sourcePrefix)) return undefined;
+    const tokens = s.slice(sourcePrefix.length).split('.');
+    const source = tokens[0] as EventSource;
+    return tokens.length === 2 && EVENT_SOURCES.includes(source) ? source : undefined;
+  };
 
   const streams: readonly StreamDeclaration[] = [
     {
@@ -131,7 +147,16 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
       invoice: (orderId: string) => sourceSubject('invoices', orderId),
       delivery: (orderId: string) => sourceSubject('deliveries', orderId),
       customer: (customerId: string) => sourceSubject('customers', customerId),
+      /**
+       * Every source's subject of one order at once: `*.<orderId>` (`<ns>.*.<orderId>`). It also matches
+       * `customers.<orderId>`, so a reader keeps only subjects whose {@link sourceOf} is one of
+       * `ORDER_EVENT_SOURCES`. nats-server 2.9.10 refuses it as a consumer's filter on the stream (not a
+       * subset of the stream's subjects), but takes it as `next_by_subj` of a stream message get.
+       */
+      orderHistory: (orderId: string) => subject(`*.${subjectToken(orderId)}`),
     },
+    /** The event source of a stream subject of this topology (`payments` for `payments.<id>`), or undefined. */
+    sourceOf,
     /** Wildcard of one producer's events, e.g. `payments.*`. */
     filters: {
       orders: filter('orders'),

@@ -6,6 +6,7 @@ import {
   eventIdFor,
   formatMoney,
   ignoringOthers,
+  ORDER_EVENT_SOURCES,
   OrderingEvents,
   orderingTopology,
   OrderingTopology,
@@ -72,6 +73,20 @@ describe('topology', () => {
       'deliveries.*',
       'customers.*',
     ]);
+  });
+
+  test("given an order id, the history subject matches every source's subject of that order, with a namespace too", () => {
+    assert.equal(OrderingTopology.subjects.orderHistory('o-1'), '*.o-1');
+    const ns = orderingTopology({ namespace: 'test-1' });
+    assert.equal(ns.subjects.orderHistory('o-1'), 'test-1.*.o-1');
+    assert.equal(ns.sourceOf(ns.subjects.payment('o-1')), 'payments');
+    assert.equal(ns.sourceOf(ns.subjects.customer('o-1')), 'customers');
+    assert.equal(ns.sourceOf('payments.o-1'), undefined, 'another namespace');
+    assert.equal(OrderingTopology.sourceOf('payments.o-1'), 'payments');
+    assert.equal(OrderingTopology.sourceOf('ordering.rpc.order.place'), undefined);
+    assert.equal(OrderingTopology.sourceOf('refunds.o-1'), undefined);
+    assert.deepEqual(ORDER_EVENT_SOURCES, ['orders', 'payments', 'invoices', 'deliveries']);
+    assert.throws(() => OrderingTopology.subjects.orderHistory('>'), ContractsError);
   });
 
   test('given an id with a dot, building a subject throws a typed error', () => {

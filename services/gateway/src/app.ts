@@ -66,7 +66,8 @@ import { statusChangeStream } from './sse.ts';
  *   (same key + body → the same order; another body → 409; a total of 0 → 422 `ORDER_TOTAL_ZERO`); the
  *   customer is the token's, a body naming another one is a 403
  * - `GET /orders/:id` → `order.get-status` (order-status) → the order view
- * - `GET /orders/:id/events` → `order.get-history` → the order's log as CloudEvents (JSON array), in order
+ * - `GET /orders/:id/events` → `order.get-history` → the order's whole history (every service's events
+ *   about it) as CloudEvents (JSON array), in stream order, each with its producer's `source`
  * - `GET /orders/:id/invoice.pdf` → the PDF from the invoices object store (404 until it exists)
  * - `POST /orders/:id/cancel` → `order.cancel` → 202, or 409 with the reason
  * - `GET /status-changes[?orderId=…]` → server-sent events of `order.status-changed` (order-status's

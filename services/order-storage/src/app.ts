@@ -34,7 +34,6 @@ import {
   type RunningProjection,
 } from '@orderflow/eventstore';
 import {
-  decodeEnvelope,
   EndpointError,
   on,
   PermanentError,
@@ -48,6 +47,7 @@ import {
 } from '@orderflow/messaging';
 import { outboxMessage, OutboxRelay, SqlOutbox, type SqlStore } from '@orderflow/sql';
 import { orderAggregate } from './adapters/order-aggregate.ts';
+import { ownerOf, readOrderHistory } from './adapters/order-history.ts';
 import { orderSummaries, orderSummary, type OrderSummary } from './adapters/read-model.ts';
 import { OrderStorageDb, type OrderFact, type OrderFacts } from './adapters/sql-db.ts';
 import { requestFingerprint } from './domain/fingerprint.ts';
@@ -64,7 +64,8 @@ import { priceOrder, statusOf, type OrderCommand, type OrderEvent, type OrderSta
  *   409; another customer's key is another key), then
  *   `order.placed` appended to `orders.<orderId>` (expected version 0); the reply means it is stored
  * - `order.cancel` → `order.cancel-requested{customer_request}` unless a courier is assigned (409)
- * - `order.get-history` → the order's own log as CloudEvents, in append order
+ * - `order.get-history` → the order's whole history: every event of `orders|payments|invoices|deliveries
+ *   .<orderId>` in stream order, each with its producer's `ce-source` (`readOrderHistory`)
  *   (`order.cancel` and `order.get-history` with `customerId`: 404 unless the order is that customer's)
  *
  * Consumes (durable, shared by replicas, per-order ordering; facts are set-once and every appended
@@ -271,33 +272,13 @@ export async function startOrderStorage(
   });
 
   serve(context, topology.endpoints.getOrderHistory, async ({ orderId, customerId }) => {
-    const subject = aggregate.subject(orderId);
-    const version = await log.version(aggregate.stream, subject);
     const notFound = () => new EndpointError(404, OrderingErrorCode.OrderNotFound, `no order ${orderId}`);
+    const version = await log.version(aggregate.stream, aggregate.subject(orderId));
     if (version === 0) throw notFound();
-    const events: PayloadOf<typeof topology.endpoints.getOrderHistory.response>['events'] = [];
-    for await (const commit of log.read(aggregate.stream, subject, {
-      fromSequence: 1,
-      toSequence: version,
-    })) {
-      const envelope = decodeEnvelope(commit.headers, commit.body);
-      for (const event of aggregate.codec.decode(commit, orderId)) {
-        // The first event is `order.placed`, which names the owner.
-        if (customerId !== undefined && events.length === 0) {
-          if (event.type !== 'order.placed' || event.data.customer.customerId !== customerId)
-            throw notFound();
-        }
-        events.push({
-          version: events.length + 1,
-          type: event.metadata.storedType,
-          time: event.metadata.time,
-          data: event.data,
-          id: event.metadata.id,
-          source: envelope.source,
-          subject: orderId,
-        });
-      }
-    }
+    const { events, skipped } = await readOrderHistory({ jsm: transport.jsm, topology, aggregate }, orderId);
+    if (customerId !== undefined && ownerOf(events) !== customerId) throw notFound();
+    if (skipped.length > 0)
+      context.logger.warn({ orderId, skipped }, 'unreadable messages left out of a history');
     return { orderId, events };
   });
 

@@ -25,6 +25,7 @@ import {
   type PayloadOf,
   type RunningService,
 } from '@orderflow/messaging';
+import { headers as natsHeaders } from '@nats-io/nats-core';
 import { migrate, migrateInboxOutbox, openPglite, openPostgres, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
@@ -58,7 +59,9 @@ interface System {
     subject: string,
     about: string,
   ): Promise<void>;
-  history(orderId: string): Promise<{ type: string; data: unknown; version: number; id?: string }[]>;
+  history(
+    orderId: string,
+  ): Promise<PayloadOf<OrderingTopology['endpoints']['getOrderHistory']['response']>['events']>;
   close(): Promise<void>;
 }
 
@@ -131,6 +134,8 @@ async function system(backend: 'postgres' | 'pglite' = 'postgres'): Promise<Syst
 
 const now = () => new Date().toISOString();
 const types = (events: { type: string }[]) => events.map((e) => e.type);
+/** The Order aggregate's own events in a history. */
+const orderTypes = (events: { type: string }[]) => types(events).filter((t) => t.startsWith('order.'));
 
 /** Asserts that `promise` rejects with a RemoteError of `status` and `code`. */
 async function rejectsWith(promise: Promise<unknown>, status: number, code: string): Promise<void> {
@@ -322,12 +327,16 @@ describe('reacting to the flow', () => {
       ]);
       await waitFor(async () => (await s.storage.summary(orderId))?.status === 'confirmed');
       const history = await s.history(orderId);
-      assert.deepEqual(types(history), ['order.placed.v1', 'order.confirmed.v1']);
+      assert.deepEqual(orderTypes(history), ['order.placed.v1', 'order.confirmed.v1']);
       assert.deepEqual(
         history.map((e) => e.version),
-        [1, 2],
+        history.map((_, i) => i + 1),
       );
-      assert.equal((history[1]?.data as { invoiceNumber: string }).invoiceNumber, '2026-000001');
+      assert.equal(
+        (history.find((e) => e.type === 'order.confirmed.v1')?.data as { invoiceNumber: string })
+          .invoiceNumber,
+        '2026-000001',
+      );
       // Too late to cancel a confirmed order.
       await rejectsWith(
         s.client.request(s.topology.endpoints.cancelOrder, { orderId }),
@@ -397,10 +406,13 @@ describe('reacting to the flow', () => {
       const history = await s.history(unavailable);
       assert.deepEqual(types(history), [
         'order.placed.v1',
+        'payment.authorized.v1',
+        'delivery.unavailable.v1',
         'order.cancel-requested.v1',
+        'payment.refunded.v1',
         'order.cancelled.v1',
       ]);
-      assert.deepEqual((history[2]?.data as { refunded: unknown }).refunded, {
+      assert.deepEqual((history.at(-1)?.data as { refunded: unknown }).refunded, {
         amount: 2500,
         currency: 'EUR',
       });
@@ -448,11 +460,16 @@ describe('reacting to the flow', () => {
       }
       await waitFor(async () => (await s.storage.summary(unpaid))?.status === 'cancelled');
       assert.equal((await s.storage.summary(unpaid))?.cancellationReason, 'payment_failed');
-      assert.deepEqual(types(await s.history(unpaid)), ['order.placed.v1', 'order.cancelled.v1']);
+      assert.deepEqual(types(await s.history(unpaid)), [
+        'order.placed.v1',
+        'payment.failed.v1',
+        'order.cancelled.v1',
+      ]);
 
       for (const [reason, orderId] of Object.entries(charged)) {
         await waitFor(async () => (await s.storage.summary(orderId))?.status === 'cancellation_requested');
-        const requested = await s.history(orderId);
+        // The Order's own events within the whole history.
+        const requested = (await s.history(orderId)).filter((e) => e.type.startsWith('order.'));
         assert.deepEqual(requested[1]?.data, {
           orderId,
           reason,
@@ -474,7 +491,7 @@ describe('reacting to the flow', () => {
         );
         await waitFor(async () => (await s.storage.summary(orderId))?.status === 'cancelled');
         assert.equal((await s.storage.summary(orderId))?.cancellationReason, reason);
-        const history = await s.history(orderId);
+        const history = (await s.history(orderId)).filter((e) => e.type.startsWith('order.'));
         assert.deepEqual(types(history), [
           'order.placed.v1',
           'order.cancel-requested.v1',
@@ -517,6 +534,104 @@ describe('reacting to the flow', () => {
       );
       await waitFor(async () => (await s.storage.summary(orderId))?.status === 'cancelled');
     } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('history', () => {
+  test("an order's history is every event of its sources, in stream order, each with its producer's source", async () => {
+    const s = await system();
+    const { nc } = await connectNats({ servers: nats.url, name: 'order-storage-history-test' });
+    const producers = await Promise.all(
+      ['payment-processor', 'create-invoice', 'assign-delivery', 'chaos'].map((name) =>
+        NatsTransport.create(nc, { source: `orderflow/${name}` }),
+      ),
+    );
+    const [payments, invoices, deliveries] = producers as [NatsTransport, NatsTransport, NatsTransport];
+    try {
+      const customerId = await s.register();
+      const { orderId } = await s.place(customerId);
+      const other = (await s.place(customerId)).orderId;
+      const t = s.topology.subjects;
+      const at = now();
+      const amount = { amount: 2500, currency: 'EUR' as const };
+      const about = { about: orderId };
+      await payments.publish(
+        PaymentAuthorized,
+        { orderId, paymentId: 'ch_h', amount, authorizedAt: at },
+        { subject: t.payment(orderId), ...about },
+      );
+      // Another order's event, a customer event under the same id and a foreign client's garbage on the
+      // order's own subjects: none of them is a step of this order.
+      await payments.publish(
+        PaymentDeclined,
+        { orderId: other, code: 'card_declined', message: 'declined', declinedAt: at },
+        { subject: t.payment(other), about: other },
+      );
+      await s.client.publish(
+        CustomerRegistered,
+        { customerId: orderId, email: 'x@example.test', name: 'X', registeredAt: at },
+        { subject: t.customer(orderId), about: orderId },
+      );
+      await s.client.js.publish(t.payment(orderId), '{"orderId": "');
+      await s.client.js.publish(t.delivery(orderId), '{}', {
+        headers: (() => {
+          const h = natsHeaders();
+          for (const [k, v] of Object.entries({
+            'ce-specversion': '1.0',
+            'ce-id': randomUUID(),
+            'ce-type': 'delivery.exploded.v1',
+            'ce-source': 'orderflow/chaos',
+            'ce-subject': orderId,
+          }))
+            h.set(k, v);
+          return h;
+        })(),
+      });
+      await deliveries.publish(
+        DeliveryAssigned,
+        { orderId, courierId: 'k-h', courierName: 'Kim', assignedAt: at },
+        { subject: t.delivery(orderId), ...about },
+      );
+      await invoices.publish(
+        InvoiceCreated,
+        {
+          orderId,
+          invoiceNumber: '2026-000007',
+          year: 2026,
+          sequence: 7,
+          total: amount,
+          pdf: { bucket: 'INVOICES', name: 'invoice-2026-000007.pdf', size: 10 },
+          issuedAt: at,
+        },
+        { subject: t.invoice(orderId), ...about },
+      );
+      await waitFor(async () => (await s.storage.summary(orderId))?.status === 'confirmed');
+
+      const history = await s.history(orderId);
+      assert.deepEqual(
+        history.map((e) => [e.version, e.type, e.source]),
+        [
+          [1, 'order.placed.v1', 'orderflow/order-storage'],
+          [2, 'payment.authorized.v1', 'orderflow/payment-processor'],
+          [3, 'delivery.assigned.v1', 'orderflow/assign-delivery'],
+          [4, 'invoice.created.v1', 'orderflow/create-invoice'],
+          [5, 'order.confirmed.v1', 'orderflow/order-storage'],
+        ],
+      );
+      assert.ok(history.every((e) => e.subject === orderId && e.id));
+      assert.equal(new Set(history.map((e) => e.id)).size, history.length);
+      assert.equal((history[1]?.data as { paymentId: string }).paymentId, 'ch_h');
+      // The other order's history is its own.
+      assert.deepEqual(types(await s.history(other)), [
+        'order.placed.v1',
+        'payment.declined.v1',
+        'order.cancelled.v1',
+      ]);
+    } finally {
+      for (const p of producers) await p.close();
+      await nc.close();
       await s.close();
     }
   });
@@ -570,7 +685,7 @@ describe('customer cancellation', () => {
         404,
         'ORDER_NOT_FOUND',
       );
-      assert.deepEqual(types(await s.history(assigned)), ['order.placed.v1']);
+      assert.deepEqual(types(await s.history(assigned)), ['order.placed.v1', 'delivery.assigned.v1']);
     } finally {
       await s.close();
     }

@@ -190,7 +190,12 @@ export function openApiDocument(bodies: {
       },
       '/orders/{id}/events': {
         get: {
-          summary: "The order's events as CloudEvents, in order",
+          summary:
+            "The order's whole history as CloudEvents: every service's events about it, in stream order",
+          description:
+            'Events of orders/payments/invoices/deliveries.<id>, each a structured CloudEvent whose `source` is ' +
+            'the producing service (`orderflow/payment-processor`…) and whose `sequence` extension is its ' +
+            '1-based position in this history.',
           security: security.authenticated,
           parameters: idParam,
           responses: {
