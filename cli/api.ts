@@ -150,10 +150,20 @@ export class GatewayClient {
   }
 
   /** The invoice PDF's bytes (status 200), or the problem. */
-  async invoicePdf(
+  invoicePdf(orderId: string): Promise<{ status: number; contentType: string | null; bytes: Uint8Array }> {
+    return this.#pdf(orderId, 'invoice.pdf');
+  }
+
+  /** The credit note PDF's bytes (status 200: the order's invoice was credited), or the problem. */
+  creditNotePdf(orderId: string): Promise<{ status: number; contentType: string | null; bytes: Uint8Array }> {
+    return this.#pdf(orderId, 'credit-note.pdf');
+  }
+
+  async #pdf(
     orderId: string,
+    document: 'invoice.pdf' | 'credit-note.pdf',
   ): Promise<{ status: number; contentType: string | null; bytes: Uint8Array }> {
-    const response = await this.#fetch(`${this.baseUrl}/orders/${encodeURIComponent(orderId)}/invoice.pdf`, {
+    const response = await this.#fetch(`${this.baseUrl}/orders/${encodeURIComponent(orderId)}/${document}`, {
       headers: this.#auth(),
     });
     return {

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { OrderingTopology, OrderPlaced } from '@orderflow/contracts';
 import { demoOrder } from '../cli/api.ts';
+import { waitFor } from '@orderflow/testing';
 import {
   mapLimit,
   NO_EFFECT_PROBLEMS,
@@ -136,6 +137,11 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
       assert.equal(answer.status, 404, JSON.stringify(answer.body));
     assert.equal((await other.invoicePdf(orderId)).status, 404);
     assert.equal((await sys.api.as(undefined).getOrder(orderId)).status, 401);
+    // A confirmed order keeps its invoice: no credit note.
+    assert.equal(view.creditNoteNumber, null);
+    const none = await sys.api.creditNotePdf(orderId);
+    assert.equal(none.status, 404);
+    assert.match(none.contentType ?? '', /application\/problem\+json/);
   });
 
   test('tok_decline → cancelled / payment_declined, nothing charged', async () => {
@@ -153,7 +159,7 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     assert.equal((await sys.api.invoicePdf(orderId)).status, 404);
   });
 
-  test('unserved country AQ → refund → cancelled / delivery_unavailable', async () => {
+  test('unserved country AQ → refund → cancelled / delivery_unavailable; its invoice is cancelled by a credit note', async () => {
     const { orderId } = await place(await customer(), { country: 'AQ' });
     const view = await waitTerminal(sys, orderId);
     assert.equal(view.status, 'cancelled', JSON.stringify(view));
@@ -164,6 +170,46 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     assert.equal(entries.filter((e) => e.kind === 'charge' && e.status === 'succeeded').length, 1);
     assert.equal(entries.filter((e) => e.kind === 'refund').length, 1);
     assert.ok((await eventTypes(orderId)).includes('order.cancelled.v1'));
+
+    // The books: the invoice stays (numbers are final) and a credit note of its own series cancels it.
+    const credited = await waitFor(
+      async () => {
+        const v = (await sys.api.getOrder(orderId)).body;
+        return v.creditNoteNumber ? v : undefined;
+      },
+      { timeoutMs: 30_000, message: `credit note of ${orderId}` },
+    );
+    assert.match(credited.invoiceNumber ?? '', /^\d{4}-\d{6,}$/);
+    assert.match(credited.creditNoteNumber ?? '', /^CN-\d{4}-\d{6,}$/);
+    const pdf = await sys.api.creditNotePdf(orderId);
+    assert.equal(pdf.status, 200);
+    assert.match(pdf.contentType ?? '', /application\/pdf/);
+    assert.equal(new TextDecoder().decode(pdf.bytes.slice(0, 5)), '%PDF-');
+    const history = await historyOf(orderId);
+    const types = history.map((e) => e.type);
+    const creditNote = history.find((e) => e.type === 'credit-note.issued.v1');
+    assert.equal(creditNote?.source, 'orderflow/create-invoice');
+    assert.ok(types.indexOf('invoice.created.v1') < types.indexOf('credit-note.issued.v1'), types.join(', '));
+
+    // The mails: the credit note (with its PDF), and no invoice mail after the cancellation mail.
+    const mails = await waitFor(
+      async () => {
+        const list = (await sys.mails()).filter((m) => m.headers['x-orderflow-key'] === orderId);
+        return list.some((m) => m.headers['x-orderflow-kind'] === 'credit_note') ? list : undefined;
+      },
+      { timeoutMs: 30_000, message: `credit note mail of ${orderId}` },
+    );
+    const kinds = mails.map((m) => m.headers['x-orderflow-kind']);
+    const invoiceMail = kinds.indexOf('invoice');
+    assert.ok(invoiceMail === -1 || invoiceMail < kinds.indexOf('order_cancelled'), kinds.join(', '));
+    const creditMail = mails.find((m) => m.headers['x-orderflow-kind'] === 'credit_note');
+    const attached = creditMail?.attachments.map((a) => a.filename) ?? [];
+    assert.ok(attached.includes(`credit-note-${credited.creditNoteNumber}.pdf`), attached.join(', '));
+    if (invoiceMail === -1)
+      assert.ok(
+        attached.includes(`invoice-${credited.invoiceNumber}.pdf`),
+        'the invoice goes with the credit note',
+      );
   });
 
   test('customer cancel before a courier is assigned → refund (and release) → cancelled / customer_request', async () => {

@@ -13,6 +13,7 @@ const SOURCE = {
   order: 'orderflow/order-storage',
   payment: 'orderflow/payment-processor',
   invoice: 'orderflow/create-invoice',
+  'credit-note': 'orderflow/create-invoice',
   delivery: 'orderflow/assign-delivery',
 } as const;
 
@@ -42,6 +43,7 @@ function view(orderId: string, patch: Partial<OrderView>): OrderView {
     shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
     payment: { status: 'authorized', paymentId: `ch-${orderId}` },
     invoiceNumber: '2026-000001',
+    creditNoteNumber: null,
     courier: { courierId: 'k-1', courierName: 'Kim', released: false },
     cancellationReason: null,
     placedAt: at,
@@ -133,5 +135,100 @@ describe('chaos invariants', () => {
       ]),
     );
     assert.equal(named(o, 'each order history').ok, true);
+  });
+
+  /** A confirmed order and an order to an unserved country: invoiced, refunded, cancelled, credited. */
+  function unservedRun(options: { creditNote: boolean; mails: string[] }): Observations {
+    const base = confirmedRun();
+    const orderId = 'o-2';
+    const creditNoteNumber = options.creditNote ? 'CN-2026-000001' : null;
+    const mail = (kind: string, key = orderId) => ({
+      headers: { 'x-orderflow-key': key, 'x-orderflow-kind': kind },
+      messageId: `<${kind}.${key}@orderflow.local>`,
+    });
+    return {
+      ...base,
+      orders: [
+        ...base.orders,
+        { orderId, customerId: 'c-1', kind: 'unserved', acceptedAtMs: 0, probe: false },
+      ],
+      views: new Map([
+        ...base.views,
+        [
+          orderId,
+          view(orderId, {
+            status: 'cancelled',
+            cancellationReason: 'delivery_unavailable',
+            payment: { status: 'refunded', paymentId: 'ch-o-2', refundId: 're-o-2' },
+            invoiceNumber: '2026-000002',
+            creditNoteNumber,
+            courier: null,
+          }),
+        ],
+      ]),
+      histories: new Map([
+        ...base.histories,
+        [
+          orderId,
+          numbered([
+            event(orderId, 'order.placed'),
+            event(orderId, 'payment.authorized'),
+            event(orderId, 'invoice.created'),
+            event(orderId, 'order.cancel-requested', { reason: 'delivery_unavailable' }),
+            event(orderId, 'payment.refunded'),
+            event(orderId, 'order.cancelled', { reason: 'delivery_unavailable' }),
+            ...(options.creditNote ? [event(orderId, 'credit-note.issued')] : []),
+          ]),
+        ],
+      ]),
+      ledger: [
+        ...base.ledger,
+        { kind: 'charge', reference: orderId, status: 'succeeded' },
+        { kind: 'refund', reference: orderId, status: 'succeeded' },
+      ],
+      mails: [...base.mails, ...options.mails.map((kind) => mail(kind))],
+    };
+  }
+
+  test('given a refunded invoiced order with its credit note, the invoice mail before the cancellation or left out, then no violations', () => {
+    for (const mails of [
+      ['order_placed', 'invoice', 'order_cancelled', 'credit_note'],
+      ['order_placed', 'order_cancelled', 'credit_note'],
+    ]) {
+      const report = checkInvariants(unservedRun({ creditNote: true, mails }));
+      assert.deepEqual(
+        report.invariants.filter((i) => !i.ok).map((i) => [i.name, i.problems]),
+        [],
+        mails.join(', '),
+      );
+    }
+  });
+
+  test('given a refunded invoiced order without a credit note (the old books), then the books invariant fails', () => {
+    const o = unservedRun({ creditNote: false, mails: ['order_placed', 'order_cancelled', 'invoice'] });
+    const books = named(o, 'invoices and credit notes');
+    assert.equal(books.ok, false);
+    assert.ok(books.problems.some((p) => p.includes('o-2 refunded, invoice 2026-000002 has no credit note')));
+    assert.ok(books.problems.some((p) => p.includes('2 invoices − 0 credit notes ≠ 1 confirmed orders')));
+    assert.ok(
+      named(o, 'exactly the expected mails').problems.includes(
+        'invoice mail after the cancellation mail: o-2',
+      ),
+    );
+  });
+
+  test('given a gap in the credit-note series, then the books invariant names it', () => {
+    const o = unservedRun({ creditNote: true, mails: ['order_placed', 'order_cancelled', 'credit_note'] });
+    const views = new Map(o.views);
+    const v = views.get('o-2');
+    assert.ok(v);
+    views.set('o-2', { ...v, creditNoteNumber: 'CN-2026-000002' });
+    const books = named({ ...o, views }, 'invoices and credit notes');
+    assert.deepEqual(books.problems, ['credit notes 2026: position 1 holds number 2']);
+  });
+
+  test('given a credit note and no credit-note mail, then the mail invariant says it is missing', () => {
+    const o = unservedRun({ creditNote: true, mails: ['order_placed', 'invoice', 'order_cancelled'] });
+    assert.deepEqual(named(o, 'exactly the expected mails').problems, ['missing: o-2 credit_note']);
   });
 });

@@ -42,6 +42,8 @@ export interface Mail {
 export interface DatabaseFacts {
   /** `create_invoice.invoices`: one row per invoice. */
   readonly invoices: readonly { orderId: string; year: number; sequence: number }[];
+  /** `create_invoice.credit_notes`: one row per credit note. */
+  readonly creditNotes: readonly { orderId: string; year: number; sequence: number }[];
   /** `assign_delivery.delivery_assignments`. */
   readonly assignments: readonly { orderId: string; status: string }[];
   /** Sum of `assign_delivery.couriers.load`. */
@@ -197,35 +199,80 @@ function money(o: Observations): Invariant {
   );
 }
 
-/** Invoice numbers unique and gapless per year; one invoice per confirmed order. */
+/** `<year>-<sequence>` (invoice) or `CN-<year>-<sequence>` (credit note) → its year and sequence. */
+function numbering(number: string): { year: number; sequence: number } {
+  const [year, sequence] = number.replace(/^CN-/, '').split('-').map(Number);
+  return { year: year ?? 0, sequence: sequence ?? 0 };
+}
+
+/** Problems of a number series: per year, the sequences must be exactly 1..n. */
+function gaps(series: string, numbers: readonly { year: number; sequence: number }[]): string[] {
+  const byYear = new Map<number, number[]>();
+  for (const n of numbers) byYear.set(n.year, [...(byYear.get(n.year) ?? []), n.sequence]);
+  const problems: string[] = [];
+  for (const [year, list] of byYear) {
+    [...list]
+      .sort((a, b) => a - b)
+      .forEach((n, i) => {
+        if (n !== i + 1) problems.push(`${series} ${year}: position ${i + 1} holds number ${n}`);
+      });
+  }
+  return problems;
+}
+
+/**
+ * The books: invoice numbers and credit-note numbers each unique and gapless per year; every confirmed
+ * order invoiced and not credited; every refunded invoiced order credited (its invoice cancelled by a
+ * credit note); a credit note only for an invoiced order; so invoices − credit notes = confirmed orders.
+ */
 function invoices(o: Observations): Invariant {
   const problems: string[] = [];
-  const byYear = new Map<number, number[]>();
-  const add = (year: number, sequence: number) => byYear.set(year, [...(byYear.get(year) ?? []), sequence]);
   let invoiced = 0;
+  let credited = 0;
+  let confirmed = 0;
+  const invoiceNumbers: { year: number; sequence: number }[] = [];
+  const creditNumbers: { year: number; sequence: number }[] = [];
   for (const order of o.orders) {
     const view = viewOf(o, order.orderId);
     if (!view) continue;
-    if (view.status === 'confirmed' && view.invoiceNumber === null)
-      problems.push(`${order.orderId} confirmed without invoice`);
-    if (view.invoiceNumber === null) continue;
-    invoiced += 1;
-    const [year, sequence] = view.invoiceNumber.split('-').map(Number);
-    if (o.database === undefined) add(year ?? 0, sequence ?? 0);
+    const creditNote = view.creditNoteNumber;
+    if (view.status === 'confirmed') {
+      confirmed += 1;
+      if (view.invoiceNumber === null) problems.push(`${order.orderId} confirmed without invoice`);
+      if (creditNote !== null)
+        problems.push(`${order.orderId} confirmed, its invoice credited by ${creditNote}`);
+    }
+    if (view.payment?.status === 'refunded' && view.invoiceNumber !== null && creditNote === null)
+      problems.push(`${order.orderId} refunded, invoice ${view.invoiceNumber} has no credit note`);
+    if (creditNote !== null && view.invoiceNumber === null)
+      problems.push(`${order.orderId}: credit note ${creditNote} without an invoice`);
+    if (view.invoiceNumber !== null) {
+      invoiced += 1;
+      invoiceNumbers.push(numbering(view.invoiceNumber));
+    }
+    if (creditNote !== null) {
+      credited += 1;
+      creditNumbers.push(numbering(creditNote));
+    }
   }
-  // With PostgreSQL the invoice book itself is read: a number never shown by a view still counts.
-  for (const row of o.database?.invoices ?? []) add(row.year, row.sequence);
-  for (const [year, list] of byYear) {
-    const sorted = [...list].sort((a, b) => a - b);
-    sorted.forEach((n, i) => {
-      if (n !== i + 1) problems.push(`${year}: position ${i + 1} holds number ${n}`);
-    });
-  }
-  if (o.database && o.database.invoices.length !== invoiced)
-    problems.push(`${o.database.invoices.length} invoices in the book, ${invoiced} on the order views`);
+  if (invoiced - credited !== confirmed)
+    problems.push(`${invoiced} invoices − ${credited} credit notes ≠ ${confirmed} confirmed orders`);
+  // With PostgreSQL the books themselves are read: a number never shown by a view still counts.
+  const db = o.database;
+  problems.push(...gaps('invoices', db ? db.invoices : invoiceNumbers));
+  problems.push(...gaps('credit notes', db ? db.creditNotes : creditNumbers));
+  if (db && db.invoices.length !== invoiced)
+    problems.push(`${db.invoices.length} invoices in the book, ${invoiced} on the order views`);
+  if (db && db.creditNotes.length !== credited)
+    problems.push(`${db.creditNotes.length} credit notes in the book, ${credited} on the order views`);
   return invariant(
-    'invoice numbers unique and gapless; one per confirmed order',
-    { invoiced, ...(o.database && { inBook: o.database.invoices.length }) },
+    'invoices and credit notes gapless; invoices − credit notes = confirmed; every refunded invoice credited',
+    {
+      invoiced,
+      credited,
+      confirmed,
+      ...(db && { inBook: db.invoices.length, creditNotesInBook: db.creditNotes.length }),
+    },
     problems,
   );
 }
@@ -275,25 +322,32 @@ function couriers(o: Observations): Invariant {
  * Exactly the mails the orders' outcomes call for, none twice. A mail is known by its `Message-ID`
  * (one per order and kind): an SMTP re-delivery with the same `Message-ID` — email-notify killed after
  * the server accepted a mail and before it recorded it — is one mail in the recipient's mailbox and is
- * counted as `resentSameMessageId`; a second mail with another `Message-ID` is a violation.
+ * counted as `resentSameMessageId`; a second mail with another `Message-ID` is a violation. The invoice
+ * mail of a cancelled order may be left out (its `invoice.created` came after the cancellation; the
+ * credit note mail carries the invoice then), but is never sent after the cancellation mail.
  */
 function mails(o: Observations): Invariant {
   const expected = new Set<string>(o.customers.map((c) => `${c.customerId} welcome`));
+  const optional = new Set<string>();
   for (const order of o.orders) {
     const v = viewOf(o, order.orderId);
     if (!v) continue;
     expected.add(`${v.orderId} order_placed`);
     if (v.payment?.status === 'declined') expected.add(`${v.orderId} payment_declined`);
-    if (v.invoiceNumber !== null) expected.add(`${v.orderId} invoice`);
+    if (v.invoiceNumber !== null)
+      (v.status === 'cancelled' ? optional : expected).add(`${v.orderId} invoice`);
     if (v.courier !== null) expected.add(`${v.orderId} courier_assigned`);
     if (v.status === 'cancelled') expected.add(`${v.orderId} order_cancelled`);
+    if (v.creditNoteNumber !== null) expected.add(`${v.orderId} credit_note`);
   }
   const seen = new Set<string>();
   const messageIds = new Set<string>();
   const problems: string[] = [];
   let resent = 0;
+  let invoicesLeftOut = 0;
   for (const [index, mail] of o.mails.entries()) {
-    const m = `${mail.headers['x-orderflow-key']} ${mail.headers['x-orderflow-kind']}`;
+    const key = mail.headers['x-orderflow-key'];
+    const m = `${key} ${mail.headers['x-orderflow-kind']}`;
     const messageId = mail.messageId ?? `(no Message-ID #${index})`;
     if (messageIds.has(messageId)) {
       resent += 1;
@@ -301,17 +355,21 @@ function mails(o: Observations): Invariant {
     }
     messageIds.add(messageId);
     if (seen.has(m)) problems.push(`twice, with another Message-ID: ${m}`);
-    else if (!expected.has(m)) problems.push(`unexpected: ${m}`);
+    else if (!expected.has(m) && !optional.has(m)) problems.push(`unexpected: ${m}`);
+    if (mail.headers['x-orderflow-kind'] === 'invoice' && seen.has(`${key} order_cancelled`))
+      problems.push(`invoice mail after the cancellation mail: ${key}`);
     seen.add(m);
   }
   for (const m of expected) if (!seen.has(m)) problems.push(`missing: ${m}`);
+  for (const m of optional) if (!seen.has(m)) invoicesLeftOut += 1;
   return invariant(
-    'exactly the expected mails, none twice',
+    'exactly the expected mails, none twice, no invoice after the cancellation',
     {
       expected: expected.size,
       delivered: o.mails.length,
       distinct: messageIds.size,
       resentSameMessageId: resent,
+      invoiceMailsLeftOut: invoicesLeftOut,
     },
     problems,
   );
@@ -322,6 +380,7 @@ const PRODUCER_OF: Readonly<Record<string, string>> = {
   order: 'order-storage',
   payment: 'payment-processor',
   invoice: 'create-invoice',
+  'credit-note': 'create-invoice',
   delivery: 'assign-delivery',
 };
 
@@ -366,6 +425,7 @@ function histories(o: Observations): Invariant {
         ['payment.declined', view.payment?.status === 'declined'],
         ['payment.refunded', view.payment?.status === 'refunded'],
         ['invoice.created', view.invoiceNumber !== null],
+        ['credit-note.issued', view.creditNoteNumber !== null],
         ['delivery.assigned', view.courier !== null],
       ];
       for (const [type, expected] of steps)

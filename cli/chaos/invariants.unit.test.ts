@@ -21,6 +21,7 @@ function view(orderId: string, status: OrderStatus, reason: CancellationReason |
     shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
     payment: null,
     invoiceNumber: null,
+    creditNoteNumber: null,
     courier: null,
     cancellationReason: reason,
     placedAt: at,

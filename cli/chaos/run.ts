@@ -420,6 +420,9 @@ async function createDatabase(adminUrl: string, name: string) {
       const invoices = await reader.query<{ order_id: string; year: number; sequence: number }>(
         'SELECT order_id, year, sequence FROM create_invoice.invoices',
       );
+      const creditNotes = await reader.query<{ order_id: string; year: number; sequence: number }>(
+        'SELECT order_id, year, sequence FROM create_invoice.credit_notes',
+      );
       const assignments = await reader.query<{ order_id: string; status: string }>(
         'SELECT order_id, status FROM assign_delivery.delivery_assignments',
       );
@@ -443,6 +446,11 @@ async function createDatabase(adminUrl: string, name: string) {
           cancellationReason: r.cancellation_reason,
         })),
         invoices: invoices.rows.map((r) => ({ orderId: r.order_id, year: r.year, sequence: r.sequence })),
+        creditNotes: creditNotes.rows.map((r) => ({
+          orderId: r.order_id,
+          year: r.year,
+          sequence: r.sequence,
+        })),
         assignments: assignments.rows.map((r) => ({ orderId: r.order_id, status: r.status })),
         courierLoad: load.rows[0]?.load ?? 0,
       };

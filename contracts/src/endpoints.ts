@@ -135,6 +135,8 @@ export const OrderView = Type.Object(
       ),
     ]),
     invoiceNumber: Type.Union([Type.Null(), Type.String()]),
+    /** Number of the credit note that cancelled the invoice (a refunded, invoiced order). */
+    creditNoteNumber: Type.Union([Type.Null(), Type.String()]),
     courier: Type.Union([
       Type.Null(),
       Type.Object(

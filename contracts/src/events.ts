@@ -194,6 +194,39 @@ export const InvoiceFailed = defineEvent({
   schema: StepFailure,
 });
 
+export const CreditNoteIssued = defineEvent({
+  name: 'credit-note.issued',
+  description:
+    "The invoice of a refunded order was cancelled by a credit note with a gapless number per year (its own series); its PDF is in the object store. Once per order, after the order's invoice.created.",
+  schema: Type.Object(
+    {
+      orderId: OrderId,
+      /** `CN-<year>-<sequence, 6 digits>`, e.g. `CN-2026-000007`. */
+      creditNoteNumber: Type.String({ pattern: '^CN-[0-9]{4}-[0-9]{6,}$' }),
+      year: Type.Integer({ minimum: 2000, maximum: 9999 }),
+      sequence: Type.Integer({ minimum: 1 }),
+      /** The invoice this credit note cancels. */
+      invoiceNumber: Type.String({ pattern: '^[0-9]{4}-[0-9]{6,}$' }),
+      /** Amount credited: the invoice's total. */
+      total: Money,
+      reason: RefundReason,
+      /** The PSP's refund id (`payment.refunded`). */
+      refundId: Type.String({ minLength: 1, maxLength: 100 }),
+      /** Where the PDF is: JetStream object store bucket and object name. */
+      pdf: Type.Object(
+        {
+          bucket: Type.String({ minLength: 1 }),
+          name: Type.String({ minLength: 1 }),
+          size: Type.Integer({ minimum: 0 }),
+        },
+        closed,
+      ),
+      issuedAt: Timestamp,
+    },
+    closed,
+  ),
+});
+
 // ───────────────────────────── deliveries.<orderId> (assign-delivery) ─────────────────────────────
 
 export const DeliveryAssigned = defineEvent({
@@ -265,7 +298,7 @@ export const OrderStatusChanged = defineEvent({
 export const OrderEvents = [OrderPlaced, OrderCancelRequested, OrderConfirmed, OrderCancelled] as const;
 export const CustomerEvents = [CustomerRegistered] as const;
 export const PaymentEvents = [PaymentAuthorized, PaymentDeclined, PaymentRefunded, PaymentFailed] as const;
-export const InvoiceEvents = [InvoiceCreated, InvoiceFailed] as const;
+export const InvoiceEvents = [InvoiceCreated, CreditNoteIssued, InvoiceFailed] as const;
 export const DeliveryEvents = [
   DeliveryAssigned,
   DeliveryUnavailable,

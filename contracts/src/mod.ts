@@ -1,4 +1,5 @@
 export {
+  CreditNoteIssued,
   CustomerEvents,
   CustomerRegistered,
   DeliveryAssigned,

@@ -33,7 +33,7 @@ export type OrderingService = (typeof ORDERING_SERVICES)[number];
  * Event sources inside the ORDERING stream, one subject namespace per producer:
  * `orders.<orderId>` (order-storage; the Order aggregate's log, one subject per order, appended with
  * optimistic concurrency), `payments.<orderId>` (payment-processor), `invoices.<orderId>`
- * (create-invoice), `deliveries.<orderId>` (assign-delivery), `customers.<customerId>` (order-storage).
+ * (create-invoice: invoices and credit notes), `deliveries.<orderId>` (assign-delivery), `customers.<customerId>` (order-storage).
  * `all` is every event of the stream (fan-in consumers).
  */
 export const EVENT_SOURCES = ['orders', 'payments', 'invoices', 'deliveries', 'customers'] as const;
@@ -203,10 +203,14 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
     },
     /** JetStream KV bucket of the order-status projection. */
     kv: { orderStatus: upper('ORDER_STATUS') },
-    /** JetStream object store of invoice PDFs, and the object name of one invoice's PDF. */
+    /**
+     * JetStream object store of invoice and credit-note PDFs (create-invoice writes, the gateway and
+     * email-notify read), and the object name of one invoice's and one credit note's PDF.
+     */
     objectStores: {
       invoices: upper('INVOICES'),
       invoicePdf: (invoiceNumber: string) => `invoice-${invoiceNumber}.pdf`,
+      creditNotePdf: (creditNoteNumber: string) => `credit-note-${creditNoteNumber}.pdf`,
     },
   } as const;
 }

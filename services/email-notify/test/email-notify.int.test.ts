@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import {
+  CreditNoteIssued,
   CustomerRegistered,
   DeliveryAssigned,
   InvoiceCreated,
@@ -13,6 +14,7 @@ import {
   OrderPlaced,
   PaymentAuthorized,
   PaymentDeclined,
+  PaymentRefunded,
   type OrderingTopology,
 } from '@orderflow/contracts';
 import {
@@ -176,6 +178,21 @@ function order(email: string, token = 'tok_visa'): PayloadOf<typeof OrderPlaced>
 
 const now = () => new Date().toISOString();
 
+/** The kinds of the mails to `to` in the order the sink received them. */
+async function kindsInOrder(to: string): Promise<string[]> {
+  return (await sink.messages({ to })).map((m) => m.headers[KIND_HEADER.toLowerCase()] ?? '?');
+}
+
+/** The attachments' file names and contents of the one mail of `kind` to `to`. */
+async function attachmentsOf(to: string, kind: string): Promise<[string, string][]> {
+  const [found] = await sink.messages({ to, header: `${KIND_HEADER}: ${kind}` });
+  const full = await sink.message(found?.id ?? '');
+  return full.attachments.map((a) => [
+    a.filename ?? '',
+    Buffer.from(a.contentBase64 ?? '', 'base64').toString(),
+  ]);
+}
+
 async function mailsTo(to: string): Promise<string[]> {
   const messages = await sink.messages({ to });
   return messages
@@ -306,6 +323,128 @@ describe('email-notify against real NATS, SMTP sink and PostgreSQL', () => {
       await waitFor(() => s.drained());
       await new Promise((resolve) => setTimeout(resolve, 500)); // past the lease: a resend would show now
       assert.deepEqual(await mailsTo(email), [`${o.orderId}/order_placed`]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  /**
+   * An invoiced order that is refunded and cancelled: the PDFs in the object store, then the events in
+   * the given stream order (`invoice.created` before or after `order.cancelled`), each twice.
+   */
+  async function refundedInvoicedOrder(
+    s: Awaited<ReturnType<typeof system>>,
+    email: string,
+    invoiceAfterCancellation: boolean,
+  ) {
+    const t: OrderingTopology = s.topology;
+    const o = { ...order(email), shippingAddress: { ...order(email).shippingAddress, country: 'AQ' } };
+    const orderId = o.orderId;
+    const amount = { amount: 3750, currency: 'EUR' as const };
+    const bucket = t.objectStores.invoices;
+    const invoiceNumber = `2026-${String(Math.floor(Math.random() * 900_000) + 100_000)}`;
+    const creditNoteNumber = `CN-${invoiceNumber}`;
+    const objects = await new Objm(s.nc).create(bucket);
+    const invoicePdf = t.objectStores.invoicePdf(invoiceNumber);
+    const creditNotePdf = t.objectStores.creditNotePdf(creditNoteNumber);
+    await objects.putBlob({ name: invoicePdf }, new TextEncoder().encode(`%PDF invoice ${invoiceNumber}`));
+    await objects.putBlob(
+      { name: creditNotePdf },
+      new TextEncoder().encode(`%PDF credit ${creditNoteNumber}`),
+    );
+    const invoiced = () =>
+      s.publishTwice(
+        InvoiceCreated,
+        {
+          orderId,
+          invoiceNumber,
+          year: 2026,
+          sequence: 1,
+          total: amount,
+          pdf: { bucket, name: invoicePdf, size: 1 },
+          issuedAt: now(),
+        },
+        t.subjects.invoice(orderId),
+        orderId,
+      );
+    await s.publishTwice(OrderPlaced, o, t.subjects.order(orderId), orderId);
+    if (!invoiceAfterCancellation) await invoiced();
+    await s.publishTwice(
+      PaymentRefunded,
+      {
+        orderId,
+        paymentId: 'ch_1',
+        refundId: 're_1',
+        amount,
+        reason: 'delivery_unavailable',
+        refundedAt: now(),
+      },
+      t.subjects.payment(orderId),
+      orderId,
+    );
+    await s.publishTwice(
+      OrderCancelled,
+      { orderId, reason: 'delivery_unavailable', refunded: amount, cancelledAt: now() },
+      t.subjects.order(orderId),
+      orderId,
+    );
+    if (invoiceAfterCancellation) await invoiced();
+    await s.publishTwice(
+      CreditNoteIssued,
+      {
+        orderId,
+        creditNoteNumber,
+        year: 2026,
+        sequence: 1,
+        invoiceNumber,
+        total: amount,
+        reason: 'delivery_unavailable',
+        refundId: 're_1',
+        pdf: { bucket, name: creditNotePdf, size: 1 },
+        issuedAt: now(),
+      },
+      t.subjects.invoice(orderId),
+      orderId,
+    );
+    return { orderId, invoiceNumber, creditNoteNumber };
+  }
+
+  test('a refunded invoiced order: invoice mail, cancellation, then the credit note with its PDF', async () => {
+    const s = await system({ replicas: 1 });
+    try {
+      const email = `${uniqueName('erin')}@example.test`;
+      const { invoiceNumber, creditNoteNumber } = await refundedInvoicedOrder(s, email, false);
+      await waitFor(async () => (await kindsInOrder(email)).length >= 4, { timeoutMs: 30_000 });
+      await waitFor(() => s.drained());
+      assert.deepEqual(await kindsInOrder(email), [
+        'order_placed',
+        'invoice',
+        'order_cancelled',
+        'credit_note',
+      ]);
+      assert.deepEqual(await attachmentsOf(email, 'credit_note'), [
+        [`credit-note-${creditNoteNumber}.pdf`, `%PDF credit ${creditNoteNumber}`],
+      ]);
+      assert.deepEqual(await attachmentsOf(email, 'invoice'), [
+        [`invoice-${invoiceNumber}.pdf`, `%PDF invoice ${invoiceNumber}`],
+      ]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('invoice.created stored after order.cancelled: no invoice mail after the cancellation; the credit note mail carries both PDFs', async () => {
+    const s = await system({ replicas: 1 });
+    try {
+      const email = `${uniqueName('finn')}@example.test`;
+      const { invoiceNumber, creditNoteNumber } = await refundedInvoicedOrder(s, email, true);
+      await waitFor(async () => (await kindsInOrder(email)).includes('credit_note'), { timeoutMs: 30_000 });
+      await waitFor(() => s.drained());
+      assert.deepEqual(await kindsInOrder(email), ['order_placed', 'order_cancelled', 'credit_note']);
+      assert.deepEqual(await attachmentsOf(email, 'credit_note'), [
+        [`credit-note-${creditNoteNumber}.pdf`, `%PDF credit ${creditNoteNumber}`],
+        [`invoice-${invoiceNumber}.pdf`, `%PDF invoice ${invoiceNumber}`],
+      ]);
     } finally {
       await s.close();
     }

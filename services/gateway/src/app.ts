@@ -6,6 +6,7 @@ import {
   RegisterCustomer,
   type OrderingTopology,
   type OrderStatusChanged,
+  type OrderView,
 } from '@orderflow/contracts';
 import {
   NoRespondersError,
@@ -69,6 +70,8 @@ import { statusChangeStream } from './sse.ts';
  * - `GET /orders/:id/events` → `order.get-history` → the order's whole history (every service's events
  *   about it) as CloudEvents (JSON array), in stream order, each with its producer's `source`
  * - `GET /orders/:id/invoice.pdf` → the PDF from the invoices object store (404 until it exists)
+ * - `GET /orders/:id/credit-note.pdf` → the credit note's PDF (same object store) of a refunded,
+ *   invoiced order (404 `CREDIT_NOTE_NOT_FOUND` when it has none, or not yet)
  * - `POST /orders/:id/cancel` → `order.cancel` → 202, or 409 with the reason
  * - `GET /status-changes[?orderId=…]` → server-sent events of `order.status-changed` (order-status's
  *   fan-out; best effort, live only): the caller's own orders (an operator's: all), or the ones named
@@ -610,19 +613,42 @@ export function createGateway(options: GatewayOptions): Hono<Env> {
     });
   });
 
-  app.get('/orders/:id/invoice.pdf', authenticated, async (c) => {
+  /** The PDF named after the order's view (`nameOf`), or the 404 problem `notFound`. */
+  const pdfOf = async (
+    c: Context,
+    nameOf: (order: OrderView) => string | undefined,
+    notFound: { code: string; detail: (orderId: string) => string },
+  ): Promise<Response> => {
     const orderId = orderIdParam(c);
     const order = await ownOrder(c, orderId);
-    const name = order.invoiceNumber ? topology.objectStores.invoicePdf(order.invoiceNumber) : undefined;
+    const name = nameOf(order);
     const pdf = name ? await invoices.pdf(name) : undefined;
-    if (!name || !pdf)
-      return send(c, problem(404, 'INVOICE_NOT_FOUND', `no invoice for order ${orderId} (yet)`));
+    if (!name || !pdf) return send(c, problem(404, notFound.code, notFound.detail(orderId)));
     // A copy of exactly the PDF: the blob may be a view into a larger (protocol) buffer.
     return c.body(new Uint8Array(pdf).buffer, 200, {
       'content-type': 'application/pdf',
       'content-disposition': `inline; filename="${name}"`,
     });
-  });
+  };
+
+  app.get('/orders/:id/invoice.pdf', authenticated, (c) =>
+    pdfOf(c, (o) => (o.invoiceNumber ? topology.objectStores.invoicePdf(o.invoiceNumber) : undefined), {
+      code: 'INVOICE_NOT_FOUND',
+      detail: (orderId) => `no invoice for order ${orderId} (yet)`,
+    }),
+  );
+
+  app.get('/orders/:id/credit-note.pdf', authenticated, (c) =>
+    pdfOf(
+      c,
+      (o) => (o.creditNoteNumber ? topology.objectStores.creditNotePdf(o.creditNoteNumber) : undefined),
+      {
+        code: 'CREDIT_NOTE_NOT_FOUND',
+        detail: (orderId) =>
+          `no credit note for order ${orderId}: it has none (not refunded after an invoice) or not yet`,
+      },
+    ),
+  );
 
   app.post('/orders/:id/cancel', authenticated, writes, async (c) => {
     const orderId = orderIdParam(c);

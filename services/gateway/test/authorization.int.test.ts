@@ -234,6 +234,12 @@ const CASES: Record<string, RouteCase> = {
   'GET /orders/{id}': ofA(''),
   'GET /orders/{id}/events': ofA('/events'),
   'GET /orders/{id}/invoice.pdf': ofA('/invoice.pdf'),
+  'GET /orders/{id}/credit-note.pdf': {
+    ...ofA('/credit-note.pdf'),
+    // A's order is invoiced, not credited: its owner and the operator learn it has no credit note (the
+    // PDF itself is served in documents.int.test.ts); B learns nothing of the order.
+    allowed: problemCode(404, 'CREDIT_NOTE_NOT_FOUND'),
+  },
   'POST /orders/{id}/cancel': {
     ...ofA('/cancel', 'POST'),
     // A cancels (202), the operator after A finds it cancelled already.
@@ -340,7 +346,7 @@ describe('authorization matrix: anonymous, customer A, customer B, operator × e
 
   test("B cannot tell A's order from one that does not exist", async () => {
     const w = await world(inProcess);
-    for (const suffix of ['', '/events', '/invoice.pdf']) {
+    for (const suffix of ['', '/events', '/invoice.pdf', '/credit-note.pdf']) {
       const theirs = await inProcess(`/orders/${w.orderOfA}${suffix}`, { headers: w.b.headers });
       const none = await inProcess(`/orders/${w.orderOfA.replace(/.$/, 'x')}${suffix}`, {
         headers: w.b.headers,

@@ -499,7 +499,16 @@ describe('gateway fuzz: every answer is a 2xx or a 4xx problem+json, never a 5xx
       {
         weight: 4,
         arbitrary: fc
-          .constantFrom('', '/events', '/invoice.pdf', '/cancel', '/', '/../healthz', '//cancel')
+          .constantFrom(
+            '',
+            '/events',
+            '/invoice.pdf',
+            '/credit-note.pdf',
+            '/cancel',
+            '/',
+            '/../healthz',
+            '//cancel',
+          )
           .map((suffix) => ['/orders/', suffix] as const),
       },
       {
@@ -579,6 +588,7 @@ const OPENAPI_ROUTES = [
   'GET /orders/{id}',
   'GET /orders/{id}/events',
   'GET /orders/{id}/invoice.pdf',
+  'GET /orders/{id}/credit-note.pdf',
   'POST /orders/{id}/cancel',
   'GET /status-changes',
   'GET /healthz',

@@ -128,7 +128,8 @@ export async function getOrderStatus(store: StatusStore, orderId: string): Promi
   if (!view) {
     throw new EndpointError(404, OrderingErrorCode.OrderNotFound, `no order ${orderId}`, { orderId });
   }
-  return view;
+  // A view stored before the field existed has no credit note (no credit-note.issued was applied).
+  return { ...view, creditNoteNumber: view.creditNoteNumber ?? null };
 }
 
 /** Starts the consumer and the endpoint on a running service (see `main.ts`). */

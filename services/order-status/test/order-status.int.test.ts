@@ -229,6 +229,32 @@ describe('order-status against real NATS', () => {
     }
   });
 
+  test('a view stored before it had a credit note number is answered with creditNoteNumber null', async () => {
+    const s = await system({ replicas: 1 });
+    try {
+      const orderId = randomUUID();
+      await publishFlow(s, orderId, 3);
+      const view = await waitFor(async () => {
+        const v = await s.status(orderId).catch(() => undefined);
+        return v?.version === 5 ? v : undefined;
+      });
+      assert.equal(view.creditNoteNumber, null);
+      // The record as an earlier version of order-status wrote it: no creditNoteNumber in the view.
+      const store = await KvStatusStore.open(s.nc, s.topology.kv.orderStatus);
+      const current = await store.read(orderId);
+      assert.ok(current?.record.view);
+      const { creditNoteNumber: _dropped, ...old } = current.record.view;
+      assert.ok(
+        await store.write(orderId, { ...current.record, view: old as typeof view }, current.revision),
+      );
+      const answered = await s.status(orderId);
+      assert.equal(answered.creditNoteNumber, null);
+      assert.equal(answered.status, 'confirmed');
+    } finally {
+      await s.close();
+    }
+  });
+
   test('a malformed event is dead-lettered with its reason and the projection carries on', async () => {
     const s = await system({ replicas: 1 });
     try {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   ContractsError,
+  CreditNoteIssued,
   CustomerRegistered,
   DeliveryAssigned,
   DeliveryFailed,
@@ -72,7 +73,8 @@ import { priceOrder, statusOf, type OrderCommand, type OrderEvent, type OrderSta
  * event has a deterministic commit id, so redelivery and replicas change nothing):
  * - `order-storage-payments`: authorized (fact; confirm?), declined (→ `order.cancelled{payment_declined}`),
  *   refunded (→ `order.cancelled{reason}`), failed (→ `order.cancelled{payment_failed}`: nothing charged)
- * - `order-storage-invoices`: invoice.created (fact; confirm?), failed (→ `order.cancel-requested{invoice_failed}`)
+ * - `order-storage-invoices`: invoice.created (fact; confirm?), credit-note.issued (fact), failed
+ *   (→ `order.cancel-requested{invoice_failed}`)
  * - `order-storage-deliveries`: assigned (fact; confirm?), unavailable (→ `order.cancel-requested{delivery_unavailable}`),
  *   released (fact), failed (→ `order.cancel-requested{delivery_failed}`)
  * A saga step that failed permanently thus ends the order: cancelled, after a refund of any charge.
@@ -381,6 +383,10 @@ export async function startOrderStorage(
             event,
           ),
         ),
+        on(CreditNoteIssued, async (event) => {
+          const { orderId, creditNoteNumber } = event.data;
+          await record(orderId, { kind: 'credit-note', creditNoteNumber }, event);
+        }),
       ],
     },
     {

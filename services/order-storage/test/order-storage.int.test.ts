@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import {
+  CreditNoteIssued,
   CustomerRegistered,
   DeliveryAssigned,
   DeliveryFailed,
@@ -403,6 +404,29 @@ describe('reacting to the flow', () => {
       await waitFor(async () => (await s.storage.summary(unavailable))?.status === 'cancelled');
       assert.equal((await s.storage.summary(declined))?.cancellationReason, 'payment_declined');
       assert.equal((await s.storage.summary(unavailable))?.cancellationReason, 'delivery_unavailable');
+      // create-invoice's credit note for the refunded order: its number in the read model.
+      await s.publish(
+        CreditNoteIssued,
+        {
+          orderId: unavailable,
+          creditNoteNumber: 'CN-2026-000003',
+          year: 2026,
+          sequence: 3,
+          invoiceNumber: '2026-000009',
+          total: { amount: 2500, currency: 'EUR' },
+          reason: 'delivery_unavailable',
+          refundId: 're_2',
+          pdf: { bucket: 'INVOICES', name: 'credit-note-CN-2026-000003.pdf', size: 10 },
+          issuedAt: now(),
+        },
+        t.invoice(unavailable),
+        unavailable,
+      );
+      await waitFor(
+        async () => (await s.storage.summary(unavailable))?.creditNoteNumber === 'CN-2026-000003',
+      );
+      assert.equal((await s.storage.facts(unavailable))?.creditNoteNumber, 'CN-2026-000003');
+      assert.equal((await s.storage.summary(declined))?.creditNoteNumber, null);
       const history = await s.history(unavailable);
       assert.deepEqual(types(history), [
         'order.placed.v1',
@@ -411,8 +435,10 @@ describe('reacting to the flow', () => {
         'order.cancel-requested.v1',
         'payment.refunded.v1',
         'order.cancelled.v1',
+        'credit-note.issued.v1',
       ]);
-      assert.deepEqual((history.at(-1)?.data as { refunded: unknown }).refunded, {
+      assert.equal(history.at(-1)?.source, 'orderflow/test');
+      assert.deepEqual((history.at(-2)?.data as { refunded: unknown }).refunded, {
         amount: 2500,
         currency: 'EUR',
       });

@@ -8,6 +8,7 @@ export const MAIL_KINDS = [
   'invoice',
   'courier_assigned',
   'order_cancelled',
+  'credit_note',
 ] as const;
 export type MailKind = (typeof MAIL_KINDS)[number];
 
@@ -29,6 +30,16 @@ export type MailFacts =
       orderId: string;
       reason: string;
       refunded?: { amount: number; currency: Currency };
+    }
+  | {
+      kind: 'credit_note';
+      orderId: string;
+      creditNoteNumber: string;
+      invoiceNumber: string;
+      total: number;
+      currency: Currency;
+      /** The invoice's PDF goes with it: its own mail was not sent (it would have come after the cancellation). */
+      withInvoice: boolean;
     };
 
 /** A composed mail, before transport. */
@@ -95,6 +106,13 @@ export function composeMail(facts: MailFacts, contact: Contact, domain: string):
         (facts.refunded
           ? ` ${formatMoney(facts.refunded.amount, facts.refunded.currency)} will be refunded to your card.`
           : '');
+      break;
+    case 'credit_note':
+      subject = `Credit note ${facts.creditNoteNumber} for order ${facts.orderId}`;
+      body =
+        `please find attached credit note ${facts.creditNoteNumber} over ${formatMoney(facts.total, facts.currency)}: ` +
+        `it cancels invoice ${facts.invoiceNumber} of your cancelled order in full, and the amount is refunded to your card.` +
+        (facts.withInvoice ? ` Invoice ${facts.invoiceNumber} is attached as well, for your records.` : '');
       break;
     default:
       return facts satisfies never;

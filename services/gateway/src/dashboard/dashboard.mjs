@@ -240,6 +240,15 @@ function render(orderId) {
       void downloadInvoice(link.href, `invoice-${String(v.invoiceNumber)}.pdf`);
     });
     invoice.append(link);
+    if (typeof v.creditNoteNumber === 'string') {
+      // A refunded order's invoice is cancelled by a credit note.
+      const credit = document.createElement('a');
+      credit.href = `/orders/${encodeURIComponent(orderId)}/credit-note.pdf`;
+      credit.target = '_blank';
+      credit.rel = 'noopener';
+      credit.textContent = v.creditNoteNumber;
+      invoice.append(' credited by ', credit);
+    }
   } else {
     invoice.textContent = '—';
   }

@@ -219,6 +219,22 @@ export function openApiDocument(bodies: {
           },
         },
       },
+      '/orders/{id}/credit-note.pdf': {
+        get: {
+          summary:
+            'The credit note PDF that cancels the invoice of a refunded order (404 when there is none)',
+          description:
+            'An invoiced order that is refunded (cancelled after payment) gets a credit note with its own ' +
+            'gapless number series (`CN-<year>-<sequence>`, `creditNoteNumber` on the order view). 404 ' +
+            '`CREDIT_NOTE_NOT_FOUND` for an order without one: not refunded, refunded before it was ' +
+            'invoiced, or not issued yet.',
+          parameters: idParam,
+          responses: {
+            '200': ok('PDF', { type: 'string', format: 'binary' }, 'application/pdf'),
+            ...problems(400, 404, 503),
+          },
+        },
+      },
       '/orders/{id}/cancel': {
         post: {
           summary: 'Ask to cancel an order (until a courier is assigned)',

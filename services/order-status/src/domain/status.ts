@@ -34,6 +34,7 @@ export type Fact =
   | { kind: 'payment_declined'; code: string }
   | { kind: 'payment_refunded'; paymentId: string; refundId: string }
   | { kind: 'invoice_created'; invoiceNumber: string }
+  | { kind: 'credit_note_issued'; creditNoteNumber: string }
   | { kind: 'delivery_assigned'; courierId: string; courierName: string }
   | { kind: 'delivery_unavailable' }
   | { kind: 'delivery_released'; courierId: string }
@@ -109,6 +110,11 @@ export function factOf(event: OrderingEvent): { orderId: string; fact: Fact } | 
         orderId: event.data.orderId,
         fact: { kind: 'invoice_created', invoiceNumber: event.data.invoiceNumber },
       };
+    case 'credit-note.issued':
+      return {
+        orderId: event.data.orderId,
+        fact: { kind: 'credit_note_issued', creditNoteNumber: event.data.creditNoteNumber },
+      };
     case 'delivery.assigned':
       return {
         orderId: event.data.orderId,
@@ -157,6 +163,9 @@ function evolve(view: Draft, fact: Exclude<Fact, { kind: 'placed' }>): void {
       return;
     case 'invoice_created':
       view.invoiceNumber = fact.invoiceNumber;
+      return;
+    case 'credit_note_issued':
+      view.creditNoteNumber = fact.creditNoteNumber;
       return;
     case 'delivery_assigned':
       view.courier = { courierId: fact.courierId, courierName: fact.courierName, released: false };
@@ -214,6 +223,7 @@ export function project(orderId: string, facts: readonly AppliedFact[]): OrderVi
     shippingAddress: p.shippingAddress,
     payment: null,
     invoiceNumber: null,
+    creditNoteNumber: null,
     courier: null,
     cancellationReason: null,
     placedAt: p.placedAt,

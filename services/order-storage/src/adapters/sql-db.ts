@@ -42,6 +42,11 @@ export const orderStorageMigrations: readonly Migration[] = [
       ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_pkey;
       ALTER TABLE idempotency_keys ADD PRIMARY KEY (customer_id, idempotency_key);`,
   },
+  {
+    version: 3,
+    name: 'credit note number of an order',
+    sql: 'ALTER TABLE order_facts ADD COLUMN credit_note_number text;',
+  },
 ];
 
 /** An idempotency key as the customer who sent it owns it. */
@@ -64,6 +69,8 @@ export interface OrderFacts {
   readonly declined: boolean;
   readonly refundId: string | null;
   readonly invoiceNumber: string | null;
+  /** The credit note that cancelled the invoice (the order was refunded). */
+  readonly creditNoteNumber: string | null;
   readonly courierId: string | null;
   readonly courierReleased: boolean;
   readonly deliveryUnavailable: boolean;
@@ -75,6 +82,7 @@ export type OrderFact =
   | { readonly kind: 'declined' }
   | { readonly kind: 'refund'; readonly refundId: string }
   | { readonly kind: 'invoice'; readonly invoiceNumber: string }
+  | { readonly kind: 'credit-note'; readonly creditNoteNumber: string }
   | { readonly kind: 'courier'; readonly courierId: string }
   | { readonly kind: 'courier-released' }
   | { readonly kind: 'delivery-unavailable' };
@@ -85,6 +93,7 @@ interface FactsRow extends Record<string, unknown> {
   declined: boolean;
   refund_id: string | null;
   invoice_number: string | null;
+  credit_note_number: string | null;
   courier_id: string | null;
   courier_released: boolean;
   delivery_unavailable: boolean;
@@ -96,6 +105,7 @@ const toFacts = (row: FactsRow): OrderFacts => ({
   declined: row.declined,
   refundId: row.refund_id,
   invoiceNumber: row.invoice_number,
+  creditNoteNumber: row.credit_note_number,
   courierId: row.courier_id,
   courierReleased: row.courier_released,
   deliveryUnavailable: row.delivery_unavailable,
@@ -111,6 +121,8 @@ function factColumn(fact: OrderFact): [column: string, value: unknown] {
       return ['refund_id', fact.refundId];
     case 'invoice':
       return ['invoice_number', fact.invoiceNumber];
+    case 'credit-note':
+      return ['credit_note_number', fact.creditNoteNumber];
     case 'courier':
       return ['courier_id', fact.courierId];
     case 'courier-released':

@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { Objm } from '@nats-io/obj';
+import { CreditNoteIssued, InvoiceCreated, orderingTopology, OrderPlaced } from '@orderflow/contracts';
+import {
+  connectNats,
+  NatsTransport,
+  runService,
+  type PayloadOf,
+  type RunningService,
+} from '@orderflow/messaging';
+import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
+import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
+import { pino } from 'pino';
+import { createGateway, listen, ObjectStoreInvoices } from '../src/mod.ts';
+
+// The document routes over real HTTP: a real nats-server, order-status in process (the view names the
+// documents), PDFs in a real JetStream object store as create-invoice writes them.
+const topology = orderingTopology({ namespace: uniqueName('gwdocs') });
+let nats: NatsServer;
+const services: RunningService[] = [];
+let base: string;
+let closeHttp: (() => Promise<void>) | undefined;
+let client: NatsTransport;
+let closeClient: () => Promise<void>;
+
+before(async () => {
+  nats = await startNatsServer();
+  const common = {
+    version: '0.1.0',
+    servers: nats.url,
+    streams: topology.streams,
+    handleSignals: false,
+    logger: pino({ level: 'silent' }),
+  };
+  services.push(
+    await runService({ ...common, name: 'order-status' }, async (context) => {
+      const store = await KvStatusStore.open(context.nc, topology.kv.orderStatus);
+      await startOrderStatus(context, { topology, store, broadcaster: context.transport });
+    }),
+    await runService({ ...common, name: 'gateway' }, async (context) => {
+      const app = createGateway({
+        topology,
+        requester: context.transport,
+        invoices: new ObjectStoreInvoices(context.nc, topology.objectStores.invoices),
+      });
+      const server = await listen(app, { port: 0 });
+      base = `http://127.0.0.1:${server.port}`;
+      closeHttp = () => server.close();
+    }),
+  );
+  const { nc } = await connectNats({ servers: nats.url, name: 'gateway-documents-test' });
+  client = await NatsTransport.create(nc, { source: 'orderflow/create-invoice' });
+  closeClient = async () => {
+    await client.close();
+    await nc.close();
+  };
+});
+after(async () => {
+  await closeHttp?.();
+  for (const service of services.reverse()) await service.stop();
+  await closeClient?.();
+  await nats?.dispose();
+});
+
+const now = () => new Date().toISOString();
+const total = { amount: 2500, currency: 'EUR' as const };
+
+async function placeOrder(orderId: string): Promise<void> {
+  const placed: PayloadOf<typeof OrderPlaced> = {
+    orderId,
+    customer: { customerId: randomUUID(), email: 'ada@example.test', name: 'Ada' },
+    lines: [{ sku: 'SKU-1', quantity: 1, unitPrice: 2500, lineTotal: 2500 }],
+    currency: 'EUR',
+    total: 2500,
+    shippingAddress: { line1: 'Main St 1', city: 'McMurdo', postalCode: '0000', country: 'AQ' },
+    payment: { token: 'tok_visa' },
+    placedAt: now(),
+  };
+  await client.publish(OrderPlaced, placed, { subject: topology.subjects.order(orderId), about: orderId });
+}
+
+test('GET /orders/:id/credit-note.pdf: the PDF of a credited order; 404 problem+json without one', async () => {
+  const objects = await new Objm(client.nc).create(topology.objectStores.invoices);
+  const credited = randomUUID();
+  const invoiced = randomUUID();
+  const invoiceNumber = '2026-000011';
+  const creditNoteNumber = 'CN-2026-000004';
+  const pdfBytes = new TextEncoder().encode(`%PDF-1.3 credit note ${creditNoteNumber}`);
+  const creditNotePdf = topology.objectStores.creditNotePdf(creditNoteNumber);
+  await objects.putBlob({ name: creditNotePdf }, pdfBytes);
+  for (const orderId of [credited, invoiced]) {
+    await placeOrder(orderId);
+    await client.publish(
+      InvoiceCreated,
+      {
+        orderId,
+        invoiceNumber,
+        year: 2026,
+        sequence: 11,
+        total,
+        pdf: { bucket: topology.objectStores.invoices, name: 'invoice-x.pdf', size: 1 },
+        issuedAt: now(),
+      },
+      { subject: topology.subjects.invoice(orderId), about: orderId },
+    );
+  }
+  await client.publish(
+    CreditNoteIssued,
+    {
+      orderId: credited,
+      creditNoteNumber,
+      year: 2026,
+      sequence: 4,
+      invoiceNumber,
+      total,
+      reason: 'delivery_unavailable',
+      refundId: 're_1',
+      pdf: { bucket: topology.objectStores.invoices, name: creditNotePdf, size: pdfBytes.length },
+      issuedAt: now(),
+    },
+    { subject: topology.subjects.invoice(credited), about: credited },
+  );
+
+  const view = await waitFor(async () => {
+    const response = await fetch(`${base}/orders/${credited}`);
+    const body =
+      response.status === 200 ? ((await response.json()) as { creditNoteNumber: string | null }) : undefined;
+    return body?.creditNoteNumber ? body : undefined;
+  });
+  assert.equal(view.creditNoteNumber, creditNoteNumber);
+
+  const pdf = await fetch(`${base}/orders/${credited}/credit-note.pdf`);
+  assert.equal(pdf.status, 200);
+  assert.equal(pdf.headers.get('content-type'), 'application/pdf');
+  assert.match(pdf.headers.get('content-disposition') ?? '', new RegExp(creditNotePdf));
+  assert.deepEqual(new Uint8Array(await pdf.arrayBuffer()), pdfBytes);
+
+  // An order with an invoice and no credit note, and an unknown order: problem+json.
+  await waitFor(async () => (await fetch(`${base}/orders/${invoiced}`)).status === 200);
+  const none = await fetch(`${base}/orders/${invoiced}/credit-note.pdf`);
+  assert.equal(none.status, 404);
+  assert.match(none.headers.get('content-type') ?? '', /application\/problem\+json/);
+  assert.equal(((await none.json()) as { code: string }).code, 'CREDIT_NOTE_NOT_FOUND');
+  const unknown = await fetch(`${base}/orders/${randomUUID()}/credit-note.pdf`);
+  assert.equal(unknown.status, 404);
+  assert.equal(((await unknown.json()) as { code: string }).code, 'ORDER_NOT_FOUND');
+  const badId = await fetch(`${base}/orders/a.b/credit-note.pdf`);
+  assert.equal(badId.status, 400);
+});
