@@ -63,7 +63,7 @@ function confirmedRun(history?: HistoryEvent[]): Observations {
   });
   return {
     orders: [order],
-    customers: [{ customerId: 'c-1', email: 'c@example.test' }],
+    customers: [{ customerId: 'c-1', email: 'c@example.test', token: 'unused' }],
     views: new Map([[orderId, view(orderId, {})]]),
     histories: new Map([
       [

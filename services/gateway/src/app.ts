@@ -615,7 +615,7 @@ export function createGateway(options: GatewayOptions): Hono<Env> {
 
   /** The PDF named after the order's view (`nameOf`), or the 404 problem `notFound`. */
   const pdfOf = async (
-    c: Context,
+    c: Context<Env>,
     nameOf: (order: OrderView) => string | undefined,
     notFound: { code: string; detail: (orderId: string) => string },
   ): Promise<Response> => {

@@ -14,6 +14,7 @@ import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
 import { createGateway, listen, ObjectStoreInvoices } from '../src/mod.ts';
+import { testAuth, type TestAuth } from './auth-support.ts';
 
 // The document routes over real HTTP: a real nats-server, order-status in process (the view names the
 // documents), PDFs in a real JetStream object store as create-invoice writes them.
@@ -25,7 +26,14 @@ let closeHttp: (() => Promise<void>) | undefined;
 let client: NatsTransport;
 let closeClient: () => Promise<void>;
 
+let auth: TestAuth;
+let operator: Record<string, string>;
+/** GET as an operator (who may read every order's documents). */
+const get = (path: string) => fetch(`${base}${path}`, { headers: operator });
+
 before(async () => {
+  auth = await testAuth();
+  operator = await auth.operator();
   nats = await startNatsServer();
   const common = {
     version: '0.1.0',
@@ -44,6 +52,8 @@ before(async () => {
         topology,
         requester: context.transport,
         invoices: new ObjectStoreInvoices(context.nc, topology.objectStores.invoices),
+        authenticator: auth.authenticator,
+        tokens: auth.issuer,
       });
       const server = await listen(app, { port: 0 });
       base = `http://127.0.0.1:${server.port}`;
@@ -62,6 +72,7 @@ after(async () => {
   for (const service of services.reverse()) await service.stop();
   await closeClient?.();
   await nats?.dispose();
+  await auth?.dispose();
 });
 
 const now = () => new Date().toISOString();
@@ -124,28 +135,28 @@ test('GET /orders/:id/credit-note.pdf: the PDF of a credited order; 404 problem+
   );
 
   const view = await waitFor(async () => {
-    const response = await fetch(`${base}/orders/${credited}`);
+    const response = await get(`/orders/${credited}`);
     const body =
       response.status === 200 ? ((await response.json()) as { creditNoteNumber: string | null }) : undefined;
     return body?.creditNoteNumber ? body : undefined;
   });
   assert.equal(view.creditNoteNumber, creditNoteNumber);
 
-  const pdf = await fetch(`${base}/orders/${credited}/credit-note.pdf`);
+  const pdf = await get(`/orders/${credited}/credit-note.pdf`);
   assert.equal(pdf.status, 200);
   assert.equal(pdf.headers.get('content-type'), 'application/pdf');
   assert.match(pdf.headers.get('content-disposition') ?? '', new RegExp(creditNotePdf));
   assert.deepEqual(new Uint8Array(await pdf.arrayBuffer()), pdfBytes);
 
   // An order with an invoice and no credit note, and an unknown order: problem+json.
-  await waitFor(async () => (await fetch(`${base}/orders/${invoiced}`)).status === 200);
-  const none = await fetch(`${base}/orders/${invoiced}/credit-note.pdf`);
+  await waitFor(async () => (await get(`/orders/${invoiced}`)).status === 200);
+  const none = await get(`/orders/${invoiced}/credit-note.pdf`);
   assert.equal(none.status, 404);
   assert.match(none.headers.get('content-type') ?? '', /application\/problem\+json/);
   assert.equal(((await none.json()) as { code: string }).code, 'CREDIT_NOTE_NOT_FOUND');
-  const unknown = await fetch(`${base}/orders/${randomUUID()}/credit-note.pdf`);
+  const unknown = await get(`/orders/${randomUUID()}/credit-note.pdf`);
   assert.equal(unknown.status, 404);
   assert.equal(((await unknown.json()) as { code: string }).code, 'ORDER_NOT_FOUND');
-  const badId = await fetch(`${base}/orders/a.b/credit-note.pdf`);
+  const badId = await get(`/orders/a.b/credit-note.pdf`);
   assert.equal(badId.status, 400);
 });
