@@ -43,7 +43,7 @@ export interface HistoryEvent {
   readonly specversion: '1.0';
   readonly id: string;
   readonly source: string;
-  /** `ce-type`, e.g. `order.placed.v1`. */
+  /** `ce-type`, e.g. `order.placed.v2`. */
   readonly type: string;
   readonly subject: string;
   readonly time: string;

@@ -109,10 +109,10 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     // The whole history, every service's step with its producer as the source.
     const history = await historyOf(orderId);
     const steps = new Map(history.map((e) => [e.type, e.source]));
-    assert.equal(history[0]?.type, 'order.placed.v1');
+    assert.equal(history[0]?.type, 'order.placed.v2');
     assert.equal(history.at(-1)?.type, 'order.confirmed.v1');
     assert.deepEqual(
-      [...steps].filter(([type]) => type !== 'order.placed.v1' && type !== 'order.confirmed.v1').sort(),
+      [...steps].filter(([type]) => type !== 'order.placed.v2' && type !== 'order.confirmed.v1').sort(),
       [
         ['delivery.assigned.v1', 'orderflow/assign-delivery'],
         ['invoice.created.v1', 'orderflow/create-invoice'],

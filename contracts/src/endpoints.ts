@@ -100,6 +100,20 @@ export const CancelOrderReply = defineEvent({
   schema: Type.Object({ orderId: OrderId, status: OrderStatus, accepted: Type.Literal(true) }, closed),
 });
 
+// ───────────────────────────── order.get-payment-token (order-storage) ─────────────────────────────
+
+export const GetPaymentToken = defineCommand({
+  name: 'order.get-payment-token',
+  description:
+    'The PSP token of an order, for payment-processor at charge time only (it never travels on a stream). ' +
+    '404 ORDER_NOT_FOUND; 410 PAYMENT_TOKEN_GONE once the payment outcome is recorded (nothing left to charge).',
+  schema: Type.Object({ orderId: OrderId }, closed),
+});
+export const PaymentTokenReply = defineEvent({
+  name: 'order.get-payment-token.reply',
+  schema: Type.Object({ orderId: OrderId, token: Type.String({ minLength: 1, maxLength: 200 }) }, closed),
+});
+
 // ───────────────────────────── order.get-status (order-status) ─────────────────────────────
 
 export const GetOrderStatus = defineCommand({
@@ -175,7 +189,7 @@ export const OrderHistoryEntry = Type.Object(
   {
     /** Position in the order's history (1-based, stream order). */
     version: Type.Integer({ minimum: 1 }),
-    /** `ce-type`, e.g. `order.placed.v1`. */
+    /** `ce-type`, e.g. `order.placed.v2`. */
     type: Type.String(),
     time: Timestamp,
     data: Type.Unknown(),

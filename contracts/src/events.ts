@@ -44,22 +44,44 @@ export const CustomerRegistered = defineEvent({
 
 // ───────────────────────────── orders.<orderId> (order-storage: the Order aggregate's log) ─────────────
 
+const orderPlacedFields = {
+  orderId: OrderId,
+  /** Contact for the mails and the invoice (email-notify, create-invoice). */
+  customer: CustomerRef,
+  lines: Type.Array(OrderLine, { minItems: 1, maxItems: 100 }),
+  currency: Currency,
+  /** Sum of `lineTotal`, in minor units of `currency`. */
+  total: AmountMinor,
+  /** Invoice address (create-invoice), courier country (assign-delivery), the customer's view (order-status). */
+  shippingAddress: Address,
+  placedAt: Timestamp,
+};
+
+/**
+ * An order was accepted. No payment token: order-storage keeps it in its own store and gives it only to
+ * payment-processor, at charge time (`order.get-payment-token`).
+ */
 export const OrderPlaced = defineEvent({
   name: 'order.placed',
+  version: 2,
   description:
-    'An order was accepted. Carries everything downstream needs (customer contact, lines, totals, address, payment token).',
+    'An order was accepted. Carries what downstream needs (customer contact, lines, totals, address); the payment token stays with order-storage.',
+  schema: Type.Object(orderPlacedFields, closed),
+});
+
+/**
+ * Version 1 carried the PSP token to every reader of the stream. Still read (orders placed before v2):
+ * payment-processor charges such an order with its token; everyone else reads it as v2 (a superset).
+ */
+export const OrderPlacedV1 = defineEvent({
+  name: 'order.placed',
+  version: 1,
+  description: 'Superseded by order.placed.v2 (no payment token). Read, never written.',
   schema: Type.Object(
     {
-      orderId: OrderId,
-      customer: CustomerRef,
-      lines: Type.Array(OrderLine, { minItems: 1, maxItems: 100 }),
-      currency: Currency,
-      /** Sum of `lineTotal`, in minor units of `currency`. */
-      total: AmountMinor,
-      shippingAddress: Address,
+      ...orderPlacedFields,
       /** PSP card token (never card data). */
       payment: Type.Object({ token: Type.String({ minLength: 1, maxLength: 200 }) }, closed),
-      placedAt: Timestamp,
     },
     closed,
   ),
@@ -306,7 +328,10 @@ export const DeliveryEvents = [
   DeliveryFailed,
 ] as const;
 
-/** Every event stored in the ORDERING stream (not the notification). */
+/** Older versions still read from the stream (never written). */
+export const LegacyOrderingEvents = [OrderPlacedV1] as const;
+
+/** Every event stored in the ORDERING stream (not the notification), in its current version. */
 export const OrderingEvents = [
   ...CustomerEvents,
   ...OrderEvents,

@@ -10,12 +10,14 @@ export {
   InvoiceCreated,
   InvoiceEvents,
   InvoiceFailed,
+  LegacyOrderingEvents,
   OrderCancelled,
   OrderCancelRequested,
   OrderConfirmed,
   OrderEvents,
   OrderingEvents,
   OrderPlaced,
+  OrderPlacedV1,
   OrderStatusChanged,
   PaymentAuthorized,
   PaymentDeclined,
@@ -32,18 +34,21 @@ export {
   GetCustomer,
   GetOrderHistory,
   GetOrderStatus,
+  GetPaymentToken,
   OrderHistoryEntry,
   OrderHistoryReply,
   OrderStatusReply,
   OrderView,
+  PaymentTokenReply,
   PlaceOrder,
   PlaceOrderReply,
   RegisterCustomer,
 } from './endpoints.ts';
 export { ContractsError, ORDERING_ERROR_STATUS, OrderingErrorCode } from './errors.ts';
 export { stepFailure } from './failures.ts';
-export { ignore, ignoringOthers } from './handlers.ts';
+export { ignore, ignoringOthers, onOrderPlaced } from './handlers.ts';
 export { formatMoney, priceItems } from './money.ts';
+export { OwnerPublisher, producerOf } from './producers.ts';
 export {
   Address,
   AmountMinor,
@@ -71,12 +76,14 @@ export {
   Timestamp,
 } from './schemas.ts';
 export {
+  EVENT_PRODUCERS,
   EVENT_SOURCES,
   eventIdFor,
   ORDER_EVENT_SOURCES,
   ORDERING_SERVICES,
   orderingTopology,
   OrderingTopology,
+  sourceOf,
   subjectToken,
 } from './topology.ts';
 export type {

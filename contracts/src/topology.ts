@@ -1,5 +1,5 @@
 import { defineEndpoint, type EndpointContract, type MessageContract } from '@orderflow/messaging';
-import type { StreamDeclaration } from '@orderflow/messaging';
+import type { ProducerDeclaration, StreamDeclaration } from '@orderflow/messaging';
 import {
   CancelOrder,
   CancelOrderReply,
@@ -8,13 +8,23 @@ import {
   GetCustomer,
   GetOrderHistory,
   GetOrderStatus,
+  GetPaymentToken,
   OrderHistoryReply,
   OrderStatusReply,
   PlaceOrder,
+  PaymentTokenReply,
   PlaceOrderReply,
   RegisterCustomer,
 } from './endpoints.ts';
 import { ContractsError, OrderingErrorCode } from './errors.ts';
+import {
+  CustomerEvents,
+  DeliveryEvents,
+  InvoiceEvents,
+  OrderEvents,
+  OrderPlacedV1,
+  PaymentEvents,
+} from './events.ts';
 import { ID_PATTERN } from './schemas.ts';
 
 /** The services of the ordering context; each one's durable consumers are named after it. */
@@ -48,6 +58,27 @@ export const ORDER_EVENT_SOURCES = [
 ] as const satisfies readonly EventSource[];
 export type OrderEventSource = (typeof ORDER_EVENT_SOURCES)[number];
 
+/** `ce-source` of everything a service publishes (what `runService` sets from its name). */
+export function sourceOf(service: OrderingService): string {
+  return `orderflow/${service}`;
+}
+
+/**
+ * The owner of each subject namespace and the events it publishes there: declared once, here.
+ * Consumers check it on every event (`ConsumerBinding.producers`), the bus permissions are derived
+ * from it, and contracts/README.md lists it. An event type appears under exactly one source.
+ */
+export const EVENT_PRODUCERS = {
+  orders: { service: 'order-storage', events: [...OrderEvents, OrderPlacedV1] },
+  customers: { service: 'order-storage', events: CustomerEvents },
+  payments: { service: 'payment-processor', events: PaymentEvents },
+  invoices: { service: 'create-invoice', events: InvoiceEvents },
+  deliveries: { service: 'assign-delivery', events: DeliveryEvents },
+} as const satisfies Record<
+  EventSource,
+  { readonly service: OrderingService; readonly events: readonly MessageContract[] }
+>;
+
 /** Where a durable consumer reads: spread it into a `ConsumerSpec` (`{ ...binding, handlers }`). */
 export interface ConsumerBinding {
   /** Durable name: `<service>-<source>`. */
@@ -57,6 +88,8 @@ export interface ConsumerBinding {
   readonly filterSubject?: string;
   /** Every event's `ce-subject` is its order (customer) id: per-order ordering across producers. */
   readonly orderingKey: 'subject';
+  /** Owners of the subjects read ({@link EVENT_PRODUCERS}); an event from anyone else is dead-lettered. */
+  readonly producers: readonly ProducerDeclaration[];
 }
 
 export interface OrderingTopologyOptions {
@@ -117,11 +150,21 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
     },
   ];
 
+  const producer = (source: EventSource): ProducerDeclaration => {
+    const { service, events } = EVENT_PRODUCERS[source];
+    return { subjects: filter(source), source: sourceOf(service), types: events.map((e) => e.type) };
+  };
+  const producers = Object.fromEntries(EVENT_SOURCES.map((s) => [s, producer(s)])) as Record<
+    EventSource,
+    ProducerDeclaration
+  >;
+
   const consumer = (service: OrderingService, source: EventSource | 'all'): ConsumerBinding => ({
     name: `${service}-${source}`,
     stream,
     ...(source !== 'all' && { filterSubject: filter(source) }),
     orderingKey: 'subject',
+    producers: source === 'all' ? EVENT_SOURCES.map((s) => producers[s]) : [producers[source]],
   });
 
   const endpoint = <Req extends MessageContract, Res extends MessageContract>(
@@ -165,6 +208,8 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
       deliveries: filter('deliveries'),
       customers: filter('customers'),
     },
+    /** Owner (`ce-source`) and event types of each subject namespace, as consumers check them. */
+    producers,
     /** Durable consumer of `service` on one source (or `all`). */
     consumer,
     /** The consumers the reference flow uses (see contracts/README.md). */
@@ -194,6 +239,8 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
       cancelOrder: endpoint(CancelOrder, CancelOrderReply),
       getOrderStatus: endpoint(GetOrderStatus, OrderStatusReply),
       getOrderHistory: endpoint(GetOrderHistory, OrderHistoryReply),
+      /** Served by order-storage for payment-processor only (not routed by the gateway). */
+      getPaymentToken: endpoint(GetPaymentToken, PaymentTokenReply),
     },
     /** Core NATS fan-out subjects (not stored). */
     notifications: {

@@ -38,6 +38,7 @@ export {
   MessagingError,
   NoRespondersError,
   PermanentError,
+  ProducerError,
   ProvisioningError,
   PublishError,
   RemoteError,
@@ -54,10 +55,11 @@ export type { DeadLetterWriter } from './middleware/dead-letter.ts';
 export { idempotency } from './middleware/idempotency.ts';
 export type { IdempotencyStore } from './middleware/idempotency.ts';
 export { logging } from './middleware/logging.ts';
+export { checkProducer, subjectMatches } from './middleware/producer.ts';
 export { consumerMetrics, metrics } from './middleware/metrics.ts';
 export type { ConsumerMetrics } from './middleware/metrics.ts';
 export { tracing } from './middleware/tracing.ts';
-export { JetStreamPublisher } from './publisher.ts';
+export { fallbackMsgIds, isOwnCopy, JetStreamPublisher } from './publisher.ts';
 export type { JetStreamPublisherOptions } from './publisher.ts';
 export {
   defineEndpoint,
@@ -102,6 +104,7 @@ export type {
   HandlerContext,
   HandlerRegistration,
   Middleware,
+  ProducerDeclaration,
   PublishOptions,
   PublishReceipt,
   Requester,

@@ -1,4 +1,5 @@
-import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
+import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
 import { JetStreamApiError, JetStreamError } from '@nats-io/jetstream';
 import {
   NoRespondersError,
@@ -10,7 +11,7 @@ import {
 import { randomUUID } from 'node:crypto';
 import type { Tracer } from '@opentelemetry/api';
 import type { MessageContract, PayloadOf } from './contract.ts';
-import { createEnvelope, encodeData, envelopeHeaders, Header, utf8Bytes } from './envelope.ts';
+import { createEnvelope, encodeData, envelopeHeaders, Header, utf8Bytes, type Envelope } from './envelope.ts';
 import { ConcurrencyError, PublishError } from './errors.ts';
 import { ReplyInbox, type PendingReply, type ReplyHandlers } from './rpc.ts';
 import { messagingTracer, sendInSpan, tracingOff } from './trace-context.ts';
@@ -77,6 +78,41 @@ const ackHandlers: ReplyHandlers<PendingAck> = {
 };
 
 /**
+ * Whether the message a duplicate ack points at is this event's own earlier copy: same subject,
+ * `ce-source` and `ce-id`. Anything else means another publisher took the message id first (the
+ * duplicate window is per stream, not per subject or producer), and the event was not stored.
+ */
+export async function isOwnCopy(
+  jsm: JetStreamManager,
+  ack: Pick<PubAck, 'stream' | 'seq'>,
+  subject: string,
+  envelope: Pick<Envelope, 'id' | 'source'>,
+): Promise<boolean> {
+  let stored;
+  try {
+    stored = await jsm.streams.getMessage(ack.stream, { seq: ack.seq });
+  } catch (error) {
+    if (error instanceof JetStreamApiError && error.status === 404) return false;
+    throw error;
+  }
+  return (
+    stored !== null &&
+    stored.subject === subject &&
+    stored.header.get(Header.Source) === envelope.source &&
+    stored.header.get(Header.Id) === envelope.id
+  );
+}
+
+/**
+ * Message ids to store an event under when its own was taken by another message ({@link isOwnCopy}),
+ * in order: one namespaced by producer and subject (retries of the event still de-duplicate against
+ * it), then a random one. The `ce-id` never changes, so consumers' idempotency still sees one event.
+ */
+export function fallbackMsgIds(envelope: Pick<Envelope, 'id' | 'source'>, subject: string): string[] {
+  return [`${envelope.id}@${envelope.source}:${subject}`, `${envelope.id}~${randomUUID()}`];
+}
+
+/**
  * {@link EventPublisher} on JetStream. Acks come back on one inbox subscription per publisher (see
  * `ReplyInbox`), not through `js.publish`, which creates an Error, a timer and a race per message.
  */
@@ -86,6 +122,7 @@ export class JetStreamPublisher implements EventPublisher {
   readonly #nc: NatsConnection | undefined;
   readonly #tracer: Tracer;
   #inbox: ReplyInbox<PendingAck> | undefined;
+  #jsm: Promise<JetStreamManager> | undefined;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -163,10 +200,33 @@ export class JetStreamPublisher implements EventPublisher {
     }
     const payload = utf8Bytes(encodeData(data));
     const timeout = timeoutMs ?? this.#timeoutMs;
+    // Message ids to try: the event's own, then one namespaced by this producer and subject, then a
+    // random one. The next is used only when a duplicate ack points at a message that is not this
+    // event (another producer took the id first: the duplicate window is per stream, not per subject).
+    const fallbacks = fallbackMsgIds(envelope, options.subject);
+    let preempted = false;
     for (let attempt = 1; ; attempt++) {
       try {
         const ack = await this.#publishOnce(options.subject, payload, headers, timeout);
-        const receipt = { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate, id: envelope.id };
+        if (
+          ack.duplicate &&
+          fallbacks.length > 0 &&
+          !(await this.#isOwnCopy(ack, options.subject, envelope))
+        ) {
+          // Stored under another message id, its `ce-id` unchanged: consumers' idempotency still sees
+          // one event, and the impostor is theirs to reject (see `ConsumerSpec.producers`).
+          preempted = true;
+          headers.set(Header.MsgId, fallbacks.shift() as string);
+          attempt = 0;
+          continue;
+        }
+        const receipt = {
+          stream: ack.stream,
+          seq: ack.seq,
+          duplicate: ack.duplicate,
+          id: envelope.id,
+          ...(preempted && { preempted }),
+        };
         this.options.onPublished?.(contract, receipt);
         return receipt;
       } catch (error) {
@@ -183,6 +243,10 @@ export class JetStreamPublisher implements EventPublisher {
         await pause(Math.min(100 * 2 ** attempt, 2_000));
       }
     }
+  }
+
+  async #isOwnCopy(ack: PubAck, subject: string, envelope: Envelope): Promise<boolean> {
+    return isOwnCopy(await (this.#jsm ??= this.js.jetstreamManager()), ack, subject, envelope);
   }
 
   async publishBatch(

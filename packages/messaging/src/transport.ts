@@ -9,12 +9,13 @@ import { ConsumerRuntime, orderingKeyOf } from './consumer.ts';
 import { ContractRegistry, type MessageContract, type PayloadOf } from './contract.ts';
 import { DeadLetters, DeadLetterTopology, deadLetterStream, writeDeadLetter } from './dead-letters.ts';
 import { readEnvelope, type Envelope } from './envelope.ts';
-import { MessagingError } from './errors.ts';
+import { MessagingError, ProducerError } from './errors.ts';
 import { decodeAndValidate } from './middleware/decode.ts';
 import { retryAndDeadLetter } from './middleware/dead-letter.ts';
 import { idempotency, type IdempotencyStore } from './middleware/idempotency.ts';
 import { logging } from './middleware/logging.ts';
 import { consumerMetrics, metrics, typeLabel } from './middleware/metrics.ts';
+import { checkProducer, isForged } from './middleware/producer.ts';
 import { tracing } from './middleware/tracing.ts';
 import { JetStreamPublisher } from './publisher.ts';
 import { RpcClient, RpcServer, type ServiceIdentity } from './rpc.ts';
@@ -253,8 +254,11 @@ export class NatsTransport implements Transport {
           beforeDeadLetter: async (delivery: Delivery, error: unknown) => {
             // A delivery beyond maxDeliver is dead-lettered before the decoding step runs.
             const envelope = delivery.envelope ?? decodedOrNothing(delivery, registry);
-            if (envelope)
-              await onDeadLetter(envelope, error, new DeliveryContext(delivery, envelope, publisher));
+            // Not the owner's event (forged, or on another's subject): it says nothing about the
+            // order, so it must not end one.
+            if (!envelope || error instanceof ProducerError) return;
+            if (spec.producers && isForged(spec.producers, delivery.subject, envelope)) return;
+            await onDeadLetter(envelope, error, new DeliveryContext(delivery, envelope, publisher));
           },
           serverMaxDeliver: common.maxDeliver,
         }),
@@ -265,6 +269,7 @@ export class NatsTransport implements Transport {
           }),
       }),
       decodeAndValidate(registry), // envelope + schema
+      ...(spec.producers ? [checkProducer(spec.producers)] : []), // ce-source owns the subject; before the inbox
       tracing(this.options.tracer ?? trace.getTracer('@orderflow/messaging')), // span child of the producer's
       ...(this.options.idempotency ? [idempotency(this.options.idempotency)] : []),
       ...(spec.middleware ?? []),

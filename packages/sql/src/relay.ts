@@ -1,5 +1,13 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
-import { envelopeHeaders, Header, messagingTracer, sendInSpan, type Envelope } from '@orderflow/messaging';
+import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
+import {
+  envelopeHeaders,
+  fallbackMsgIds,
+  Header,
+  isOwnCopy,
+  messagingTracer,
+  sendInSpan,
+  type Envelope,
+} from '@orderflow/messaging';
 import { pino, type Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { OutboxRelayError } from './errors.ts';
@@ -245,6 +253,8 @@ export class OutboxRelay {
     return { published: published.length, duplicates, failed: failures.length, skipped: false };
   }
 
+  #jsm: Promise<JetStreamManager> | undefined;
+
   /**
    * Publishes a row in a PRODUCER span, child of the context the row was written in (its stored
    * `traceparent`): the message then names this span, so the trace shows when it really left.
@@ -264,7 +274,14 @@ export class OutboxRelay {
     );
   }
 
-  #publishRow(row: PendingOutboxMessage, traceparent: string | undefined): Promise<{ duplicate: boolean }> {
+  /**
+   * Publishes one row. A duplicate ack is checked against the stored message: when another publisher
+   * took the row's message id first, the row is stored under a fallback id instead of being lost.
+   */
+  async #publishRow(
+    row: PendingOutboxMessage,
+    traceparent: string | undefined,
+  ): Promise<{ duplicate: boolean }> {
     const header = (name: string): string | undefined => row.headers[name];
     const envelope: Envelope = {
       id: row.id,
@@ -282,10 +299,17 @@ export class OutboxRelay {
     for (const [name, value] of Object.entries(row.headers)) {
       if (!headers.has(name)) headers.set(name, value);
     }
-    return this.#options.js.publish(row.subject, JSON.stringify(row.data), {
-      msgID: row.id,
-      headers,
-      timeout: this.#options.publishTimeoutMs,
-    });
+    const fallbacks = fallbackMsgIds(envelope, row.subject);
+    for (let msgID = row.id; ; msgID = fallbacks.shift() as string) {
+      const ack: PubAck = await this.#options.js.publish(row.subject, JSON.stringify(row.data), {
+        msgID,
+        headers,
+        timeout: this.#options.publishTimeoutMs,
+      });
+      if (!ack.duplicate || fallbacks.length === 0) return ack;
+      const jsm = await (this.#jsm ??= this.#options.js.jetstreamManager());
+      if (await isOwnCopy(jsm, ack, row.subject, envelope)) return ack;
+      this.#logger.warn({ id: row.id, subject: row.subject }, 'message id taken by another message');
+    }
   }
 }

@@ -7,6 +7,7 @@ import {
   ignoringOthers,
   OrderCancelled,
   OrderCancelRequested,
+  onOrderPlaced,
   OrderPlaced,
   PaymentAuthorized,
   stepFailure,
@@ -70,7 +71,7 @@ export function assignDeliveryConsumer(options: AssignDeliveryOptions): Consumer
     maxDeliver: options.maxDeliver ?? 10,
     ...(options.retry && { retry: options.retry }),
     handlers: ignoringOthers([
-      on(OrderPlaced, (event) =>
+      ...onOrderPlaced((event) =>
         dispatch.rememberOrder(event.data.orderId, event.data.shippingAddress.country),
       ),
       on(PaymentAuthorized, async (event, context) => {

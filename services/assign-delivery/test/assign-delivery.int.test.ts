@@ -15,6 +15,7 @@ import {
   orderingTopology,
   OrderPlaced,
   PaymentAuthorized,
+  OwnerPublisher,
 } from '@orderflow/contracts';
 import { connectNats, NatsTransport, runService, type RunningService } from '@orderflow/messaging';
 import { migrate, migrateInboxOutbox, openSqlStore } from '@orderflow/sql';
@@ -75,6 +76,7 @@ async function system(dialect: 'postgres' | 'pglite') {
   }
   const { nc } = await connectNats({ servers: nats.url, name: 'test-client' });
   const client = await NatsTransport.create(nc, { source: 'orderflow/test' });
+  const owners = new OwnerPublisher(nc); // publishes each event as its producing service
   const jsm = await jetstreamManager(nc);
   const t = topology;
   const now = () => new Date().toISOString();
@@ -82,7 +84,7 @@ async function system(dialect: 'postgres' | 'pglite') {
     topology,
     dispatch: new SqlDispatch(first, { consumer }),
     async place(orderId: string, country: string) {
-      await client.publish(
+      await owners.publish(
         OrderPlaced,
         {
           orderId,
@@ -91,7 +93,6 @@ async function system(dialect: 'postgres' | 'pglite') {
           currency: 'EUR',
           total: 1000,
           shippingAddress: { line1: 'Main St 1', city: 'Somewhere', postalCode: '1000', country },
-          payment: { token: 'tok_visa' },
           placedAt: now(),
         },
         { subject: t.subjects.order(orderId), about: orderId },
@@ -105,17 +106,17 @@ async function system(dialect: 'postgres' | 'pglite') {
         amount: { amount: 1000, currency: 'EUR' as const },
         authorizedAt: now(),
       };
-      await client.publish(PaymentAuthorized, data, { subject: t.subjects.payment(orderId), about: orderId });
-      await client.publish(PaymentAuthorized, data, { subject: t.subjects.payment(orderId), about: orderId });
+      await owners.publish(PaymentAuthorized, data, { subject: t.subjects.payment(orderId), about: orderId });
+      await owners.publish(PaymentAuthorized, data, { subject: t.subjects.payment(orderId), about: orderId });
     },
     async cancel(orderId: string) {
       const subject = t.subjects.order(orderId);
-      await client.publish(
+      await owners.publish(
         OrderCancelRequested,
         { orderId, reason: 'customer_request', requestedAt: now() },
         { subject, about: orderId },
       );
-      await client.publish(
+      await owners.publish(
         OrderCancelled,
         { orderId, reason: 'customer_request', cancelledAt: now() },
         { subject, about: orderId },
@@ -149,6 +150,7 @@ async function system(dialect: 'postgres' | 'pglite') {
       await Promise.all([...new Set(stores)].map((s) => s.close()));
       if (dataDir) await rm(dataDir, { recursive: true, force: true });
       await client.close();
+      await owners.close();
       await nc.close();
     },
   };

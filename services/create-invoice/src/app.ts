@@ -6,6 +6,7 @@ import {
   InvoiceFailed,
   OrderCancelled,
   OrderCancelRequested,
+  onOrderPlaced,
   OrderPlaced,
   PaymentAuthorized,
   PaymentRefunded,
@@ -140,7 +141,7 @@ export function createInvoiceConsumer(options: CreateInvoiceOptions): ConsumerSp
       });
     },
     handlers: ignoringOthers([
-      on(OrderPlaced, async (event) => {
+      ...onOrderPlaced(async (event) => {
         const o = event.data;
         await book.rememberOrder(o.orderId, {
           customer: { name: o.customer.name, email: o.customer.email },

@@ -5,7 +5,7 @@ import {
   ignoringOthers,
   InvoiceCreated,
   OrderCancelled,
-  OrderPlaced,
+  onOrderPlaced,
   PaymentDeclined,
   type OrderingTopology,
 } from '@orderflow/contracts';
@@ -156,7 +156,7 @@ export function emailNotifyConsumer(options: EmailNotifyOptions): ConsumerSpec {
       on(CustomerRegistered, (event, context) =>
         mail(event, context, { kind: 'welcome', customerId: event.data.customerId }, event.data),
       ),
-      on(OrderPlaced, async (event, context) => {
+      ...onOrderPlaced(async (event, context) => {
         const order = event.data;
         await log.rememberContact(order.orderId, order.customer);
         const items = order.lines.reduce((n, line) => n + line.quantity, 0);

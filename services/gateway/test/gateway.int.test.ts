@@ -116,10 +116,10 @@ test('sign up → place (idempotent) → events as CloudEvents → cancel; statu
   }[];
   assert.deepEqual(
     list.map((e) => [e.specversion, e.type, e.subject]),
-    [['1.0', 'order.placed.v1', orderId]],
+    [['1.0', 'order.placed.v2', orderId]],
   );
   assert.equal(list[0]?.data.total, 2500);
-  assert.equal(list[0]?.id, `order.placed.v1:${orderId}`);
+  assert.equal(list[0]?.id, `order.placed.v2:${orderId}`);
 
   const cancel = await json('POST', `/orders/${orderId}/cancel`, undefined, as);
   assert.equal(cancel.status, 202);
@@ -131,7 +131,7 @@ test('sign up → place (idempotent) → events as CloudEvents → cancel; statu
   }[];
   assert.deepEqual(
     after.map((e) => e.type),
-    ['order.placed.v1', 'order.cancel-requested.v1'],
+    ['order.placed.v2', 'order.cancel-requested.v1'],
   );
 
   assert.equal((await json('GET', `/orders/${randomUUID()}/events`, undefined, as)).status, 404);

@@ -71,7 +71,7 @@ const change = (orderId: string, version: number, customerId = 'cust-a'): Status
   customerId,
   status: version === 1 ? 'placed' : 'paid',
   ...(version > 1 && { previousStatus: 'placed' as const }),
-  cause: version === 1 ? 'order.placed.v1' : 'payment.authorized.v1',
+  cause: version === 1 ? 'order.placed.v2' : 'payment.authorized.v1',
   version,
   changedAt: '2025-11-04T10:00:00.000Z',
 });

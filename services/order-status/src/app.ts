@@ -2,6 +2,7 @@ import {
   CustomerRegistered,
   ignore,
   OrderingErrorCode,
+  LegacyOrderingEvents,
   OrderingEvents,
   OrderStatusChanged,
   type OrderingEvent,
@@ -106,7 +107,8 @@ function notify(
 }
 
 export function orderStatusConsumer(options: OrderStatusOptions): ConsumerSpec {
-  const projected = OrderingEvents.filter((c) => c !== CustomerRegistered);
+  // Every stored event but the customer's, and the versions still read (`order.placed.v1`).
+  const projected = [...OrderingEvents, ...LegacyOrderingEvents].filter((c) => c !== CustomerRegistered);
   return {
     ...options.topology.consumers.orderStatus.all,
     ...(options.concurrency !== undefined && { concurrency: options.concurrency }),

@@ -15,7 +15,6 @@ const placed: OrderingEvent = {
     currency: 'EUR',
     total: 1000,
     shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
-    payment: { token: 'tok_visa' },
     placedAt: at(0),
   },
 };

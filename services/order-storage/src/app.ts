@@ -50,7 +50,8 @@ import { outboxMessage, OutboxRelay, SqlOutbox, type SqlStore } from '@orderflow
 import { orderAggregate } from './adapters/order-aggregate.ts';
 import { ownerOf, readOrderHistory } from './adapters/order-history.ts';
 import { orderSummaries, orderSummary, type OrderSummary } from './adapters/read-model.ts';
-import { OrderStorageDb, type OrderFact, type OrderFacts } from './adapters/sql-db.ts';
+import { OrderStorageDb, type OrderFacts } from './adapters/sql-db.ts';
+import { admitFact, storedFact, type ReportedFact } from './domain/facts.ts';
 import { requestFingerprint } from './domain/fingerprint.ts';
 import { priceOrder, statusOf, type OrderCommand, type OrderEvent, type OrderState } from './domain/order.ts';
 
@@ -238,7 +239,10 @@ export async function startOrderStorage(
         { orderId: claim.orderId },
       );
     }
-    // Also after a crash between the claim and the append: the retry finds the mapping and appends.
+    // The token stays in this store (payment-processor asks for it at charge time), before the append
+    // so that it is there when order.placed is. Also after a crash between the claim and the append:
+    // the retry finds the mapping, keeps the first token and appends.
+    await db.storeToken(claim.orderId, request.payment.token);
     const result = await handle(
       claim.orderId,
       {
@@ -248,7 +252,6 @@ export async function startOrderStorage(
         items: request.items,
         currency: request.currency,
         shippingAddress: request.shippingAddress,
-        payment: request.payment,
       },
       { commitId: eventIdFor(OrderPlaced, claim.orderId) },
     );
@@ -271,6 +274,19 @@ export async function startOrderStorage(
       status: statusOf(result.state, { paymentId: facts?.paymentId ?? null }),
       accepted: true as const,
     };
+  });
+
+  serve(context, topology.endpoints.getPaymentToken, async ({ orderId }) => {
+    const stored = await db.token(orderId);
+    if (!stored) throw new EndpointError(404, OrderingErrorCode.OrderNotFound, `no order ${orderId}`);
+    if (stored.kind === 'gone') {
+      throw new EndpointError(
+        410,
+        OrderingErrorCode.PaymentTokenGone,
+        `the payment of order ${orderId} is recorded; its token is gone`,
+      );
+    }
+    return { orderId, token: stored.token };
   });
 
   serve(context, topology.endpoints.getOrderHistory, async ({ orderId, customerId }) => {
@@ -306,21 +322,27 @@ export async function startOrderStorage(
     }
   };
 
-  /** Records a fact about an existing order (an event about an unknown order is dead-lettered). */
-  const record = async (orderId: string, fact: OrderFact, event: Envelope): Promise<OrderFacts> => {
-    let version: number;
+  /**
+   * Records a fact another service reports about an order, if it can be true of the order (see
+   * `admitFact`); one that cannot, or one about an unknown order, is dead-lettered with its code.
+   */
+  const record = async (orderId: string, reported: ReportedFact, event: Envelope): Promise<OrderFacts> => {
     try {
-      version = await log.version(aggregate.stream, aggregate.subject(orderId));
+      const { state } = await orders.load(orderId);
+      admitFact(state, await db.facts(orderId), reported);
     } catch (error) {
-      if (error instanceof ContractsError) throw new PermanentError(error.message, { cause: error });
+      if (error instanceof DomainError) {
+        throw new PermanentError(`${event.type} for order ${orderId}: ${error.message}`, {
+          cause: error,
+          code: error.code,
+        });
+      }
+      if (error instanceof ContractsError || error instanceof InvalidAggregateIdError) {
+        throw new PermanentError(error.message, { cause: error, code: OrderingErrorCode.InvalidId });
+      }
       throw error;
     }
-    if (version === 0) {
-      throw new PermanentError(`${event.type}: no order ${orderId}`, {
-        code: OrderingErrorCode.OrderNotFound,
-      });
-    }
-    return db.recordFact(orderId, fact);
+    return db.recordFact(orderId, storedFact(reported));
   };
 
   const confirmIfComplete = async (facts: OrderFacts, event: Envelope): Promise<void> => {
@@ -350,16 +372,19 @@ export async function startOrderStorage(
       ...tuning,
       handlers: [
         on(PaymentAuthorized, async (event) => {
-          const { orderId, paymentId } = event.data;
-          await confirmIfComplete(await record(orderId, { kind: 'payment', paymentId }, event), event);
+          const { orderId, paymentId, amount } = event.data;
+          const facts = await record(orderId, { kind: 'payment', paymentId, amount }, event);
+          await db.dropToken(orderId); // charged: nothing is left to charge with it
+          await confirmIfComplete(facts, event);
         }),
         on(PaymentDeclined, async (event) => {
           await record(event.data.orderId, { kind: 'declined' }, event);
+          await db.dropToken(event.data.orderId);
           await act(event.data.orderId, { type: 'record-decline' }, OrderCancelled, event);
         }),
         on(PaymentRefunded, async (event) => {
-          const { orderId, refundId, reason, amount } = event.data;
-          await record(orderId, { kind: 'refund', refundId }, event);
+          const { orderId, refundId, paymentId, reason, amount } = event.data;
+          await record(orderId, { kind: 'refund', refundId, paymentId, reason }, event);
           await act(orderId, { type: 'record-refund', reason, amount }, OrderCancelled, event);
         }),
         on(PaymentFailed, (event) =>
@@ -402,7 +427,8 @@ export async function startOrderStorage(
           await act(event.data.orderId, { type: 'report-no-courier' }, OrderCancelRequested, event);
         }),
         on(DeliveryReleased, async (event) => {
-          await record(event.data.orderId, { kind: 'courier-released' }, event);
+          const { orderId, courierId } = event.data;
+          await record(orderId, { kind: 'courier-released', courierId }, event);
         }),
         on(DeliveryFailed, (event) =>
           act(

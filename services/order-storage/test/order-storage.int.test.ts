@@ -15,6 +15,7 @@ import {
   PaymentFailed,
   PaymentRefunded,
   type OrderingTopology,
+  OwnerPublisher,
 } from '@orderflow/contracts';
 import {
   connectNats,
@@ -98,6 +99,7 @@ async function system(backend: 'postgres' | 'pglite' = 'postgres'): Promise<Syst
   );
   const { nc } = await connectNats({ servers: nats.url, name: 'order-storage-test' });
   const client = await NatsTransport.create(nc, { source: 'orderflow/test' });
+  const owners = new OwnerPublisher(nc); // publishes each event as its producing service
   const s: System = {
     topology,
     storage: storage as OrderStorage,
@@ -117,7 +119,7 @@ async function system(backend: 'postgres' | 'pglite' = 'postgres'): Promise<Syst
         ...overrides,
       }),
     async publish(contract, data, subject, about) {
-      await client.publish(contract, data, { subject, about });
+      await owners.publish(contract, data, { subject, about });
     },
     async history(orderId) {
       return (await client.request(topology.endpoints.getOrderHistory, { orderId })).events;
@@ -125,6 +127,7 @@ async function system(backend: 'postgres' | 'pglite' = 'postgres'): Promise<Syst
     async close() {
       await service.stop();
       await client.close();
+      await owners.close();
       await nc.close();
       if (backend === 'postgres') await store.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await store.close();
@@ -199,7 +202,7 @@ describe('placing', () => {
         409,
         'IDEMPOTENCY_KEY_REUSED',
       );
-      assert.deepEqual(types(await s.history(first.orderId)), ['order.placed.v1']);
+      assert.deepEqual(types(await s.history(first.orderId)), ['order.placed.v2']);
 
       const raceKey = randomUUID();
       const replies = await Promise.all(Array.from({ length: 8 }, () => s.place(customerId, raceKey)));
@@ -207,7 +210,7 @@ describe('placing', () => {
       assert.equal(ids.size, 1);
       const [orderId] = [...ids] as [string];
       const history = await s.history(orderId);
-      assert.deepEqual(types(history), ['order.placed.v1']);
+      assert.deepEqual(types(history), ['order.placed.v2']);
       assert.equal((history[0]?.data as { total: number }).total, 2500);
 
       await s.storage.projection.waitFor(
@@ -265,18 +268,50 @@ describe('placing', () => {
       const { orderId } = await s.place(ada);
       const { getOrderHistory, cancelOrder } = s.topology.endpoints;
       const own = await s.client.request(getOrderHistory, { orderId, customerId: ada });
-      assert.deepEqual(types(own.events), ['order.placed.v1']);
+      assert.deepEqual(types(own.events), ['order.placed.v2']);
       await rejectsWith(
         s.client.request(getOrderHistory, { orderId, customerId: eve }),
         404,
         'ORDER_NOT_FOUND',
       );
       await rejectsWith(s.client.request(cancelOrder, { orderId, customerId: eve }), 404, 'ORDER_NOT_FOUND');
-      assert.deepEqual(types(await s.history(orderId)), ['order.placed.v1']);
+      assert.deepEqual(types(await s.history(orderId)), ['order.placed.v2']);
       const cancel = await s.client.request(cancelOrder, { orderId, customerId: ada });
       assert.equal(cancel.accepted, true);
       // Once cancelled, another customer still learns nothing (404, not 409 ALREADY_CANCELLED).
       await rejectsWith(s.client.request(cancelOrder, { orderId, customerId: eve }), 404, 'ORDER_NOT_FOUND');
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('the payment token is kept in SQL, not on the stream; payment-processor gets it until the payment is recorded', async () => {
+    const s = await system();
+    try {
+      const { orderId } = await s.place(await s.register(), randomUUID(), {
+        payment: { token: 'tok_secret' },
+      });
+      const [placed] = await s.history(orderId);
+      assert.equal(placed?.type, 'order.placed.v2');
+      assert.equal(JSON.stringify(placed?.data).includes('tok_secret'), false);
+      assert.equal('payment' in (placed?.data as object), false);
+      const endpoint = s.topology.endpoints.getPaymentToken;
+      assert.deepEqual(await s.client.request(endpoint, { orderId }), { orderId, token: 'tok_secret' });
+      await rejectsWith(s.client.request(endpoint, { orderId: randomUUID() }), 404, 'ORDER_NOT_FOUND');
+      await s.publish(
+        PaymentAuthorized,
+        { orderId, paymentId: 'ch_1', amount: { amount: 2500, currency: 'EUR' }, authorizedAt: now() },
+        s.topology.subjects.payment(orderId),
+        orderId,
+      );
+      // The token is dropped right after the payment fact is recorded.
+      await waitFor(async () =>
+        s.client.request(endpoint, { orderId }).then(
+          () => false,
+          (error: unknown) => error instanceof RemoteError && error.code === 'PAYMENT_TOKEN_GONE',
+        ),
+      );
+      await rejectsWith(s.client.request(endpoint, { orderId }), 410, 'PAYMENT_TOKEN_GONE');
     } finally {
       await s.close();
     }
@@ -288,7 +323,7 @@ describe('placing', () => {
       const customerId = await s.register();
       const { orderId } = await s.place(customerId);
       await waitFor(async () => (await s.storage.summary(orderId))?.status === 'placed');
-      assert.deepEqual(types(await s.history(orderId)), ['order.placed.v1']);
+      assert.deepEqual(types(await s.history(orderId)), ['order.placed.v2']);
     } finally {
       await s.close();
     }
@@ -328,7 +363,7 @@ describe('reacting to the flow', () => {
       ]);
       await waitFor(async () => (await s.storage.summary(orderId))?.status === 'confirmed');
       const history = await s.history(orderId);
-      assert.deepEqual(orderTypes(history), ['order.placed.v1', 'order.confirmed.v1']);
+      assert.deepEqual(orderTypes(history), ['order.placed.v2', 'order.confirmed.v1']);
       assert.deepEqual(
         history.map((e) => e.version),
         history.map((_, i) => i + 1),
@@ -429,7 +464,7 @@ describe('reacting to the flow', () => {
       assert.equal((await s.storage.summary(declined))?.creditNoteNumber, null);
       const history = await s.history(unavailable);
       assert.deepEqual(types(history), [
-        'order.placed.v1',
+        'order.placed.v2',
         'payment.authorized.v1',
         'delivery.unavailable.v1',
         'order.cancel-requested.v1',
@@ -549,7 +584,8 @@ describe('reacting to the flow', () => {
         const letters = await s.client.deadLetters.list({ stream: consumer.stream, consumer: consumer.name });
         return letters.length > 0 ? letters : undefined;
       });
-      assert.match(letter?.reason ?? '', /no order/);
+      assert.match(letter?.reason ?? '', /no such order/);
+      assert.equal(letter?.code, 'ORDER_NOT_FOUND');
       // The consumer carries on with the next order.
       const { orderId } = await s.place(await s.register());
       await s.publish(
@@ -639,7 +675,7 @@ describe('history', () => {
       assert.deepEqual(
         history.map((e) => [e.version, e.type, e.source]),
         [
-          [1, 'order.placed.v1', 'orderflow/order-storage'],
+          [1, 'order.placed.v2', 'orderflow/order-storage'],
           [2, 'payment.authorized.v1', 'orderflow/payment-processor'],
           [3, 'delivery.assigned.v1', 'orderflow/assign-delivery'],
           [4, 'invoice.created.v1', 'orderflow/create-invoice'],
@@ -651,13 +687,168 @@ describe('history', () => {
       assert.equal((history[1]?.data as { paymentId: string }).paymentId, 'ch_h');
       // The other order's history is its own.
       assert.deepEqual(types(await s.history(other)), [
-        'order.placed.v1',
+        'order.placed.v2',
         'payment.declined.v1',
         'order.cancelled.v1',
       ]);
     } finally {
       for (const p of producers) await p.close();
       await nc.close();
+    } finally {
+      for (const p of producers) await p.close();
+      await nc.close();
+      await s.close();
+    }
+  });
+});
+
+describe('events that cannot be true', () => {
+  test('a forged producer and impossible transitions are dead-lettered with typed codes; nothing changes', async () => {
+    const s = await system();
+    try {
+      const customerId = await s.register();
+      const t = s.topology.subjects;
+      const eur = (amount: number) => ({ amount, currency: 'EUR' as const });
+      const authorized = (orderId: string, paymentId = 'ch_1', amount = 2500) => ({
+        orderId,
+        paymentId,
+        amount: eur(amount),
+        authorizedAt: now(),
+      });
+      const refunded = (orderId: string, reason: 'customer_request' | 'delivery_unavailable') => ({
+        orderId,
+        paymentId: 'ch_1',
+        refundId: 're_1',
+        amount: eur(2500),
+        reason,
+        refundedAt: now(),
+      });
+      const letters = async (consumer: { stream: string; name: string }, count: number) =>
+        waitFor(async () => {
+          const list = await s.client.deadLetters.list({ stream: consumer.stream, consumer: consumer.name });
+          return list.length >= count ? list : undefined;
+        });
+      const { payments, deliveries } = s.topology.consumers.orderStorage;
+
+      // Forged: a client that is not payment-processor claims the payment (binary-mode ce-source).
+      const forged = (await s.place(customerId)).orderId;
+      await s.client.publish(PaymentAuthorized, authorized(forged), {
+        subject: t.payment(forged),
+        about: forged,
+      });
+      // Declined, then authorized / refunded / assigned: nothing was charged.
+      const declined = (await s.place(customerId)).orderId;
+      await s.publish(
+        PaymentDeclined,
+        { orderId: declined, code: 'card_declined', message: 'declined', declinedAt: now() },
+        t.payment(declined),
+        declined,
+      );
+      await waitFor(async () => (await s.storage.summary(declined))?.status === 'cancelled');
+      await s.publish(PaymentAuthorized, authorized(declined), t.payment(declined), declined);
+      await s.publish(PaymentRefunded, refunded(declined, 'customer_request'), t.payment(declined), declined);
+      // Another amount; a second charge; a customer refund nobody asked for.
+      const mismatch = (await s.place(customerId)).orderId;
+      await s.publish(PaymentAuthorized, authorized(mismatch, 'ch_1', 1), t.payment(mismatch), mismatch);
+      const twice = (await s.place(customerId)).orderId;
+      await s.publish(PaymentAuthorized, authorized(twice, 'ch_1'), t.payment(twice), twice);
+      await s.publish(PaymentAuthorized, authorized(twice, 'ch_2'), t.payment(twice), twice);
+      await s.publish(PaymentRefunded, refunded(twice, 'customer_request'), t.payment(twice), twice);
+
+      // Per order, in that order's stream order (orders are handled concurrently).
+      const byOrder = (list: { headers: Record<string, string>; code: string }[]) => {
+        const codes: Record<string, string[]> = {};
+        for (const l of list) (codes[l.headers['ce-subject'] ?? ''] ??= []).push(l.code);
+        return codes;
+      };
+      const paymentLetters = await letters(payments, 6);
+      assert.deepEqual(byOrder(paymentLetters), {
+        [forged]: ['UNEXPECTED_PRODUCER'],
+        [declined]: ['ORDER_IMPOSSIBLE_TRANSITION', 'ORDER_NOT_CHARGED'],
+        [mismatch]: ['ORDER_PAYMENT_MISMATCH'],
+        [twice]: ['ORDER_FACT_CONFLICT', 'ORDER_IMPOSSIBLE_TRANSITION'],
+      });
+      const reason = (code: string) => paymentLetters.find((l) => l.code === code)?.reason ?? '';
+      assert.match(reason('UNEXPECTED_PRODUCER'), /orderflow\/test is not the owner/);
+      assert.match(reason('ORDER_FACT_CONFLICT'), /charge ch_1 is recorded; the event reports ch_2/);
+
+      // A courier for a declined order; a courier after none was available.
+      await s.publish(
+        DeliveryAssigned,
+        { orderId: declined, courierId: 'k-1', courierName: 'Kim', assignedAt: now() },
+        t.delivery(declined),
+        declined,
+      );
+      await s.publish(
+        DeliveryUnavailable,
+        { orderId: twice, reason: 'no courier', at: now() },
+        t.delivery(twice),
+        twice,
+      );
+      await waitFor(async () => (await s.storage.facts(twice))?.deliveryUnavailable === true);
+      await s.publish(
+        DeliveryAssigned,
+        { orderId: twice, courierId: 'k-1', courierName: 'Kim', assignedAt: now() },
+        t.delivery(twice),
+        twice,
+      );
+      const deliveryLetters = await letters(deliveries, 2);
+      assert.deepEqual(byOrder(deliveryLetters), {
+        [declined]: ['ORDER_NOT_CHARGED'],
+        [twice]: ['ORDER_IMPOSSIBLE_TRANSITION'],
+      });
+
+      // Nothing was recorded or appended for the refused events.
+      assert.equal((await s.storage.facts(forged))?.paymentId ?? null, null);
+      assert.equal((await s.storage.summary(forged))?.status, 'placed');
+      assert.equal((await s.storage.facts(declined))?.paymentId ?? null, null);
+      assert.equal((await s.storage.facts(declined))?.courierId ?? null, null);
+      assert.equal((await s.storage.facts(mismatch))?.paymentId ?? null, null);
+      assert.equal((await s.storage.facts(twice))?.paymentId, 'ch_1');
+      assert.equal((await s.storage.facts(twice))?.courierId ?? null, null);
+      assert.deepEqual(orderTypes(await s.history(declined)), ['order.placed.v2', 'order.cancelled.v1']);
+      assert.deepEqual(orderTypes(await s.history(twice)), ['order.placed.v2', 'order.cancel-requested.v1']);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a courier assigned while the order was being cancelled is recorded, and the order is not confirmed', async () => {
+    const s = await system();
+    try {
+      const t = s.topology.subjects;
+      const { orderId } = await s.place(await s.register());
+      await s.publish(
+        PaymentAuthorized,
+        { orderId, paymentId: 'ch_1', amount: { amount: 2500, currency: 'EUR' }, authorizedAt: now() },
+        t.payment(orderId),
+        orderId,
+      );
+      await s.publish(
+        InvoiceCreated,
+        {
+          orderId,
+          invoiceNumber: '2026-000009',
+          year: 2026,
+          sequence: 9,
+          total: { amount: 2500, currency: 'EUR' },
+          pdf: { bucket: 'INVOICES', name: `${orderId}.pdf`, size: 10 },
+          issuedAt: now(),
+        },
+        t.invoice(orderId),
+        orderId,
+      );
+      await waitFor(async () => (await s.storage.facts(orderId))?.invoiceNumber === '2026-000009');
+      await s.client.request(s.topology.endpoints.cancelOrder, { orderId });
+      await s.publish(
+        DeliveryAssigned,
+        { orderId, courierId: 'k-9', courierName: 'Kim', assignedAt: now() },
+        t.delivery(orderId),
+        orderId,
+      );
+      await waitFor(async () => (await s.storage.facts(orderId))?.courierId === 'k-9');
+      assert.deepEqual(orderTypes(await s.history(orderId)), ['order.placed.v2', 'order.cancel-requested.v1']);
+    } finally {
       await s.close();
     }
   });
@@ -711,7 +902,7 @@ describe('customer cancellation', () => {
         404,
         'ORDER_NOT_FOUND',
       );
-      assert.deepEqual(types(await s.history(assigned)), ['order.placed.v1', 'delivery.assigned.v1']);
+      assert.deepEqual(types(await s.history(assigned)), ['order.placed.v2', 'delivery.assigned.v1']);
     } finally {
       await s.close();
     }

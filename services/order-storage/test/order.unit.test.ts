@@ -25,7 +25,6 @@ const place: OrderCommand = {
   ],
   currency: 'EUR',
   shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
-  payment: { token: 'tok_visa' },
 };
 const placed: OrderEvent = {
   type: 'order.placed',
@@ -39,7 +38,6 @@ const placed: OrderEvent = {
     currency: 'EUR',
     total: 1250,
     shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
-    payment: { token: 'tok_visa' },
     placedAt: at,
   },
 };

@@ -7,12 +7,15 @@ import {
   OrderCancelRequested,
   orderingTopology,
   OrderPlaced,
+  OrderPlacedV1,
+  OwnerPublisher,
   PaymentAuthorized,
   PaymentFailed,
 } from '@orderflow/contracts';
 import {
   connectNats,
   decodeEnvelope,
+  EndpointError,
   NatsTransport,
   type Envelope,
   runService,
@@ -70,6 +73,14 @@ async function system(options: {
   }
   const { nc } = await connectNats({ servers: nats.url, name: 'test-producer' });
   const producer = await NatsTransport.create(nc, { source: 'orderflow/test' });
+  const owners = new OwnerPublisher(nc); // publishes each event as its producing service
+  // Standing in for order-storage's token endpoint: the tokens `placed()` gave out, 410 once `gone`.
+  producer.serve(topology.endpoints.getPaymentToken, async ({ orderId }) => {
+    const token = tokens.get(orderId);
+    if (token === undefined) throw new EndpointError(404, 'ORDER_NOT_FOUND', `no order ${orderId}`);
+    if (token === null) throw new EndpointError(410, 'PAYMENT_TOKEN_GONE', 'payment recorded');
+    return { orderId, token };
+  });
   const jsm = await jetstreamManager(nc);
   return {
     topology,
@@ -86,6 +97,7 @@ async function system(options: {
       }
       return found;
     },
+    owners,
     /** Events stored per subject of the stream. */
     async counts(): Promise<Record<string, number>> {
       const info = await jsm.streams.info(topology.stream, { subjects_filter: '>' });
@@ -94,20 +106,25 @@ async function system(options: {
     async close() {
       await Promise.all(replicas.map((r) => r.stop()));
       await producer.close();
+      await owners.close();
       await nc.close();
     },
   };
 }
 
+/** Payment tokens by order id, as order-storage keeps them; `null` = gone (payment outcome recorded). */
+const tokens = new Map<string, string | null>();
+
 function placed(token = 'tok_visa'): PayloadOf<typeof OrderPlaced> {
+  const orderId = randomUUID();
+  tokens.set(orderId, token);
   return {
-    orderId: randomUUID(),
+    orderId,
     customer: { customerId: randomUUID(), email: 'ada@example.test', name: 'Ada' },
     lines: [{ sku: 'SKU-1', quantity: 3, unitPrice: 1250, lineTotal: 3750 }],
     currency: 'EUR',
     total: 3750,
     shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
-    payment: { token },
     placedAt: new Date().toISOString(),
   };
 }
@@ -121,8 +138,8 @@ describe('payment-processor against a real nats-server and a real PSP process', 
       for (const order of orders) {
         const subject = s.topology.subjects.order(order.orderId);
         // The same order twice under different ids: the PSP key, not the event id, must prevent a second charge.
-        await s.producer.publish(OrderPlaced, order, { subject, about: order.orderId });
-        await s.producer.publish(OrderPlaced, order, { subject, about: order.orderId });
+        await s.owners.publish(OrderPlaced, order, { subject, about: order.orderId });
+        await s.owners.publish(OrderPlaced, order, { subject, about: order.orderId });
       }
       await waitFor(
         async () => {
@@ -148,7 +165,7 @@ describe('payment-processor against a real nats-server and a real PSP process', 
     const s = await system({ replicas: 1 });
     try {
       const order = placed('tok_decline');
-      await s.producer.publish(OrderPlaced, order, {
+      await s.owners.publish(OrderPlaced, order, {
         subject: s.topology.subjects.order(order.orderId),
         about: order.orderId,
       });
@@ -161,12 +178,48 @@ describe('payment-processor against a real nats-server and a real PSP process', 
     }
   });
 
+  test('the token comes from order-storage at charge time, not from the stream; a token that is gone means nothing to charge; v1 orders are charged with their own token', async () => {
+    const s = await system({ replicas: 1 });
+    try {
+      const [fresh, recorded, legacy] = [placed(), placed(), placed('tok_visa')];
+      tokens.set(recorded.orderId, null);
+      tokens.delete(legacy.orderId); // a v1 order has no stored token: it carries its own
+      for (const order of [fresh, recorded]) {
+        await s.owners.publish(OrderPlaced, order, {
+          subject: s.topology.subjects.order(order.orderId),
+          about: order.orderId,
+        });
+      }
+      await s.owners.publish(
+        OrderPlacedV1,
+        { ...legacy, payment: { token: 'tok_visa' } },
+        { subject: s.topology.subjects.order(legacy.orderId), about: legacy.orderId },
+      );
+      await waitFor(async () => {
+        const counts = await s.counts();
+        return [fresh, legacy].every((o) => counts[s.topology.subjects.payment(o.orderId)] === 1);
+      });
+      assert.equal((await psp.ledger({ reference: fresh.orderId, kind: 'charge' })).length, 1);
+      assert.equal((await psp.ledger({ reference: legacy.orderId, kind: 'charge' })).length, 1);
+      // Settled without a charge (its outcome was recorded before): nothing in the ledger, no event.
+      await waitFor(async () => {
+        const binding = s.topology.consumers.paymentProcessor.orders;
+        const info = await s.producer.jsm.consumers.info(binding.stream, binding.name);
+        return info.num_pending === 0 && info.num_ack_pending === 0;
+      });
+      assert.equal((await psp.ledger({ reference: recorded.orderId })).length, 0);
+      assert.equal((await s.counts())[s.topology.subjects.payment(recorded.orderId)], undefined);
+    } finally {
+      await s.close();
+    }
+  });
+
   test('a 5xx burst is retried with backoff until the charge goes through', async () => {
     const s = await system({ replicas: 1 });
     try {
       await psp.setFaults({ failNextRequests: 3 });
       const order = placed();
-      await s.producer.publish(OrderPlaced, order, {
+      await s.owners.publish(OrderPlaced, order, {
         subject: s.topology.subjects.order(order.orderId),
         about: order.orderId,
       });
@@ -183,17 +236,17 @@ describe('payment-processor against a real nats-server and a real PSP process', 
     try {
       const order = placed();
       const paymentSubject = s.topology.subjects.payment(order.orderId);
-      await s.producer.publish(OrderPlaced, order, {
+      await s.owners.publish(OrderPlaced, order, {
         subject: s.topology.subjects.order(order.orderId),
         about: order.orderId,
       });
       await waitFor(async () => (await s.counts())[paymentSubject] === 1);
-      await s.producer.publish(
+      await s.owners.publish(
         OrderCancelRequested,
         { orderId: order.orderId, reason: 'customer_request', requestedAt: new Date().toISOString() },
         { subject: s.topology.subjects.order(order.orderId), about: order.orderId },
       );
-      await s.producer.publish(
+      await s.owners.publish(
         DeliveryUnavailable,
         { orderId: order.orderId, reason: 'no courier', at: new Date().toISOString() },
         { subject: s.topology.subjects.delivery(order.orderId), about: order.orderId },
@@ -301,7 +354,7 @@ describe('payment-processor against a real nats-server and a real PSP process', 
     const s = await system({ replicas: 1, pspTimeoutMs: 200, maxDeliver: 2 });
     try {
       const order = placed('tok_timeout');
-      await s.producer.publish(OrderPlaced, order, {
+      await s.owners.publish(OrderPlaced, order, {
         subject: s.topology.subjects.order(order.orderId),
         about: order.orderId,
       });

@@ -1,4 +1,7 @@
 import type { Migration, SqlExecutor, SqlStore, SqlTransaction } from '@orderflow/sql';
+import type { OrderFact, OrderFacts } from '../domain/facts.ts';
+
+export type { OrderFact, OrderFacts } from '../domain/facts.ts';
 
 /** The tables of order-storage besides the read model (which the projection manages itself). */
 export const orderStorageMigrations: readonly Migration[] = [
@@ -47,6 +50,17 @@ export const orderStorageMigrations: readonly Migration[] = [
     name: 'credit note number of an order',
     sql: 'ALTER TABLE order_facts ADD COLUMN credit_note_number text;',
   },
+  {
+    version: 4,
+    name: 'payment tokens (kept here, not on the stream)',
+    sql: `
+      CREATE TABLE payment_tokens (
+        order_id text PRIMARY KEY,
+        -- NULL once the payment outcome is recorded: nothing is left to charge with it
+        token text,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );`,
+  },
 ];
 
 /** An idempotency key as the customer who sent it owns it. */
@@ -55,37 +69,15 @@ export interface ScopedKey {
   readonly key: string;
 }
 
+/** An order's payment token: there, gone (the payment outcome is recorded), or never stored. */
+export type StoredToken = { readonly kind: 'token'; readonly token: string } | { readonly kind: 'gone' };
+
 export interface Customer {
   readonly customerId: string;
   readonly email: string;
   readonly name: string;
   readonly registeredAt: string;
 }
-
-/** What order-storage learned about an order from the services that own those facts. */
-export interface OrderFacts {
-  readonly orderId: string;
-  readonly paymentId: string | null;
-  readonly declined: boolean;
-  readonly refundId: string | null;
-  readonly invoiceNumber: string | null;
-  /** The credit note that cancelled the invoice (the order was refunded). */
-  readonly creditNoteNumber: string | null;
-  readonly courierId: string | null;
-  readonly courierReleased: boolean;
-  readonly deliveryUnavailable: boolean;
-}
-
-/** A fact to record; each is set once (recording it again writes the same value). */
-export type OrderFact =
-  | { readonly kind: 'payment'; readonly paymentId: string }
-  | { readonly kind: 'declined' }
-  | { readonly kind: 'refund'; readonly refundId: string }
-  | { readonly kind: 'invoice'; readonly invoiceNumber: string }
-  | { readonly kind: 'credit-note'; readonly creditNoteNumber: string }
-  | { readonly kind: 'courier'; readonly courierId: string }
-  | { readonly kind: 'courier-released' }
-  | { readonly kind: 'delivery-unavailable' };
 
 interface FactsRow extends Record<string, unknown> {
   order_id: string;
@@ -213,6 +205,29 @@ export class OrderStorageDb {
       [orderId, value],
     );
     return toFacts(rows[0] as FactsRow);
+  }
+
+  /** Keeps the token of an order that is about to be placed (a retry keeps the first one). */
+  async storeToken(orderId: string, token: string): Promise<void> {
+    await this.store.query(
+      'INSERT INTO payment_tokens (order_id, token) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING',
+      [orderId, token],
+    );
+  }
+
+  async token(orderId: string): Promise<StoredToken | undefined> {
+    const { rows } = await this.store.query<{ token: string | null }>(
+      'SELECT token FROM payment_tokens WHERE order_id = $1',
+      [orderId],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    return row.token === null ? { kind: 'gone' } : { kind: 'token', token: row.token };
+  }
+
+  /** Forgets the token once the payment outcome is recorded (a charge or a decline). */
+  async dropToken(orderId: string): Promise<void> {
+    await this.store.query('UPDATE payment_tokens SET token = NULL WHERE order_id = $1', [orderId]);
   }
 
   async facts(orderId: string, db: SqlExecutor = this.store): Promise<OrderFacts | undefined> {

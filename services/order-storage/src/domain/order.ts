@@ -4,6 +4,7 @@ import {
   OrderConfirmed,
   OrderingErrorCode,
   OrderPlaced,
+  OrderPlacedV1,
   priceItems,
   type Address,
   type CancellationReason,
@@ -16,6 +17,7 @@ import {
   type RefundReason,
 } from '@orderflow/contracts';
 import {
+  defineUpcaster,
   DomainError,
   type AggregateDefinition,
   type DecideContext,
@@ -38,6 +40,11 @@ export type OrderEvent = EventOf<
 >;
 
 export const ORDER_EVENT_CONTRACTS = [OrderPlaced, OrderCancelRequested, OrderConfirmed, OrderCancelled];
+
+/** Orders placed before v2 are read without the payment token they carried. */
+export const ORDER_UPCASTERS = [
+  defineUpcaster(OrderPlacedV1, OrderPlaced, ({ payment: _token, ...placed }) => placed),
+];
 
 /** Where an order is in its own log; `new` = no event yet. `paid` is not an order event (see {@link statusOf}). */
 export type OrderLifecycle = 'new' | 'placed' | 'cancellation_requested' | 'confirmed' | 'cancelled';
@@ -62,7 +69,6 @@ export type OrderCommand =
       readonly items: readonly OrderItem[];
       readonly currency: Currency;
       readonly shippingAddress: Address;
-      readonly payment: { readonly token: string };
     }
   /** Payment authorized, invoice created and courier assigned: confirm unless it is being cancelled. */
   | {
@@ -159,7 +165,6 @@ export function decide(command: OrderCommand, state: OrderState, context: Decide
             currency: command.currency,
             total: priced.total,
             shippingAddress: command.shippingAddress,
-            payment: { token: command.payment.token },
             placedAt: now,
           },
         },
@@ -264,6 +269,7 @@ export function orderDefinition(
     stream,
     subjectPrefix,
     events: ORDER_EVENT_CONTRACTS,
+    upcasters: ORDER_UPCASTERS,
     snapshotVersion: 1,
     initialState: initialOrderState,
     evolve,
