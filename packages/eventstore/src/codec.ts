@@ -57,7 +57,14 @@ export class EventCodec<E extends DomainEvent = DomainEvent> {
   readonly #byType = new Map<string, MessageContract>();
   readonly #upcasters = new Map<string, Upcaster>();
 
-  constructor(events: readonly MessageContract[], upcasters: readonly Upcaster[] = []) {
+  /**
+   * `options.producer`: the only `ce-source` whose commits are read (see `AggregateDefinition.producer`).
+   */
+  constructor(
+    events: readonly MessageContract[],
+    upcasters: readonly Upcaster[] = [],
+    private readonly options: { producer?: string | undefined } = {},
+  ) {
     for (const contract of events) {
       if (this.#byName.has(contract.name)) {
         throw new EventStoreError(
@@ -147,6 +154,15 @@ export class EventCodec<E extends DomainEvent = DomainEvent> {
       envelope = decodeEnvelope(commit.headers, commit.body);
     } catch (cause) {
       return fail(EventStoreErrorCode.UndecodableEvent, (cause as Error).message, cause);
+    }
+    const producer = this.options.producer;
+    if (producer !== undefined && envelope.source !== producer) {
+      return fail(
+        EventStoreErrorCode.ForeignProducer,
+        `ce-source ${envelope.source} is not the aggregate's producer ${producer}`,
+        undefined,
+        envelope.type,
+      );
     }
     let stored: { type: string; data: unknown }[];
     if (envelope.type === CommitContract.type) {

@@ -20,6 +20,7 @@ import {
   PaymentDeclined,
   PaymentFailed,
   PaymentRefunded,
+  sourceOf,
   type OrderingTopology,
   type OrderStatus,
 } from '@orderflow/contracts';
@@ -155,7 +156,7 @@ export async function startOrderStorage(
   const relay = new OutboxRelay({
     store,
     js: transport.js,
-    source: 'orderflow/order-storage',
+    source: sourceOf('order-storage'),
     registry: context.metrics,
     logger: context.logger,
     ...(options.relayPollIntervalMs !== undefined && { pollIntervalMs: options.relayPollIntervalMs }),
@@ -225,11 +226,14 @@ export async function startOrderStorage(
     // Before the key is claimed: a refused order does not use up its key.
     priceOrder(request.items);
     const hash = requestFingerprint(request, ['idempotencyKey']);
-    // Keys are the customer's own: another customer's key is neither taken nor answered.
+    // Keys are the customer's own: another customer's key is neither taken nor answered. The token stays
+    // in this store (payment-processor asks for it at charge time), written with the claim, so it is
+    // there before order.placed is.
     const claim = await db.claimIdempotencyKey(
       { customerId: customer.customerId, key: request.idempotencyKey },
       hash,
       randomUUID(),
+      request.payment.token,
     );
     if (claim.requestHash !== hash) {
       throw new EndpointError(
@@ -239,10 +243,7 @@ export async function startOrderStorage(
         { orderId: claim.orderId },
       );
     }
-    // The token stays in this store (payment-processor asks for it at charge time), before the append
-    // so that it is there when order.placed is. Also after a crash between the claim and the append:
-    // the retry finds the mapping, keeps the first token and appends.
-    await db.storeToken(claim.orderId, request.payment.token);
+    // Also after a crash between the claim and the append: the retry finds the mapping and appends.
     const result = await handle(
       claim.orderId,
       {
@@ -374,12 +375,10 @@ export async function startOrderStorage(
         on(PaymentAuthorized, async (event) => {
           const { orderId, paymentId, amount } = event.data;
           const facts = await record(orderId, { kind: 'payment', paymentId, amount }, event);
-          await db.dropToken(orderId); // charged: nothing is left to charge with it
           await confirmIfComplete(facts, event);
         }),
         on(PaymentDeclined, async (event) => {
           await record(event.data.orderId, { kind: 'declined' }, event);
-          await db.dropToken(event.data.orderId);
           await act(event.data.orderId, { type: 'record-decline' }, OrderCancelled, event);
         }),
         on(PaymentRefunded, async (event) => {

@@ -9,6 +9,7 @@ import {
   DeliveryUnavailable,
   InvoiceCreated,
   InvoiceFailed,
+  OrderConfirmed,
   orderingTopology,
   PaymentAuthorized,
   PaymentDeclined,
@@ -808,6 +809,33 @@ describe('events that cannot be true', () => {
       assert.equal((await s.storage.facts(twice))?.courierId ?? null, null);
       assert.deepEqual(orderTypes(await s.history(declined)), ['order.placed.v2', 'order.cancelled.v1']);
       assert.deepEqual(orderTypes(await s.history(twice)), ['order.placed.v2', 'order.cancel-requested.v1']);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("a forged event on the order's own subject is not the order's: skipped on load, dead-lettered by the read model", async () => {
+    const s = await system();
+    try {
+      const { orderId } = await s.place(await s.register());
+      // Another client (not order-storage) appends a confirmation to orders.<id>.
+      await s.client.publish(
+        OrderConfirmed,
+        { orderId, paymentId: 'ch_x', invoiceNumber: '2026-999999', courierId: 'k-x', confirmedAt: now() },
+        { subject: s.topology.subjects.order(orderId), about: orderId },
+      );
+      const readModel = s.topology.consumer('order-storage', 'orders');
+      const [letter] = await waitFor(async () => {
+        const list = await s.client.deadLetters.list({ stream: readModel.stream, consumer: readModel.name });
+        return list.length > 0 ? list : undefined;
+      });
+      assert.equal(letter?.code, 'FOREIGN_PRODUCER');
+      assert.equal((await s.storage.summary(orderId))?.status, 'placed');
+      assert.deepEqual(types(await s.history(orderId)), ['order.placed.v2']);
+      // The order is still the order-storage's: a cancel is decided on its real state.
+      const reply = await s.client.request(s.topology.endpoints.cancelOrder, { orderId });
+      assert.equal(reply.status, 'cancellation_requested');
+      assert.deepEqual(types(await s.history(orderId)), ['order.placed.v2', 'order.cancel-requested.v1']);
     } finally {
       await s.close();
     }

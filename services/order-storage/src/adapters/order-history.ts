@@ -1,6 +1,8 @@
 import type { JetStreamManager, MsgRequest, NextMsgRequest, StoredMsg } from '@nats-io/jetstream';
 import {
+  EVENT_PRODUCERS,
   ORDER_EVENT_SOURCES,
+  sourceOf,
   OrderingEvents,
   type OrderEventSource,
   type OrderingTopology,
@@ -81,6 +83,10 @@ export async function readOrderHistory(
           body: message.data,
         };
         const envelope = decodeEnvelope(commit.headers, commit.body);
+        if (envelope.source !== aggregate.producer) {
+          skip(`${envelope.source} is not the producer of ${message.subject}`);
+          continue;
+        }
         for (const event of aggregate.codec.decode(commit, orderId)) {
           add({
             type: event.metadata.storedType,
@@ -101,6 +107,11 @@ export async function readOrderHistory(
       }
       if (!contract.is(envelope.data)) {
         skip(`${envelope.type} does not match its schema`);
+        continue;
+      }
+      const owner = EVENT_PRODUCERS[source];
+      if (envelope.source !== sourceOf(owner.service) || !owner.events.some((c) => c.type === envelope.type)) {
+        skip(`${envelope.source} is not the producer of ${envelope.type} on ${message.subject}`);
         continue;
       }
       add({

@@ -173,14 +173,25 @@ export class OrderStorageDb {
   /**
    * Maps the customer's `key` to `orderId` unless it is mapped already; returns the mapping that holds.
    * The primary key makes concurrent claims of one key agree on one order. Keys of different customers
-   * never meet.
+   * never meet. The claim that creates the mapping keeps the order's payment token in the same
+   * statement, so an order id never exists without its token.
    */
-  async claimIdempotencyKey(scoped: ScopedKey, requestHash: string, orderId: string): Promise<KeyClaim> {
+  async claimIdempotencyKey(
+    scoped: ScopedKey,
+    requestHash: string,
+    orderId: string,
+    paymentToken: string,
+  ): Promise<KeyClaim> {
     const { customerId, key } = scoped;
     const inserted = await this.store.query<{ order_id: string }>(
-      `INSERT INTO idempotency_keys (customer_id, idempotency_key, request_hash, order_id) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING order_id`,
-      [customerId, key, requestHash, orderId],
+      `WITH claim AS (
+         INSERT INTO idempotency_keys (customer_id, idempotency_key, request_hash, order_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING order_id
+       ), token AS (
+         INSERT INTO payment_tokens (order_id, token) SELECT order_id, $5 FROM claim
+       )
+       SELECT order_id FROM claim`,
+      [customerId, key, requestHash, orderId, paymentToken],
     );
     if (inserted.rows[0]) return { orderId, requestHash, created: true };
     const { rows } = await this.store.query<{ order_id: string; request_hash: string }>(
@@ -194,25 +205,22 @@ export class OrderStorageDb {
 
   /**
    * Records one fact and returns every fact of the order as they are after it, in one statement: of two
-   * concurrent writers the later one sees the earlier one's fact.
+   * concurrent writers the later one sees the earlier one's fact. A payment outcome (charge or decline)
+   * also forgets the order's payment token in that statement: nothing is left to charge with it.
    */
   async recordFact(orderId: string, fact: OrderFact): Promise<OrderFacts> {
     const [column, value] = factColumn(fact);
+    const outcome = fact.kind === 'payment' || fact.kind === 'declined';
     const { rows } = await this.store.query<FactsRow>(
-      `INSERT INTO order_facts (order_id, ${column}) VALUES ($1, $2)
+      `WITH dropped AS (
+         UPDATE payment_tokens SET token = NULL WHERE order_id = $1 AND $3::boolean AND token IS NOT NULL
+       )
+       INSERT INTO order_facts (order_id, ${column}) VALUES ($1, $2)
        ON CONFLICT (order_id) DO UPDATE SET ${column} = EXCLUDED.${column}, updated_at = now()
        RETURNING *`,
-      [orderId, value],
+      [orderId, value, outcome],
     );
     return toFacts(rows[0] as FactsRow);
-  }
-
-  /** Keeps the token of an order that is about to be placed (a retry keeps the first one). */
-  async storeToken(orderId: string, token: string): Promise<void> {
-    await this.store.query(
-      'INSERT INTO payment_tokens (order_id, token) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING',
-      [orderId, token],
-    );
   }
 
   async token(orderId: string): Promise<StoredToken | undefined> {
@@ -223,11 +231,6 @@ export class OrderStorageDb {
     const row = rows[0];
     if (!row) return undefined;
     return row.token === null ? { kind: 'gone' } : { kind: 'token', token: row.token };
-  }
-
-  /** Forgets the token once the payment outcome is recorded (a charge or a decline). */
-  async dropToken(orderId: string): Promise<void> {
-    await this.store.query('UPDATE payment_tokens SET token = NULL WHERE order_id = $1', [orderId]);
   }
 
   async facts(orderId: string, db: SqlExecutor = this.store): Promise<OrderFacts | undefined> {

@@ -6,6 +6,7 @@ import {
   OrderPlaced,
   OrderPlacedV1,
   priceItems,
+  sourceOf,
   type Address,
   type CancellationReason,
   type Currency,
@@ -270,6 +271,8 @@ export function orderDefinition(
     subjectPrefix,
     events: ORDER_EVENT_CONTRACTS,
     upcasters: ORDER_UPCASTERS,
+    // Only order-storage appends to `orders.<id>`: anything else there is not the order's.
+    producer: sourceOf('order-storage'),
     snapshotVersion: 1,
     initialState: initialOrderState,
     evolve,
