@@ -3,8 +3,10 @@ import type { Middleware, ProducerDeclaration } from '../types.ts';
 
 /** True when the NATS subject `subject` is covered by `pattern` (`*` one token, `>` the rest). */
 export function subjectMatches(pattern: string, subject: string): boolean {
-  const want = pattern.split('.');
-  const have = subject.split('.');
+  return tokensMatch(pattern.split('.'), subject.split('.'));
+}
+
+function tokensMatch(want: readonly string[], have: readonly string[]): boolean {
   for (let i = 0; i < want.length; i++) {
     const token = want[i];
     if (token === '>') return have.length > i;
@@ -21,13 +23,18 @@ export function subjectMatches(pattern: string, subject: string): boolean {
  * Runs on the decoded envelope, whichever CloudEvents mode it came in.
  */
 export function checkProducer(producers: readonly ProducerDeclaration[]): Middleware {
-  const declarations = producers.map((p) => ({ declared: p, types: p.types && new Set(p.types) }));
+  const declarations = producers.map((p) => ({
+    declared: p,
+    tokens: p.subjects.split('.'),
+    types: p.types && new Set(p.types),
+  }));
   const describe = ({ declared: p }: (typeof declarations)[number]): string =>
     `${p.subjects} is published by ${p.source}${p.types ? ` (${p.types.join(', ')})` : ''}`;
   return (next) => (delivery) => {
     const envelope = delivery.envelope;
     if (envelope) {
-      const owner = declarations.find((p) => subjectMatches(p.declared.subjects, delivery.subject));
+      const tokens = delivery.subject.split('.');
+      const owner = declarations.find((p) => tokensMatch(p.tokens, tokens));
       const fault = !owner
         ? `no producer is declared for subject ${delivery.subject}`
         : owner.declared.source !== envelope.source
