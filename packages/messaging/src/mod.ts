@@ -59,7 +59,7 @@ export { checkProducer, subjectMatches } from './middleware/producer.ts';
 export { consumerMetrics, metrics } from './middleware/metrics.ts';
 export type { ConsumerMetrics } from './middleware/metrics.ts';
 export { tracing } from './middleware/tracing.ts';
-export { fallbackMsgIds, isOwnCopy, JetStreamPublisher } from './publisher.ts';
+export { fallbackMsgId, isOwnCopy, JetStreamPublisher } from './publisher.ts';
 export type { JetStreamPublisherOptions } from './publisher.ts';
 export {
   defineEndpoint,

@@ -104,12 +104,20 @@ export async function isOwnCopy(
 }
 
 /**
- * Message ids to store an event under when its own was taken by another message ({@link isOwnCopy}),
- * in order: one namespaced by producer and subject (retries of the event still de-duplicate against
- * it), then a random one. The `ce-id` never changes, so consumers' idempotency still sees one event.
+ * The message id to store an event under when the one tried before was taken by another message
+ * ({@link isOwnCopy}): after the event's own id (`attempt` 0), one namespaced by producer and subject
+ * (retries of the event still de-duplicate against it), then a random one; `undefined` after that (a
+ * random id cannot have been taken). The `ce-id` never changes, so consumers' idempotency still sees
+ * one event.
  */
-export function fallbackMsgIds(envelope: Pick<Envelope, 'id' | 'source'>, subject: string): string[] {
-  return [`${envelope.id}@${envelope.source}:${subject}`, `${envelope.id}~${randomUUID()}`];
+export function fallbackMsgId(
+  envelope: Pick<Envelope, 'id' | 'source'>,
+  subject: string,
+  attempt: number,
+): string | undefined {
+  if (attempt === 0) return `${envelope.id}@${envelope.source}:${subject}`;
+  if (attempt === 1) return `${envelope.id}~${randomUUID()}`;
+  return undefined;
 }
 
 /**
@@ -200,23 +208,19 @@ export class JetStreamPublisher implements EventPublisher {
     }
     const payload = utf8Bytes(encodeData(data));
     const timeout = timeoutMs ?? this.#timeoutMs;
-    // Message ids to try: the event's own, then one namespaced by this producer and subject, then a
-    // random one. The next is used only when a duplicate ack points at a message that is not this
-    // event (another producer took the id first: the duplicate window is per stream, not per subject).
-    const fallbacks = fallbackMsgIds(envelope, options.subject);
+    let fallbacks = 0;
     let preempted = false;
     for (let attempt = 1; ; attempt++) {
       try {
         const ack = await this.#publishOnce(options.subject, payload, headers, timeout);
-        if (
-          ack.duplicate &&
-          fallbacks.length > 0 &&
-          !(await this.#isOwnCopy(ack, options.subject, envelope))
-        ) {
-          // Stored under another message id, its `ce-id` unchanged: consumers' idempotency still sees
-          // one event, and the impostor is theirs to reject (see `ConsumerSpec.producers`).
+        const fallback = ack.duplicate ? fallbackMsgId(envelope, options.subject, fallbacks) : undefined;
+        if (fallback !== undefined && !(await this.#isOwnCopy(ack, options.subject, envelope))) {
+          // Another publisher took the message id first (the duplicate window is per stream, not per
+          // subject or producer): store the event under the next id, `ce-id` unchanged; the impostor
+          // is the consumers' to reject (see `ConsumerSpec.producers`).
           preempted = true;
-          headers.set(Header.MsgId, fallbacks.shift() as string);
+          fallbacks += 1;
+          headers.set(Header.MsgId, fallback);
           attempt = 0;
           continue;
         }

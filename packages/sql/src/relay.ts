@@ -1,7 +1,7 @@
 import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
 import {
   envelopeHeaders,
-  fallbackMsgIds,
+  fallbackMsgId,
   Header,
   isOwnCopy,
   messagingTracer,
@@ -299,17 +299,18 @@ export class OutboxRelay {
     for (const [name, value] of Object.entries(row.headers)) {
       if (!headers.has(name)) headers.set(name, value);
     }
-    const fallbacks = fallbackMsgIds(envelope, row.subject);
-    for (let msgID = row.id; ; msgID = fallbacks.shift() as string) {
+    for (let msgID = row.id, fallbacks = 0; ; fallbacks++) {
       const ack: PubAck = await this.#options.js.publish(row.subject, JSON.stringify(row.data), {
         msgID,
         headers,
         timeout: this.#options.publishTimeoutMs,
       });
-      if (!ack.duplicate || fallbacks.length === 0) return ack;
+      const fallback = ack.duplicate ? fallbackMsgId(envelope, row.subject, fallbacks) : undefined;
+      if (fallback === undefined) return ack;
       const jsm = await (this.#jsm ??= this.#options.js.jetstreamManager());
       if (await isOwnCopy(jsm, ack, row.subject, envelope)) return ack;
       this.#logger.warn({ id: row.id, subject: row.subject }, 'message id taken by another message');
+      msgID = fallback;
     }
   }
 }
