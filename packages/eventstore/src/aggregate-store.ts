@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Aggregate } from './aggregate.ts';
 import { fold } from './aggregate.ts';
-import { EventDecodeError, EventStoreErrorCode, WrongExpectedVersionError } from './errors.ts';
+import { Header } from '@orderflow/messaging';
+import { EventDecodeError, WrongExpectedVersionError } from './errors.ts';
 import type {
   CommandHandler,
   CommandOptions,
@@ -32,8 +33,8 @@ export interface AggregateStoreOptions {
 
 /**
  * The commit's events, or none when another process than the aggregate's producer wrote it (see
- * `AggregateDefinition.producer`): such a message is not part of the instance's history. Projections
- * dead-letter it, so it stays visible.
+ * `AggregateDefinition.producer`), readable or not: such a message is not part of the instance's
+ * history. Projections dead-letter it, so it stays visible.
  */
 function decodeOwn<S, C, E extends DomainEvent>(
   aggregate: Aggregate<S, C, E>,
@@ -43,7 +44,14 @@ function decodeOwn<S, C, E extends DomainEvent>(
   try {
     return aggregate.codec.decode(commit, id);
   } catch (error) {
-    if (error instanceof EventDecodeError && error.code === EventStoreErrorCode.ForeignProducer) return [];
+    const producer = aggregate.producer;
+    if (
+      error instanceof EventDecodeError &&
+      producer !== undefined &&
+      commit.headers?.get(Header.Source) !== producer
+    ) {
+      return [];
+    }
     throw error;
   }
 }

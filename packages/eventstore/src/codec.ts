@@ -155,15 +155,6 @@ export class EventCodec<E extends DomainEvent = DomainEvent> {
     } catch (cause) {
       return fail(EventStoreErrorCode.UndecodableEvent, (cause as Error).message, cause);
     }
-    const producer = this.options.producer;
-    if (producer !== undefined && envelope.source !== producer) {
-      return fail(
-        EventStoreErrorCode.ForeignProducer,
-        `ce-source ${envelope.source} is not the aggregate's producer ${producer}`,
-        undefined,
-        envelope.type,
-      );
-    }
     let stored: { type: string; data: unknown }[];
     if (envelope.type === CommitContract.type) {
       if (!CommitContract.is(envelope.data)) {
@@ -173,7 +164,7 @@ export class EventCodec<E extends DomainEvent = DomainEvent> {
     } else {
       stored = [{ type: envelope.type, data: envelope.data }];
     }
-    return stored.map(({ type, data }, index) => {
+    const events = stored.map(({ type, data }, index) => {
       let event: E;
       try {
         event = this.#decodePayload(type, data);
@@ -199,5 +190,16 @@ export class EventCodec<E extends DomainEvent = DomainEvent> {
         },
       };
     });
+    // Checked after the payload, so a malformed message keeps its own code whoever sent it.
+    const producer = this.options.producer;
+    if (producer !== undefined && envelope.source !== producer) {
+      return fail(
+        EventStoreErrorCode.ForeignProducer,
+        `ce-source ${envelope.source} is not the aggregate's producer ${producer}`,
+        undefined,
+        envelope.type,
+      );
+    }
+    return events;
   }
 }

@@ -43,8 +43,9 @@ export interface AggregateDefinition<S, C, E extends DomainEvent> {
   readonly upcasters?: readonly Upcaster[];
   /**
    * `ce-source` of the one process that appends to this aggregate's subjects. When set, a message
-   * there from any other source is not the aggregate's: load skips it and projections treat it as
-   * undecodable (`FOREIGN_PRODUCER`, dead-lettered or stopping), instead of folding a forged event in.
+   * there from any other source is not the aggregate's: load skips it (readable or not), and
+   * projections treat it as undecodable (`FOREIGN_PRODUCER` when it is otherwise a valid event, its own
+   * code when not), instead of folding a forged event in.
    * Default: any source.
    */
   readonly producer?: string;

@@ -20,7 +20,9 @@ import {
 } from '@orderflow/contracts';
 import {
   connectNats,
+  createEnvelope,
   decodeEnvelope,
+  envelopeHeaders,
   NatsTransport,
   RemoteError,
   runService,
@@ -824,12 +826,20 @@ describe('events that cannot be true', () => {
         { orderId, paymentId: 'ch_x', invoiceNumber: '2026-999999', courierId: 'k-x', confirmedAt: now() },
         { subject: s.topology.subjects.order(orderId), about: orderId },
       );
-      const readModel = s.topology.consumer('order-storage', 'orders');
-      const [letter] = await waitFor(async () => {
-        const list = await s.client.deadLetters.list({ stream: readModel.stream, consumer: readModel.name });
-        return list.length > 0 ? list : undefined;
+      // And a malformed one: it keeps its own code, and does not break loading the order either.
+      const garbage = createEnvelope({ type: OrderConfirmed.type, source: 'orderflow/test', data: null });
+      await s.client.js.publish(s.topology.subjects.order(orderId), '{"orderId":42}', {
+        headers: envelopeHeaders({ ...garbage, subject: orderId }),
       });
-      assert.equal(letter?.code, 'FOREIGN_PRODUCER');
+      const readModel = s.topology.consumer('order-storage', 'orders');
+      const letters = await waitFor(async () => {
+        const list = await s.client.deadLetters.list({ stream: readModel.stream, consumer: readModel.name });
+        return list.length > 1 ? list : undefined;
+      });
+      assert.deepEqual(
+        letters.map((l) => l.code),
+        ['FOREIGN_PRODUCER', 'INVALID_EVENT'],
+      );
       assert.equal((await s.storage.summary(orderId))?.status, 'placed');
       assert.deepEqual(types(await s.history(orderId)), ['order.placed.v2']);
       // The order is still the order-storage's: a cancel is decided on its real state.
