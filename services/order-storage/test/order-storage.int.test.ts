@@ -327,6 +327,16 @@ describe('placing', () => {
       const { orderId } = await s.place(customerId);
       await waitFor(async () => (await s.storage.summary(orderId))?.status === 'placed');
       assert.deepEqual(types(await s.history(orderId)), ['order.placed.v2']);
+      const endpoint = s.topology.endpoints.getPaymentToken;
+      assert.deepEqual(await s.client.request(endpoint, { orderId }), { orderId, token: 'tok_visa' });
+      await s.publish(
+        PaymentDeclined,
+        { orderId, code: 'card_declined', message: 'declined', declinedAt: now() },
+        s.topology.subjects.payment(orderId),
+        orderId,
+      );
+      await waitFor(async () => (await s.storage.summary(orderId))?.status === 'cancelled');
+      await rejectsWith(s.client.request(endpoint, { orderId }), 410, 'PAYMENT_TOKEN_GONE');
     } finally {
       await s.close();
     }
