@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/nats-core';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { headers, type NatsConnection } from '@nats-io/nats-core';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { Type } from '@sinclair/typebox';
 import {
@@ -120,6 +120,45 @@ describe('consumers check the producer', () => {
       await transport.close();
       await nc2.close();
     }
+  });
+
+  test('structured mode is checked the same way: the source inside the body must own the subject', async () => {
+    const { name, producers } = await stream();
+    const handled: string[] = [];
+    const consumer = uniqueName('structured');
+    await payments.consume({
+      name: consumer,
+      stream: name,
+      producers,
+      handlers: [on(Paid, async (e) => void handled.push(e.data.key))],
+    });
+    const js = jetstream(nc);
+    const structured = (id: string, source: string, key: string) => {
+      const h = headers();
+      h.set('content-type', 'application/cloudevents+json');
+      h.set('Nats-Msg-Id', id);
+      const body = {
+        specversion: '1.0',
+        id,
+        type: Paid.type,
+        source,
+        datacontenttype: 'application/json',
+        data: { key },
+      };
+      return { h, body: JSON.stringify(body) };
+    };
+    const forged = structured('s-1', 'orderflow/shipping', 'forged');
+    await js.publish(`${name}.pay.o7`, forged.body, { headers: forged.h });
+    const real = structured('s-2', 'orderflow/payments', 'real');
+    await js.publish(`${name}.pay.o7`, real.body, { headers: real.h });
+    const [letter] = await waitFor(async () => {
+      const list = await payments.deadLetters.list({ stream: name, consumer });
+      return list.length > 0 ? list : undefined;
+    });
+    await waitFor(() => handled.length === 1);
+    assert.deepEqual(handled, ['real']);
+    assert.equal(letter?.code, 'UNEXPECTED_PRODUCER');
+    assert.match(letter?.reason ?? '', /ce-source orderflow\/shipping is not the owner/);
   });
 
   test('without producers declared nothing is checked (the toolkit default)', async () => {
