@@ -130,7 +130,7 @@ describe('a saga step that fails permanently ends the order', () => {
       const history = await s.history(orderId);
       assert.deepEqual(
         history.map((e) => e.type),
-        ['order.placed.v1', 'order.cancelled.v1'],
+        ['order.placed.v2', 'order.cancelled.v1'],
       );
       assert.equal((history[1]?.data as { refunded?: unknown }).refunded, undefined);
       assert.deepEqual(await psp.ledger({ reference: orderId }), []);
@@ -162,7 +162,7 @@ describe('a saga step that fails permanently ends the order', () => {
       assert.deepEqual(
         history.map((e) => [e.type, (e.data as { reason?: string }).reason]),
         [
-          ['order.placed.v1', undefined],
+          ['order.placed.v2', undefined],
           ['order.cancel-requested.v1', 'invoice_failed'],
           ['order.cancelled.v1', 'invoice_failed'],
         ],

@@ -66,7 +66,7 @@ function observe(
     histories: new Map(
       orders.map((o) => [
         o.orderId,
-        ['order.placed.v1', ...terminalEvent(o.view)].map((type, i) => ({
+        ['order.placed.v2', ...terminalEvent(o.view)].map((type, i) => ({
           specversion: '1.0' as const,
           id: `${o.orderId}-${i}`,
           source: 'orderflow/order-storage',

@@ -425,7 +425,7 @@ describe('a permanent failure of invoicing', () => {
     try {
       const orderId = randomUUID();
       const t = s.topology;
-      await s.client.publish(
+      await s.owners.publish(
         PaymentAuthorized,
         {
           orderId,

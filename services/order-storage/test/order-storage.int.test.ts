@@ -502,7 +502,7 @@ describe('reacting to the flow', () => {
       const t = s.topology.subjects;
       const failure = (orderId: string, code: string) => ({
         orderId,
-        failedEvent: 'order.placed.v1',
+        failedEvent: 'order.placed.v2',
         code,
         reason: `${code} for ${orderId}`,
         failedAt: now(),
@@ -535,7 +535,7 @@ describe('reacting to the flow', () => {
       await waitFor(async () => (await s.storage.summary(unpaid))?.status === 'cancelled');
       assert.equal((await s.storage.summary(unpaid))?.cancellationReason, 'payment_failed');
       assert.deepEqual(types(await s.history(unpaid)), [
-        'order.placed.v1',
+        'order.placed.v2',
         'payment.failed.v1',
         'order.cancelled.v1',
       ]);
@@ -567,7 +567,7 @@ describe('reacting to the flow', () => {
         assert.equal((await s.storage.summary(orderId))?.cancellationReason, reason);
         const history = (await s.history(orderId)).filter((e) => e.type.startsWith('order.'));
         assert.deepEqual(types(history), [
-          'order.placed.v1',
+          'order.placed.v2',
           'order.cancel-requested.v1',
           'order.cancelled.v1',
         ]);

@@ -272,6 +272,30 @@ describe('payment-processor against a real nats-server and a real PSP process', 
     }
   });
 
+  test('a forged order.placed is dead-lettered as UNEXPECTED_PRODUCER and does not end the order with payment.failed', async () => {
+    const s = await system({ replicas: 1 });
+    try {
+      const order = placed();
+      await s.producer.publish(OrderPlaced, order, {
+        subject: s.topology.subjects.order(order.orderId),
+        about: order.orderId,
+      });
+      const binding = s.topology.consumers.paymentProcessor.orders;
+      const [letter] = await waitFor(async () => {
+        const list = await s.replicas[0]!.transport.deadLetters.list({
+          stream: binding.stream,
+          consumer: binding.name,
+        });
+        return list.length > 0 ? list : undefined;
+      });
+      assert.equal(letter?.code, 'UNEXPECTED_PRODUCER');
+      assert.deepEqual(await s.payments(order.orderId), []);
+      assert.equal((await psp.ledger({ reference: order.orderId })).length, 0);
+    } finally {
+      await s.close();
+    }
+  });
+
   test('a charge the PSP refuses as such (invalid token, total 0) is dead-lettered and ends in payment.failed; nothing is charged', async () => {
     const s = await system({ replicas: 1 });
     try {
@@ -282,7 +306,7 @@ describe('payment-processor against a real nats-server and a real PSP process', 
         lines: [{ sku: 'SKU-1', quantity: 1, unitPrice: 0, lineTotal: 0 }],
       };
       for (const order of [invalid, free]) {
-        await s.producer.publish(OrderPlaced, order, {
+        await s.owners.publish(OrderPlaced, order, {
           subject: s.topology.subjects.order(order.orderId),
           about: order.orderId,
         });
@@ -325,7 +349,7 @@ describe('payment-processor against a real nats-server and a real PSP process', 
     try {
       await psp.setFaults({ errorAfterCommitRate: 1 });
       const order = placed();
-      await s.producer.publish(OrderPlaced, order, {
+      await s.owners.publish(OrderPlaced, order, {
         subject: s.topology.subjects.order(order.orderId),
         about: order.orderId,
       });
