@@ -39,6 +39,8 @@ export const EventCatalog = {
     cancelOrder: 'order-storage',
     getOrderStatus: 'order-status',
     getOrderHistory: 'order-storage',
+    /** Called by payment-processor only (not by the gateway): the payment token, at charge time. */
+    getPaymentToken: 'order-storage',
   } satisfies Record<keyof OrderingTopology['endpoints'], OrderingService>,
   /** Core NATS fan-out (not stored): producer and listeners. */
   notifications: {

@@ -24,8 +24,8 @@ test('@asyncapi/parser reads the generated document with no errors and no warnin
   );
   assert.ok(document, 'a document was parsed');
   assert.equal(document.version(), '3.0.0');
-  const placed = document.messages().get('order.placed.v1');
-  assert.ok(placed, 'order.placed.v1 is a message');
+  const placed = document.messages().get('order.placed.v2');
+  assert.ok(placed, 'order.placed.v2 is a message');
   assert.equal(placed.payload()?.type(), 'object');
   assert.ok(placed.headers()?.properties()?.['ce-type'], 'CloudEvents headers are declared');
 });

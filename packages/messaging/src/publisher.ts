@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
 import { JetStreamApiError, JetStreamError } from '@nats-io/jetstream';
 import {
