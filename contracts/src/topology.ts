@@ -133,7 +133,7 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
   const sourceSubject = (source: EventSource, id: string): string => subject(`${source}.${subjectToken(id)}`);
   const filter = (source: EventSource): string => subject(`${source}.*`);
   const sourcePrefix = ns ? `${ns}.` : '';
-  const sourceOf = (s: string): EventSource | undefined => {
+  const eventSourceOf = (s: string): EventSource | undefined => {
     if (!s.startsWith(sourcePrefix)) return undefined;
     const tokens = s.slice(sourcePrefix.length).split('.');
     const source = tokens[0] as EventSource;
@@ -192,14 +192,14 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
       customer: (customerId: string) => sourceSubject('customers', customerId),
       /**
        * Every source's subject of one order at once: `*.<orderId>` (`<ns>.*.<orderId>`). It also matches
-       * `customers.<orderId>`, so a reader keeps only subjects whose {@link sourceOf} is one of
+       * `customers.<orderId>`, so a reader keeps only subjects whose {@link eventSourceOf} is one of
        * `ORDER_EVENT_SOURCES`. nats-server 2.9.10 refuses it as a consumer's filter on the stream (not a
        * subset of the stream's subjects), but takes it as `next_by_subj` of a stream message get.
        */
       orderHistory: (orderId: string) => subject(`*.${subjectToken(orderId)}`),
     },
     /** The event source of a stream subject of this topology (`payments` for `payments.<id>`), or undefined. */
-    sourceOf,
+    eventSourceOf,
     /** Wildcard of one producer's events, e.g. `payments.*`. */
     filters: {
       orders: filter('orders'),

@@ -85,12 +85,12 @@ describe('topology', () => {
     assert.equal(OrderingTopology.subjects.orderHistory('o-1'), '*.o-1');
     const ns = orderingTopology({ namespace: 'test-1' });
     assert.equal(ns.subjects.orderHistory('o-1'), 'test-1.*.o-1');
-    assert.equal(ns.sourceOf(ns.subjects.payment('o-1')), 'payments');
-    assert.equal(ns.sourceOf(ns.subjects.customer('o-1')), 'customers');
-    assert.equal(ns.sourceOf('payments.o-1'), undefined, 'another namespace');
-    assert.equal(OrderingTopology.sourceOf('payments.o-1'), 'payments');
-    assert.equal(OrderingTopology.sourceOf('ordering.rpc.order.place'), undefined);
-    assert.equal(OrderingTopology.sourceOf('refunds.o-1'), undefined);
+    assert.equal(ns.eventSourceOf(ns.subjects.payment('o-1')), 'payments');
+    assert.equal(ns.eventSourceOf(ns.subjects.customer('o-1')), 'customers');
+    assert.equal(ns.eventSourceOf('payments.o-1'), undefined, 'another namespace');
+    assert.equal(OrderingTopology.eventSourceOf('payments.o-1'), 'payments');
+    assert.equal(OrderingTopology.eventSourceOf('ordering.rpc.order.place'), undefined);
+    assert.equal(OrderingTopology.eventSourceOf('refunds.o-1'), undefined);
     assert.deepEqual(ORDER_EVENT_SOURCES, ['orders', 'payments', 'invoices', 'deliveries']);
     assert.throws(() => OrderingTopology.subjects.orderHistory('>'), ContractsError);
   });

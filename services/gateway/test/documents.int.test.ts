@@ -1,15 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
+import type { NatsConnection } from '@nats-io/nats-core';
 import { Objm } from '@nats-io/obj';
-import { CreditNoteIssued, InvoiceCreated, orderingTopology, OrderPlaced } from '@orderflow/contracts';
 import {
-  connectNats,
-  NatsTransport,
-  runService,
-  type PayloadOf,
-  type RunningService,
-} from '@orderflow/messaging';
+  CreditNoteIssued,
+  InvoiceCreated,
+  orderingTopology,
+  OrderPlaced,
+  OwnerPublisher,
+} from '@orderflow/contracts';
+import { connectNats, runService, type PayloadOf, type RunningService } from '@orderflow/messaging';
 import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
@@ -23,7 +24,8 @@ let nats: NatsServer;
 const services: RunningService[] = [];
 let base: string;
 let closeHttp: (() => Promise<void>) | undefined;
-let client: NatsTransport;
+let client: OwnerPublisher;
+let clientNc: NatsConnection;
 let closeClient: () => Promise<void>;
 
 let auth: TestAuth;
@@ -61,7 +63,8 @@ before(async () => {
     }),
   );
   const { nc } = await connectNats({ servers: nats.url, name: 'gateway-documents-test' });
-  client = await NatsTransport.create(nc, { source: 'orderflow/create-invoice' });
+  clientNc = nc;
+  client = new OwnerPublisher(nc); // publishes each event as its producing service
   closeClient = async () => {
     await client.close();
     await nc.close();
@@ -86,14 +89,13 @@ async function placeOrder(orderId: string): Promise<void> {
     currency: 'EUR',
     total: 2500,
     shippingAddress: { line1: 'Main St 1', city: 'McMurdo', postalCode: '0000', country: 'AQ' },
-    payment: { token: 'tok_visa' },
     placedAt: now(),
   };
   await client.publish(OrderPlaced, placed, { subject: topology.subjects.order(orderId), about: orderId });
 }
 
 test('GET /orders/:id/credit-note.pdf: the PDF of a credited order; 404 problem+json without one', async () => {
-  const objects = await new Objm(client.nc).create(topology.objectStores.invoices);
+  const objects = await new Objm(clientNc).create(topology.objectStores.invoices);
   const credited = randomUUID();
   const invoiced = randomUUID();
   const invoiceNumber = '2026-000011';

@@ -43,6 +43,7 @@ const none: OrderFacts = {
   declined: false,
   refundId: null,
   invoiceNumber: null,
+  creditNoteNumber: null,
   courierId: null,
   courierReleased: false,
   deliveryUnavailable: false,

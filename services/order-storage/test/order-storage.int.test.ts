@@ -707,9 +707,6 @@ describe('history', () => {
     } finally {
       for (const p of producers) await p.close();
       await nc.close();
-    } finally {
-      for (const p of producers) await p.close();
-      await nc.close();
       await s.close();
     }
   });
@@ -895,7 +892,10 @@ describe('events that cannot be true', () => {
         orderId,
       );
       await waitFor(async () => (await s.storage.facts(orderId))?.courierId === 'k-9');
-      assert.deepEqual(orderTypes(await s.history(orderId)), ['order.placed.v2', 'order.cancel-requested.v1']);
+      assert.deepEqual(orderTypes(await s.history(orderId)), [
+        'order.placed.v2',
+        'order.cancel-requested.v1',
+      ]);
     } finally {
       await s.close();
     }

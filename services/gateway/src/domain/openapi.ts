@@ -223,6 +223,7 @@ export function openApiDocument(bodies: {
         get: {
           summary:
             'The credit note PDF that cancels the invoice of a refunded order (404 when there is none)',
+          security: security.authenticated,
           description:
             'An invoiced order that is refunded (cancelled after payment) gets a credit note with its own ' +
             'gapless number series (`CN-<year>-<sequence>`, `creditNoteNumber` on the order view). 404 ' +

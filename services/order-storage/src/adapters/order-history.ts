@@ -69,7 +69,7 @@ export async function readOrderHistory(
     );
     if (!message) break;
     seq = message.seq + 1;
-    const source = topology.sourceOf(message.subject);
+    const source = topology.eventSourceOf(message.subject);
     if (!source || !ORDER_SOURCES.has(source)) continue; // e.g. `customers.<same id>`: not the order's
     const skip = (reason: string) =>
       skipped.push({ subject: message.subject, sequence: message.seq, reason });
@@ -110,7 +110,10 @@ export async function readOrderHistory(
         continue;
       }
       const owner = EVENT_PRODUCERS[source];
-      if (envelope.source !== sourceOf(owner.service) || !owner.events.some((c) => c.type === envelope.type)) {
+      if (
+        envelope.source !== sourceOf(owner.service) ||
+        !owner.events.some((c) => c.type === envelope.type)
+      ) {
         skip(`${envelope.source} is not the producer of ${envelope.type} on ${message.subject}`);
         continue;
       }
