@@ -4,8 +4,10 @@ import { CliError, reasonOf } from './errors.ts';
 
 /**
  * A small client of the gateway's HTTP API (see contracts/README.md and services/gateway): used by
- * `orderflow place` and by the system tests. Every call returns the status and the parsed body, so a
- * caller can assert on 4xx answers (problem+json) as well as on successes.
+ * `orderflow place`, the chaos load and the system tests. Every call returns the status and the parsed
+ * body, so a caller can assert on 4xx answers (problem+json) as well as on successes. It sends its
+ * bearer token (a customer's from sign-up, or an operator's) on every call; `as(token)` gives a client
+ * for another caller.
  */
 
 export interface ApiResponse<T> {
@@ -28,7 +30,8 @@ export interface Problem {
 }
 
 export interface PlaceOrderBody {
-  readonly customerId: string;
+  /** Optional for a customer (the token's); required for an operator. */
+  readonly customerId?: string;
   readonly items: readonly OrderItem[];
   readonly currency: Currency;
   readonly shippingAddress: Address;
@@ -40,19 +43,27 @@ export interface HistoryEvent {
   readonly specversion: '1.0';
   readonly id: string;
   readonly source: string;
-  /** `ce-type`, e.g. `order.placed.v1`. */
+  /** `ce-type`, e.g. `order.placed.v2`. */
   readonly type: string;
   readonly subject: string;
   readonly time: string;
   readonly data: unknown;
-  /** 1-based position in the order's log. */
+  /** 1-based position in the order's history (stream order). */
   readonly sequence: number;
+}
+
+/** `POST /customers`: the new customer, and their token when the gateway issues development tokens. */
+export interface SignedUp {
+  readonly customerId: string;
+  readonly token?: string;
 }
 
 export class GatewayClient {
   constructor(
     readonly baseUrl: string,
     private readonly timeoutMs = 30_000,
+    /** Bearer token sent on every call (none: anonymous). */
+    readonly token?: string,
   ) {}
 
   /** `fetch` with the client's timeout; no answer at all is a `GATEWAY_UNREACHABLE` {@link CliError}. */
@@ -71,6 +82,15 @@ export class GatewayClient {
     }
   }
 
+  /** The same gateway as the caller holding `token`. */
+  as(token: string | undefined): GatewayClient {
+    return new GatewayClient(this.baseUrl, this.timeoutMs, token);
+  }
+
+  #auth(): Record<string, string> {
+    return this.token === undefined ? {} : { authorization: `Bearer ${this.token}` };
+  }
+
   async #call<T>(
     method: string,
     path: string,
@@ -82,6 +102,7 @@ export class GatewayClient {
       headers: {
         accept: 'application/json',
         ...(body !== undefined && { 'content-type': 'application/json' }),
+        ...this.#auth(),
         ...headers,
       },
       ...(body !== undefined && { body: JSON.stringify(body) }),
@@ -101,8 +122,9 @@ export class GatewayClient {
     } satisfies ApiResponse<T>;
   }
 
+  /** Sign-up: the answer carries the customer's token (development issuer); use it with {@link as}. */
   registerCustomer(customer: { email: string; name: string }) {
-    return this.#call<{ customerId: string }>('POST', '/customers', customer);
+    return this.#call<SignedUp>('POST', '/customers', customer);
   }
 
   placeOrder(order: PlaceOrderBody, idempotencyKey: string) {
@@ -115,7 +137,7 @@ export class GatewayClient {
     return this.#call<OrderView>('GET', `/orders/${encodeURIComponent(orderId)}`);
   }
 
-  /** The order's event log in append order (CloudEvents batch). */
+  /** The order's whole history, every service's events, in stream order (CloudEvents batch). */
   history(orderId: string) {
     return this.#call<HistoryEvent[]>('GET', `/orders/${encodeURIComponent(orderId)}/events`);
   }
@@ -128,10 +150,22 @@ export class GatewayClient {
   }
 
   /** The invoice PDF's bytes (status 200), or the problem. */
-  async invoicePdf(
+  invoicePdf(orderId: string): Promise<{ status: number; contentType: string | null; bytes: Uint8Array }> {
+    return this.#pdf(orderId, 'invoice.pdf');
+  }
+
+  /** The credit note PDF's bytes (status 200: the order's invoice was credited), or the problem. */
+  creditNotePdf(orderId: string): Promise<{ status: number; contentType: string | null; bytes: Uint8Array }> {
+    return this.#pdf(orderId, 'credit-note.pdf');
+  }
+
+  async #pdf(
     orderId: string,
+    document: 'invoice.pdf' | 'credit-note.pdf',
   ): Promise<{ status: number; contentType: string | null; bytes: Uint8Array }> {
-    const response = await this.#fetch(`${this.baseUrl}/orders/${encodeURIComponent(orderId)}/invoice.pdf`);
+    const response = await this.#fetch(`${this.baseUrl}/orders/${encodeURIComponent(orderId)}/${document}`, {
+      headers: this.#auth(),
+    });
     return {
       status: response.status,
       contentType: response.headers.get('content-type'),

@@ -73,12 +73,17 @@ test('the build runs: the gateway, PSP and SMTP sink start from dist/ with plain
     const script = await fetch(`${system.apiUrl}/dashboard/dashboard.mjs`);
     assert.equal(script.status, 200);
     await script.arrayBuffer();
-    // A bundled workspace package at work: bad input still gets the typed problem answer.
-    const bad = await fetch(`${system.apiUrl}/orders`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': 'k-1' },
-      body: '{"items": 3}',
-    });
+    // A bundled workspace package at work: no token is a 401, bad input with one the typed problem.
+    const post = (headers: Record<string, string>) =>
+      fetch(`${system.apiUrl}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': 'k-1', ...headers },
+        body: '{"items": 3}',
+      });
+    const anonymous = await post({});
+    assert.equal(anonymous.status, 401);
+    await anonymous.arrayBuffer();
+    const bad = await post({ authorization: `Bearer ${await system.operatorToken()}` });
     assert.equal(bad.status, 400);
     assert.match(bad.headers.get('content-type') ?? '', /application\/problem\+json/);
     await bad.arrayBuffer();

@@ -8,6 +8,8 @@ import { chaos } from './commands/chaos.ts';
 import { doctor, type DoctorPort } from './commands/doctor.ts';
 import { FAULT_CLASSES, type FaultClass } from './chaos/faults.ts';
 import { dlq } from './commands/dlq.ts';
+import { consumers, services, streams, traceOrder } from './commands/inspect.ts';
+import { replay } from './commands/replay.ts';
 import { place } from './commands/place.ts';
 import { tail } from './commands/tail.ts';
 import { up } from './commands/up.ts';
@@ -16,7 +18,11 @@ import { provision } from './commands/provision.ts';
 import type { NatsTarget } from './bus.ts';
 import { CliError } from './errors.ts';
 import { readUpState, statePath } from './state.ts';
-import { RUNTIMES, SERVICES, type Runtime, type ServiceName } from './system.ts';
+import { devOperatorToken, RUNTIMES, SERVICES, type Runtime, type ServiceName } from './system.ts';
+import { connectOrderflow } from './nats.ts';
+import { OrderingTopology } from '@orderflow/contracts';
+import { orderStorageMigrations } from '@orderflow/order-storage';
+import { openServiceStore } from '@orderflow/sql';
 
 const HELP = `orderflow <command> [options]
 
@@ -43,12 +49,25 @@ const HELP = `orderflow <command> [options]
                 --store-dir <dir> --server-name <n> --cluster-name <n> --cluster-port <n> --routes <url,…>
                 --tls-hosts <name,ip,…> (the server certificate's names; default localhost,127.0.0.1)
   dlq list [--consumer <durable>] [--limit <n>] [-v]
+  dlq show <seq>              one dead letter: reason, headers, payload
   dlq redrive <seq>
   dlq redrive-all [--consumer <durable>]
+  dlq discard <seq>           delete a dead letter without redriving it
+  services    every instance answering NATS service discovery ($SRV.STATS), with endpoint stats
+  streams     every JetStream stream: messages, bytes, consumers, replicas, subjects
+  consumers [--stream <name>]   every durable: pending, ack-pending, redelivered, lag
+  trace <orderId>             the order's timeline across services (event log, trace ids, dead letters)
+                services, streams, consumers and trace find NATS as dlq does (--nats, --data-dir)
+  replay      rebuild order-storage's read model (order_summaries) from the order log, with a progress bar
+                uses DATABASE_URL (schema order_storage) or, without it, the PGlite data of
+                DATA_DIR/order-storage (--data-dir; stop order-storage first: a PGlite directory belongs to one process)
   tail [--order <id>]   print live order.status-changed notifications
                 place, dlq and tail find the system \`up\` runs on the data directory (its state file
                 DATA_DIR/orderflow-up.json); --nats <url> / NATS_URL and --api <url> / PORT win over it;
                 --data-dir <dir> (env DATA_DIR, default ./data)
+  token --operator [--data-dir <dir>] [--subject <name>]
+              print an operator token signed with the development key of the system in DATA_DIR
+              (for /metrics, all orders, every order's live changes); customers get theirs at sign-up
   doctor      check nats-server, PostgreSQL (DATABASE_URL), ports, data directory; with a running
               \`up\` on the data directory, that system; takes up's port and --data-dir flags, --nats
   chaos       run the whole system under load, inject faults, check the invariants (exit 1 on a violation)
@@ -97,7 +116,7 @@ const secretsDirOf = (dataDir: string): string => env.NATS_SECRETS_DIR || join(d
 function natsTarget(
   servers: string,
   dataDir: string,
-  identity: 'operator' | 'provisioner' = 'operator',
+  identity: 'operator' | 'provisioner' | 'order-storage' = 'operator',
 ): NatsTarget {
   const seed = env.NATS_NKEY_SEED_FILE || join(secretsDirOf(dataDir), `${identity}.nk`);
   const ca = env.NATS_CA_FILE || join(secretsDirOf(dataDir), 'ca.pem');
@@ -259,17 +278,111 @@ async function main(argv: string[]): Promise<number> {
             limit: Number(values.limit),
             verbose: values.verbose,
           });
-        case 'redrive': {
+        case 'show':
+        case 'redrive':
+        case 'discard': {
           const n = Number(seq);
           if (!Number.isInteger(n) || n < 1)
-            throw new UsageError('dlq redrive <seq>: seq is the number `dlq list` shows');
-          return dlq(natsUrl(), { kind: 'redrive', seq: n });
+            throw new UsageError(`dlq ${action} <seq>: seq is the number \`dlq list\` shows`);
+          return dlq(natsUrl(), { kind: action, seq: n });
         }
         case 'redrive-all':
           return dlq(natsUrl(), { kind: 'redrive-all', ...consumer });
         default:
-          throw new UsageError(`dlq: unknown action "${action}" (list, redrive <seq>, redrive-all)`);
+          throw new UsageError(
+            `dlq: unknown action "${action}" (list, show <seq>, redrive <seq>, redrive-all, discard <seq>)`,
+          );
       }
+    }
+    case 'services':
+    case 'streams':
+    case 'consumers':
+    case 'trace': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { stream: { type: 'string' }, nats: { type: 'string' }, 'data-dir': { type: 'string' } },
+      });
+      if (command === 'trace' && positionals[0] === undefined) throw new UsageError('trace <orderId>');
+      const say = (line: string) => process.stdout.write(`${line}\n`);
+      const dataDir = dataDirOf(values['data-dir']);
+      const nc = await connectOrderflow(
+        natsTarget(natsUrlFor(values.nats, dataDir), dataDir),
+        'orderflow-cli',
+      );
+      try {
+        switch (command) {
+          case 'services':
+            return (await services(nc, say)).length > 0 ? 0 : 1;
+          case 'streams':
+            await streams(nc, say);
+            return 0;
+          case 'consumers':
+            await consumers(nc, say, values.stream === undefined ? {} : { stream: values.stream });
+            return 0;
+          case 'trace':
+            return (await traceOrder(nc, positionals[0] ?? '', say)).length > 0 ? 0 : 1;
+          default:
+            return command satisfies never;
+        }
+      } finally {
+        await nc.close();
+      }
+    }
+    case 'replay': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { nats: { type: 'string' }, 'data-dir': { type: 'string' } },
+      });
+      const dataDir = dataDirOf(values['data-dir']);
+      // The read model is order-storage's: the rebuild reads its log as order-storage does.
+      const nc = await connectOrderflow(
+        natsTarget(natsUrlFor(values.nats, dataDir), dataDir, 'order-storage'),
+        'orderflow-cli',
+      );
+      const store = await openServiceStore(
+        {
+          databaseUrl: env.DATABASE_URL || undefined,
+          dataDir: join(dataDir, 'order-storage'),
+          dbSchema: 'order_storage',
+        },
+        'order-storage',
+        orderStorageMigrations,
+      );
+      try {
+        await replay({ nc, store, topology: OrderingTopology, out: process.stdout });
+        return 0;
+      } finally {
+        await store.close();
+        await nc.close();
+      }
+    }
+    case 'token': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          operator: { type: 'boolean', default: false },
+          'data-dir': { type: 'string' },
+          subject: { type: 'string', default: `operator:${env.USER || 'cli'}` },
+        },
+      });
+      if (!values.operator)
+        throw new UsageError(
+          'token: only --operator; a customer gets their token when signing up (POST /customers answers it)',
+        );
+      const dataDir = values['data-dir'] ?? (env.DATA_DIR || './data');
+      let token: string;
+      try {
+        token = await devOperatorToken(dataDir, values.subject);
+      } catch (error) {
+        process.stderr.write(
+          `no usable development key under ${dataDir}/auth (${(error as Error).message}); ` +
+            '`orderflow up` creates it there, or pass the --data-dir of the running system\n',
+        );
+        return 1;
+      }
+      process.stdout.write(`${token}\n`);
+      return 0;
     }
     case 'tail': {
       const { values } = parseArgs({

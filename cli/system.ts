@@ -15,6 +15,7 @@ import {
 } from './bus.ts';
 import type { BusSecrets } from '@orderflow/messaging';
 import { provisionOrdering, startProvisioningResponder } from './provision.ts';
+import { DevIssuer, ensureDevSigningKey } from '@orderflow/gateway/dev-issuer';
 import {
   allocateFreePort,
   Supervisor,
@@ -130,8 +131,24 @@ export interface RunningSystem {
   permissionViolations(): readonly string[];
   /** Connects to the system's NATS as `identity` (default `operator`; anonymous on an open server). */
   connect(name: string, identity?: Parameters<typeof busCredentials>[1]): Promise<NatsConnection>;
+  /**
+   * The development signing key of the gateway (`<dataDir>/auth/dev-signing-key.jwk`, mode 0600, made
+   * once and reused): sign-up tokens are signed with it; so is {@link operatorToken}.
+   */
+  readonly devKeyFile: string;
+  /** A fresh operator token signed with the development key (what `orderflow token --operator` prints). */
+  operatorToken(subject?: string): Promise<string>;
   /** Stops everything, services first, NATS last. */
   stop(): Promise<void>;
+}
+
+/** Where `up` keeps the gateway's development signing key under `dataDir`. */
+export const devKeyFileIn = (dataDir: string): string =>
+  join(resolve(dataDir), 'auth', 'dev-signing-key.jwk');
+
+/** An operator token signed with the development key of the system whose data is in `dataDir`. */
+export async function devOperatorToken(dataDir: string, subject = 'operator:cli'): Promise<string> {
+  return (await DevIssuer.open(devKeyFileIn(dataDir))).operatorToken(subject);
 }
 
 /** Settings the system sets for every child; inherited values of these names are dropped. */
@@ -152,6 +169,12 @@ const MANAGED_ENV = [
   'STREAM_REPLICAS',
   'KV_REPLICAS',
   'OBJECT_STORE_REPLICAS',
+  // The gateway's authentication is the system's to set (a development key under DATA_DIR).
+  'AUTH_DEV_KEY_FILE',
+  'AUTH_JWKS_URL',
+  'AUTH_ISSUER',
+  'AUTH_AUDIENCE',
+  'AUTH_ALGORITHMS',
 ];
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -234,6 +257,7 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
   const rootDir = config.rootDir ?? resolve(here, '..');
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
+  const devKeyFile = await ensureDevSigningKey(devKeyFileIn(dataDir));
 
   const base: Record<string, string> = {};
   for (const [key, value] of Object.entries(config.baseEnv ?? {}))
@@ -364,7 +388,7 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
         : name === 'email-notify'
           ? { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(smtpPort) }
           : name === 'gateway'
-            ? { PORT: String(gatewayPort), HOST: '127.0.0.1' }
+            ? { PORT: String(gatewayPort), HOST: '127.0.0.1', AUTH_DEV_KEY_FILE: devKeyFile }
             : {};
     programs.push({
       name,
@@ -430,6 +454,8 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
     permissionViolations: () => violations,
     connect: async (name, identity = 'operator') =>
       (await connectNats({ servers: natsUrl, name, ...credentials(identity) })).nc,
+    devKeyFile,
+    operatorToken: (subject) => devOperatorToken(dataDir, subject),
     stop: async () => {
       try {
         await supervisor.stop();

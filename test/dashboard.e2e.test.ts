@@ -4,7 +4,7 @@
 // the page never polls, so a row that reaches `confirmed` was moved there by the live updates.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -61,7 +61,8 @@ describe('the dashboard in a headless Chromium, against the system', { timeout: 
         eventStreams.push(`${response.status()} ${response.headers()['content-type'] ?? ''}`);
     });
     await page.goto(`${sys.system.apiUrl}/`);
-    await page.waitForSelector('#live[data-state="live"]', { timeout: 15_000 });
+    // No customer yet, so no token and no event stream: the first order signs up.
+    await page.waitForSelector('#live[data-state="idle"]', { timeout: 15_000 });
   });
 
   after(async () => {
@@ -106,23 +107,33 @@ describe('the dashboard in a headless Chromium, against the system', { timeout: 
     assert.match(response.headers.get('content-type') ?? '', /^text\/html/);
     assert.match(response.headers.get('content-security-policy') ?? '', /script-src 'self'/);
     assert.match(await response.text(), /<title>Orderflow dashboard<\/title>/);
-    assert.deepEqual(eventStreams, ['200 text/event-stream; charset=utf-8']);
-    const bad = await fetch(`${sys.system.apiUrl}/status-changes?orderId=not%20an%20id`);
+    assert.deepEqual(eventStreams, [], 'no stream before the page has a customer');
+    assert.equal((await fetch(`${sys.system.apiUrl}/status-changes`)).status, 401);
+    const bad = await fetch(`${sys.system.apiUrl}/status-changes?orderId=not%20an%20id`, {
+      headers: { authorization: `Bearer ${sys.api.token}` },
+    });
     assert.equal(bad.status, 400);
     assert.match(bad.headers.get('content-type') ?? '', /application\/problem\+json/);
   });
 
   test('place an order by clicking: the row goes live to confirmed, with its invoice and courier', async () => {
     const orderId = await placeByClick();
+    // Sign-up gave the page its token: now it follows its orders live.
+    await page.waitForSelector('#live[data-state="live"]', { timeout: 15_000 });
     await waitStatus(orderId, 'confirmed');
     // The view after `confirmed` carries the invoice number and the courier.
     const link = row(orderId).locator('a[href$="/invoice.pdf"]');
     await link.waitFor({ timeout: 10_000 });
     assert.equal(await link.getAttribute('href'), `/orders/${orderId}/invoice.pdf`);
     assert.match((await link.textContent()) ?? '', /^\d{4}-\d{6,}$/);
-    const pdf = await fetch(`${sys.system.apiUrl}/orders/${orderId}/invoice.pdf`);
+    // The link fetches the PDF with the customer's token and saves it.
+    const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+    const saved = await download.path();
+    assert.equal((await readFile(saved)).subarray(0, 5).toString(), '%PDF-');
+    assert.equal((await fetch(`${sys.system.apiUrl}/orders/${orderId}/invoice.pdf`)).status, 401);
+    const pdf = await sys.api.invoicePdf(orderId);
     assert.equal(pdf.status, 200);
-    assert.match(pdf.headers.get('content-type') ?? '', /application\/pdf/);
+    assert.match(pdf.contentType ?? '', /application\/pdf/);
     const [, , total, , reason, , courier] = await cells(orderId);
     assert.match(total ?? '', /17[.,]00/, 'the demo order is 2 × 8.50 (EUR)');
     assert.equal(reason, '');

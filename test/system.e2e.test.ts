@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { OrderingTopology, OrderPlaced } from '@orderflow/contracts';
 import { demoOrder } from '../cli/api.ts';
+import { waitFor } from '@orderflow/testing';
 import {
   mapLimit,
   NO_EFFECT_PROBLEMS,
@@ -70,16 +71,22 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     if (!orders.some((o) => o.orderId === order.orderId)) orders.push(order);
     return order;
   };
-  const eventTypes = async (orderId: string): Promise<string[]> => {
+  /** The order's whole history (every service's events), checked for positions 1..n. */
+  const historyOf = async (orderId: string) => {
     const history = await sys.api.history(orderId);
     assert.equal(history.status, 200, `GET /orders/${orderId}/events: ${JSON.stringify(history.body)}`);
     assert.deepEqual(
       history.body.map((e) => e.sequence),
       history.body.map((_, i) => i + 1),
-      'the history is in append order',
+      'the history is in stream order',
     );
-    return history.body.map((e) => e.type);
+    return history.body;
   };
+  const eventTypes = async (orderId: string): Promise<string[]> =>
+    (await historyOf(orderId)).map((e) => e.type);
+  /** The Order aggregate's own events in the history. */
+  const orderEventTypes = async (orderId: string): Promise<string[]> =>
+    (await eventTypes(orderId)).filter((t) => t.startsWith('order.'));
 
   before(async () => {
     sys = await startTestSystem({ replicas: { 'payment-processor': PAYMENT_REPLICAS } });
@@ -99,14 +106,42 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     assert.ok(view.courier && !view.courier.released, 'a courier is assigned');
     assert.equal(view.total, 2 * 850 + 1_900);
 
-    const types = await eventTypes(orderId);
-    assert.equal(types[0], 'order.placed.v1');
-    assert.equal(types.at(-1), 'order.confirmed.v1');
+    // The whole history, every service's step with its producer as the source.
+    const history = await historyOf(orderId);
+    const steps = new Map(history.map((e) => [e.type, e.source]));
+    assert.equal(history[0]?.type, 'order.placed.v2');
+    assert.equal(history.at(-1)?.type, 'order.confirmed.v1');
+    assert.deepEqual(
+      [...steps].filter(([type]) => type !== 'order.placed.v2' && type !== 'order.confirmed.v1').sort(),
+      [
+        ['delivery.assigned.v1', 'orderflow/assign-delivery'],
+        ['invoice.created.v1', 'orderflow/create-invoice'],
+        ['payment.authorized.v1', 'orderflow/payment-processor'],
+      ],
+    );
+    assert.equal(steps.get('order.confirmed.v1'), 'orderflow/order-storage');
 
-    const pdf = await sys.api.invoicePdf(orderId);
+    const own = sys.api.as(c.token);
+    const pdf = await own.invoicePdf(orderId);
     assert.equal(pdf.status, 200);
     assert.match(pdf.contentType ?? '', /application\/pdf/);
     assert.equal(new TextDecoder().decode(pdf.bytes.slice(0, 5)), '%PDF-');
+    assert.equal((await own.getOrder(orderId)).body.customerId, c.customerId);
+    // Another customer, or nobody, gets nothing of it.
+    const other = sys.api.as((await customer()).token);
+    for (const answer of [
+      await other.getOrder(orderId),
+      await other.history(orderId),
+      await other.cancel(orderId),
+    ])
+      assert.equal(answer.status, 404, JSON.stringify(answer.body));
+    assert.equal((await other.invoicePdf(orderId)).status, 404);
+    assert.equal((await sys.api.as(undefined).getOrder(orderId)).status, 401);
+    // A confirmed order keeps its invoice: no credit note.
+    assert.equal(view.creditNoteNumber, null);
+    const none = await sys.api.creditNotePdf(orderId);
+    assert.equal(none.status, 404);
+    assert.match(none.contentType ?? '', /application\/problem\+json/);
   });
 
   test('tok_decline → cancelled / payment_declined, nothing charged', async () => {
@@ -124,7 +159,7 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     assert.equal((await sys.api.invoicePdf(orderId)).status, 404);
   });
 
-  test('unserved country AQ → refund → cancelled / delivery_unavailable', async () => {
+  test('unserved country AQ → refund → cancelled / delivery_unavailable; its invoice is cancelled by a credit note', async () => {
     const { orderId } = await place(await customer(), { country: 'AQ' });
     const view = await waitTerminal(sys, orderId);
     assert.equal(view.status, 'cancelled', JSON.stringify(view));
@@ -135,6 +170,46 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     assert.equal(entries.filter((e) => e.kind === 'charge' && e.status === 'succeeded').length, 1);
     assert.equal(entries.filter((e) => e.kind === 'refund').length, 1);
     assert.ok((await eventTypes(orderId)).includes('order.cancelled.v1'));
+
+    // The books: the invoice stays (numbers are final) and a credit note of its own series cancels it.
+    const credited = await waitFor(
+      async () => {
+        const v = (await sys.api.getOrder(orderId)).body;
+        return v.creditNoteNumber ? v : undefined;
+      },
+      { timeoutMs: 30_000, message: `credit note of ${orderId}` },
+    );
+    assert.match(credited.invoiceNumber ?? '', /^\d{4}-\d{6,}$/);
+    assert.match(credited.creditNoteNumber ?? '', /^CN-\d{4}-\d{6,}$/);
+    const pdf = await sys.api.creditNotePdf(orderId);
+    assert.equal(pdf.status, 200);
+    assert.match(pdf.contentType ?? '', /application\/pdf/);
+    assert.equal(new TextDecoder().decode(pdf.bytes.slice(0, 5)), '%PDF-');
+    const history = await historyOf(orderId);
+    const types = history.map((e) => e.type);
+    const creditNote = history.find((e) => e.type === 'credit-note.issued.v1');
+    assert.equal(creditNote?.source, 'orderflow/create-invoice');
+    assert.ok(types.indexOf('invoice.created.v1') < types.indexOf('credit-note.issued.v1'), types.join(', '));
+
+    // The mails: the credit note (with its PDF), and no invoice mail after the cancellation mail.
+    const mails = await waitFor(
+      async () => {
+        const list = (await sys.mails()).filter((m) => m.headers['x-orderflow-key'] === orderId);
+        return list.some((m) => m.headers['x-orderflow-kind'] === 'credit_note') ? list : undefined;
+      },
+      { timeoutMs: 30_000, message: `credit note mail of ${orderId}` },
+    );
+    const kinds = mails.map((m) => m.headers['x-orderflow-kind']);
+    const invoiceMail = kinds.indexOf('invoice');
+    assert.ok(invoiceMail === -1 || invoiceMail < kinds.indexOf('order_cancelled'), kinds.join(', '));
+    const creditMail = mails.find((m) => m.headers['x-orderflow-kind'] === 'credit_note');
+    const attached = creditMail?.attachments.map((a) => a.filename) ?? [];
+    assert.ok(attached.includes(`credit-note-${credited.creditNoteNumber}.pdf`), attached.join(', '));
+    if (invoiceMail === -1)
+      assert.ok(
+        attached.includes(`invoice-${credited.invoiceNumber}.pdf`),
+        'the invoice goes with the credit note',
+      );
   });
 
   test('customer cancel before a courier is assigned → refund (and release) → cancelled / customer_request', async () => {
@@ -142,8 +217,9 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     await sys.setPspFaults({ latencyMs: 1_500 });
     let orderId: string;
     try {
-      ({ orderId } = await place(await customer()));
-      const cancel = await sys.api.cancel(orderId);
+      const c = await customer();
+      ({ orderId } = await place(c));
+      const cancel = await sys.api.as(c.token).cancel(orderId);
       assert.ok(
         cancel.status >= 200 && cancel.status < 300,
         `${cancel.status} ${JSON.stringify(cancel.body)}`,
@@ -163,9 +239,10 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
     const entries = (await sys.ledger()).filter((e) => e.reference === orderId);
     assert.equal(entries.filter((e) => e.kind === 'charge' && e.status === 'succeeded').length, 1);
     assert.equal(entries.filter((e) => e.kind === 'refund').length, 1);
-    const types = await eventTypes(orderId);
+    const types = await orderEventTypes(orderId);
     assert.ok(types.includes('order.cancel-requested.v1'), types.join(', '));
     assert.equal(types.at(-1), 'order.cancelled.v1');
+    assert.ok((await eventTypes(orderId)).includes('payment.refunded.v1'));
   });
 
   test('cancel after the courier is assigned → 409 ORDER_CANCEL_TOO_LATE', async () => {
@@ -181,25 +258,26 @@ describe('the system, as processes, through HTTP', { timeout: 600_000 }, () => {
 
   test('POST /orders is idempotent: the same key twice, and twice at once, gives one order', async () => {
     const c = await customer();
+    const api = sys.api.as(c.token);
     const body = demoOrder(c.customerId);
     const key = randomUUID();
-    const first = await sys.api.placeOrder(body, key);
-    const again = await sys.api.placeOrder(body, key);
+    const first = await api.placeOrder(body, key);
+    const again = await api.placeOrder(body, key);
     assert.ok(first.status >= 200 && first.status < 300, JSON.stringify(first.body));
     assert.ok(again.status >= 200 && again.status < 300, JSON.stringify(again.body));
     assert.equal(again.body.orderId, first.body.orderId);
 
     const concurrentKey = randomUUID();
     const [a, b] = await Promise.all([
-      sys.api.placeOrder(body, concurrentKey),
-      sys.api.placeOrder(body, concurrentKey),
+      api.placeOrder(body, concurrentKey),
+      api.placeOrder(body, concurrentKey),
     ]);
     assert.ok(a.status >= 200 && a.status < 300, `${a.status} ${JSON.stringify(a.body)}`);
     assert.ok(b.status >= 200 && b.status < 300, `${b.status} ${JSON.stringify(b.body)}`);
     assert.equal(a.body.orderId, b.body.orderId);
     assert.notEqual(a.body.orderId, first.body.orderId);
 
-    const reused = await sys.api.placeOrder({ ...body, payment: { token: 'tok_decline' } }, key);
+    const reused = await api.placeOrder({ ...body, payment: { token: 'tok_decline' } }, key);
     assert.equal(reused.status, 409, JSON.stringify(reused.body));
     assert.equal(reused.problem?.code, 'IDEMPOTENCY_KEY_REUSED');
 

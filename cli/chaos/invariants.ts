@@ -42,6 +42,8 @@ export interface Mail {
 export interface DatabaseFacts {
   /** `create_invoice.invoices`: one row per invoice. */
   readonly invoices: readonly { orderId: string; year: number; sequence: number }[];
+  /** `create_invoice.credit_notes`: one row per credit note. */
+  readonly creditNotes: readonly { orderId: string; year: number; sequence: number }[];
   /** `assign_delivery.delivery_assignments`. */
   readonly assignments: readonly { orderId: string; status: string }[];
   /** Sum of `assign_delivery.couriers.load`. */
@@ -88,6 +90,7 @@ export function checkInvariants(o: Observations): InvariantReport {
     invoices(o),
     couriers(o),
     mails(o),
+    stepFailures(o),
     histories(o),
     ...(o.database ? [readModel(o, o.database)] : []),
     deadLetters(o),
@@ -132,11 +135,13 @@ function outcomes(o: Observations): Invariant {
           ? ['cancelled/payment_declined']
           : order.kind === 'unserved'
             ? ['cancelled/delivery_unavailable']
-            : order.cancelAccepted === true
-              ? ['cancelled/customer_request']
-              : order.cancelAccepted === false
-                ? ['confirmed/-']
-                : ['confirmed/-', 'cancelled/customer_request'];
+            : order.kind === 'invalid-card'
+              ? ['cancelled/payment_failed']
+              : order.cancelAccepted === true
+                ? ['cancelled/customer_request']
+                : order.cancelAccepted === false
+                  ? ['confirmed/-']
+                  : ['confirmed/-', 'cancelled/customer_request'];
     if (!allowed.includes(got))
       problems.push(`${order.orderId} (${order.kind}): ${got}, expected ${allowed.join(' or ')}`);
   }
@@ -197,35 +202,80 @@ function money(o: Observations): Invariant {
   );
 }
 
-/** Invoice numbers unique and gapless per year; one invoice per confirmed order. */
+/** `<year>-<sequence>` (invoice) or `CN-<year>-<sequence>` (credit note) → its year and sequence. */
+function numbering(number: string): { year: number; sequence: number } {
+  const [year, sequence] = number.replace(/^CN-/, '').split('-').map(Number);
+  return { year: year ?? 0, sequence: sequence ?? 0 };
+}
+
+/** Problems of a number series: per year, the sequences must be exactly 1..n. */
+function gaps(series: string, numbers: readonly { year: number; sequence: number }[]): string[] {
+  const byYear = new Map<number, number[]>();
+  for (const n of numbers) byYear.set(n.year, [...(byYear.get(n.year) ?? []), n.sequence]);
+  const problems: string[] = [];
+  for (const [year, list] of byYear) {
+    [...list]
+      .sort((a, b) => a - b)
+      .forEach((n, i) => {
+        if (n !== i + 1) problems.push(`${series} ${year}: position ${i + 1} holds number ${n}`);
+      });
+  }
+  return problems;
+}
+
+/**
+ * The books: invoice numbers and credit-note numbers each unique and gapless per year; every confirmed
+ * order invoiced and not credited; every refunded invoiced order credited (its invoice cancelled by a
+ * credit note); a credit note only for an invoiced order; so invoices − credit notes = confirmed orders.
+ */
 function invoices(o: Observations): Invariant {
   const problems: string[] = [];
-  const byYear = new Map<number, number[]>();
-  const add = (year: number, sequence: number) => byYear.set(year, [...(byYear.get(year) ?? []), sequence]);
   let invoiced = 0;
+  let credited = 0;
+  let confirmed = 0;
+  const invoiceNumbers: { year: number; sequence: number }[] = [];
+  const creditNumbers: { year: number; sequence: number }[] = [];
   for (const order of o.orders) {
     const view = viewOf(o, order.orderId);
     if (!view) continue;
-    if (view.status === 'confirmed' && view.invoiceNumber === null)
-      problems.push(`${order.orderId} confirmed without invoice`);
-    if (view.invoiceNumber === null) continue;
-    invoiced += 1;
-    const [year, sequence] = view.invoiceNumber.split('-').map(Number);
-    if (o.database === undefined) add(year ?? 0, sequence ?? 0);
+    const creditNote = view.creditNoteNumber;
+    if (view.status === 'confirmed') {
+      confirmed += 1;
+      if (view.invoiceNumber === null) problems.push(`${order.orderId} confirmed without invoice`);
+      if (creditNote !== null)
+        problems.push(`${order.orderId} confirmed, its invoice credited by ${creditNote}`);
+    }
+    if (view.payment?.status === 'refunded' && view.invoiceNumber !== null && creditNote === null)
+      problems.push(`${order.orderId} refunded, invoice ${view.invoiceNumber} has no credit note`);
+    if (creditNote !== null && view.invoiceNumber === null)
+      problems.push(`${order.orderId}: credit note ${creditNote} without an invoice`);
+    if (view.invoiceNumber !== null) {
+      invoiced += 1;
+      invoiceNumbers.push(numbering(view.invoiceNumber));
+    }
+    if (creditNote !== null) {
+      credited += 1;
+      creditNumbers.push(numbering(creditNote));
+    }
   }
-  // With PostgreSQL the invoice book itself is read: a number never shown by a view still counts.
-  for (const row of o.database?.invoices ?? []) add(row.year, row.sequence);
-  for (const [year, list] of byYear) {
-    const sorted = [...list].sort((a, b) => a - b);
-    sorted.forEach((n, i) => {
-      if (n !== i + 1) problems.push(`${year}: position ${i + 1} holds number ${n}`);
-    });
-  }
-  if (o.database && o.database.invoices.length !== invoiced)
-    problems.push(`${o.database.invoices.length} invoices in the book, ${invoiced} on the order views`);
+  if (invoiced - credited !== confirmed)
+    problems.push(`${invoiced} invoices − ${credited} credit notes ≠ ${confirmed} confirmed orders`);
+  // With PostgreSQL the books themselves are read: a number never shown by a view still counts.
+  const db = o.database;
+  problems.push(...gaps('invoices', db ? db.invoices : invoiceNumbers));
+  problems.push(...gaps('credit notes', db ? db.creditNotes : creditNumbers));
+  if (db && db.invoices.length !== invoiced)
+    problems.push(`${db.invoices.length} invoices in the book, ${invoiced} on the order views`);
+  if (db && db.creditNotes.length !== credited)
+    problems.push(`${db.creditNotes.length} credit notes in the book, ${credited} on the order views`);
   return invariant(
-    'invoice numbers unique and gapless; one per confirmed order',
-    { invoiced, ...(o.database && { inBook: o.database.invoices.length }) },
+    'invoices and credit notes gapless; invoices − credit notes = confirmed; every refunded invoice credited',
+    {
+      invoiced,
+      credited,
+      confirmed,
+      ...(db && { inBook: db.invoices.length, creditNotesInBook: db.creditNotes.length }),
+    },
     problems,
   );
 }
@@ -275,25 +325,32 @@ function couriers(o: Observations): Invariant {
  * Exactly the mails the orders' outcomes call for, none twice. A mail is known by its `Message-ID`
  * (one per order and kind): an SMTP re-delivery with the same `Message-ID` — email-notify killed after
  * the server accepted a mail and before it recorded it — is one mail in the recipient's mailbox and is
- * counted as `resentSameMessageId`; a second mail with another `Message-ID` is a violation.
+ * counted as `resentSameMessageId`; a second mail with another `Message-ID` is a violation. The invoice
+ * mail of a cancelled order may be left out (its `invoice.created` came after the cancellation; the
+ * credit note mail carries the invoice then), but is never sent after the cancellation mail.
  */
 function mails(o: Observations): Invariant {
   const expected = new Set<string>(o.customers.map((c) => `${c.customerId} welcome`));
+  const optional = new Set<string>();
   for (const order of o.orders) {
     const v = viewOf(o, order.orderId);
     if (!v) continue;
     expected.add(`${v.orderId} order_placed`);
     if (v.payment?.status === 'declined') expected.add(`${v.orderId} payment_declined`);
-    if (v.invoiceNumber !== null) expected.add(`${v.orderId} invoice`);
+    if (v.invoiceNumber !== null)
+      (v.status === 'cancelled' ? optional : expected).add(`${v.orderId} invoice`);
     if (v.courier !== null) expected.add(`${v.orderId} courier_assigned`);
     if (v.status === 'cancelled') expected.add(`${v.orderId} order_cancelled`);
+    if (v.creditNoteNumber !== null) expected.add(`${v.orderId} credit_note`);
   }
   const seen = new Set<string>();
   const messageIds = new Set<string>();
   const problems: string[] = [];
   let resent = 0;
+  let invoicesLeftOut = 0;
   for (const [index, mail] of o.mails.entries()) {
-    const m = `${mail.headers['x-orderflow-key']} ${mail.headers['x-orderflow-kind']}`;
+    const key = mail.headers['x-orderflow-key'];
+    const m = `${key} ${mail.headers['x-orderflow-kind']}`;
     const messageId = mail.messageId ?? `(no Message-ID #${index})`;
     if (messageIds.has(messageId)) {
       resent += 1;
@@ -301,30 +358,47 @@ function mails(o: Observations): Invariant {
     }
     messageIds.add(messageId);
     if (seen.has(m)) problems.push(`twice, with another Message-ID: ${m}`);
-    else if (!expected.has(m)) problems.push(`unexpected: ${m}`);
+    else if (!expected.has(m) && !optional.has(m)) problems.push(`unexpected: ${m}`);
+    if (mail.headers['x-orderflow-kind'] === 'invoice' && seen.has(`${key} order_cancelled`))
+      problems.push(`invoice mail after the cancellation mail: ${key}`);
     seen.add(m);
   }
   for (const m of expected) if (!seen.has(m)) problems.push(`missing: ${m}`);
+  for (const m of optional) if (!seen.has(m)) invoicesLeftOut += 1;
   return invariant(
-    'exactly the expected mails, none twice',
+    'exactly the expected mails, none twice, no invoice after the cancellation',
     {
       expected: expected.size,
       delivered: o.mails.length,
       distinct: messageIds.size,
       resentSameMessageId: resent,
+      invoiceMailsLeftOut: invoicesLeftOut,
     },
     problems,
   );
 }
 
+/** The service whose subject namespace carries each event type (its `ce-source` is `orderflow/<service>`). */
+const PRODUCER_OF: Readonly<Record<string, string>> = {
+  order: 'order-storage',
+  payment: 'payment-processor',
+  invoice: 'create-invoice',
+  'credit-note': 'create-invoice',
+  delivery: 'assign-delivery',
+};
+
 /**
- * Each order's own log is a valid Order sequence: `placed` first and once, at most one
- * `cancel-requested`, exactly one terminal event (`confirmed` or `cancelled`) and it is last, a
- * confirmation never after a cancel request, the terminal event agrees with the view, positions 1..n.
+ * Each order's history (`GET /orders/:id/events`) is its whole story across the services, and valid:
+ * positions 1..n, ids unique, `order.placed` first, each event from its producer (`source`), the steps
+ * of the other services present exactly when the view says they happened; and the Order aggregate's
+ * own events in it form a valid Order sequence: `placed` once, at most one `cancel-requested`, exactly
+ * one terminal event (`confirmed` or `cancelled`) and it is the last of them, a confirmation never
+ * after a cancel request, the terminal event agrees with the view.
  */
 function histories(o: Observations): Invariant {
   const problems: string[] = [];
   let events = 0;
+  let wrongSource = 0;
   for (const order of o.orders) {
     const history = o.histories.get(order.orderId);
     const view = viewOf(o, order.orderId);
@@ -333,30 +407,57 @@ function histories(o: Observations): Invariant {
       continue;
     }
     events += history.length;
-    const types = history.map((e) => e.type.replace(/\.v\d+$/, ''));
-    const where = `${order.orderId} [${types.join(', ')}]`;
+    const all = history.map((e) => e.type.replace(/\.v\d+$/, ''));
+    const where = `${order.orderId} [${all.join(', ')}]`;
     if (history.some((e, i) => e.sequence !== i + 1)) problems.push(`${where}: positions not 1..n`);
     if (new Set(history.map((e) => e.id)).size !== history.length)
       problems.push(`${where}: an event id twice`);
-    if (types[0] !== 'order.placed' || types.filter((t) => t === 'order.placed').length !== 1)
-      problems.push(`${where}: must start with the only order.placed`);
+    if (all[0] !== 'order.placed') problems.push(`${where}: must start with order.placed`);
+    for (const [i, event] of history.entries()) {
+      const producer = PRODUCER_OF[all[i]?.split('.')[0] ?? ''];
+      if (event.source !== `orderflow/${producer ?? '?'}`) {
+        wrongSource += 1;
+        problems.push(`${where}: ${all[i]} from ${event.source}`);
+      }
+    }
+    if (view) {
+      const has = (type: string) => all.includes(type);
+      const paid = view.payment?.status === 'authorized' || view.payment?.status === 'refunded';
+      const steps: [string, boolean][] = [
+        ['payment.authorized', paid],
+        ['payment.declined', view.payment?.status === 'declined'],
+        ['payment.refunded', view.payment?.status === 'refunded'],
+        ['invoice.created', view.invoiceNumber !== null],
+        ['credit-note.issued', view.creditNoteNumber !== null],
+        ['delivery.assigned', view.courier !== null],
+      ];
+      for (const [type, expected] of steps)
+        if (has(type) !== expected)
+          problems.push(
+            `${where}: ${expected ? 'lacks' : 'has'} ${type}, view ${JSON.stringify(view.payment)}`,
+          );
+    }
+    const types = all.filter((t) => t.startsWith('order.'));
+    if (types.filter((t) => t === 'order.placed').length !== 1)
+      problems.push(`${where}: order.placed more than once`);
     if (types.filter((t) => t === 'order.cancel-requested').length > 1)
       problems.push(`${where}: two cancel requests`);
     const terminals = types.filter((t) => t === 'order.confirmed' || t === 'order.cancelled');
     const last = types.at(-1);
     if (terminals.length !== 1 || (last !== 'order.confirmed' && last !== 'order.cancelled'))
-      problems.push(`${where}: exactly one terminal event, last`);
+      problems.push(`${where}: exactly one terminal order event, the last order event`);
     if (last === 'order.confirmed' && types.includes('order.cancel-requested'))
       problems.push(`${where}: confirmed after a cancel request`);
     if (view && last !== `order.${view.status}`)
       problems.push(`${where}: ends ${last}, view says ${view.status}`);
-    const reason = (history.at(-1)?.data as { reason?: string } | undefined)?.reason;
+    const terminal = [...history].reverse().find((e) => e.type.startsWith('order.'));
+    const reason = (terminal?.data as { reason?: string } | undefined)?.reason;
     if (view && last === 'order.cancelled' && reason !== view.cancellationReason)
       problems.push(`${where}: cancelled for ${reason}, view says ${view.cancellationReason}`);
   }
   return invariant(
-    'each order history is a valid Order sequence',
-    { orders: o.orders.length, events },
+    'each order history is its whole story, and its Order events a valid sequence',
+    { orders: o.orders.length, events, wrongSource },
     problems,
   );
 }
@@ -377,16 +478,92 @@ function readModel(o: Observations, db: DatabaseFacts): Invariant {
   return invariant('order-storage read model agrees with the views', { rows: db.readModel.length }, problems);
 }
 
-/** The dead letters are exactly the poison messages: each with its expected code, none else. */
+/** The step whose permanent failure each reason reports, and the consumer that dead-letters it. */
+const FAILED_STEPS = {
+  payment_failed: { consumer: /^payment-processor-/, code: 'PSP_REJECTED' },
+  invoice_failed: { consumer: /^create-invoice-/, code: undefined },
+  delivery_failed: { consumer: /^assign-delivery-/, code: undefined },
+} as const satisfies Record<string, { consumer: RegExp; code: string | undefined }>;
+
+/** The order a dead letter is about: the last token of its subject (`orders.<id>`, `payments.<id>`…). */
+const orderOfLetter = (letter: DeadLetter) => letter.subject.split('.').at(-1) ?? '';
+
+/**
+ * A saga step that failed permanently ends its order: every order of the `invalid-card` kind (the PSP
+ * refuses its charge as such) has its charge dead-lettered by payment-processor with the PSP's
+ * refusal, and is cancelled `payment_failed`, never charged; every order cancelled for a failed step
+ * has that step's dead letter, and if it was charged, its refund.
+ */
+function stepFailures(o: Observations): Invariant {
+  const problems: string[] = [];
+  const letters = new Map<string, DeadLetter[]>();
+  for (const letter of o.deadLetters) {
+    const orderId = orderOfLetter(letter);
+    letters.set(orderId, [...(letters.get(orderId) ?? []), letter]);
+  }
+  const ledger = (orderId: string, kind: 'charge' | 'refund') =>
+    o.ledger.filter((e) => e.reference === orderId && e.kind === kind && e.status === 'succeeded').length;
+  let failed = 0;
+  let refunded = 0;
+  for (const order of o.orders) {
+    const view = viewOf(o, order.orderId);
+    const reason = view?.cancellationReason ?? null;
+    const step =
+      reason !== null && reason in FAILED_STEPS
+        ? FAILED_STEPS[reason as keyof typeof FAILED_STEPS]
+        : undefined;
+    if (order.kind === 'invalid-card' && !step) {
+      problems.push(
+        `${order.orderId} (invalid-card): ${view ? `${view.status}/${reason ?? '-'}` : 'no view'}`,
+      );
+      continue;
+    }
+    if (!step) continue;
+    failed += 1;
+    if (view?.status !== 'cancelled')
+      problems.push(`${order.orderId}: ${reason} but ${view?.status ?? 'no view'}`);
+    const own = (letters.get(order.orderId) ?? []).filter(
+      (l) => step.consumer.test(l.consumer) && (step.code === undefined || l.code === step.code),
+    );
+    if (own.length === 0)
+      problems.push(`${order.orderId}: cancelled ${reason} without the step's dead letter`);
+    const charges = ledger(order.orderId, 'charge');
+    const refunds = ledger(order.orderId, 'refund');
+    if (charges > 0) refunded += refunds;
+    if (charges !== refunds)
+      problems.push(`${order.orderId}: cancelled ${reason} with ${charges} charges and ${refunds} refunds`);
+  }
+  return invariant(
+    'a saga step that failed permanently ends its order (cancelled, refunded if charged)',
+    { stepFailures: failed, refunded },
+    problems,
+  );
+}
+
+/**
+ * The dead letters are exactly the poison messages, each with its expected code, and the permanent
+ * step failures the orders' kinds call for (the charge of an `invalid-card` order, refused by the PSP);
+ * none else.
+ */
 function deadLetters(o: Observations): Invariant {
   const problems: string[] = [];
   const poisonBySequence = new Map(o.poison.map((p) => [p.streamSequence, p]));
+  const invalidCards = new Set(
+    o.orders.filter((order) => order.kind === 'invalid-card').map((x) => x.orderId),
+  );
   const lettered = new Set<number>();
   const seen = new Set<string>();
+  let stepFailures = 0;
   for (const letter of o.deadLetters) {
     const poison = poisonBySequence.get(letter.streamSequence);
     const what = `${letter.consumer} ${letter.subject} #${letter.streamSequence} ${letter.code}`;
-    if (!poison) problems.push(`unexplained dead letter: ${what}: ${letter.reason}`);
+    const stepFailure =
+      !poison &&
+      invalidCards.has(orderOfLetter(letter)) &&
+      FAILED_STEPS.payment_failed.consumer.test(letter.consumer) &&
+      letter.code === FAILED_STEPS.payment_failed.code;
+    if (stepFailure) stepFailures += 1;
+    else if (!poison) problems.push(`unexplained dead letter: ${what}: ${letter.reason}`);
     else if (!poison.expectedCodes.includes(letter.code))
       problems.push(`${what}: expected ${poison.expectedCodes.join(' or ')} for ${poison.kind}`);
     if (letter.reason.trim() === '') problems.push(`${what}: no reason`);
@@ -399,8 +576,8 @@ function deadLetters(o: Observations): Invariant {
     if (!lettered.has(p.streamSequence))
       problems.push(`poison ${p.kind} on ${p.subject} #${p.streamSequence} not dead-lettered`);
   return invariant(
-    'dead letters: only the injected poison, each with its reason',
-    { poisonPublished: o.poison.length, deadLetters: o.deadLetters.length },
+    'dead letters: only the injected poison and the permanent step failures, each with its reason',
+    { poisonPublished: o.poison.length, stepFailures, deadLetters: o.deadLetters.length },
     problems,
   );
 }

@@ -6,8 +6,9 @@ import type { SeededRandom } from './random.ts';
 
 /**
  * The chaos run's load: orders placed through the gateway's HTTP API as a careful client would —
- * one Idempotency-Key per order, retried with the same key after a 503 or a connection that gave no
- * answer (the gateway is restarting), until a 2xx or `giveUpAfterMs`.
+ * each customer signed up and acting with their own token, one Idempotency-Key per order, retried with
+ * the same key after a 503 or a connection that gave no answer (the gateway is restarting), and after
+ * a 429 once `Retry-After` has passed, until a 2xx or `giveUpAfterMs`.
  */
 
 /** What an order is meant to exercise, and so how it must end. */
@@ -19,7 +20,12 @@ export type OrderKind =
   /** Country AQ (no courier) → refund → `cancelled` / `delivery_unavailable`. */
   | 'unserved'
   /** A customer cancel shortly after placing: `customer_request` if accepted, else `confirmed`. */
-  | 'cancel';
+  | 'cancel'
+  /**
+   * `tok_invalid`: the PSP refuses the charge as such, a permanent failure of the payment step →
+   * dead letter in payment-processor, `payment.failed` → `cancelled` / `payment_failed`, never charged.
+   */
+  | 'invalid-card';
 
 export interface DrivenOrder {
   readonly orderId: string;
@@ -36,6 +42,8 @@ export interface DrivenOrder {
 export interface Customer {
   readonly customerId: string;
   readonly email: string;
+  /** The bearer token sign-up gave. */
+  readonly token: string;
 }
 
 /** Every HTTP answer the load got, by operation and status (`POST /orders 201`, `… no answer`). */
@@ -50,8 +58,8 @@ export interface AnswerTally {
 export interface LoadOptions {
   /** Retry one request for at most this long (default 120 000 ms). */
   giveUpAfterMs?: number;
-  /** Share of each kind (the rest is `normal`); defaults 0.08 / 0.05 / 0.07. */
-  mix?: { decline: number; unserved: number; cancel: number };
+  /** Share of each kind (the rest is `normal`); defaults 0.08 / 0.05 / 0.07 / 0.03. */
+  mix?: { decline: number; unserved: number; cancel: number; invalidCard?: number };
 }
 
 const RETRY_PAUSE_MS = 200;
@@ -64,7 +72,7 @@ export class LoadDriver {
   readonly #gaveUp: string[] = [];
   readonly #started = Date.now();
   readonly #giveUpAfterMs: number;
-  readonly #mix: { decline: number; unserved: number; cancel: number };
+  readonly #mix: { decline: number; unserved: number; cancel: number; invalidCard: number };
 
   constructor(
     private readonly api: GatewayClient,
@@ -72,7 +80,7 @@ export class LoadDriver {
     options: LoadOptions = {},
   ) {
     this.#giveUpAfterMs = options.giveUpAfterMs ?? 120_000;
-    this.#mix = options.mix ?? { decline: 0.08, unserved: 0.05, cancel: 0.07 };
+    this.#mix = { invalidCard: 0.03, ...(options.mix ?? { decline: 0.08, unserved: 0.05, cancel: 0.07 }) };
   }
 
   get answers(): AnswerTally {
@@ -90,7 +98,11 @@ export class LoadDriver {
       const response = await this.#retry('POST /customers', () =>
         this.api.registerCustomer({ email, name: `Chaos Customer ${i}` }),
       );
-      if (response) this.customers.push({ customerId: response.body.customerId, email });
+      if (response?.body.token === undefined) {
+        if (response) this.#unexpected.push('POST /customers → 201 without a token');
+        continue;
+      }
+      this.customers.push({ customerId: response.body.customerId, email, token: response.body.token });
     }
     if (this.customers.length === 0) throw new Error('no customer could be registered');
   }
@@ -127,11 +139,13 @@ export class LoadDriver {
     const customer = this.random.pick(this.customers);
     const body = demoOrder(customer.customerId, {
       ...(kind === 'decline' && { token: 'tok_decline' }),
+      ...(kind === 'invalid-card' && { token: 'tok_invalid' }),
       ...(kind === 'unserved' && { country: 'AQ' }),
     });
     const key = randomUUID();
     const cancelAfterMs = kind === 'cancel' ? this.random.int(0, 400) : 0;
-    const response = await this.#retry('POST /orders', () => this.api.placeOrder(body, key));
+    const api = this.api.as(customer.token);
+    const response = await this.#retry('POST /orders', () => api.placeOrder(body, key));
     if (!response) return undefined;
     const order: DrivenOrder = {
       orderId: response.body.orderId,
@@ -143,7 +157,7 @@ export class LoadDriver {
     this.orders.push(order);
     if (kind === 'cancel') {
       await sleep(cancelAfterMs);
-      const cancel = await this.#retry('POST /orders/:id/cancel', () => this.api.cancel(order.orderId), {
+      const cancel = await this.#retry('POST /orders/:id/cancel', () => api.cancel(order.orderId), {
         final: (response) => response.status === 409,
       });
       // ALREADY_CANCELLED answers a retry whose first attempt went through but lost its reply.
@@ -156,19 +170,20 @@ export class LoadDriver {
 
   #pickKind(): OrderKind {
     const roll = this.random.next();
-    const { decline, unserved, cancel } = this.#mix;
+    const { decline, unserved, cancel, invalidCard } = this.#mix;
     if (roll < decline) return 'decline';
     if (roll < decline + unserved) return 'unserved';
     if (roll < decline + unserved + cancel) return 'cancel';
+    if (roll < decline + unserved + cancel + invalidCard) return 'invalid-card';
     return 'normal';
   }
 
   /**
    * Calls `request` until it answers 2xx (or an answer `final` accepts), retrying 503s, 409s of two
-   * writers racing (`ORDER_CONCURRENT_UPDATE`, "the caller may retry") and requests that got no
-   * answer; tallies every answer.
+   * writers racing (`ORDER_CONCURRENT_UPDATE`, "the caller may retry"), 429s after their Retry-After
+   * and requests that got no answer; tallies every answer.
    */
-  async #retry<T extends { status: number; body: unknown; problem: Problem | undefined }>(
+  async #retry<T extends { status: number; body: unknown; problem: Problem | undefined; headers: Headers }>(
     operation: string,
     request: () => Promise<T>,
     options: { final?: (response: T) => boolean } = {},
@@ -176,6 +191,7 @@ export class LoadDriver {
     const deadline = Date.now() + this.#giveUpAfterMs;
     for (;;) {
       let response: T | undefined;
+      let pauseMs = RETRY_PAUSE_MS;
       try {
         response = await request();
       } catch {
@@ -186,7 +202,10 @@ export class LoadDriver {
         const racing = status === 409 && response.problem?.code === OrderingErrorCode.Conflict;
         this.#count(`${operation} ${status}${racing ? ' (race, retried)' : ''}`);
         if (!racing && ((status >= 200 && status < 300) || options.final?.(response))) return response;
-        if (status !== 503 && !racing) {
+        const retryAfterS = Number(response.headers.get('retry-after'));
+        if (status === 429)
+          pauseMs = (Number.isFinite(retryAfterS) && retryAfterS > 0 ? retryAfterS : 1) * 1_000;
+        else if (status !== 503 && !racing) {
           this.#unexpected.push(`${operation} → ${status} ${JSON.stringify(response.body)}`);
           return undefined;
         }
@@ -195,7 +214,7 @@ export class LoadDriver {
         this.#gaveUp.push(`${operation}: no 2xx within ${this.#giveUpAfterMs} ms`);
         return undefined;
       }
-      await sleep(RETRY_PAUSE_MS);
+      await sleep(pauseMs);
     }
   }
 

@@ -33,7 +33,7 @@ const CODES = {
 
 /** A type each namespace's producer really publishes. */
 const REAL_TYPE: Record<EventSource, string> = {
-  orders: 'order.placed.v1',
+  orders: 'order.placed.v2',
   payments: 'payment.authorized.v1',
   invoices: 'invoice.created.v1',
   deliveries: 'delivery.assigned.v1',

@@ -251,7 +251,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const nc = await system.connect('orderflow-chaos', 'chaos');
     undoLater(() => nc.close());
     const transport = await NatsTransport.create(nc, { source: 'orderflow/chaos' });
-    const api = new GatewayClient(system.apiUrl, 15_000);
+    // The checks read every customer's orders: an operator's token (the load uses each customer's own).
+    const api = new GatewayClient(system.apiUrl, 15_000, await system.operatorToken('operator:chaos'));
     const load = new LoadDriver(api, random);
     /** When each order's terminal notification came, on the load's clock. */
     const terminalAt = new Map<string, number>();
@@ -448,6 +449,9 @@ async function createDatabase(adminUrl: string, name: string) {
       const invoices = await reader.query<{ order_id: string; year: number; sequence: number }>(
         'SELECT order_id, year, sequence FROM create_invoice.invoices',
       );
+      const creditNotes = await reader.query<{ order_id: string; year: number; sequence: number }>(
+        'SELECT order_id, year, sequence FROM create_invoice.credit_notes',
+      );
       const assignments = await reader.query<{ order_id: string; status: string }>(
         'SELECT order_id, status FROM assign_delivery.delivery_assignments',
       );
@@ -471,6 +475,11 @@ async function createDatabase(adminUrl: string, name: string) {
           cancellationReason: r.cancellation_reason,
         })),
         invoices: invoices.rows.map((r) => ({ orderId: r.order_id, year: r.year, sequence: r.sequence })),
+        creditNotes: creditNotes.rows.map((r) => ({
+          orderId: r.order_id,
+          year: r.year,
+          sequence: r.sequence,
+        })),
         assignments: assignments.rows.map((r) => ({ orderId: r.order_id, status: r.status })),
         courierLoad: load.rows[0]?.load ?? 0,
       };

@@ -4,11 +4,13 @@ import { connectOrderflow } from '../nats.ts';
 
 export type DlqAction =
   | { readonly kind: 'list'; readonly consumer?: string; readonly limit: number; readonly verbose: boolean }
+  | { readonly kind: 'show'; readonly seq: number }
   | { readonly kind: 'redrive'; readonly seq: number }
+  | { readonly kind: 'discard'; readonly seq: number }
   | { readonly kind: 'redrive-all'; readonly consumer?: string };
 
 /**
- * `orderflow dlq list | redrive <seq> | redrive-all`: dead letters through the toolkit's DeadLetters
+ * `orderflow dlq list | show <seq> | redrive <seq> | redrive-all | discard <seq>`: dead letters through the toolkit's DeadLetters
  * API (stream DEADLETTER). A redrive sends the message back to the consumer that failed it, only.
  */
 export async function dlq(nats: NatsTarget, action: DlqAction): Promise<number> {
@@ -37,6 +39,45 @@ export async function dlq(nats: NatsTarget, action: DlqAction): Promise<number> 
           if (action.verbose) describe(letter, say);
         }
         say(`${list.length} dead letter(s); redrive one with: orderflow dlq redrive <seq>`);
+        return 0;
+      }
+      case 'show': {
+        const letter = await letters.get(action.seq);
+        if (!letter) {
+          say(`no dead letter with sequence ${action.seq}`);
+          return 1;
+        }
+        say(
+          `dead letter ${letter.seq}: ${letter.headers['ce-type'] ?? '?'} at ${letter.consumer} (stream ${letter.stream})`,
+        );
+        say(`  code      ${letter.code}`);
+        say(`  reason    ${letter.reason}`);
+        say(
+          `  subject   ${letter.subject} #${letter.streamSequence}, ${letter.deliveries} deliveries, at ${letter.deadLetteredAt}`,
+        );
+        say('  headers');
+        for (const [name, value] of Object.entries(letter.headers)) say(`    ${name}: ${value}`);
+        const body = new TextDecoder().decode(letter.body);
+        let pretty = body;
+        try {
+          pretty = JSON.stringify(JSON.parse(body), null, 2);
+        } catch {
+          // not JSON: shown as it is
+        }
+        say('  payload');
+        for (const line of pretty.split('\n')) say(`    ${line}`);
+        return 0;
+      }
+      case 'discard': {
+        const letter = await letters.get(action.seq);
+        if (!letter) {
+          say(`no dead letter with sequence ${action.seq}`);
+          return 1;
+        }
+        await letters.discard(action.seq);
+        say(
+          `discarded ${action.seq} (${letter.headers['ce-type'] ?? '?'} at ${letter.consumer}); it is not redriven`,
+        );
         return 0;
       }
       case 'redrive': {

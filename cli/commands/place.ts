@@ -16,12 +16,12 @@ export interface PlaceOptions {
  * its status until it is terminal, printing each change, then the order's event history.
  */
 export async function place(options: PlaceOptions): Promise<number> {
-  const api = new GatewayClient(options.apiUrl);
+  const anonymous = new GatewayClient(options.apiUrl);
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const started = Date.now();
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s`;
 
-  const customer = await api.registerCustomer({
+  const customer = await anonymous.registerCustomer({
     email: `demo-${randomUUID().slice(0, 8)}@example.com`,
     name: 'Demo Customer',
   });
@@ -29,6 +29,12 @@ export async function place(options: PlaceOptions): Promise<number> {
     say(`registering a customer failed: ${customer.status} ${JSON.stringify(customer.body)}`);
     return 1;
   }
+  if (customer.body.token === undefined) {
+    say('the gateway answered no token: it trusts an identity provider, not the development key');
+    return 1;
+  }
+  // Everything else as that customer, with the token sign-up gave.
+  const api = anonymous.as(customer.body.token);
   const order = demoOrder(customer.body.customerId, { token: options.token, country: options.country });
   const placed = await api.placeOrder(order, randomUUID());
   if (placed.status >= 300) {
@@ -67,6 +73,10 @@ export async function place(options: PlaceOptions): Promise<number> {
     for (const event of history.body)
       say(`  ${String(event.sequence).padStart(3)}  ${event.time}  ${event.type}  (${event.source})`);
   }
-  if (invoiced) say(`invoice: ${options.apiUrl}/orders/${orderId}/invoice.pdf`);
+  if (invoiced)
+    say(
+      `invoice: curl -H "authorization: Bearer $TOKEN" -o invoice.pdf ${options.apiUrl}/orders/${orderId}/invoice.pdf` +
+        `\n  with TOKEN=${customer.body.token}`,
+    );
   return 0;
 }

@@ -89,10 +89,17 @@ export async function up(options: UpOptions): Promise<number> {
     const { apiUrl, mailboxUrl, natsUrl, pspUrl, skipped } = running;
     say('up:');
     say(`  API      ${apiUrl}   (demo order: node --import tsx cli/orderflow.ts place)`);
-    say(`  mailbox  ${mailboxUrl}/messages`);
-    say(`  PSP      ${pspUrl}/ledger`);
+    say(`           bearer tokens: POST /customers answers one for the new customer; an operator token:`);
+    say(`           npm run -s orderflow -- token --operator --data-dir ${options.system.dataDir}`);
+    say(`           (development key ${running.devKeyFile}: anyone who can read it can act as anyone)`);
+    say(`  mailbox  ${mailboxUrl}/messages   (development only: every mail, no authentication)`);
+    say(`  PSP      ${pspUrl}/ledger   (development only: fake PSP, its /admin changes its behaviour)`);
     const operator = running.operatorCredentials;
     say(`  NATS     ${natsUrl}${operator ? ` (TLS, nkeys: CLI credentials ${operator.nkeySeedFile})` : ''}`);
+    if (options.system.natsMonitorPort !== undefined)
+      say(
+        `  NATS monitoring http://127.0.0.1:${options.system.natsMonitorPort}/   (development only: no authentication)`,
+      );
     if (skipped.length > 0) say(`  skipped  ${skipped.join(', ')} (not in services/ yet)`);
     for (const replica of running.supervisor.list()) {
       if (replica.port === undefined) continue;

@@ -22,6 +22,13 @@ import {
 
 const closed = { additionalProperties: false } as const;
 
+/**
+ * `customerId` on a request about one order: the customer the caller acts for. Given, the order must be
+ * theirs, else the answer is 404 ORDER_NOT_FOUND, as for an order that does not exist (its existence is
+ * not revealed). Absent: any order (operators).
+ */
+const OwnerId = CustomerId;
+
 // ───────────────────────────── customer.register (order-storage) ─────────────────────────────
 
 export const RegisterCustomer = defineCommand({
@@ -32,6 +39,26 @@ export const RegisterCustomer = defineCommand({
 export const CustomerRegisteredReply = defineEvent({
   name: 'customer.register.reply',
   schema: Type.Object({ customerId: CustomerId }, closed),
+});
+
+// ───────────────────────────── customer.get (order-storage) ─────────────────────────────
+
+export const GetCustomer = defineCommand({
+  name: 'customer.get',
+  description: 'One customer as registered. 404 CUSTOMER_NOT_FOUND.',
+  schema: Type.Object({ customerId: CustomerId }, closed),
+});
+export const CustomerReply = defineEvent({
+  name: 'customer.get.reply',
+  schema: Type.Object(
+    {
+      customerId: CustomerId,
+      email: Email,
+      name: Type.String({ minLength: 1, maxLength: 200 }),
+      registeredAt: Timestamp,
+    },
+    closed,
+  ),
 });
 
 // ───────────────────────────── order.place (order-storage) ─────────────────────────────
@@ -64,12 +91,27 @@ export const CancelOrder = defineCommand({
   name: 'order.cancel',
   description:
     'Ask to cancel an order (allowed until a courier is assigned). Accepted → order.cancel-requested is stored and ' +
-    'refund/release follow. 404 ORDER_NOT_FOUND; 409 ORDER_CANCEL_TOO_LATE or ORDER_ALREADY_CANCELLED.',
-  schema: Type.Object({ orderId: OrderId }, closed),
+    'refund/release follow. 404 ORDER_NOT_FOUND (also when `customerId` is given and the order is not theirs); ' +
+    '409 ORDER_CANCEL_TOO_LATE or ORDER_ALREADY_CANCELLED.',
+  schema: Type.Object({ orderId: OrderId, customerId: Type.Optional(OwnerId) }, closed),
 });
 export const CancelOrderReply = defineEvent({
   name: 'order.cancel.reply',
   schema: Type.Object({ orderId: OrderId, status: OrderStatus, accepted: Type.Literal(true) }, closed),
+});
+
+// ───────────────────────────── order.get-payment-token (order-storage) ─────────────────────────────
+
+export const GetPaymentToken = defineCommand({
+  name: 'order.get-payment-token',
+  description:
+    'The PSP token of an order, for payment-processor at charge time only (it never travels on a stream). ' +
+    '404 ORDER_NOT_FOUND; 410 PAYMENT_TOKEN_GONE once the payment outcome is recorded (nothing left to charge).',
+  schema: Type.Object({ orderId: OrderId }, closed),
+});
+export const PaymentTokenReply = defineEvent({
+  name: 'order.get-payment-token.reply',
+  schema: Type.Object({ orderId: OrderId, token: Type.String({ minLength: 1, maxLength: 200 }) }, closed),
 });
 
 // ───────────────────────────── order.get-status (order-status) ─────────────────────────────
@@ -107,6 +149,8 @@ export const OrderView = Type.Object(
       ),
     ]),
     invoiceNumber: Type.Union([Type.Null(), Type.String()]),
+    /** Number of the credit note that cancelled the invoice (a refunded, invoiced order). */
+    creditNoteNumber: Type.Union([Type.Null(), Type.String()]),
     courier: Type.Union([
       Type.Null(),
       Type.Object(
@@ -136,20 +180,22 @@ export const OrderStatusReply = defineEvent({ name: 'order.get-status.reply', sc
 
 export const GetOrderHistory = defineCommand({
   name: 'order.get-history',
-  description: "The order's own event log, in append order. 404 ORDER_NOT_FOUND.",
-  schema: Type.Object({ orderId: OrderId }, closed),
+  description:
+    "The order's whole history: every event of orders/payments/invoices/deliveries.<orderId>, in stream order, " +
+    'each with the source of the service that produced it. 404 ORDER_NOT_FOUND (also when `customerId` is given and the order is not theirs).',
+  schema: Type.Object({ orderId: OrderId, customerId: Type.Optional(OwnerId) }, closed),
 });
 export const OrderHistoryEntry = Type.Object(
   {
-    /** Position in the order's log (1-based). */
+    /** Position in the order's history (1-based, stream order). */
     version: Type.Integer({ minimum: 1 }),
-    /** `ce-type`, e.g. `order.placed.v1`. */
+    /** `ce-type`, e.g. `order.placed.v2`. */
     type: Type.String(),
     time: Timestamp,
     data: Type.Unknown(),
     /** CloudEvents `id` of the stored event (optional: added compatibly). */
     id: Type.Optional(Type.String({ minLength: 1 })),
-    /** CloudEvents `source` of the stored event (optional: added compatibly). */
+    /** CloudEvents `source` of the stored event: the producing service (optional: added compatibly). */
     source: Type.Optional(Type.String({ minLength: 1 })),
     /** CloudEvents `subject`: the order id (optional: added compatibly). */
     subject: Type.Optional(Type.String({ minLength: 1 })),

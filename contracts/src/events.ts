@@ -13,6 +13,7 @@ import {
   OrderLine,
   OrderStatus,
   RefundReason,
+  StepFailure,
   Timestamp,
 } from './schemas.ts';
 
@@ -43,22 +44,44 @@ export const CustomerRegistered = defineEvent({
 
 // ───────────────────────────── orders.<orderId> (order-storage: the Order aggregate's log) ─────────────
 
+const orderPlacedFields = {
+  orderId: OrderId,
+  /** Contact for the mails and the invoice (email-notify, create-invoice). */
+  customer: CustomerRef,
+  lines: Type.Array(OrderLine, { minItems: 1, maxItems: 100 }),
+  currency: Currency,
+  /** Sum of `lineTotal`, in minor units of `currency`. */
+  total: AmountMinor,
+  /** Invoice address (create-invoice), courier country (assign-delivery), the customer's view (order-status). */
+  shippingAddress: Address,
+  placedAt: Timestamp,
+};
+
+/**
+ * An order was accepted. No payment token: order-storage keeps it in its own store and gives it only to
+ * payment-processor, at charge time (`order.get-payment-token`).
+ */
 export const OrderPlaced = defineEvent({
   name: 'order.placed',
+  version: 2,
   description:
-    'An order was accepted. Carries everything downstream needs (customer contact, lines, totals, address, payment token).',
+    'An order was accepted. Carries what downstream needs (customer contact, lines, totals, address); the payment token stays with order-storage.',
+  schema: Type.Object(orderPlacedFields, closed),
+});
+
+/**
+ * Version 1 carried the PSP token to every reader of the stream. Still read (orders placed before v2):
+ * payment-processor charges such an order with its token; everyone else reads it as v2 (a superset).
+ */
+export const OrderPlacedV1 = defineEvent({
+  name: 'order.placed',
+  version: 1,
+  description: 'Superseded by order.placed.v2 (no payment token). Read, never written.',
   schema: Type.Object(
     {
-      orderId: OrderId,
-      customer: CustomerRef,
-      lines: Type.Array(OrderLine, { minItems: 1, maxItems: 100 }),
-      currency: Currency,
-      /** Sum of `lineTotal`, in minor units of `currency`. */
-      total: AmountMinor,
-      shippingAddress: Address,
+      ...orderPlacedFields,
       /** PSP card token (never card data). */
       payment: Type.Object({ token: Type.String({ minLength: 1, maxLength: 200 }) }, closed),
-      placedAt: Timestamp,
     },
     closed,
   ),
@@ -149,6 +172,14 @@ export const PaymentRefunded = defineEvent({
   ),
 });
 
+export const PaymentFailed = defineEvent({
+  name: 'payment.failed',
+  description:
+    'The charge of an order failed permanently (the PSP refused the request, or every attempt failed) and ' +
+    'the PSP holds no succeeded charge for it: nothing was charged. The order is cancelled with reason payment_failed.',
+  schema: StepFailure,
+});
+
 // ───────────────────────────── invoices.<orderId> (create-invoice) ─────────────────────────────
 
 export const InvoiceCreated = defineEvent({
@@ -162,6 +193,47 @@ export const InvoiceCreated = defineEvent({
       year: Type.Integer({ minimum: 2000, maximum: 9999 }),
       sequence: Type.Integer({ minimum: 1 }),
       total: Money,
+      /** Where the PDF is: JetStream object store bucket and object name. */
+      pdf: Type.Object(
+        {
+          bucket: Type.String({ minLength: 1 }),
+          name: Type.String({ minLength: 1 }),
+          size: Type.Integer({ minimum: 0 }),
+        },
+        closed,
+      ),
+      issuedAt: Timestamp,
+    },
+    closed,
+  ),
+});
+
+export const InvoiceFailed = defineEvent({
+  name: 'invoice.failed',
+  description:
+    'The order could not be invoiced (its event was dead-lettered by create-invoice). The order is ' +
+    'cancelled with reason invoice_failed, after a refund of what was charged.',
+  schema: StepFailure,
+});
+
+export const CreditNoteIssued = defineEvent({
+  name: 'credit-note.issued',
+  description:
+    "The invoice of a refunded order was cancelled by a credit note with a gapless number per year (its own series); its PDF is in the object store. Once per order, after the order's invoice.created.",
+  schema: Type.Object(
+    {
+      orderId: OrderId,
+      /** `CN-<year>-<sequence, 6 digits>`, e.g. `CN-2026-000007`. */
+      creditNoteNumber: Type.String({ pattern: '^CN-[0-9]{4}-[0-9]{6,}$' }),
+      year: Type.Integer({ minimum: 2000, maximum: 9999 }),
+      sequence: Type.Integer({ minimum: 1 }),
+      /** The invoice this credit note cancels. */
+      invoiceNumber: Type.String({ pattern: '^[0-9]{4}-[0-9]{6,}$' }),
+      /** Amount credited: the invoice's total. */
+      total: Money,
+      reason: RefundReason,
+      /** The PSP's refund id (`payment.refunded`). */
+      refundId: Type.String({ minLength: 1, maxLength: 100 }),
       /** Where the PDF is: JetStream object store bucket and object name. */
       pdf: Type.Object(
         {
@@ -211,6 +283,14 @@ export const DeliveryReleased = defineEvent({
   ),
 });
 
+export const DeliveryFailed = defineEvent({
+  name: 'delivery.failed',
+  description:
+    'No courier could be assigned because handling the order failed (its event was dead-lettered by ' +
+    'assign-delivery). The order is cancelled with reason delivery_failed, after a refund of what was charged.',
+  schema: StepFailure,
+});
+
 // ───────────────────────────── notifications (core NATS fan-out, not stored) ─────────────────────────
 
 export const OrderStatusChanged = defineEvent({
@@ -220,6 +300,8 @@ export const OrderStatusChanged = defineEvent({
   schema: Type.Object(
     {
       orderId: OrderId,
+      /** The order's customer: the gateway streams a customer only their own orders' changes. */
+      customerId: CustomerId,
       status: OrderStatus,
       previousStatus: Type.Optional(OrderStatus),
       /** `ce-type` of the event that caused the change. */
@@ -237,11 +319,19 @@ export const OrderStatusChanged = defineEvent({
 /** Events of the Order aggregate, in `orders.<orderId>`. */
 export const OrderEvents = [OrderPlaced, OrderCancelRequested, OrderConfirmed, OrderCancelled] as const;
 export const CustomerEvents = [CustomerRegistered] as const;
-export const PaymentEvents = [PaymentAuthorized, PaymentDeclined, PaymentRefunded] as const;
-export const InvoiceEvents = [InvoiceCreated] as const;
-export const DeliveryEvents = [DeliveryAssigned, DeliveryUnavailable, DeliveryReleased] as const;
+export const PaymentEvents = [PaymentAuthorized, PaymentDeclined, PaymentRefunded, PaymentFailed] as const;
+export const InvoiceEvents = [InvoiceCreated, CreditNoteIssued, InvoiceFailed] as const;
+export const DeliveryEvents = [
+  DeliveryAssigned,
+  DeliveryUnavailable,
+  DeliveryReleased,
+  DeliveryFailed,
+] as const;
 
-/** Every event stored in the ORDERING stream (not the notification). */
+/** Older versions still read from the stream (never written). */
+export const LegacyOrderingEvents = [OrderPlacedV1] as const;
+
+/** Every event stored in the ORDERING stream (not the notification), in its current version. */
 export const OrderingEvents = [
   ...CustomerEvents,
   ...OrderEvents,

@@ -1,5 +1,5 @@
-import { on, type HandlerRegistration, type MessageContract } from '@orderflow/messaging';
-import { OrderingEvents } from './events.ts';
+import { on, type EventHandler, type HandlerRegistration, type MessageContract } from '@orderflow/messaging';
+import { LegacyOrderingEvents, OrderingEvents, OrderPlaced, OrderPlacedV1 } from './events.ts';
 
 /**
  * Registrations that ack the given events without doing anything. A consumer dead-letters every type
@@ -17,8 +17,19 @@ export function ignore(...contracts: readonly MessageContract[]): HandlerRegistr
  */
 export function ignoringOthers(
   handlers: readonly HandlerRegistration[],
-  among: readonly MessageContract[] = OrderingEvents,
+  among: readonly MessageContract[] = [...OrderingEvents, ...LegacyOrderingEvents],
 ): HandlerRegistration[] {
   const handled = new Set(handlers.map((h) => h.contract.type));
   return [...handlers, ...ignore(...among.filter((c) => !handled.has(c.type)))];
+}
+
+/**
+ * Handles `order.placed` in every version a consumer may still find in the stream: v2, and v1 read
+ * as v2 (v1 is v2 plus the payment token, which the handler does not see in its type).
+ */
+export function onOrderPlaced(handle: EventHandler<typeof OrderPlaced>): HandlerRegistration[] {
+  return [
+    on(OrderPlaced, handle),
+    on(OrderPlacedV1, handle as unknown as EventHandler<typeof OrderPlacedV1>),
+  ];
 }

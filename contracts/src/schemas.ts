@@ -13,6 +13,23 @@ export const CustomerId = Type.String({ pattern: ID_PATTERN, description: 'Custo
 /** RFC 3339 timestamp. */
 export const Timestamp = Type.String({ minLength: 20, maxLength: 40, description: 'RFC 3339 date-time' });
 
+/**
+ * A saga step that failed permanently, as its owner reports it (`payment.failed`, `invoice.failed`,
+ * `delivery.failed`): the event it could not handle was dead-lettered with this reason.
+ */
+export const StepFailure = Type.Object(
+  {
+    orderId: OrderId,
+    /** ce-type of the event whose handling failed, e.g. `order.placed.v1`. */
+    failedEvent: Type.String({ minLength: 1, maxLength: 200 }),
+    /** Stable code of the failure, e.g. `PSP_REJECTED`. */
+    code: Type.String({ minLength: 1, maxLength: 100 }),
+    reason: Type.String({ maxLength: 500 }),
+    failedAt: Timestamp,
+  },
+  { additionalProperties: false },
+);
+
 /** Currencies the shop accepts (ISO 4217). */
 export const CURRENCIES = ['EUR', 'USD', 'GBP', 'CHF', 'SEK', 'DKK', 'NOK', 'PLN', 'CZK', 'JPY'] as const;
 export type Currency = (typeof CURRENCIES)[number];
@@ -107,13 +124,29 @@ export const CustomerRef = Type.Object(
 );
 export type CustomerRef = Static<typeof CustomerRef>;
 
-/** Why an order was cancelled. */
-export const CANCELLATION_REASONS = ['payment_declined', 'delivery_unavailable', 'customer_request'] as const;
+/**
+ * Why an order was cancelled. `*_failed`: a saga step failed permanently (its service dead-lettered
+ * the order's event and published its `*.failed` outcome): `payment_failed` nothing was charged;
+ * `invoice_failed` and `delivery_failed` after a refund of what was charged.
+ */
+export const CANCELLATION_REASONS = [
+  'payment_declined',
+  'delivery_unavailable',
+  'customer_request',
+  'payment_failed',
+  'invoice_failed',
+  'delivery_failed',
+] as const;
 export type CancellationReason = (typeof CANCELLATION_REASONS)[number];
 export const CancellationReason = Type.Union(CANCELLATION_REASONS.map((r) => Type.Literal(r)));
 
 /** Reasons that need the payment refunded (a declined payment has nothing to refund). */
-export const REFUND_REASONS = ['delivery_unavailable', 'customer_request'] as const;
+export const REFUND_REASONS = [
+  'delivery_unavailable',
+  'customer_request',
+  'invoice_failed',
+  'delivery_failed',
+] as const;
 export type RefundReason = (typeof REFUND_REASONS)[number];
 export const RefundReason = Type.Union(REFUND_REASONS.map((r) => Type.Literal(r)));
 

@@ -6,6 +6,7 @@ import {
   eventIdFor,
   formatMoney,
   ignoringOthers,
+  ORDER_EVENT_SOURCES,
   OrderingEvents,
   orderingTopology,
   OrderingTopology,
@@ -13,6 +14,12 @@ import {
   PaymentAuthorized,
   PlaceOrder,
   priceItems,
+  EVENT_PRODUCERS,
+  EVENT_SOURCES,
+  LegacyOrderingEvents,
+  OrderPlacedV1,
+  producerOf,
+  sourceOf,
 } from '../src/mod.ts';
 
 const placeOrder = {
@@ -26,7 +33,7 @@ const placeOrder = {
 
 describe('contracts', () => {
   test('ce-type is <name>.v<version> and names are unique', () => {
-    assert.equal(OrderPlaced.type, 'order.placed.v1');
+    assert.equal(OrderPlaced.type, 'order.placed.v2');
     const types = OrderingEvents.map((c) => c.type);
     assert.equal(new Set(types).size, types.length);
   });
@@ -74,6 +81,20 @@ describe('topology', () => {
     ]);
   });
 
+  test("given an order id, the history subject matches every source's subject of that order, with a namespace too", () => {
+    assert.equal(OrderingTopology.subjects.orderHistory('o-1'), '*.o-1');
+    const ns = orderingTopology({ namespace: 'test-1' });
+    assert.equal(ns.subjects.orderHistory('o-1'), 'test-1.*.o-1');
+    assert.equal(ns.eventSourceOf(ns.subjects.payment('o-1')), 'payments');
+    assert.equal(ns.eventSourceOf(ns.subjects.customer('o-1')), 'customers');
+    assert.equal(ns.eventSourceOf('payments.o-1'), undefined, 'another namespace');
+    assert.equal(OrderingTopology.eventSourceOf('payments.o-1'), 'payments');
+    assert.equal(OrderingTopology.eventSourceOf('ordering.rpc.order.place'), undefined);
+    assert.equal(OrderingTopology.eventSourceOf('refunds.o-1'), undefined);
+    assert.deepEqual(ORDER_EVENT_SOURCES, ['orders', 'payments', 'invoices', 'deliveries']);
+    assert.throws(() => OrderingTopology.subjects.orderHistory('>'), ContractsError);
+  });
+
   test('given an id with a dot, building a subject throws a typed error', () => {
     assert.throws(() => OrderingTopology.subjects.order('a.b'), ContractsError);
     assert.throws(() => OrderingTopology.subjects.order('*'), ContractsError);
@@ -106,6 +127,19 @@ describe('topology', () => {
       stream: 'ORDERING_T_42',
       filterSubject: 't-42.orders.*',
       orderingKey: 'subject',
+      producers: [
+        {
+          subjects: 't-42.orders.*',
+          source: 'orderflow/order-storage',
+          types: [
+            'order.placed.v2',
+            'order.cancel-requested.v1',
+            'order.confirmed.v1',
+            'order.cancelled.v1',
+            'order.placed.v1',
+          ],
+        },
+      ],
     });
     assert.throws(() => orderingTopology({ namespace: 'Bad.NS' }), ContractsError);
   });
@@ -116,7 +150,34 @@ describe('topology', () => {
 
   test('ignoringOthers registers every other stored event', () => {
     const registrations = ignoringOthers([]);
-    assert.equal(registrations.length, OrderingEvents.length);
+    assert.equal(registrations.length, OrderingEvents.length + LegacyOrderingEvents.length);
+  });
+
+  test('every stored event has exactly one producer, and fan-in consumers check them all', () => {
+    const declared = EVENT_SOURCES.flatMap((s) => EVENT_PRODUCERS[s].events.map((e) => e.type));
+    assert.equal(new Set(declared).size, declared.length);
+    for (const event of [...OrderingEvents, ...LegacyOrderingEvents]) {
+      assert.ok(declared.includes(event.type), `${event.type} has no producer`);
+    }
+    assert.equal(producerOf(PaymentAuthorized), 'payment-processor');
+    assert.equal(producerOf(OrderPlacedV1), 'order-storage');
+    assert.equal(sourceOf('create-invoice'), 'orderflow/create-invoice');
+    const all = OrderingTopology.consumers.emailNotify.all.producers;
+    assert.deepEqual(
+      all.map((p) => [p.subjects, p.source]),
+      [
+        ['orders.*', 'orderflow/order-storage'],
+        ['payments.*', 'orderflow/payment-processor'],
+        ['invoices.*', 'orderflow/create-invoice'],
+        ['deliveries.*', 'orderflow/assign-delivery'],
+        ['customers.*', 'orderflow/order-storage'],
+      ],
+    );
+  });
+
+  test('order.placed.v2 carries no payment token; v1 is still readable', () => {
+    assert.equal('payment' in OrderPlaced.schema.properties, false);
+    assert.equal('payment' in OrderPlacedV1.schema.properties, true);
   });
 });
 

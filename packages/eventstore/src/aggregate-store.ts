@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { Aggregate } from './aggregate.ts';
 import { fold } from './aggregate.ts';
-import { WrongExpectedVersionError } from './errors.ts';
+import { Header } from '@orderflow/messaging';
+import { EventDecodeError, WrongExpectedVersionError } from './errors.ts';
 import type {
   CommandHandler,
   CommandOptions,
   DomainEvent,
   EventLog,
   LoadedAggregate,
+  RecordedEvent,
   Snapshot,
+  StoredCommit,
   SnapshotStore,
 } from './types.ts';
 
@@ -26,6 +29,31 @@ export interface AggregateStoreOptions {
    * version when nothing changed. Like a snapshot, the cache is never trusted beyond the log.
    */
   cacheSize?: number;
+}
+
+/**
+ * The commit's events, or none when another process than the aggregate's producer wrote it (see
+ * `AggregateDefinition.producer`), readable or not: such a message is not part of the instance's
+ * history. Projections dead-letter it, so it stays visible.
+ */
+function decodeOwn<S, C, E extends DomainEvent>(
+  aggregate: Aggregate<S, C, E>,
+  commit: StoredCommit,
+  id: string,
+): RecordedEvent<E>[] {
+  try {
+    return aggregate.codec.decode(commit, id);
+  } catch (error) {
+    const producer = aggregate.producer;
+    if (
+      error instanceof EventDecodeError &&
+      producer !== undefined &&
+      commit.headers?.get(Header.Source) !== producer
+    ) {
+      return [];
+    }
+    throw error;
+  }
 }
 
 /** A loaded aggregate after an append; `duplicate` when the commit id had been stored before. */
@@ -80,7 +108,7 @@ export class AggregateStore<S, C, E extends DomainEvent> {
       toSequence: version,
     });
     for await (const commit of commits) {
-      const events = aggregate.codec.decode(commit, id);
+      const events = decodeOwn(aggregate, commit, id);
       state = fold(aggregate, state, events);
       eventCount += events.length;
       replayedCommits++;

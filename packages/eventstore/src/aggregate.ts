@@ -35,7 +35,7 @@ export function defineAggregate<S, C, E extends DomainEvent>(
   const prefix = `${definition.subjectPrefix}.`;
   return {
     ...definition,
-    codec: new EventCodec<E>(definition.events, definition.upcasters),
+    codec: new EventCodec<E>(definition.events, definition.upcasters, { producer: definition.producer }),
     subjects: `${prefix}*`,
     subject(id) {
       if (!ID.test(id)) throw new InvalidAggregateIdError(id);

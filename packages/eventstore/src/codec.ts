@@ -57,7 +57,14 @@ export class EventCodec<E extends DomainEvent = DomainEvent> {
   readonly #byType = new Map<string, MessageContract>();
   readonly #upcasters = new Map<string, Upcaster>();
 
-  constructor(events: readonly MessageContract[], upcasters: readonly Upcaster[] = []) {
+  /**
+   * `options.producer`: the only `ce-source` whose commits are read (see `AggregateDefinition.producer`).
+   */
+  constructor(
+    events: readonly MessageContract[],
+    upcasters: readonly Upcaster[] = [],
+    private readonly options: { producer?: string | undefined } = {},
+  ) {
     for (const contract of events) {
       if (this.#byName.has(contract.name)) {
         throw new EventStoreError(
@@ -157,7 +164,7 @@ export class EventCodec<E extends DomainEvent = DomainEvent> {
     } else {
       stored = [{ type: envelope.type, data: envelope.data }];
     }
-    return stored.map(({ type, data }, index) => {
+    const events = stored.map(({ type, data }, index) => {
       let event: E;
       try {
         event = this.#decodePayload(type, data);
@@ -183,5 +190,16 @@ export class EventCodec<E extends DomainEvent = DomainEvent> {
         },
       };
     });
+    // Checked after the payload, so a malformed message keeps its own code whoever sent it.
+    const producer = this.options.producer;
+    if (producer !== undefined && envelope.source !== producer) {
+      return fail(
+        EventStoreErrorCode.ForeignProducer,
+        `ce-source ${envelope.source} is not the aggregate's producer ${producer}`,
+        undefined,
+        envelope.type,
+      );
+    }
+    return events;
   }
 }

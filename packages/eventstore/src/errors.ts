@@ -11,6 +11,7 @@ export const EventStoreErrorCode = {
   UnknownEventType: 'UNKNOWN_EVENT_TYPE',
   UndecodableEvent: 'UNDECODABLE_EVENT',
   InvalidEvent: 'INVALID_EVENT',
+  ForeignProducer: 'FOREIGN_PRODUCER',
   Append: 'APPEND_FAILED',
   Read: 'READ_FAILED',
   Projection: 'PROJECTION_FAILED',
@@ -79,11 +80,13 @@ export class WrongExpectedVersionError extends EventStoreError {
 export type EventDecodeCode =
   | typeof EventStoreErrorCode.UnknownEventType
   | typeof EventStoreErrorCode.UndecodableEvent
-  | typeof EventStoreErrorCode.InvalidEvent;
+  | typeof EventStoreErrorCode.InvalidEvent
+  | typeof EventStoreErrorCode.ForeignProducer;
 
 /**
  * A message in the log cannot be read as an event of the aggregate: an unknown `ce-type`, a message
- * that is not a CloudEvent or not JSON, or a payload its contract rejects. Names where it sits.
+ * that is not a CloudEvent or not JSON, a payload its contract rejects, or a `ce-source` other than
+ * the aggregate's producer. Names where it sits.
  */
 export class EventDecodeError extends EventStoreError {
   override name = 'EventDecodeError';

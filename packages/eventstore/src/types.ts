@@ -42,6 +42,14 @@ export interface AggregateDefinition<S, C, E extends DomainEvent> {
   /** Readers of older versions, applied on load and in projections. */
   readonly upcasters?: readonly Upcaster[];
   /**
+   * `ce-source` of the one process that appends to this aggregate's subjects. When set, a message
+   * there from any other source is not the aggregate's: load skips it (readable or not), and
+   * projections treat it as undecodable (`FOREIGN_PRODUCER` when it is otherwise a valid event, its own
+   * code when not), instead of folding a forged event in.
+   * Default: any source.
+   */
+  readonly producer?: string;
+  /**
    * Version of the state's shape and of `evolve`: bump it whenever either changes, so that snapshots
    * written by older code are ignored (and rewritten) instead of being trusted.
    */

@@ -135,3 +135,32 @@ describe('event codec', () => {
     config([AccountOpened], [{ from: MoneyDepositedV1, to: MoneyDeposited, upcast: (d) => d }]);
   });
 });
+
+describe('event codec with a producer', () => {
+  const owned = new EventCodec([AccountOpened], [], { producer: 'orderflow/bank' });
+  const commit = (source: string): StoredCommit => {
+    const data = { owner: 'ada', openedAt: 't' };
+    const envelope = createEnvelope({ type: AccountOpened.type, source, data, id: `p-${source}` });
+    return {
+      stream: 'ACCOUNTS',
+      subject: 'accounts.a1',
+      sequence: 1,
+      headers: envelopeHeaders(envelope),
+      body: new TextEncoder().encode(encodeData(data)),
+    };
+  };
+
+  test("given a commit from the aggregate's producer, then it decodes", () => {
+    assert.equal(owned.decode(commit('orderflow/bank'), 'a1')[0]?.type, 'account.opened');
+  });
+
+  test('given a commit from another ce-source, then it is FOREIGN_PRODUCER, not an event of the aggregate', () => {
+    assert.throws(
+      () => owned.decode(commit('orderflow/impostor'), 'a1'),
+      (error: unknown) =>
+        error instanceof EventDecodeError &&
+        error.code === 'FOREIGN_PRODUCER' &&
+        /orderflow\/impostor is not the aggregate's producer orderflow\/bank/.test(error.message),
+    );
+  });
+});

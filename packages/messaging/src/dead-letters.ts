@@ -88,6 +88,20 @@ export type DeadLetterSource = Pick<
   | 'redriven'
 >;
 
+/**
+ * Headers that instruct the server on publish rather than describe the message: the de-duplication id
+ * and the optimistic-concurrency expectations (`Nats-Expected-Last-Subject-Sequence`… as the event store
+ * appends with), plus `Nats-Rollup`. Copied into a dead letter they would apply to the dead-letter
+ * subject — a second dead letter of an appended event was refused "wrong last sequence" — and to its
+ * redrive.
+ */
+function isServerDirective(name: string): boolean {
+  const lower = name.toLowerCase();
+  return (
+    lower === Header.MsgId.toLowerCase() || lower.startsWith('nats-expected-') || lower === 'nats-rollup'
+  );
+}
+
 /** Writes dead letters. Idempotent per (stream, sequence, consumer): a repeated write is de-duplicated. */
 export async function writeDeadLetter(
   js: JetStreamClient,
@@ -96,8 +110,7 @@ export async function writeDeadLetter(
 ): Promise<void> {
   const h = natsHeaders();
   for (const [name, value] of delivery.headerEntries()) {
-    if (name.toLowerCase() === Header.MsgId.toLowerCase() || DL_HEADER_NAMES.has(name.toLowerCase()))
-      continue;
+    if (isServerDirective(name) || DL_HEADER_NAMES.has(name.toLowerCase())) continue;
     h.append(name, value);
   }
   const reason = error instanceof Error ? error.message : String(error);

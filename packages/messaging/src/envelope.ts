@@ -63,6 +63,8 @@ export interface EnvelopeInit<T> {
   /** The message being handled: correlation, causation and trace are carried from it. */
   causedBy?: Pick<Envelope, 'id' | 'correlationId' | 'traceparent'>;
   correlationId?: string;
+  /** The producer's span (set by a traced publish); default: the active span, else a child of `causedBy`'s trace. */
+  traceparent?: string | undefined;
 }
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -114,7 +116,7 @@ export function createEnvelope<T>(init: EnvelopeInit<T>): Envelope<T> {
     subject: init.subject,
     time: init.time ?? nowIso(),
     dataContentType: JSON_CONTENT_TYPE,
-    traceparent: currentTraceparent(init.causedBy?.traceparent),
+    traceparent: init.traceparent ?? currentTraceparent(init.causedBy?.traceparent),
     correlationId: init.correlationId ?? init.causedBy?.correlationId ?? id,
     causationId: init.causedBy?.id,
     data: init.data,

@@ -19,6 +19,8 @@ export const ErrorCode = {
   Remote: 'REMOTE_ERROR',
   Closed: 'CLOSED',
   Config: 'INVALID_CONFIG',
+  UnexpectedProducer: 'UNEXPECTED_PRODUCER',
+  PublishPreempted: 'PUBLISH_PREEMPTED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -70,6 +72,23 @@ export class PermanentError extends MessagingError {
   override name = 'PermanentError';
   constructor(message: string, options?: { cause?: unknown; code?: string }) {
     super(options?.code ?? ErrorCode.Permanent, message, options);
+  }
+}
+
+/**
+ * An event whose producer is not the declared owner of its subject (a `ce-source` other than the
+ * owner's, or a type the owner does not publish there). Never retried: it is dead-lettered at once.
+ */
+export class ProducerError extends PermanentError {
+  override name = 'ProducerError';
+  readonly subject: string;
+  readonly source: string;
+  readonly type: string;
+  constructor(message: string, facts: { subject: string; source: string; type: string }) {
+    super(message, { code: ErrorCode.UnexpectedProducer });
+    this.subject = facts.subject;
+    this.source = facts.source;
+    this.type = facts.type;
   }
 }
 

@@ -38,6 +38,7 @@ export {
   MessagingError,
   NoRespondersError,
   PermanentError,
+  ProducerError,
   ProvisioningError,
   PublishError,
   RemoteError,
@@ -54,10 +55,11 @@ export type { DeadLetterWriter } from './middleware/dead-letter.ts';
 export { idempotency } from './middleware/idempotency.ts';
 export type { IdempotencyStore } from './middleware/idempotency.ts';
 export { logging } from './middleware/logging.ts';
+export { checkProducer, subjectMatches } from './middleware/producer.ts';
 export { consumerMetrics, metrics } from './middleware/metrics.ts';
 export type { ConsumerMetrics } from './middleware/metrics.ts';
 export { tracing } from './middleware/tracing.ts';
-export { JetStreamPublisher } from './publisher.ts';
+export { fallbackMsgId, isOwnCopy, JetStreamPublisher } from './publisher.ts';
 export type { JetStreamPublisherOptions } from './publisher.ts';
 export {
   defineEndpoint,
@@ -89,6 +91,19 @@ export type {
   ServerCluster,
   ServerTls,
 } from './security/server-config.ts';
+export { OtlpProtocol, startTracing, tracingSettingsFromEnv } from './telemetry.ts';
+export type { SamplerSettings, TracingHandle, TracingSettings } from './telemetry.ts';
+export {
+  endSpanWhen,
+  formatTraceparent,
+  MessagingAttribute,
+  messagingTracer,
+  parentContext,
+  parseTraceparent,
+  sendInSpan,
+  tracingOff,
+} from './trace-context.ts';
+export type { SendSpanInit } from './trace-context.ts';
 export { EnvSettings, natsAuthSettings, serviceSettings } from './service-settings.ts';
 export type { NatsAuth, ServiceSettings } from './service-settings.ts';
 export type { Readiness, RunningService, ServiceConfig, ServiceContext } from './runner.ts';
@@ -110,6 +125,7 @@ export type {
   HandlerContext,
   HandlerRegistration,
   Middleware,
+  ProducerDeclaration,
   PublishOptions,
   PublishReceipt,
   Requester,

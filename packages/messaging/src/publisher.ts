@@ -1,4 +1,4 @@
-import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
 import { JetStreamApiError, JetStreamError } from '@nats-io/jetstream';
 import {
   NoRespondersError,
@@ -7,10 +7,13 @@ import {
   type MsgHdrs,
   type NatsConnection,
 } from '@nats-io/nats-core';
+import { randomUUID } from 'node:crypto';
+import type { Tracer } from '@opentelemetry/api';
 import type { MessageContract, PayloadOf } from './contract.ts';
-import { createEnvelope, encodeData, envelopeHeaders, Header, utf8Bytes } from './envelope.ts';
+import { createEnvelope, encodeData, envelopeHeaders, Header, utf8Bytes, type Envelope } from './envelope.ts';
 import { ConcurrencyError, PublishError } from './errors.ts';
 import { ReplyInbox, type PendingReply, type ReplyHandlers } from './rpc.ts';
+import { messagingTracer, sendInSpan, tracingOff } from './trace-context.ts';
 import type { BatchItem, EventPublisher, PublishOptions, PublishReceipt } from './types.ts';
 
 export interface JetStreamPublisherOptions {
@@ -22,6 +25,8 @@ export interface JetStreamPublisherOptions {
   timeoutMs?: number;
   /** Called after a payload was stored (metrics, tests). */
   onPublished?: (contract: MessageContract, receipt: PublishReceipt) => void;
+  /** Tracer of the PRODUCER spans (`send <type>`), one per publish (default: the toolkit's). */
+  tracer?: Tracer;
 }
 
 const WRONG_LAST_SEQUENCE = 10071;
@@ -72,6 +77,49 @@ const ackHandlers: ReplyHandlers<PendingAck> = {
 };
 
 /**
+ * Whether the message a duplicate ack points at is this event's own earlier copy: same subject,
+ * `ce-source` and `ce-id`. Anything else means another publisher took the message id first (the
+ * duplicate window is per stream, not per subject or producer), and the event was not stored.
+ */
+export async function isOwnCopy(
+  jsm: JetStreamManager,
+  ack: Pick<PubAck, 'stream' | 'seq'>,
+  subject: string,
+  envelope: Pick<Envelope, 'id' | 'source'>,
+): Promise<boolean> {
+  let stored;
+  try {
+    stored = await jsm.streams.getMessage(ack.stream, { seq: ack.seq });
+  } catch (error) {
+    if (error instanceof JetStreamApiError && error.status === 404) return false;
+    throw error;
+  }
+  return (
+    stored !== null &&
+    stored.subject === subject &&
+    stored.header.get(Header.Source) === envelope.source &&
+    stored.header.get(Header.Id) === envelope.id
+  );
+}
+
+/**
+ * The message id to store an event under when the one tried before was taken by another message
+ * ({@link isOwnCopy}): after the event's own id (`attempt` 0), one namespaced by producer and subject
+ * (retries of the event still de-duplicate against it), then a random one; `undefined` after that (a
+ * random id cannot have been taken). The `ce-id` never changes, so consumers' idempotency still sees
+ * one event.
+ */
+export function fallbackMsgId(
+  envelope: Pick<Envelope, 'id' | 'source'>,
+  subject: string,
+  attempt: number,
+): string | undefined {
+  if (attempt === 0) return `${envelope.id}@${envelope.source}:${subject}`;
+  if (attempt === 1) return `${envelope.id}~${randomUUID()}`;
+  return undefined;
+}
+
+/**
  * {@link EventPublisher} on JetStream. Acks come back on one inbox subscription per publisher (see
  * `ReplyInbox`), not through `js.publish`, which creates an Error, a timer and a race per message.
  */
@@ -79,7 +127,9 @@ export class JetStreamPublisher implements EventPublisher {
   readonly #attempts: number;
   readonly #timeoutMs: number;
   readonly #nc: NatsConnection | undefined;
+  readonly #tracer: Tracer;
   #inbox: ReplyInbox<PendingAck> | undefined;
+  #jsm: Promise<JetStreamManager> | undefined;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -87,6 +137,7 @@ export class JetStreamPublisher implements EventPublisher {
   ) {
     this.#attempts = options.attempts ?? 4;
     this.#timeoutMs = options.timeoutMs ?? 5_000;
+    this.#tracer = options.tracer ?? messagingTracer();
     // The client's connection (a public field of nats.js's implementation, absent from its interface);
     // with another implementation the publisher falls back to js.publish.
     const nc = (js as unknown as { nc?: NatsConnection }).nc;
@@ -110,19 +161,44 @@ export class JetStreamPublisher implements EventPublisher {
     });
   }
 
-  async #send(
+  /** A publish in a PRODUCER span when tracing is on (see `sendInSpan`). */
+  #send(
     contract: MessageContract,
     data: unknown,
     options: PublishOptions,
     timeoutMs: number | undefined,
   ): Promise<PublishReceipt> {
+    const id = options.id ?? randomUUID();
+    if (tracingOff(this.#tracer)) return this.#deliver(contract, data, options, timeoutMs, id, undefined);
+    return sendInSpan(
+      this.#tracer,
+      {
+        type: contract.type,
+        subject: options.subject,
+        messageId: id,
+        about: options.about,
+        causedBy: options.causedBy?.traceparent,
+      },
+      (traceparent) => this.#deliver(contract, data, options, timeoutMs, id, traceparent),
+    );
+  }
+
+  async #deliver(
+    contract: MessageContract,
+    data: unknown,
+    options: PublishOptions,
+    timeoutMs: number | undefined,
+    id: string,
+    traceparent: string | undefined,
+  ): Promise<PublishReceipt> {
     const envelope = createEnvelope({
       type: contract.type,
       source: this.options.source,
       data,
-      id: options.id,
+      id,
       subject: options.about,
       causedBy: options.causedBy,
+      traceparent,
     });
     const headers = envelopeHeaders(envelope); // sets Nats-Msg-Id = ce-id
     const expected = options.expectedLastSubjectSequence;
@@ -131,10 +207,29 @@ export class JetStreamPublisher implements EventPublisher {
     }
     const payload = utf8Bytes(encodeData(data));
     const timeout = timeoutMs ?? this.#timeoutMs;
+    let fallbacks = 0;
+    let preempted = false;
     for (let attempt = 1; ; attempt++) {
       try {
         const ack = await this.#publishOnce(options.subject, payload, headers, timeout);
-        const receipt = { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate, id: envelope.id };
+        const fallback = ack.duplicate ? fallbackMsgId(envelope, options.subject, fallbacks) : undefined;
+        if (fallback !== undefined && !(await this.#isOwnCopy(ack, options.subject, envelope))) {
+          // Another publisher took the message id first (the duplicate window is per stream, not per
+          // subject or producer): store the event under the next id, `ce-id` unchanged; the impostor
+          // is the consumers' to reject (see `ConsumerSpec.producers`).
+          preempted = true;
+          fallbacks += 1;
+          headers.set(Header.MsgId, fallback);
+          attempt = 0;
+          continue;
+        }
+        const receipt = {
+          stream: ack.stream,
+          seq: ack.seq,
+          duplicate: ack.duplicate,
+          id: envelope.id,
+          ...(preempted && { preempted }),
+        };
         this.options.onPublished?.(contract, receipt);
         return receipt;
       } catch (error) {
@@ -151,6 +246,10 @@ export class JetStreamPublisher implements EventPublisher {
         await pause(Math.min(100 * 2 ** attempt, 2_000));
       }
     }
+  }
+
+  async #isOwnCopy(ack: PubAck, subject: string, envelope: Envelope): Promise<boolean> {
+    return isOwnCopy(await (this.#jsm ??= this.js.jetstreamManager()), ack, subject, envelope);
   }
 
   async publishBatch(

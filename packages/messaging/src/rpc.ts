@@ -7,6 +7,7 @@ import {
   type NatsConnection,
   type Subscription,
 } from '@nats-io/nats-core';
+import { context as otelContext, SpanKind, trace, type Tracer } from '@opentelemetry/api';
 import { connectionInboxPrefix } from './connection.ts';
 import type { MessageContract, PayloadOf } from './contract.ts';
 import { currentTraceparent, Header, utf8Bytes } from './envelope.ts';
@@ -18,6 +19,15 @@ import {
   TimeoutError,
   ValidationError,
 } from './errors.ts';
+import {
+  endSpanWhen,
+  formatTraceparent,
+  MessagingAttribute as A,
+  messagingTracer,
+  parentContext,
+  parseTraceparent,
+  tracingOff,
+} from './trace-context.ts';
 import type {
   EndpointContract,
   EndpointHandler,
@@ -236,26 +246,57 @@ const callHandlers: ReplyHandlers<PendingCall> = {
 export class RpcClient implements Requester {
   readonly #inbox: ReplyInbox<PendingCall>;
   readonly #defaultTimeoutMs: number;
+  readonly #tracer: Tracer;
 
-  constructor(nc: NatsConnection, options: { defaultTimeoutMs?: number; sweepIntervalMs?: number } = {}) {
+  constructor(
+    nc: NatsConnection,
+    options: { defaultTimeoutMs?: number; sweepIntervalMs?: number; tracer?: Tracer } = {},
+  ) {
     this.#inbox = new ReplyInbox(nc, callHandlers, options.sweepIntervalMs ?? 50);
     this.#defaultTimeoutMs = options.defaultTimeoutMs ?? 5_000;
+    this.#tracer = options.tracer ?? messagingTracer();
   }
 
+  /** With tracing on, each call runs in a CLIENT span (`<endpoint>`) whose context travels in `traceparent`. */
   request<E extends EndpointContract>(
     endpoint: E,
     data: PayloadOf<E['request']>,
     options: RequestOptions = {},
+  ): Promise<PayloadOf<E['response']>> {
+    if (tracingOff(this.#tracer)) return this.#call(endpoint, data, options, undefined);
+    const span = this.#tracer.startSpan(
+      endpoint.name,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          [A.System]: 'nats',
+          [A.OperationType]: 'send',
+          [A.OperationName]: 'request',
+          [A.DestinationName]: endpoint.subject,
+          [A.RpcSystem]: 'nats',
+          [A.RpcMethod]: endpoint.name,
+        },
+      },
+      parentContext(options.causedBy?.traceparent),
+    );
+    return endSpanWhen(span, this.#call(endpoint, data, options, formatTraceparent(span.spanContext())));
+  }
+
+  #call<E extends EndpointContract>(
+    endpoint: E,
+    data: PayloadOf<E['request']>,
+    options: RequestOptions,
+    traceparent: string | undefined,
   ): Promise<PayloadOf<E['response']>> {
     let headers: MsgHdrs | undefined;
     let payload: Uint8Array;
     try {
       endpoint.request.parse(data);
       payload = utf8Bytes(JSON.stringify(data));
-      if (options.causedBy) {
+      if (options.causedBy || traceparent) {
         headers = natsHeaders();
-        headers.set(Header.CorrelationId, options.causedBy.correlationId);
-        headers.set(Header.TraceParent, currentTraceparent(options.causedBy.traceparent));
+        if (options.causedBy) headers.set(Header.CorrelationId, options.causedBy.correlationId);
+        headers.set(Header.TraceParent, traceparent ?? currentTraceparent(options.causedBy?.traceparent));
       }
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
@@ -313,7 +354,12 @@ export class RpcServer {
   constructor(
     private readonly nc: NatsConnection,
     private readonly identity: ServiceIdentity,
-    private readonly options: { queue?: string; onError?: (error: unknown, endpoint: string) => void } = {},
+    private readonly options: {
+      queue?: string;
+      onError?: (error: unknown, endpoint: string) => void;
+      /** Tracer of the SERVER spans, one per request (default: the toolkit's). */
+      tracer?: Tracer;
+    } = {},
   ) {
     for (const verb of ['PING', 'INFO', 'STATS'] as const) {
       for (const subject of [
@@ -380,6 +426,7 @@ export class RpcServer {
       average_processing_time: 0,
     };
     this.#stats.push(stats);
+    const tracer = this.options.tracer ?? messagingTracer();
     const fail = (msg: Msg, status: number, code: string, message: string, details?: unknown) => {
       stats.num_errors++;
       stats.last_error = `${status}:${message}`;
@@ -403,7 +450,10 @@ export class RpcServer {
           correlationId: headers?.get(Header.CorrelationId) || undefined,
           traceparent: headers?.get(Header.TraceParent) || undefined,
         };
-        const response = await handler(endpoint.request.parse(request) as PayloadOf<E['request']>, context);
+        const parsed = endpoint.request.parse(request) as PayloadOf<E['request']>;
+        const response = await (tracingOff(tracer)
+          ? handler(parsed, context)
+          : traced(endpoint, tracer, context.traceparent, () => handler(parsed, context)));
         msg.respond(utf8Bytes(JSON.stringify(endpoint.response.parse(response))));
       } catch (error) {
         if (error instanceof ValidationError) return fail(msg, 400, error.code, error.message, error.issues);
@@ -456,4 +506,34 @@ export class RpcServer {
     // drain() resolves once the last request reached its callback; the async handlers may still run.
     if (this.#running > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
   }
+}
+
+/** Runs an endpoint's handler in a SERVER span, child of the caller's `traceparent`. */
+function traced<T>(
+  endpoint: EndpointContract,
+  tracer: Tracer,
+  traceparent: string | undefined,
+  run: () => Promise<T>,
+): Promise<T> {
+  const remote = parseTraceparent(traceparent);
+  const parent = remote ? trace.setSpanContext(otelContext.active(), remote) : otelContext.active();
+  const span = tracer.startSpan(
+    endpoint.name,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        [A.System]: 'nats',
+        [A.OperationType]: 'process',
+        [A.OperationName]: 'reply',
+        [A.DestinationName]: endpoint.subject,
+        [A.RpcSystem]: 'nats',
+        [A.RpcMethod]: endpoint.name,
+      },
+    },
+    parent,
+  );
+  return endSpanWhen(
+    span,
+    otelContext.with(trace.setSpan(parent, span), () => run()),
+  );
 }

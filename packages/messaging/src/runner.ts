@@ -7,11 +7,26 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { connectNats, type ServerFeatures } from './connection.ts';
 import { MessagingError } from './errors.ts';
 import type { IdempotencyStore } from './middleware/idempotency.ts';
+import { startTracing, type TracingHandle, type TracingSettings } from './telemetry.ts';
 import type { StreamDeclaration } from './topology.ts';
 import { inboxPrefix } from './security/permissions.ts';
 import { ProvisioningTopology, RemoteProvisioner } from './security/provisioning.ts';
 import type { NatsAuth } from './service-settings.ts';
 import { NatsTransport, type NatsTransportOptions } from './transport.ts';
+
+/**
+ * prom-client's process metrics, less the three `nodejs_active_*_total` gauges: a gauge named
+ * `_total` fails `promtool check metrics`, and each is the sum of its per-type `nodejs_active_*`.
+ */
+function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ])
+    registry.removeSingleMetric(name);
+}
 
 /** Settings of one service process. Only the composition root (`main.ts`) builds this from the environment. */
 export interface ServiceConfig {
@@ -38,6 +53,11 @@ export interface ServiceConfig {
   /** Install SIGTERM/SIGINT handlers that drain and exit (default true). */
   handleSignals?: boolean;
   idempotency?: IdempotencyStore;
+  /**
+   * Export spans with the OpenTelemetry SDK (from `tracingSettingsFromEnv(process.env, …)` in
+   * `main.ts`). Unset: no SDK is loaded and tracing costs next to nothing.
+   */
+  tracing?: TracingSettings | undefined;
 }
 
 /** What `/readyz` reports. */
@@ -91,11 +111,15 @@ export async function runService(
   const logger = config.logger ?? pino({ name: config.name });
   const metricsRegistry = new Registry();
   metricsRegistry.setDefaultLabels({ service: config.name });
-  collectDefaultMetrics({ register: metricsRegistry });
+  collectProcessMetrics(metricsRegistry);
   const cleanups: (() => Promise<void> | void)[] = [];
   const drainSteps: (() => Promise<void> | void)[] = [];
   let ready = false;
   let stopping: Promise<void> | undefined;
+
+  // Before anything starts a span; shut down last, so the spans of the drain are exported too.
+  const tracing: TracingHandle | undefined = config.tracing ? await startTracing(config.tracing) : undefined;
+  if (tracing) logger.info({ url: config.tracing?.url, protocol: config.tracing?.protocol }, 'tracing on');
 
   const secured = config.auth?.nkeySeedFile !== undefined;
   const { nc, features } = await connectNats({
@@ -193,6 +217,7 @@ export async function runService(
       }
       await nc.drain().catch(() => nc.close());
       await new Promise<void>((resolve) => http.close(() => resolve()));
+      await tracing?.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'span export failed'));
       logger.info('stopped');
     })());
 

@@ -8,13 +8,14 @@ import { CoreBroadcaster } from './broadcast.ts';
 import { ConsumerRuntime, orderingKeyOf } from './consumer.ts';
 import { ContractRegistry, type MessageContract, type PayloadOf } from './contract.ts';
 import { DeadLetters, DeadLetterTopology, deadLetterStream, writeDeadLetter } from './dead-letters.ts';
-import type { Envelope } from './envelope.ts';
-import { MessagingError } from './errors.ts';
+import { readEnvelope, type Envelope } from './envelope.ts';
+import { MessagingError, ProducerError } from './errors.ts';
 import { decodeAndValidate } from './middleware/decode.ts';
 import { retryAndDeadLetter } from './middleware/dead-letter.ts';
 import { idempotency, type IdempotencyStore } from './middleware/idempotency.ts';
 import { logging } from './middleware/logging.ts';
-import { consumerMetrics, metrics } from './middleware/metrics.ts';
+import { consumerMetrics, metrics, typeLabel } from './middleware/metrics.ts';
+import { checkProducer, isForged } from './middleware/producer.ts';
 import { tracing } from './middleware/tracing.ts';
 import { JetStreamPublisher } from './publisher.ts';
 import { RpcClient, RpcServer, type ServiceIdentity } from './rpc.ts';
@@ -223,6 +224,9 @@ export class NatsTransport implements Transport {
     // The server's cap sits above ours: the runtime dead-letters at maxDeliver, and a message whose
     // handler crashed the process on its last attempts is dead-lettered on the next delivery.
     const common = { ackWaitMs, maxDeliver: maxDeliver + 3, maxAckPending: spec.maxAckPending ?? 1_000 };
+    const onDeadLetter = spec.onDeadLetter;
+    const registry = new ContractRegistry(spec.handlers.map((h) => h.contract));
+    const publisher = this.#publisher;
     const durable: ConsumerDeclaration = {
       stream: spec.stream,
       name: spec.name,
@@ -240,19 +244,33 @@ export class NatsTransport implements Transport {
     await this.#ensureConsumer(redrive);
 
     const instruments = consumerMetrics(this.registry);
+    const declared = new Set(spec.handlers.map((h) => h.contract.type));
     // The order below is the order of execution, outermost first.
     const middleware: Middleware[] = [
-      metrics(instruments), // sees every outcome, dead letters included
+      metrics(instruments, declared), // sees every outcome, dead letters included
       logging(), // one line per failure
       retryAndDeadLetter({
         write: (delivery, error) => writeDeadLetter(this.js, delivery, error),
+        ...(onDeadLetter && {
+          beforeDeadLetter: async (delivery: Delivery, error: unknown) => {
+            // A delivery beyond maxDeliver is dead-lettered before the decoding step runs.
+            const envelope = delivery.envelope ?? decodedOrNothing(delivery, registry);
+            // Not the owner's event (forged, or on another's subject): it says nothing about the
+            // order, so it must not end one.
+            if (!envelope || error instanceof ProducerError) return;
+            if (spec.producers && isForged(spec.producers, delivery.subject, envelope)) return;
+            await onDeadLetter(envelope, error, new DeliveryContext(delivery, envelope, publisher));
+          },
+          serverMaxDeliver: common.maxDeliver,
+        }),
         onDeadLetter: (delivery) =>
           instruments.deadLettered.inc({
             consumer: delivery.consumer,
-            type: delivery.envelope?.type ?? 'unknown',
+            type: typeLabel(delivery, declared),
           }),
       }),
-      decodeAndValidate(new ContractRegistry(spec.handlers.map((h) => h.contract))), // envelope + schema
+      decodeAndValidate(registry), // envelope + schema
+      ...(spec.producers ? [checkProducer(spec.producers)] : []), // ce-source owns the subject; before the inbox
       tracing(this.options.tracer ?? trace.getTracer('@orderflow/messaging')), // span child of the producer's
       ...(this.options.idempotency ? [idempotency(this.options.idempotency)] : []),
       ...(spec.middleware ?? []),
@@ -310,6 +328,17 @@ export class NatsTransport implements Transport {
     this.#listeners.clear();
     await this.#server?.stop();
     this.#requester.close();
+  }
+}
+
+/** The delivery's valid envelope, or `undefined` when it is not a valid message of a handled contract. */
+function decodedOrNothing(delivery: Delivery, registry: ContractRegistry): Envelope | undefined {
+  try {
+    const envelope = readEnvelope(delivery, delivery.body);
+    registry.resolve(envelope.type).parse(envelope.data);
+    return envelope;
+  } catch {
+    return undefined;
   }
 }
 

@@ -23,8 +23,15 @@ export interface PublishOptions {
 export interface PublishReceipt {
   readonly stream: string;
   readonly seq: number;
+  /** The stream held this event already (a retried publish): nothing new was stored. */
   readonly duplicate: boolean;
   readonly id: string;
+  /**
+   * Set when the event's message id had been taken by a message that is not this event (another
+   * producer's, on another subject or from another `ce-source`): the event was stored under a fresh
+   * `Nats-Msg-Id` with its `ce-id` unchanged, instead of being dropped as a duplicate.
+   */
+  readonly preempted?: boolean;
 }
 
 /**
@@ -110,6 +117,20 @@ export interface RetryPolicy {
 }
 
 /**
+ * Who publishes on a set of subjects: the `ce-source` every event there must carry and, optionally,
+ * the only `ce-type`s it publishes there. Declared once per subject namespace (e.g. by a topology)
+ * and checked by the consumer runtime on every decoded event (see {@link ConsumerSpec.producers}).
+ */
+export interface ProducerDeclaration {
+  /** NATS subject pattern (`payments.*`, `orders.>`). */
+  readonly subjects: string;
+  /** The owner's `ce-source`, e.g. `orderflow/payment-processor`. */
+  readonly source: string;
+  /** `ce-type`s the owner publishes on these subjects; absent = any. */
+  readonly types?: readonly string[];
+}
+
+/**
  * A durable pull consumer and its handlers. Delivery is at least once: a message is acked only after
  * its handler resolved (or after it was dead-lettered), so a crash means redelivery, never loss.
  */
@@ -120,6 +141,13 @@ export interface ConsumerSpec {
   /** Subject filter within the stream (default: the whole stream). */
   filterSubject?: string;
   handlers: readonly HandlerRegistration[];
+  /**
+   * The producers this consumer accepts events from, a second line behind the broker's permissions.
+   * When given, an event on a subject no declaration covers, from another `ce-source` than the
+   * subject's owner, or of a type the owner does not publish there is dead-lettered with code
+   * `UNEXPECTED_PRODUCER` before any handler or idempotency record sees it. Default: no check.
+   */
+  producers?: readonly ProducerDeclaration[];
   /** Handlers running at once in this process (default 16). */
   concurrency?: number;
   /**
@@ -150,6 +178,16 @@ export interface ConsumerSpec {
   prefetch?: number;
   /** Where a new consumer starts (default `all`). */
   deliverPolicy?: 'all' | 'new';
+  /**
+   * Called when a decoded message is about to be dead-lettered (a permanent failure, or the last
+   * attempt), with the failure: the place to publish the typed outcome of a step that cannot complete
+   * (e.g. `payment.failed`), so that the rest of the system can react instead of waiting forever.
+   * Runs before the dead letter is written; if it throws, nothing is written and the message is
+   * redelivered later (paced), so it must be idempotent (publish with a deterministic id). On the
+   * server's last delivery the dead letter is written even if it throws, so nothing stays unsettled.
+   * Not called for messages that could not be decoded (no envelope: nothing typed to report).
+   */
+  onDeadLetter?: (event: Envelope, error: unknown, context: HandlerContext) => Promise<void>;
 }
 
 /** A consumer that is running. */

@@ -152,6 +152,32 @@ export function sqlStoreConformance(name: string, harness: SqlStoreHarness): voi
         assert.deepEqual((await store.query('SELECT value FROM counter')).rows, [{ value: 0 }]);
       }));
 
+    test('a transaction whose work caught a failed statement commits nothing and fails with 25P02', () =>
+      withStore(harness, async ({ store }) => {
+        await store.query(counterTable);
+        let committed = false;
+        // PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK, not an error: the
+        // adapter must not report that as committed.
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            tx.onCommit(() => (committed = true));
+            await tx.query('UPDATE counter SET value = 3');
+            await tx.query('INSERT INTO counter VALUES ($1, $2)', [1, 1]).catch(() => undefined);
+            return 'swallowed';
+          }),
+          (error) => {
+            assert.ok(error instanceof SqlQueryError, String(error));
+            assert.equal(error.sqlState, '25P02');
+            assert.equal(error.retryable, false);
+            return true;
+          },
+        );
+        assert.equal(committed, false);
+        assert.deepEqual((await store.query('SELECT value FROM counter')).rows, [{ value: 0 }]);
+        await store.transaction((tx) => tx.query('UPDATE counter SET value = 1 WHERE id = 1'));
+        assert.deepEqual((await store.query('SELECT value FROM counter')).rows, [{ value: 1 }]);
+      }));
+
     test('using the store inside its own transaction is refused instead of deadlocking', () =>
       withStore(harness, async ({ store }) => {
         await store.query(counterTable);

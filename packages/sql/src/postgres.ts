@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { SqlConfigError, SqlUnavailableError, toSqlError } from './errors.ts';
+import { SqlConfigError, SqlQueryError, SqlUnavailableError, toSqlError } from './errors.ts';
 import { StoreScope } from './scope.ts';
 import type { SqlExecutor, SqlStore, SqlTransaction } from './types.ts';
 
@@ -59,6 +59,26 @@ async function execute<R>(
   return { rows: result.rows as R[], rowCount: result.rowCount ?? result.rows.length };
 }
 
+/**
+ * Commits the open transaction. PostgreSQL answers COMMIT of a transaction aborted by an earlier failed
+ * statement (one the work caught) with the tag ROLLBACK instead of an error; that is a failure here, as
+ * it is on PGlite, never a silent loss of the work's writes.
+ */
+async function commit(client: Queryable): Promise<void> {
+  let result: pg.QueryResult;
+  try {
+    result = await client.query('COMMIT');
+  } catch (error) {
+    throw toSqlError(error);
+  }
+  if (result.command === 'ROLLBACK') {
+    throw new SqlQueryError(
+      'current transaction is aborted (a statement in it failed): rolled back, nothing committed',
+      '25P02',
+    );
+  }
+}
+
 /** The PostgreSQL adapter: a `pg` pool whose connections all use the service's schema. */
 class PostgresStore implements SqlStore {
   readonly dialect = 'postgres' as const;
@@ -103,7 +123,7 @@ class PostgresStore implements SqlStore {
           await client.query('ROLLBACK').catch((rollbackError: Error) => void (broken ??= rollbackError));
           throw error;
         }
-        await execute(client, 'COMMIT', undefined);
+        await commit(client);
         outcome.committed();
         return outcome.result;
       } catch (error) {

@@ -1,5 +1,13 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
-import { envelopeHeaders, Header, type Envelope } from '@orderflow/messaging';
+import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
+import {
+  envelopeHeaders,
+  fallbackMsgId,
+  Header,
+  isOwnCopy,
+  messagingTracer,
+  sendInSpan,
+  type Envelope,
+} from '@orderflow/messaging';
 import { pino, type Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { OutboxRelayError } from './errors.ts';
@@ -70,6 +78,7 @@ export class OutboxRelay {
   readonly #logger: Logger;
   readonly #published: Counter<'duplicate'> | undefined;
   readonly #failures: Counter | undefined;
+  readonly #tracer = messagingTracer();
   #running: Promise<void> | undefined;
   #stopping = false;
   #wanted = false;
@@ -244,7 +253,35 @@ export class OutboxRelay {
     return { published: published.length, duplicates, failed: failures.length, skipped: false };
   }
 
+  #jsm: Promise<JetStreamManager> | undefined;
+
+  /**
+   * Publishes a row in a PRODUCER span, child of the context the row was written in (its stored
+   * `traceparent`): the message then names this span, so the trace shows when it really left.
+   */
   #publish(row: PendingOutboxMessage): Promise<{ duplicate: boolean }> {
+    const header = (name: string): string | undefined => row.headers[name];
+    return sendInSpan(
+      this.#tracer,
+      {
+        type: row.type,
+        subject: row.subject,
+        messageId: row.id,
+        about: header(Header.Subject) ?? row.key,
+        causedBy: header(Header.TraceParent),
+      },
+      (traceparent) => this.#publishRow(row, traceparent),
+    );
+  }
+
+  /**
+   * Publishes one row. A duplicate ack is checked against the stored message: when another publisher
+   * took the row's message id first, the row is stored under a fallback id instead of being lost.
+   */
+  async #publishRow(
+    row: PendingOutboxMessage,
+    traceparent: string | undefined,
+  ): Promise<{ duplicate: boolean }> {
     const header = (name: string): string | undefined => row.headers[name];
     const envelope: Envelope = {
       id: row.id,
@@ -253,7 +290,7 @@ export class OutboxRelay {
       subject: header(Header.Subject) ?? row.key,
       time: header(Header.Time) ?? row.createdAt.toISOString(),
       dataContentType: 'application/json',
-      traceparent: header(Header.TraceParent),
+      traceparent: traceparent ?? header(Header.TraceParent),
       correlationId: header(Header.CorrelationId) ?? row.id,
       causationId: header(Header.CausationId),
       data: row.data,
@@ -262,10 +299,18 @@ export class OutboxRelay {
     for (const [name, value] of Object.entries(row.headers)) {
       if (!headers.has(name)) headers.set(name, value);
     }
-    return this.#options.js.publish(row.subject, JSON.stringify(row.data), {
-      msgID: row.id,
-      headers,
-      timeout: this.#options.publishTimeoutMs,
-    });
+    for (let msgID = row.id, fallbacks = 0; ; fallbacks++) {
+      const ack: PubAck = await this.#options.js.publish(row.subject, JSON.stringify(row.data), {
+        msgID,
+        headers,
+        timeout: this.#options.publishTimeoutMs,
+      });
+      const fallback = ack.duplicate ? fallbackMsgId(envelope, row.subject, fallbacks) : undefined;
+      if (fallback === undefined) return ack;
+      const jsm = await (this.#jsm ??= this.#options.js.jetstreamManager());
+      if (await isOwnCopy(jsm, ack, row.subject, envelope)) return ack;
+      this.#logger.warn({ id: row.id, subject: row.subject }, 'message id taken by another message');
+      msgID = fallback;
+    }
   }
 }

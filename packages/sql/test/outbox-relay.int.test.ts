@@ -115,6 +115,39 @@ for (const [name, harness] of [
       }
     });
 
+    test('a message id taken first by another publisher does not make the row vanish as a duplicate', async () => {
+      const db = await harness.open();
+      const relay = new OutboxRelay({ store: db.store, js: jetstream(nc), source: 'orderflow/test' });
+      const { nc: impostorNc } = await connectNats({ servers: server.url, name: 'outbox-impostor' });
+      const impostor = await NatsTransport.create(impostorNc, { source: 'orderflow/impostor' });
+      try {
+        await migrateInboxOutbox(db.store);
+        const stream = await newStream();
+        // Published before the row, on another subject, with the id the row will use.
+        await impostor.publish(
+          ItemCounted,
+          { item: 'q', total: 9 },
+          { subject: stream.subject('q'), id: 'p1' },
+        );
+        const outbox = new SqlOutbox();
+        await db.store.transaction((tx) => outbox.enqueue(tx, message('p1', 'p', stream.subject('p'), 1)));
+        assert.deepEqual(await relay.relayOnce(), { published: 1, duplicates: 0, failed: 0, skipped: false });
+        const real = (await streamMessages(jsm, stream.name)).filter((m) => m.header(Header.Subject) === 'p');
+        assert.equal(real.length, 1);
+        assert.equal(real[0]?.header(Header.Id), 'p1');
+        assert.equal(real[0]?.header(Header.Source), 'orderflow/test');
+        // Relayed again (a crash before the row was marked): still stored once.
+        await db.store.query('UPDATE orderflow_outbox SET published_at = NULL');
+        assert.deepEqual(await relay.relayOnce(), { published: 1, duplicates: 1, failed: 0, skipped: false });
+        assert.equal((await jsm.streams.info(stream.name)).state.messages, 2);
+      } finally {
+        await relay.stop();
+        await impostor.close();
+        await impostorNc.close();
+        await db.dispose();
+      }
+    });
+
     test('a failing row holds back later rows of its key only, until it can be published', async () => {
       const db = await harness.open();
       const relay = new OutboxRelay({ store: db.store, js: jetstream(nc), source: 'orderflow/test' });

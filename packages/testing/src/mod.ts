@@ -7,3 +7,5 @@ export type {
   NatsServerOptions,
 } from './nats-server.ts';
 export { deferred, uniqueName, waitFor } from './wait.ts';
+export { OtlpSpanKind, startOtlpReceiver } from './otlp-receiver.ts';
+export type { OtlpReceiver, ReceivedExport, ReceivedSpan } from './otlp-receiver.ts';

@@ -1,13 +1,16 @@
 import {
   DeliveryAssigned,
+  DeliveryFailed,
   DeliveryReleased,
   DeliveryUnavailable,
   eventIdFor,
   ignoringOthers,
   OrderCancelled,
   OrderCancelRequested,
+  onOrderPlaced,
   OrderPlaced,
   PaymentAuthorized,
+  stepFailure,
   type OrderingTopology,
 } from '@orderflow/contracts';
 import {
@@ -31,6 +34,8 @@ import type { SqlDispatch } from './adapters/sql-dispatch.ts';
  * - `order.cancel-requested`, `order.cancelled` → releases the order's courier (capacity back, once)
  *   → publishes `delivery.released`; an order not yet assigned will not be
  * - ignores every other event.
+ * A dead-lettered `order.placed` or `payment.authorized` publishes `delivery.failed` (the order is then
+ * cancelled with reason `delivery_failed`, after a refund).
  * Serves no endpoints.
  *
  * The decision commits with the inbox record (see `SqlDispatch`); the event is published after the
@@ -66,7 +71,7 @@ export function assignDeliveryConsumer(options: AssignDeliveryOptions): Consumer
     maxDeliver: options.maxDeliver ?? 10,
     ...(options.retry && { retry: options.retry }),
     handlers: ignoringOthers([
-      on(OrderPlaced, (event) =>
+      ...onOrderPlaced((event) =>
         dispatch.rememberOrder(event.data.orderId, event.data.shippingAddress.country),
       ),
       on(PaymentAuthorized, async (event, context) => {
@@ -104,6 +109,15 @@ export function assignDeliveryConsumer(options: AssignDeliveryOptions): Consumer
       ),
       on(OrderCancelled, (event, context) => release(event.data.orderId, event.data.cancelledAt, context)),
     ]),
+    // No courier can be assigned to the order: order-storage cancels it (and payment-processor refunds).
+    onDeadLetter: async (event, error, context) => {
+      if (event.type !== OrderPlaced.type && event.type !== PaymentAuthorized.type) return;
+      const { orderId } = event.data as { orderId: string };
+      await context.publish(DeliveryFailed, stepFailure(orderId, event.type, error, new Date()), {
+        ...target(orderId),
+        id: eventIdFor(DeliveryFailed, orderId),
+      });
+    },
   };
 }
 

@@ -1,6 +1,6 @@
 // Composition root of assign-delivery: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService } from '@orderflow/messaging';
+import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { openServiceStore } from '@orderflow/sql';
 import { deliveryMigrations, SqlDispatch } from './adapters/sql-dispatch.ts';
 import { startAssignDelivery } from './app.ts';
@@ -14,6 +14,7 @@ await SqlDispatch.seed(store, config.couriers);
 await runService(
   {
     name: 'assign-delivery',
+    tracing: tracingSettingsFromEnv(process.env, { serviceName: 'assign-delivery' }),
     version: '0.1.0',
     servers: config.natsUrl,
     auth: config.natsAuth,

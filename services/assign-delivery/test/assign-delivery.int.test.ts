@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
   DeliveryAssigned,
+  DeliveryFailed,
   DeliveryReleased,
   DeliveryUnavailable,
   OrderCancelled,
@@ -14,6 +15,7 @@ import {
   orderingTopology,
   OrderPlaced,
   PaymentAuthorized,
+  OwnerPublisher,
 } from '@orderflow/contracts';
 import { connectNats, NatsTransport, runService, type RunningService } from '@orderflow/messaging';
 import { migrate, migrateInboxOutbox, openSqlStore } from '@orderflow/sql';
@@ -74,6 +76,7 @@ async function system(dialect: 'postgres' | 'pglite') {
   }
   const { nc } = await connectNats({ servers: nats.url, name: 'test-client' });
   const client = await NatsTransport.create(nc, { source: 'orderflow/test' });
+  const owners = new OwnerPublisher(nc); // publishes each event as its producing service
   const jsm = await jetstreamManager(nc);
   const t = topology;
   const now = () => new Date().toISOString();
@@ -81,7 +84,7 @@ async function system(dialect: 'postgres' | 'pglite') {
     topology,
     dispatch: new SqlDispatch(first, { consumer }),
     async place(orderId: string, country: string) {
-      await client.publish(
+      await owners.publish(
         OrderPlaced,
         {
           orderId,
@@ -90,7 +93,6 @@ async function system(dialect: 'postgres' | 'pglite') {
           currency: 'EUR',
           total: 1000,
           shippingAddress: { line1: 'Main St 1', city: 'Somewhere', postalCode: '1000', country },
-          payment: { token: 'tok_visa' },
           placedAt: now(),
         },
         { subject: t.subjects.order(orderId), about: orderId },
@@ -104,17 +106,17 @@ async function system(dialect: 'postgres' | 'pglite') {
         amount: { amount: 1000, currency: 'EUR' as const },
         authorizedAt: now(),
       };
-      await client.publish(PaymentAuthorized, data, { subject: t.subjects.payment(orderId), about: orderId });
-      await client.publish(PaymentAuthorized, data, { subject: t.subjects.payment(orderId), about: orderId });
+      await owners.publish(PaymentAuthorized, data, { subject: t.subjects.payment(orderId), about: orderId });
+      await owners.publish(PaymentAuthorized, data, { subject: t.subjects.payment(orderId), about: orderId });
     },
     async cancel(orderId: string) {
       const subject = t.subjects.order(orderId);
-      await client.publish(
+      await owners.publish(
         OrderCancelRequested,
         { orderId, reason: 'customer_request', requestedAt: now() },
         { subject, about: orderId },
       );
-      await client.publish(
+      await owners.publish(
         OrderCancelled,
         { orderId, reason: 'customer_request', cancelledAt: now() },
         { subject, about: orderId },
@@ -148,6 +150,7 @@ async function system(dialect: 'postgres' | 'pglite') {
       await Promise.all([...new Set(stores)].map((s) => s.close()));
       if (dataDir) await rm(dataDir, { recursive: true, force: true });
       await client.close();
+      await owners.close();
       await nc.close();
     },
   };
@@ -235,3 +238,29 @@ for (const dialect of ['postgres', 'pglite'] as const) {
     });
   });
 }
+
+describe('a permanent failure of the assignment', () => {
+  test('an authorization assign-delivery cannot handle (no order.placed) is dead-lettered and published as delivery.failed', async () => {
+    const s = await system('postgres');
+    try {
+      const orderId = randomUUID();
+      await s.authorize(orderId);
+      const events = await waitFor(
+        async () => {
+          const found = await s.deliveries(orderId);
+          return found.length > 0 ? found : undefined;
+        },
+        { timeoutMs: 30_000 },
+      );
+      assert.deepEqual(
+        events.map((e) => e.type),
+        [DeliveryFailed.type],
+      );
+      assert.equal(events[0]?.data.orderId, orderId);
+      assert.equal(events[0]?.data.failedEvent, PaymentAuthorized.type);
+      assert.equal(events[0]?.data.code, 'DELIVERY_ORDER_UNKNOWN');
+    } finally {
+      await s.close();
+    }
+  });
+});

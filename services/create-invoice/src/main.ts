@@ -1,6 +1,6 @@
 // Composition root of create-invoice: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService } from '@orderflow/messaging';
+import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { openServiceStore } from '@orderflow/sql';
 import { ObjectStorePdfArchive } from './adapters/object-store-pdfs.ts';
 import { invoiceMigrations, SqlInvoiceBook } from './adapters/sql-invoice-book.ts';
@@ -14,6 +14,7 @@ const store = await openServiceStore(config, 'create-invoice', invoiceMigrations
 await runService(
   {
     name: 'create-invoice',
+    tracing: tracingSettingsFromEnv(process.env, { serviceName: 'create-invoice' }),
     version: '0.1.0',
     servers: config.natsUrl,
     auth: config.natsAuth,

@@ -1,14 +1,18 @@
 export { ObjectStorePdfArchive } from './adapters/object-store-pdfs.ts';
 export type { PdfArchive, PdfLocation } from './adapters/object-store-pdfs.ts';
-export { renderInvoicePdf } from './adapters/pdf.ts';
+export { renderCreditNotePdf, renderInvoicePdf } from './adapters/pdf.ts';
 export { invoiceMigrations, SqlInvoiceBook } from './adapters/sql-invoice-book.ts';
-export type { IssueOutcome } from './adapters/sql-invoice-book.ts';
+export type { CreditOutcome, DocumentKind, IssueOutcome } from './adapters/sql-invoice-book.ts';
 export { createInvoiceConsumer, startCreateInvoice } from './app.ts';
 export type { CreateInvoiceOptions } from './app.ts';
 export { configFromEnv } from './config.ts';
 export type { CreateInvoiceConfig } from './config.ts';
 export {
+  creditNoteNumber,
+  creditNotePdfName,
+  decideCredit,
   decideIssue,
+  draftCreditNote,
   draftInvoice,
   invoiceNumber,
   invoiceYear,
@@ -17,5 +21,11 @@ export {
   VAT_RATES_BP,
   vatRateFor,
 } from './domain/invoice.ts';
-export type { InvoiceDocument, IssueDecision, OrderDetails } from './domain/invoice.ts';
+export type {
+  CreditDecision,
+  CreditNoteDocument,
+  InvoiceDocument,
+  IssueDecision,
+  OrderDetails,
+} from './domain/invoice.ts';
 export { ConfigError, CreateInvoiceError, InvoiceErrorCode } from './errors.ts';

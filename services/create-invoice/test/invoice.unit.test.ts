@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decideIssue, draftInvoice, invoiceNumber, splitGross, vatRateFor } from '../src/domain/invoice.ts';
+import { renderCreditNotePdf } from '../src/adapters/pdf.ts';
+import {
+  creditNoteNumber,
+  creditNotePdfName,
+  decideCredit,
+  decideIssue,
+  draftCreditNote,
+  draftInvoice,
+  invoiceNumber,
+  splitGross,
+  vatRateFor,
+} from '../src/domain/invoice.ts';
 
 const order = {
   customer: { name: 'Ada', email: 'ada@example.test' },
@@ -54,5 +65,49 @@ describe('invoices', () => {
     assert.equal(decideIssue({ known: false, cancelled: true, invoiced: false }), 'skip_cancelled');
     assert.equal(decideIssue({ known: false, cancelled: false, invoiced: false }), 'wait');
     assert.equal(decideIssue({ known: true, cancelled: false, invoiced: false }), 'issue');
+  });
+});
+
+describe('credit notes', () => {
+  const invoice = draftInvoice('o-1', order, { year: 2026, sequence: 42 }, new Date('2026-03-01T10:00:05Z'));
+  const refund = { reason: 'delivery_unavailable' as const, refundId: 're_1' };
+
+  test('given an invoice, then its credit note cancels it in full with a number of its own series', () => {
+    const note = draftCreditNote(
+      invoice,
+      { year: 2027, sequence: 1 },
+      new Date('2027-01-02T00:00:00Z'),
+      refund,
+    );
+    assert.equal(note.number, 'CN-2027-000001');
+    assert.equal(note.invoiceNumber, '2026-000042');
+    assert.equal(note.invoiceIssuedAt, invoice.issuedAt);
+    assert.deepEqual(
+      [note.net, note.vat, note.total, note.vatRateBp],
+      [invoice.net, invoice.vat, invoice.total, invoice.vatRateBp],
+    );
+    assert.deepEqual(note.lines, invoice.lines);
+    assert.equal(note.reason, 'delivery_unavailable');
+    assert.equal(note.refundId, 're_1');
+    assert.equal(creditNoteNumber(2026, 1_234_567), 'CN-2026-1234567');
+    assert.equal(creditNotePdfName(note.number), 'credit-note-CN-2027-000001.pdf');
+  });
+
+  test('deciding: an invoice not yet credited is credited, once; an order without invoice gets none', () => {
+    assert.equal(decideCredit({ invoiced: true, credited: false }), 'credit');
+    assert.equal(decideCredit({ invoiced: true, credited: true }), 'already_credited');
+    assert.equal(decideCredit({ invoiced: false, credited: false }), 'not_invoiced');
+  });
+
+  test('the PDF is a PDF, and the same credit note renders to the same bytes', async () => {
+    const note = draftCreditNote(
+      invoice,
+      { year: 2026, sequence: 7 },
+      new Date('2026-03-02T00:00:00Z'),
+      refund,
+    );
+    const [a, b] = await Promise.all([renderCreditNotePdf(note), renderCreditNotePdf(note)]);
+    assert.equal(Buffer.from(a).subarray(0, 5).toString(), '%PDF-');
+    assert.deepEqual(a, b);
   });
 });

@@ -1,10 +1,11 @@
 import {
+  CreditNoteIssued,
   CustomerRegistered,
   DeliveryAssigned,
   ignoringOthers,
   InvoiceCreated,
   OrderCancelled,
-  OrderPlaced,
+  onOrderPlaced,
   PaymentDeclined,
   type OrderingTopology,
 } from '@orderflow/contracts';
@@ -31,9 +32,12 @@ import { EmailErrorCode, EmailNotifyError } from './errors.ts';
  * - `customer.registered` → welcome
  * - `order.placed` → order received (and remembers the order's contact)
  * - `payment.declined` → payment declined
- * - `invoice.created` → invoice, with the PDF from the object store attached
+ * - `invoice.created` → invoice, with the PDF from the object store attached — unless the order's
+ *   cancellation (or credit note) mail is out already: no invoice mail after the cancellation
  * - `delivery.assigned` → courier assigned
  * - `order.cancelled` → cancelled (with the refunded amount)
+ * - `credit-note.issued` → credit note, its PDF attached, and the invoice's PDF too when the invoice
+ *   mail was not sent (so the customer gets both documents, after the cancellation)
  * and ignores every other event. Serves no endpoints, publishes nothing.
  *
  * Exactly one mail per (order, kind) — per (customer, welcome) — under redelivery, duplicates and
@@ -90,6 +94,21 @@ export function emailNotifyConsumer(options: EmailNotifyOptions): ConsumerSpec {
       context,
     );
 
+  /** The PDF at `location`, as a mail attachment named `filename`; a missing one is retried later. */
+  async function attachment(
+    location: { bucket: string; name: string },
+    filename: string,
+  ): Promise<Attachment> {
+    const pdf = await pdfs.fetch(location);
+    if (!pdf) {
+      throw new EmailNotifyError(
+        EmailErrorCode.AttachmentMissing,
+        `PDF ${location.bucket}/${location.name} not found`,
+      );
+    }
+    return { filename, contentType: 'application/pdf', content: pdf };
+  }
+
   async function mail(
     event: Envelope,
     context: HandlerContext,
@@ -137,7 +156,7 @@ export function emailNotifyConsumer(options: EmailNotifyOptions): ConsumerSpec {
       on(CustomerRegistered, (event, context) =>
         mail(event, context, { kind: 'welcome', customerId: event.data.customerId }, event.data),
       ),
-      on(OrderPlaced, async (event, context) => {
+      ...onOrderPlaced(async (event, context) => {
         const order = event.data;
         await log.rememberContact(order.orderId, order.customer);
         const items = order.lines.reduce((n, line) => n + line.quantity, 0);
@@ -164,6 +183,19 @@ export function emailNotifyConsumer(options: EmailNotifyOptions): ConsumerSpec {
       ),
       on(InvoiceCreated, async (event, context) => {
         const invoice = event.data;
+        // invoice.created can land in the stream after order.cancelled (create-invoice rendered the PDF
+        // while the refund went through): an invoice mail then would follow the cancellation mail.
+        const [cancelMailed, creditMailed] = await Promise.all([
+          log.claimed(invoice.orderId, 'order_cancelled'),
+          log.claimed(invoice.orderId, 'credit_note'),
+        ]);
+        if (cancelMailed || creditMailed) {
+          context.logger.info(
+            { orderId: invoice.orderId, invoiceNumber: invoice.invoiceNumber },
+            'no invoice mail after the cancellation: the credit note mail carries the invoice',
+          );
+          return;
+        }
         await mail(
           event,
           context,
@@ -175,22 +207,7 @@ export function emailNotifyConsumer(options: EmailNotifyOptions): ConsumerSpec {
             currency: invoice.total.currency,
           },
           await contactOf(invoice.orderId, context),
-          async () => {
-            const pdf = await pdfs.fetch(invoice.pdf);
-            if (!pdf) {
-              throw new EmailNotifyError(
-                EmailErrorCode.AttachmentMissing,
-                `invoice PDF ${invoice.pdf.bucket}/${invoice.pdf.name} not found`,
-              );
-            }
-            return [
-              {
-                filename: `invoice-${invoice.invoiceNumber}.pdf`,
-                contentType: 'application/pdf',
-                content: pdf,
-              },
-            ];
-          },
+          async () => [await attachment(invoice.pdf, `invoice-${invoice.invoiceNumber}.pdf`)],
         );
       }),
       on(DeliveryAssigned, async (event, context) =>
@@ -201,6 +218,38 @@ export function emailNotifyConsumer(options: EmailNotifyOptions): ConsumerSpec {
           await contactOf(event.data.orderId, context),
         ),
       ),
+      on(CreditNoteIssued, async (event, context) => {
+        const note = event.data;
+        // credit-note.issued comes after the order's invoice.created (create-invoice publishes it so): an
+        // invoice mail not sent by now will not be (it would follow the cancellation), so this one carries
+        // the invoice. (One in flight on another replica right now makes the customer get it twice.)
+        const withInvoice = (await log.sentCount(note.orderId, 'invoice')) === 0;
+        await mail(
+          event,
+          context,
+          {
+            kind: 'credit_note',
+            orderId: note.orderId,
+            creditNoteNumber: note.creditNoteNumber,
+            invoiceNumber: note.invoiceNumber,
+            total: note.total.amount,
+            currency: note.total.currency,
+            withInvoice,
+          },
+          await contactOf(note.orderId, context),
+          async () => [
+            await attachment(note.pdf, `credit-note-${note.creditNoteNumber}.pdf`),
+            ...(withInvoice
+              ? [
+                  await attachment(
+                    { bucket: note.pdf.bucket, name: topology.objectStores.invoicePdf(note.invoiceNumber) },
+                    `invoice-${note.invoiceNumber}.pdf`,
+                  ),
+                ]
+              : []),
+          ],
+        );
+      }),
       on(OrderCancelled, async (event, context) =>
         mail(
           event,

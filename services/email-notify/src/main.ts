@@ -1,6 +1,6 @@
 // Composition root of email-notify: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService } from '@orderflow/messaging';
+import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { migrate, openSqlStore } from '@orderflow/sql';
 import { ObjectStorePdfs } from './adapters/object-store-pdfs.ts';
 import { SmtpMailer } from './adapters/smtp-mailer.ts';
@@ -21,6 +21,7 @@ const mailer = new SmtpMailer({ ...config.smtp, from: config.mailFrom });
 await runService(
   {
     name: 'email-notify',
+    tracing: tracingSettingsFromEnv(process.env, { serviceName: 'email-notify' }),
     version: '0.1.0',
     servers: config.natsUrl,
     auth: config.natsAuth,

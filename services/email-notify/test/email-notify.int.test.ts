@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import {
+  CreditNoteIssued,
   CustomerRegistered,
   DeliveryAssigned,
   InvoiceCreated,
@@ -13,7 +14,9 @@ import {
   OrderPlaced,
   PaymentAuthorized,
   PaymentDeclined,
+  PaymentRefunded,
   type OrderingTopology,
+  OwnerPublisher,
 } from '@orderflow/contracts';
 import {
   connectNats,
@@ -131,6 +134,7 @@ async function system(options: {
   }
   const { nc } = await connectNats({ servers: nats.url, name: 'test-producer' });
   const producer = await NatsTransport.create(nc, { source: 'orderflow/test' });
+  const owners = new OwnerPublisher(nc); // publishes each event as its producing service
   const jsm = await jetstreamManager(nc);
   return {
     topology,
@@ -142,8 +146,8 @@ async function system(options: {
       subject: string,
       about: string,
     ) {
-      await producer.publish(contract, data, { subject, about });
-      await producer.publish(contract, data, { subject, about });
+      await owners.publish(contract, data, { subject, about });
+      await owners.publish(contract, data, { subject, about });
     },
     async drained(): Promise<boolean> {
       const binding = topology.consumers.emailNotify.all;
@@ -156,12 +160,13 @@ async function system(options: {
       await stores[0]?.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await Promise.all(stores.map((s) => s.close()));
       await producer.close();
+      await owners.close();
       await nc.close();
     },
   };
 }
 
-function order(email: string, token = 'tok_visa'): PayloadOf<typeof OrderPlaced> {
+function order(email: string): PayloadOf<typeof OrderPlaced> {
   return {
     orderId: randomUUID(),
     customer: { customerId: randomUUID(), email, name: 'Ada' },
@@ -169,12 +174,26 @@ function order(email: string, token = 'tok_visa'): PayloadOf<typeof OrderPlaced>
     currency: 'EUR',
     total: 3750,
     shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
-    payment: { token },
     placedAt: new Date().toISOString(),
   };
 }
 
 const now = () => new Date().toISOString();
+
+/** The kinds of the mails to `to` in the order the sink received them. */
+async function kindsInOrder(to: string): Promise<string[]> {
+  return (await sink.messages({ to })).map((m) => m.headers[KIND_HEADER.toLowerCase()] ?? '?');
+}
+
+/** The attachments' file names and contents of the one mail of `kind` to `to`. */
+async function attachmentsOf(to: string, kind: string): Promise<[string, string][]> {
+  const [found] = await sink.messages({ to, header: `${KIND_HEADER}: ${kind}` });
+  const full = await sink.message(found?.id ?? '');
+  return full.attachments.map((a) => [
+    a.filename ?? '',
+    Buffer.from(a.contentBase64 ?? '', 'base64').toString(),
+  ]);
+}
 
 async function mailsTo(to: string): Promise<string[]> {
   const messages = await sink.messages({ to });
@@ -191,7 +210,7 @@ describe('email-notify against real NATS, SMTP sink and PostgreSQL', () => {
       const t: OrderingTopology = s.topology;
       const customerId = randomUUID();
       const paid = order(email);
-      const declined = order(email, 'tok_decline');
+      const declined = order(email);
       const pdf = new TextEncoder().encode(`%PDF-1.4 invoice for ${paid.orderId}`);
       const bucket = t.objectStores.invoices;
       const objects = await new Objm(s.nc).create(bucket);
@@ -306,6 +325,128 @@ describe('email-notify against real NATS, SMTP sink and PostgreSQL', () => {
       await waitFor(() => s.drained());
       await new Promise((resolve) => setTimeout(resolve, 500)); // past the lease: a resend would show now
       assert.deepEqual(await mailsTo(email), [`${o.orderId}/order_placed`]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  /**
+   * An invoiced order that is refunded and cancelled: the PDFs in the object store, then the events in
+   * the given stream order (`invoice.created` before or after `order.cancelled`), each twice.
+   */
+  async function refundedInvoicedOrder(
+    s: Awaited<ReturnType<typeof system>>,
+    email: string,
+    invoiceAfterCancellation: boolean,
+  ) {
+    const t: OrderingTopology = s.topology;
+    const o = { ...order(email), shippingAddress: { ...order(email).shippingAddress, country: 'AQ' } };
+    const orderId = o.orderId;
+    const amount = { amount: 3750, currency: 'EUR' as const };
+    const bucket = t.objectStores.invoices;
+    const invoiceNumber = `2026-${String(Math.floor(Math.random() * 900_000) + 100_000)}`;
+    const creditNoteNumber = `CN-${invoiceNumber}`;
+    const objects = await new Objm(s.nc).create(bucket);
+    const invoicePdf = t.objectStores.invoicePdf(invoiceNumber);
+    const creditNotePdf = t.objectStores.creditNotePdf(creditNoteNumber);
+    await objects.putBlob({ name: invoicePdf }, new TextEncoder().encode(`%PDF invoice ${invoiceNumber}`));
+    await objects.putBlob(
+      { name: creditNotePdf },
+      new TextEncoder().encode(`%PDF credit ${creditNoteNumber}`),
+    );
+    const invoiced = () =>
+      s.publishTwice(
+        InvoiceCreated,
+        {
+          orderId,
+          invoiceNumber,
+          year: 2026,
+          sequence: 1,
+          total: amount,
+          pdf: { bucket, name: invoicePdf, size: 1 },
+          issuedAt: now(),
+        },
+        t.subjects.invoice(orderId),
+        orderId,
+      );
+    await s.publishTwice(OrderPlaced, o, t.subjects.order(orderId), orderId);
+    if (!invoiceAfterCancellation) await invoiced();
+    await s.publishTwice(
+      PaymentRefunded,
+      {
+        orderId,
+        paymentId: 'ch_1',
+        refundId: 're_1',
+        amount,
+        reason: 'delivery_unavailable',
+        refundedAt: now(),
+      },
+      t.subjects.payment(orderId),
+      orderId,
+    );
+    await s.publishTwice(
+      OrderCancelled,
+      { orderId, reason: 'delivery_unavailable', refunded: amount, cancelledAt: now() },
+      t.subjects.order(orderId),
+      orderId,
+    );
+    if (invoiceAfterCancellation) await invoiced();
+    await s.publishTwice(
+      CreditNoteIssued,
+      {
+        orderId,
+        creditNoteNumber,
+        year: 2026,
+        sequence: 1,
+        invoiceNumber,
+        total: amount,
+        reason: 'delivery_unavailable',
+        refundId: 're_1',
+        pdf: { bucket, name: creditNotePdf, size: 1 },
+        issuedAt: now(),
+      },
+      t.subjects.invoice(orderId),
+      orderId,
+    );
+    return { orderId, invoiceNumber, creditNoteNumber };
+  }
+
+  test('a refunded invoiced order: invoice mail, cancellation, then the credit note with its PDF', async () => {
+    const s = await system({ replicas: 1 });
+    try {
+      const email = `${uniqueName('erin')}@example.test`;
+      const { invoiceNumber, creditNoteNumber } = await refundedInvoicedOrder(s, email, false);
+      await waitFor(async () => (await kindsInOrder(email)).length >= 4, { timeoutMs: 30_000 });
+      await waitFor(() => s.drained());
+      assert.deepEqual(await kindsInOrder(email), [
+        'order_placed',
+        'invoice',
+        'order_cancelled',
+        'credit_note',
+      ]);
+      assert.deepEqual(await attachmentsOf(email, 'credit_note'), [
+        [`credit-note-${creditNoteNumber}.pdf`, `%PDF credit ${creditNoteNumber}`],
+      ]);
+      assert.deepEqual(await attachmentsOf(email, 'invoice'), [
+        [`invoice-${invoiceNumber}.pdf`, `%PDF invoice ${invoiceNumber}`],
+      ]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('invoice.created stored after order.cancelled: no invoice mail after the cancellation; the credit note mail carries both PDFs', async () => {
+    const s = await system({ replicas: 1 });
+    try {
+      const email = `${uniqueName('finn')}@example.test`;
+      const { invoiceNumber, creditNoteNumber } = await refundedInvoicedOrder(s, email, true);
+      await waitFor(async () => (await kindsInOrder(email)).includes('credit_note'), { timeoutMs: 30_000 });
+      await waitFor(() => s.drained());
+      assert.deepEqual(await kindsInOrder(email), ['order_placed', 'order_cancelled', 'credit_note']);
+      assert.deepEqual(await attachmentsOf(email, 'credit_note'), [
+        [`credit-note-${creditNoteNumber}.pdf`, `%PDF credit ${creditNoteNumber}`],
+        [`invoice-${invoiceNumber}.pdf`, `%PDF invoice ${invoiceNumber}`],
+      ]);
     } finally {
       await s.close();
     }

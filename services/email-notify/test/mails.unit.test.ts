@@ -33,6 +33,29 @@ describe('composing mails', () => {
     assert.match(mail.text, /5\.00 USD/);
   });
 
+  test('given a credit note, the mail names it, the invoice it cancels and the refund; and the invoice when attached', () => {
+    const facts = {
+      kind: 'credit_note',
+      orderId: 'o-1',
+      creditNoteNumber: 'CN-2026-000003',
+      invoiceNumber: '2026-000042',
+      total: 3750,
+      currency: 'EUR',
+      withInvoice: false,
+    } as const;
+    const mail = composeMail(facts, ada, 'example.test');
+    assert.match(mail.subject, /Credit note CN-2026-000003 for order o-1/);
+    assert.match(mail.text, /cancels invoice 2026-000042/);
+    assert.match(mail.text, /37\.50 EUR/);
+    assert.match(mail.text, /refunded/);
+    assert.doesNotMatch(mail.text, /attached as well/);
+    assert.equal(mail.messageId, '<credit_note.o-1@example.test>');
+    assert.match(
+      composeMail({ ...facts, withInvoice: true }, ada, 'x').text,
+      /2026-000042 is attached as well/,
+    );
+  });
+
   test('a welcome mail is keyed by the customer', () => {
     assert.equal(composeMail({ kind: 'welcome', customerId: 'c-9' }, ada, 'x').key, 'c-9');
   });

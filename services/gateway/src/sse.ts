@@ -12,6 +12,8 @@ export interface StatusChangeStreamOptions {
    * reconnects and the page reloads what it shows) instead of the gateway buffering without bound.
    */
   maxQueuedEvents: number;
+  /** Called once when the stream ends, whoever ends it (client, feed, or the slow-reader cut). */
+  onClose?: () => void;
 }
 
 const encoder = new TextEncoder();
@@ -36,6 +38,7 @@ export function statusChangeStream(feed: StatusChangeFeed, options: StatusChange
           open = false;
           clearInterval(heartbeat);
           unsubscribe();
+          options.onClose?.();
           if (closeStream) controller.close();
         };
         const send = (text: string) => {

@@ -11,6 +11,7 @@ import { startNatsServer, uniqueName, type NatsServer } from '@orderflow/testing
 import fc from 'fast-check';
 import { pino } from 'pino';
 import { createGateway, listen, ObjectStoreInvoices } from '../src/mod.ts';
+import { testAuth, type TestAuth } from './auth-support.ts';
 
 // A property-based fuzzer of the gateway's OpenAPI routes over real HTTP: a real nats-server and
 // PostgreSQL (a schema for the file), order-storage and order-status in process, the gateway on a free
@@ -29,8 +30,12 @@ let base: string;
 let port: number;
 let closeHttp: (() => Promise<void>) | undefined;
 let customerId: string;
+/** The customer's bearer token (from sign-up): every fuzzed request is authenticated unless it fuzzes that. */
+let token: string;
+let auth: TestAuth;
 
 before(async () => {
+  auth = await testAuth();
   nats = await startNatsServer();
   store = await openPostgres({ url: DATABASE_URL, schema, poolSize: 3 });
   await migrateInboxOutbox(store);
@@ -57,6 +62,13 @@ before(async () => {
         invoices: new ObjectStoreInvoices(context.nc, topology.objectStores.invoices),
         bodyLimitBytes: BODY_LIMIT,
         requestTimeoutMs: 10_000,
+        authenticator: auth.authenticator,
+        tokens: auth.issuer,
+        // The fuzzer writes far faster than a client may: limits are tested in authorization.int.test.ts.
+        limits: {
+          writes: { ratePerS: 1_000_000, burst: 1_000_000 },
+          signUps: { ratePerS: 1_000_000, burst: 1_000_000 },
+        },
       });
       const server = await listen(app, { port: 0 });
       port = server.port;
@@ -70,7 +82,7 @@ before(async () => {
     body: JSON.stringify({ name: 'Fuzz', email: `${randomUUID()}@example.test` }),
   });
   assert.equal(created.status, 201);
-  ({ customerId } = (await created.json()) as { customerId: string });
+  ({ customerId, token } = (await created.json()) as { customerId: string; token: string });
 });
 after(async () => {
   await closeHttp?.();
@@ -78,12 +90,15 @@ after(async () => {
   await store?.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   await store?.close();
   await nats?.dispose();
+  await auth?.dispose();
 });
 
 interface Answer {
   status: number;
   contentType: string;
   body: string;
+  /** The `Allow` header, when there is one. */
+  allow?: string;
 }
 
 /** The property every answer must have: a 2xx, or a 4xx problem+json whose `status` is the HTTP status. */
@@ -140,6 +155,7 @@ function callRaw(
             status: res.statusCode ?? 0,
             contentType: String(res.headers['content-type'] ?? ''),
             body: Buffer.concat(chunks).toString('utf8'),
+            ...(res.headers.allow !== undefined && { allow: res.headers.allow }),
           };
           try {
             assertAnswer(answer, `${method} ${path.slice(0, 200)}`);
@@ -304,12 +320,43 @@ const contentType = fc.oneof(
   { weight: 2, arbitrary: headerValue(200) },
 );
 
-function headers(type: string | undefined, key: string | undefined): Headers {
+function headers(
+  type: string | undefined,
+  key: string | undefined,
+  authorization: string | undefined = `Bearer ${token}`,
+): Headers {
   const h = new Headers();
   if (type !== undefined) h.set('content-type', type);
   if (key !== undefined) h.set('idempotency-key', key);
+  if (authorization !== undefined) h.set('authorization', authorization);
   return h;
 }
+
+const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+/** Authorization values: mostly the customer's token, else missing, garbage, forged or broken tokens. */
+const authorization = () =>
+  fc.oneof(
+    { weight: 6, arbitrary: fc.constant(`Bearer ${token}`) },
+    {
+      weight: 3,
+      arbitrary: fc.constantFrom(
+        undefined,
+        '',
+        'Bearer',
+        'Bearer ',
+        'Basic dXNlcjpwYXNz',
+        `bearer ${token}`,
+        `Bearer ${token}x`,
+        `Bearer ${token.split('.').slice(0, 2).join('.')}.`,
+        `Bearer ${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ sub: 'x', exp: 9e9 })}.`,
+        `Bearer ${b64url({ alg: 'HS256' })}.${b64url({ sub: 'x' })}.c2ln`,
+        `Bearer ${'a'.repeat(6_000)}`,
+        `Bearer a.b.c`,
+      ),
+    },
+    { weight: 1, arbitrary: headerValue(300).map((v) => `Bearer ${v}`) },
+    { weight: 1, arbitrary: headerValue(300) },
+  );
 
 const params = (numRuns: number) => ({ seed: SEED, numRuns, endOnFailure: true, includeErrorInReport: true });
 
@@ -330,8 +377,9 @@ describe('gateway fuzz: every answer is a 2xx or a 4xx problem+json, never a 5xx
         orderBody,
         fc.option(contentType, { nil: undefined }),
         idempotencyKey,
-        async (body, type, key) => {
-          await call('POST', '/orders', { headers: headers(type, key), body });
+        authorization(),
+        async (body, type, key, auth) => {
+          await call('POST', '/orders', { headers: headers(type, key, auth), body });
         },
       ),
       params(120),
@@ -400,7 +448,11 @@ describe('gateway fuzz: every answer is a 2xx or a 4xx problem+json, never a 5xx
           const chunks: Uint8Array[] = [];
           for (let i = 0; i < payload.length; i += 16_384) chunks.push(payload.slice(i, i + 16_384));
           await callRaw('POST', path, {
-            headers: { ...(type !== undefined && { 'content-type': type }), 'idempotency-key': 'fuzz-key' },
+            headers: {
+              ...(type !== undefined && { 'content-type': type }),
+              'idempotency-key': 'fuzz-key',
+              authorization: `Bearer ${token}`,
+            },
             chunks,
           });
         },
@@ -443,15 +495,39 @@ describe('gateway fuzz: every answer is a 2xx or a 4xx problem+json, never a 5xx
       nastyString(80).map((s) => s.replace(/[\ud800-\udfff]/g, '')),
       fc.string({ unit: headerChar, maxLength: 100 }),
     );
-    const suffix = fc.constantFrom('', '/events', '/invoice.pdf', '/cancel', '/', '/../healthz', '//cancel');
+    const route = fc.oneof(
+      {
+        weight: 4,
+        arbitrary: fc
+          .constantFrom(
+            '',
+            '/events',
+            '/invoice.pdf',
+            '/credit-note.pdf',
+            '/cancel',
+            '/',
+            '/../healthz',
+            '//cancel',
+          )
+          .map((suffix) => ['/orders/', suffix] as const),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom('', '/', '/x').map((suffix) => ['/customers/', suffix] as const),
+      },
+    );
     const method = fc.oneof(
       { weight: 6, arbitrary: fc.constantFrom('GET', 'POST') },
       { weight: 1, arbitrary: fc.constantFrom('PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD') },
     );
     await fc.assert(
-      fc.asyncProperty(method, id, suffix, async (m, value, tail) => {
-        const path = `/orders/${encode(value)}${tail}`;
-        await callRaw(m, path);
+      fc.asyncProperty(method, id, route, authorization(), async (m, value, [prefix, tail], auth) => {
+        const path = `${prefix}${encode(value)}${tail}`;
+        const answer = await callRaw(m, path, {
+          headers: auth === undefined ? {} : { authorization: auth.replace(/[^\t\x20-\x7e\x80-\xff]/g, '') },
+        });
+        // A method the route does not serve says which ones it does.
+        if (answer.status === 405) assert.ok(answer.allow, `405 without Allow: ${m} ${path}`);
       }),
       params(120),
     );
@@ -481,6 +557,13 @@ describe('gateway fuzz: every answer is a 2xx or a 4xx problem+json, never a 5xx
       (await callRaw('POST', '/orders', { headers: { 'idempotency-key': 'k'.repeat(20_000) } })).status,
       431,
     );
+    // A token of a customer order-storage does not know, on a valid order: 404, not a 5xx.
+    const stranger = randomUUID();
+    const unknown = await call('POST', '/orders', {
+      headers: headers('application/json', randomUUID(), (await auth.customer(stranger)).authorization),
+      body: JSON.stringify({ ...validOrder(), customerId: stranger }),
+    });
+    assert.equal(unknown.status, 404);
   });
 
   test('afterwards the gateway is up and still places orders', async () => {
@@ -494,11 +577,18 @@ describe('gateway fuzz: every answer is a 2xx or a 4xx problem+json, never a 5xx
 });
 
 const OPENAPI_ROUTES = [
+  'GET /',
+  'GET /dashboard',
+  'GET /dashboard/{file}',
+  'GET /openapi.json',
+  'GET /asyncapi.json',
   'POST /customers',
+  'GET /customers/{id}',
   'POST /orders',
   'GET /orders/{id}',
   'GET /orders/{id}/events',
   'GET /orders/{id}/invoice.pdf',
+  'GET /orders/{id}/credit-note.pdf',
   'POST /orders/{id}/cancel',
   'GET /status-changes',
   'GET /healthz',

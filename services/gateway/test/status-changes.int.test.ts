@@ -7,6 +7,7 @@ import { connectNats, CoreBroadcaster, NatsTransport, type Requester } from '@or
 import { startNatsServer, uniqueName, type NatsServer } from '@orderflow/testing';
 import { BroadcastStatusFeed } from '../src/adapters/broadcast-status-feed.ts';
 import { createGateway, listen, type StatusChange } from '../src/mod.ts';
+import { testAuth, type TestAuth } from './auth-support.ts';
 
 // GET /status-changes against a real nats-server: order-status's `order.status-changed` broadcasts
 // (sent here by a CoreBroadcaster on another connection) reach the event streams of the gateway through
@@ -22,8 +23,21 @@ let feed: BroadcastStatusFeed;
 let sender: CoreBroadcaster;
 let base: string;
 let server: { close(graceMs?: number): Promise<void> };
+let auth: TestAuth;
+/** Authorization headers: customers A and B (the changes below are A's unless said), an operator. */
+let asA: Record<string, string>;
+let asB: Record<string, string>;
+let asOperator: Record<string, string>;
+const MAX_STREAMS_PER_CLIENT = 3;
+const MAX_STREAMS = 6;
 
 before(async () => {
+  auth = await testAuth();
+  [asA, asB, asOperator] = await Promise.all([
+    auth.customer('cust-a'),
+    auth.customer('cust-b'),
+    auth.operator(),
+  ]);
   nats = await startNatsServer();
   ({ nc: gatewayNc } = await connectNats({ servers: nats.url, name: 'gateway' }));
   ({ nc: senderNc } = await connectNats({ servers: nats.url, name: 'order-status' }));
@@ -36,6 +50,8 @@ before(async () => {
     invoices: noInvoices,
     statusChanges: feed,
     liveHeartbeatMs: 100,
+    authenticator: auth.authenticator,
+    limits: { maxStreamsPerClient: MAX_STREAMS_PER_CLIENT, maxStreams: MAX_STREAMS },
   });
   const listening = await listen(app, { port: 0 });
   server = listening;
@@ -47,13 +63,15 @@ after(async () => {
   await gatewayNc?.close();
   await senderNc?.close();
   await nats?.dispose();
+  await auth?.dispose();
 });
 
-const change = (orderId: string, version: number): StatusChange => ({
+const change = (orderId: string, version: number, customerId = 'cust-a'): StatusChange => ({
   orderId,
+  customerId,
   status: version === 1 ? 'placed' : 'paid',
   ...(version > 1 && { previousStatus: 'placed' as const }),
-  cause: version === 1 ? 'order.placed.v1' : 'payment.authorized.v1',
+  cause: version === 1 ? 'order.placed.v2' : 'payment.authorized.v1',
   version,
   changedAt: '2025-11-04T10:00:00.000Z',
 });
@@ -66,11 +84,11 @@ const broadcast = (data: StatusChange) =>
  * node:http, which closes the connection when the stream is dropped (as a browser does; an aborted
  * fetch leaves the server's socket open for a few seconds).
  */
-async function openStream(query = '') {
+async function openStream(query = '', headers: Record<string, string> = asA) {
   const state = { text: '', ended: false };
   let ended = (): void => undefined;
   const reading = new Promise<void>((resolve) => (ended = resolve));
-  const request = get(`${base}/status-changes${query}`, { agent: false });
+  const request = get(`${base}/status-changes${query}`, { agent: false, headers });
   const response = await new Promise<IncomingMessage>((resolve, reject) => {
     request.on('response', resolve).on('error', reject);
   });
@@ -97,9 +115,19 @@ async function openStream(query = '') {
   };
 }
 
-async function until(condition: () => boolean, what: string): Promise<void> {
+/** The status an event stream request gets; a 200 is closed at once. */
+async function tryOpen(headers: Record<string, string>): Promise<number> {
+  const request = get(`${base}/status-changes`, { agent: false, headers });
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    request.on('response', resolve).on('error', reject);
+  });
+  request.destroy();
+  return response.statusCode ?? 0;
+}
+
+async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + 5_000;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -124,6 +152,32 @@ describe('GET /status-changes (server-sent events)', () => {
     one.close();
   });
 
+  test("a customer's stream carries only their own orders (also when naming another's); an operator's all", async () => {
+    const a = await openStream('', asA);
+    const b = await openStream('', asB);
+    const bSnooping = await openStream('?orderId=order-of-a&orderId=order-of-b', asB);
+    const operator = await openStream('', asOperator);
+    broadcast(change('order-of-a', 1, 'cust-a'));
+    broadcast(change('order-of-b', 1, 'cust-b'));
+    broadcast(change('order-of-a', 2, 'cust-a'));
+    await until(() => operator.changes().length === 3, "the operator's changes");
+    await until(() => a.changes().length === 2 && b.changes().length === 1, "each customer's changes");
+    await until(() => bSnooping.changes().length === 1, 'the named stream');
+    assert.deepEqual(
+      a.changes().map((c) => `${c.orderId} v${c.version}`),
+      ['order-of-a v1', 'order-of-a v2'],
+    );
+    assert.deepEqual(
+      b.changes().map((c) => c.orderId),
+      ['order-of-b'],
+    );
+    assert.deepEqual(
+      bSnooping.changes().map((c) => c.orderId),
+      ['order-of-b'],
+    );
+    for (const stream of [a, b, bSnooping, operator]) stream.close();
+  });
+
   test('a malformed notification on the subject is dropped; the stream carries on', async () => {
     const stream = await openStream();
     senderNc.publish(topology.notifications.statusChanged('order-c'), 'not an event');
@@ -139,7 +193,7 @@ describe('GET /status-changes (server-sent events)', () => {
       '?orderId=',
       `?${Array.from({ length: 101 }, (_, i) => `orderId=o${i}`).join('&')}`,
     ]) {
-      const response = await fetch(`${base}/status-changes${query}`);
+      const response = await fetch(`${base}/status-changes${query}`, { headers: asA });
       assert.equal(response.status, 400, query);
       assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
       const problem = (await response.json()) as { code: string; errors: { field: string }[] };
@@ -149,8 +203,13 @@ describe('GET /status-changes (server-sent events)', () => {
   });
 
   test('without a feed the route is a 503 problem', async () => {
-    const app = createGateway({ topology, requester: noRequests, invoices: noInvoices });
-    const response = await app.request('/status-changes');
+    const app = createGateway({
+      topology,
+      requester: noRequests,
+      invoices: noInvoices,
+      authenticator: auth.authenticator,
+    });
+    const response = await app.request('/status-changes', { headers: asA });
     assert.equal(response.status, 503);
     assert.equal(((await response.json()) as { code: string }).code, 'LIVE_UPDATES_UNAVAILABLE');
   });
@@ -176,8 +235,50 @@ describe('GET /status-changes (server-sent events)', () => {
     assert.match(missing.headers.get('content-type') ?? '', /^application\/problem\+json/);
   });
 
+  test('no token → 401; open streams are capped per client (429) and in all (503), a closed one frees its slot', async () => {
+    const anonymous = await fetch(`${base}/status-changes`);
+    assert.equal(anonymous.status, 401);
+    assert.match(anonymous.headers.get('www-authenticate') ?? '', /^Bearer realm="orderflow"/);
+
+    const mine = await Promise.all(Array.from({ length: MAX_STREAMS_PER_CLIENT }, () => openStream('', asA)));
+    const refused = await fetch(`${base}/status-changes`, { headers: asA });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get('retry-after'), '5');
+    assert.equal(((await refused.json()) as { code: string }).code, 'TOO_MANY_STREAMS');
+
+    const others = await Promise.all(
+      Array.from({ length: MAX_STREAMS - MAX_STREAMS_PER_CLIENT }, async (_, i) =>
+        openStream('', await auth.customer(`cust-cap-${i}`)),
+      ),
+    );
+    const full = await fetch(`${base}/status-changes`, { headers: asB });
+    assert.equal(full.status, 503);
+    assert.ok(full.headers.get('retry-after'));
+
+    // HEAD opens no stream (its body is never read): it takes no slot.
+    const head = createGateway({
+      topology,
+      requester: noRequests,
+      invoices: noInvoices,
+      statusChanges: feed,
+      authenticator: auth.authenticator,
+      limits: { maxStreamsPerClient: 1 },
+    });
+    for (let i = 0; i < 3; i++)
+      assert.equal((await head.request('/status-changes', { method: 'HEAD', headers: asB })).status, 200);
+    const afterHeads = await head.request('/status-changes', { headers: asB });
+    assert.equal(afterHeads.status, 200);
+    await afterHeads.body?.cancel();
+
+    mine[0]?.close();
+    await mine[0]?.reading;
+    await until(async () => (await tryOpen(asA)) === 200, 'a freed slot');
+    for (const stream of [...mine, ...others]) stream.close();
+  });
+
   test('closing the feed (drain) ends open streams at once, so the server closes without waiting', async () => {
-    const stream = await openStream();
+    // A client of its own: the slots of the streams closed above may still be freeing.
+    const stream = await openStream('', await auth.customer('cust-drain'));
     feed.close();
     await stream.reading;
     assert.equal(stream.state.ended, true, 'the server ended the stream');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { orderingTopology, type OrderingTopology } from '@orderflow/contracts';
 import {
   NoRespondersError,
@@ -9,11 +9,21 @@ import {
   type PayloadOf,
   type Requester,
 } from '@orderflow/messaging';
+import { Registry } from 'prom-client';
 import { createGateway, type InvoicePdfs } from '../src/mod.ts';
+import { testAuth, type TestAuth } from './auth-support.ts';
 
 // The bad-input matrix, in process (`app.request`): every case is a 4xx problem+json naming the field,
 // and no request reaches a service.
 const topology = orderingTopology({ namespace: 'gwunit' });
+let auth: TestAuth;
+/** Customer c-1's Authorization header. */
+let asC1: Record<string, string>;
+before(async () => {
+  auth = await testAuth();
+  asC1 = await auth.customer('c-1');
+});
+after(() => auth.dispose());
 
 /** A requester that answers from a table by endpoint subject and records the calls. */
 function fakeRequester(
@@ -60,14 +70,19 @@ function gateway(answers: Parameters<typeof fakeRequester>[0] = {}) {
     requester: fake.requester,
     invoices: noInvoices,
     bodyLimitBytes: 64 * 1024,
+    authenticator: auth.authenticator,
+    tokens: auth.issuer,
   });
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
     app.request(path, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': 'k-1', ...headers },
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'k-1', ...asC1, ...headers },
       body: typeof body === 'string' ? body : JSON.stringify(body),
     });
-  return { app, post, calls: fake.calls };
+  /** A request as customer c-1. */
+  const request = (path: string, init: RequestInit = {}) =>
+    app.request(path, { ...init, headers: { ...asC1, ...(init.headers as Record<string, string>) } });
+  return { app, post, request, calls: fake.calls };
 }
 
 interface ProblemBody {
@@ -110,7 +125,7 @@ const withOrder = (change: (o: Draft) => void): Draft => {
 
 describe('POST /orders bad input', () => {
   const cases: [name: string, body: unknown, field: string][] = [
-    ['missing customerId', withOrder((o) => delete o.customerId), '/customerId'],
+    ['customerId null', withOrder((o) => (o.customerId = null)), '/customerId'],
     ['customerId of the wrong type', withOrder((o) => (o.customerId = 42)), '/customerId'],
     ['customerId that is no id', withOrder((o) => (o.customerId = 'a.b>')), '/customerId'],
     ['no items', withOrder((o) => (o.items = [])), '/items'],
@@ -151,7 +166,7 @@ describe('POST /orders bad input', () => {
 
   test('missing or bad Idempotency-Key → 400 naming the header', async () => {
     const g = gateway();
-    const response = await g.app.request('/orders', {
+    const response = await g.request('/orders', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(validOrder),
@@ -183,6 +198,10 @@ describe('POST /orders bad input', () => {
     assert.equal(response.status, 201);
     assert.deepEqual(await response.json(), { orderId, status: 'placed' });
     assert.deepEqual(g.calls[0]?.data, { ...validOrder, idempotencyKey: 'k-1' });
+    // The customer is the token's: the body may leave it out.
+    const { customerId: _own, ...withoutCustomer } = validOrder;
+    assert.equal((await g.post('/orders', withoutCustomer)).status, 201);
+    assert.deepEqual(g.calls[1]?.data, { ...validOrder, idempotencyKey: 'k-1' });
   });
 });
 
@@ -194,16 +213,22 @@ describe('other routes', () => {
     await expectProblem(await g.post('/customers', { name: 'Ada', email: 'not-an-email' }), 400, '/email');
     const ok = await g.post('/customers', { name: 'Ada', email: 'ada@example.test' });
     assert.equal(ok.status, 201);
-    assert.deepEqual(await ok.json(), { customerId: 'c-1' });
+    const signedUp = (await ok.json()) as { customerId: string; token: string };
+    assert.equal(signedUp.customerId, 'c-1');
+    assert.deepEqual(await auth.authenticator.authenticate(signedUp.token), {
+      kind: 'customer',
+      customerId: 'c-1',
+      subject: 'c-1',
+    });
   });
 
   test('bad path ids → 400; unknown routes → 404 problem', async () => {
     const g = gateway();
     for (const path of ['/orders/a.b', '/orders/%3E/events', `/orders/${'x'.repeat(65)}/invoice.pdf`]) {
-      await expectProblem(await g.app.request(path), 400, 'path:id');
+      await expectProblem(await g.request(path), 400, 'path:id');
     }
-    await expectProblem(await g.app.request('/orders/a*b/cancel', { method: 'POST' }), 400, 'path:id');
-    await expectProblem(await g.app.request('/nope'), 404);
+    await expectProblem(await g.request('/orders/a*b/cancel', { method: 'POST' }), 400, 'path:id');
+    await expectProblem(await g.request('/nope'), 404);
     assert.equal(g.calls.length, 0);
   });
 
@@ -226,16 +251,10 @@ describe('other routes', () => {
       (await expectProblem(await g.post('/orders', validOrder), 409)).code,
       'IDEMPOTENCY_KEY_REUSED',
     );
-    const cancel = await expectProblem(
-      await g.app.request(`/orders/${orderId}/cancel`, { method: 'POST' }),
-      409,
-    );
+    const cancel = await expectProblem(await g.request(`/orders/${orderId}/cancel`, { method: 'POST' }), 409);
     assert.equal(cancel.code, 'ORDER_CANCEL_TOO_LATE');
-    assert.equal(
-      (await expectProblem(await g.app.request(`/orders/${orderId}`), 503)).code,
-      'SERVICE_TIMEOUT',
-    );
-    await expectProblem(await g.app.request(`/orders/${orderId}/events`), 502);
+    assert.equal((await expectProblem(await g.request(`/orders/${orderId}`), 503)).code, 'SERVICE_TIMEOUT');
+    await expectProblem(await g.request(`/orders/${orderId}/events`), 502);
     const none = gateway({ registerCustomer: undefined as never });
     const unavailable = await expectProblem(
       await none.post('/customers', { name: 'Ada', email: 'ada@example.test' }),
@@ -250,13 +269,15 @@ describe('other routes', () => {
       topology,
       requester: fakeRequester({
         getOrderStatus: (request) => ({
+          customerId: 'c-1',
           invoiceNumber: (request as { orderId: string }).orderId === orderId ? '2026-000001' : null,
         }),
       }).requester,
       invoices: { pdf: (name) => Promise.resolve(name === 'invoice-2026-000001.pdf' ? pdf : undefined) },
+      authenticator: auth.authenticator,
     });
-    await expectProblem(await app.request('/orders/other/invoice.pdf'), 404);
-    const response = await app.request(`/orders/${orderId}/invoice.pdf`);
+    await expectProblem(await app.request('/orders/other/invoice.pdf', { headers: asC1 }), 404);
+    const response = await app.request(`/orders/${orderId}/invoice.pdf`, { headers: asC1 });
     assert.equal(response.status, 200);
     assert.equal(response.headers.get('content-type'), 'application/pdf');
     assert.deepEqual(new Uint8Array(await response.arrayBuffer()), pdf);
@@ -269,6 +290,7 @@ describe('other routes', () => {
       requester: fakeRequester({}).requester,
       invoices: noInvoices,
       ready: () => ready,
+      authenticator: auth.authenticator,
     });
     assert.equal((await app.request('/healthz')).status, 200);
     assert.equal((await app.request('/readyz')).status, 503);
@@ -280,13 +302,58 @@ describe('other routes', () => {
       components: { schemas: { PlaceOrder: { properties: Record<string, unknown>; required: string[] } } };
     };
     assert.equal(doc.openapi, '3.1.0');
+    const asyncapi = (await (await app.request('/asyncapi.json')).json()) as {
+      asyncapi: string;
+      channels: Record<string, { address: string | null }>;
+    };
+    assert.equal(asyncapi.asyncapi, '3.0.0');
+    assert.equal(
+      asyncapi.channels['events-orders']?.address,
+      'gwunit.orders.{orderId}',
+      "this topology's subjects",
+    );
     assert.ok(doc.paths['/orders/{id}/events']);
     assert.deepEqual(doc.components.schemas.PlaceOrder.required.sort(), [
       'currency',
-      'customerId',
       'items',
       'payment',
       'shippingAddress',
     ]);
+  });
+
+  test('HTTP metrics count and time requests by route pattern and status, never by raw path', async () => {
+    const registry = new Registry();
+    const app = createGateway({
+      topology,
+      requester: fakeRequester({ cancelOrder: () => ({ orderId, status: 'cancelled', accepted: true }) })
+        .requester,
+      invoices: noInvoices,
+      metrics: registry,
+      authenticator: auth.authenticator,
+    });
+    const asCustomer = { method: 'POST', headers: asC1 };
+    assert.equal((await app.request(`/orders/${orderId}/cancel`, asCustomer)).status, 202);
+    assert.equal((await app.request('/orders/bad%20id/cancel', asCustomer)).status, 400);
+    assert.equal((await app.request(`/nothing/${orderId}`)).status, 404);
+    const text = await registry.metrics();
+    const line = (name: string, labels: string) =>
+      text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+    assert.match(
+      line('http_server_requests_total', 'method="POST",route="/orders/:id/cancel",status="202"') ?? '',
+      / 1$/,
+    );
+    assert.match(
+      line('http_server_requests_total', 'method="POST",route="/orders/:id/cancel",status="400"') ?? '',
+      / 1$/,
+    );
+    assert.match(
+      line('http_server_requests_total', 'method="GET",route="unmatched",status="404"') ?? '',
+      / 1$/,
+    );
+    assert.match(
+      line('http_server_request_duration_seconds_count', 'route="/orders/:id/cancel",status="202"') ?? '',
+      / 1$/,
+    );
+    assert.ok(!text.includes(orderId), 'no raw path in any label');
   });
 });

@@ -2,6 +2,7 @@ import {
   CustomerRegistered,
   ignore,
   OrderingErrorCode,
+  LegacyOrderingEvents,
   OrderingEvents,
   OrderStatusChanged,
   type OrderingEvent,
@@ -94,6 +95,7 @@ function notify(
     OrderStatusChanged,
     {
       orderId: view.orderId,
+      customerId: view.customerId,
       status: view.status,
       ...(previous && { previousStatus: previous.status }),
       cause: cause.type,
@@ -105,7 +107,8 @@ function notify(
 }
 
 export function orderStatusConsumer(options: OrderStatusOptions): ConsumerSpec {
-  const projected = OrderingEvents.filter((c) => c !== CustomerRegistered);
+  // Every stored event but the customer's, and the versions still read (`order.placed.v1`).
+  const projected = [...OrderingEvents, ...LegacyOrderingEvents].filter((c) => c !== CustomerRegistered);
   return {
     ...options.topology.consumers.orderStatus.all,
     ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
@@ -127,7 +130,8 @@ export async function getOrderStatus(store: StatusStore, orderId: string): Promi
   if (!view) {
     throw new EndpointError(404, OrderingErrorCode.OrderNotFound, `no order ${orderId}`, { orderId });
   }
-  return view;
+  // A view stored before the field existed has no credit note (no credit-note.issued was applied).
+  return { ...view, creditNoteNumber: view.creditNoteNumber ?? null };
 }
 
 /** Starts the consumer and the endpoint on a running service (see `main.ts`). */

@@ -1,6 +1,6 @@
 // Composition root of order-status: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService } from '@orderflow/messaging';
+import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { KvStatusStore } from './adapters/kv-status-store.ts';
 import { startOrderStatus } from './app.ts';
 import { configFromEnv } from './config.ts';
@@ -11,6 +11,7 @@ const topology = orderingTopology({ namespace: config.namespace, streamReplicas:
 await runService(
   {
     name: 'order-status',
+    tracing: tracingSettingsFromEnv(process.env, { serviceName: 'order-status' }),
     version: '0.1.0',
     servers: config.natsUrl,
     auth: config.natsAuth,

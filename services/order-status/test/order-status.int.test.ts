@@ -11,6 +11,7 @@ import {
   OrderStatusChanged,
   PaymentAuthorized,
   type OrderingTopology,
+  OwnerPublisher,
 } from '@orderflow/contracts';
 import {
   connectNats,
@@ -65,12 +66,14 @@ async function system(options: { replicas: number; wrap?: Wrap }) {
   }
   const { nc } = await connectNats({ servers: nats.url, name: 'test-client' });
   const client = await NatsTransport.create(nc, { source: 'orderflow/test' });
+  const owners = new OwnerPublisher(nc); // publishes each event as its producing service
   const notifications: Envelope<PayloadOf<typeof OrderStatusChanged>>[] = [];
   client.listen(OrderStatusChanged, topology.notifications.statusChangedAll, (n) => notifications.push(n));
   await nc.flush();
   return {
     topology,
     client,
+    owners,
     nc,
     notifications,
     notificationsOf: (orderId: string) => notifications.filter((n) => n.data.orderId === orderId),
@@ -78,6 +81,7 @@ async function system(options: { replicas: number; wrap?: Wrap }) {
     async close() {
       await Promise.all(replicas.map((r) => r.stop()));
       await client.close();
+      await owners.close();
       await nc.close();
     },
   };
@@ -100,7 +104,6 @@ function referenceFlow(t: OrderingTopology, orderId: string, n: number) {
         currency: 'EUR',
         total: 2500,
         shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
-        payment: { token: 'tok_visa' },
         placedAt: now(),
       } satisfies PayloadOf<typeof OrderPlaced>,
     },
@@ -139,8 +142,8 @@ async function publishFlow(s: Awaited<ReturnType<typeof system>>, orderId: strin
   for (const e of referenceFlow(s.topology, orderId, n)) {
     // Deterministic ids, published twice: the stream keeps one (Nats-Msg-Id).
     const options = { subject: e.subject, about: orderId, id: `${e.contract.type}:${orderId}` };
-    await s.client.publish(e.contract, e.data, options);
-    await s.client.publish(e.contract, e.data, options);
+    await s.owners.publish(e.contract, e.data, options);
+    await s.owners.publish(e.contract, e.data, options);
   }
 }
 
@@ -169,6 +172,12 @@ describe('order-status against real NATS', () => {
         assert.deepEqual([...versions].sort(), [1, 2, 3, 4, 5]);
         const last = s.notificationsOf(orderId).find((n) => n.data.version === 5);
         assert.equal(last?.data.status, 'confirmed');
+        // Each names the order's customer (the gateway streams customers only their own orders).
+        const { customerId } = await s.status(orderId);
+        assert.deepEqual(
+          new Set(s.notificationsOf(orderId).map((n) => n.data.customerId)),
+          new Set([customerId]),
+        );
       }
 
       await assert.rejects(s.status(randomUUID()), (error: unknown) => {
@@ -218,6 +227,32 @@ describe('order-status against real NATS', () => {
       // The notification of the failed attempt is lost (best effort); none is sent twice.
       const versions = s.notificationsOf(orderId).map((n) => n.data.version);
       assert.equal(new Set(versions).size, versions.length);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a view stored before it had a credit note number is answered with creditNoteNumber null', async () => {
+    const s = await system({ replicas: 1 });
+    try {
+      const orderId = randomUUID();
+      await publishFlow(s, orderId, 3);
+      const view = await waitFor(async () => {
+        const v = await s.status(orderId).catch(() => undefined);
+        return v?.version === 5 ? v : undefined;
+      });
+      assert.equal(view.creditNoteNumber, null);
+      // The record as an earlier version of order-status wrote it: no creditNoteNumber in the view.
+      const store = await KvStatusStore.open(s.nc, s.topology.kv.orderStatus);
+      const current = await store.read(orderId);
+      assert.ok(current?.record.view);
+      const { creditNoteNumber: _dropped, ...old } = current.record.view;
+      assert.ok(
+        await store.write(orderId, { ...current.record, view: old as typeof view }, current.revision),
+      );
+      const answered = await s.status(orderId);
+      assert.equal(answered.creditNoteNumber, null);
+      assert.equal(answered.status, 'confirmed');
     } finally {
       await s.close();
     }

@@ -15,7 +15,6 @@ const placed: OrderingEvent = {
     currency: 'EUR',
     total: 1000,
     shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
-    payment: { token: 'tok_visa' },
     placedAt: at(0),
   },
 };
@@ -162,6 +161,37 @@ describe('order-status projection', () => {
     const view = given([1, placed], [2, authorized], [3, unavailable])?.view;
     assert.equal(view?.status, 'cancellation_requested');
     assert.equal(view?.cancellationReason, 'delivery_unavailable');
+  });
+
+  test('given a refunded invoiced order, then the view carries the credit note cancelling the invoice', () => {
+    const credited: OrderingEvent = {
+      type: 'credit-note.issued',
+      data: {
+        orderId,
+        creditNoteNumber: 'CN-2026-000001',
+        year: 2026,
+        sequence: 1,
+        invoiceNumber: '2026-000001',
+        total: { amount: 1000, currency: 'EUR' },
+        reason: 'customer_request',
+        refundId: 're_1',
+        pdf: { bucket: 'INVOICES', name: 'y.pdf', size: 1 },
+        issuedAt: at(8),
+      },
+    };
+    const view = given(
+      [1, placed],
+      [2, authorized],
+      [3, invoiced],
+      [4, cancelRequested],
+      [6, refunded],
+      [7, cancelled],
+      [8, credited],
+    )?.view;
+    assert.equal(view?.status, 'cancelled');
+    assert.equal(view?.invoiceNumber, '2026-000001');
+    assert.equal(view?.creditNoteNumber, 'CN-2026-000001');
+    assert.equal(given([1, placed], [2, authorized], [3, invoiced])?.view?.creditNoteNumber, null);
   });
 
   test('a customer event is not about an order', () => {

@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import {
   ContractsError,
+  CreditNoteIssued,
   CustomerRegistered,
   DeliveryAssigned,
+  DeliveryFailed,
   DeliveryReleased,
   DeliveryUnavailable,
   eventIdFor,
   InvoiceCreated,
+  InvoiceFailed,
   ORDERING_ERROR_STATUS,
   OrderingErrorCode,
   OrderCancelled,
@@ -15,7 +18,9 @@ import {
   OrderPlaced,
   PaymentAuthorized,
   PaymentDeclined,
+  PaymentFailed,
   PaymentRefunded,
+  sourceOf,
   type OrderingTopology,
   type OrderStatus,
 } from '@orderflow/contracts';
@@ -31,7 +36,6 @@ import {
   type RunningProjection,
 } from '@orderflow/eventstore';
 import {
-  decodeEnvelope,
   EndpointError,
   on,
   PermanentError,
@@ -45,28 +49,37 @@ import {
 } from '@orderflow/messaging';
 import { outboxMessage, OutboxRelay, SqlOutbox, type SqlStore } from '@orderflow/sql';
 import { orderAggregate } from './adapters/order-aggregate.ts';
+import { ownerOf, readOrderHistory } from './adapters/order-history.ts';
 import { orderSummaries, orderSummary, type OrderSummary } from './adapters/read-model.ts';
-import { OrderStorageDb, type OrderFact, type OrderFacts } from './adapters/sql-db.ts';
+import { OrderStorageDb, type OrderFacts } from './adapters/sql-db.ts';
+import { admitFact, storedFact, type ReportedFact } from './domain/facts.ts';
 import { requestFingerprint } from './domain/fingerprint.ts';
-import { statusOf, type OrderCommand, type OrderEvent, type OrderState } from './domain/order.ts';
+import { priceOrder, statusOf, type OrderCommand, type OrderEvent, type OrderState } from './domain/order.ts';
 
 /**
  * order-storage — table of contents.
  *
  * Endpoints (request-reply, load-balanced across replicas):
  * - `customer.register` → stores the customer (unique e-mail) and, through the outbox, `customer.registered`
- * - `order.place` → idempotency key claimed in SQL (same key + body → same order; other body → 409), then
+ * - `customer.get` → the customer as registered (404 for an unknown id)
+ * - `order.place` → refused with 422 when the total is 0 (`ORDER_TOTAL_ZERO`) or above the limit; else
+ *   idempotency key claimed in SQL, per customer (same customer + key + body → same order; other body →
+ *   409; another customer's key is another key), then
  *   `order.placed` appended to `orders.<orderId>` (expected version 0); the reply means it is stored
  * - `order.cancel` → `order.cancel-requested{customer_request}` unless a courier is assigned (409)
- * - `order.get-history` → the order's own log as CloudEvents, in append order
+ * - `order.get-history` → the order's whole history: every event of `orders|payments|invoices|deliveries
+ *   .<orderId>` in stream order, each with its producer's `ce-source` (`readOrderHistory`)
+ *   (`order.cancel` and `order.get-history` with `customerId`: 404 unless the order is that customer's)
  *
  * Consumes (durable, shared by replicas, per-order ordering; facts are set-once and every appended
  * event has a deterministic commit id, so redelivery and replicas change nothing):
  * - `order-storage-payments`: authorized (fact; confirm?), declined (→ `order.cancelled{payment_declined}`),
- *   refunded (→ `order.cancelled{reason}`)
- * - `order-storage-invoices`: invoice.created (fact; confirm?)
+ *   refunded (→ `order.cancelled{reason}`), failed (→ `order.cancelled{payment_failed}`: nothing charged)
+ * - `order-storage-invoices`: invoice.created (fact; confirm?), credit-note.issued (fact), failed
+ *   (→ `order.cancel-requested{invoice_failed}`)
  * - `order-storage-deliveries`: assigned (fact; confirm?), unavailable (→ `order.cancel-requested{delivery_unavailable}`),
- *   released (fact)
+ *   released (fact), failed (→ `order.cancel-requested{delivery_failed}`)
+ * A saga step that failed permanently thus ends the order: cancelled, after a refund of any charge.
  * `order.confirmed` is appended once payment, invoice and courier are all known.
  *
  * Read model: `order_summaries` in the SQL store, fed from `orders.*` by a projection with checkpoints
@@ -143,7 +156,7 @@ export async function startOrderStorage(
   const relay = new OutboxRelay({
     store,
     js: transport.js,
-    source: 'orderflow/order-storage',
+    source: sourceOf('order-storage'),
     registry: context.metrics,
     logger: context.logger,
     ...(options.relayPollIntervalMs !== undefined && { pollIntervalMs: options.relayPollIntervalMs }),
@@ -198,13 +211,30 @@ export async function startOrderStorage(
     return { customerId };
   });
 
+  serve(context, topology.endpoints.getCustomer, async ({ customerId }) => {
+    const customer = await db.customer(customerId);
+    if (!customer)
+      throw new EndpointError(404, OrderingErrorCode.CustomerNotFound, `no customer ${customerId}`);
+    return customer;
+  });
+
   serve(context, topology.endpoints.placeOrder, async (request) => {
     const customer = await db.customer(request.customerId);
     if (!customer) {
       throw new EndpointError(404, OrderingErrorCode.CustomerNotFound, `no customer ${request.customerId}`);
     }
+    // Before the key is claimed: a refused order does not use up its key.
+    priceOrder(request.items);
     const hash = requestFingerprint(request, ['idempotencyKey']);
-    const claim = await db.claimIdempotencyKey(request.idempotencyKey, hash, randomUUID());
+    // Keys are the customer's own: another customer's key is neither taken nor answered. The token stays
+    // in this store (payment-processor asks for it at charge time), written with the claim, so it is
+    // there before order.placed is.
+    const claim = await db.claimIdempotencyKey(
+      { customerId: customer.customerId, key: request.idempotencyKey },
+      hash,
+      randomUUID(),
+      request.payment.token,
+    );
     if (claim.requestHash !== hash) {
       throw new EndpointError(
         409,
@@ -223,18 +253,21 @@ export async function startOrderStorage(
         items: request.items,
         currency: request.currency,
         shippingAddress: request.shippingAddress,
-        payment: request.payment,
       },
       { commitId: eventIdFor(OrderPlaced, claim.orderId) },
     );
     return { orderId: claim.orderId, status: await statusNow(claim.orderId, result.state) };
   });
 
-  serve(context, topology.endpoints.cancelOrder, async ({ orderId }) => {
+  serve(context, topology.endpoints.cancelOrder, async ({ orderId, customerId }) => {
     const facts = await db.facts(orderId);
     const result = await handle(
       orderId,
-      { type: 'request-cancel', courierAssigned: Boolean(facts?.courierId) },
+      {
+        type: 'request-cancel',
+        courierAssigned: Boolean(facts?.courierId),
+        ...(customerId !== undefined && { customerId }),
+      },
       { commitId: eventIdFor(OrderCancelRequested, orderId) },
     );
     return {
@@ -244,28 +277,27 @@ export async function startOrderStorage(
     };
   });
 
-  serve(context, topology.endpoints.getOrderHistory, async ({ orderId }) => {
-    const subject = aggregate.subject(orderId);
-    const version = await log.version(aggregate.stream, subject);
-    if (version === 0) throw new EndpointError(404, OrderingErrorCode.OrderNotFound, `no order ${orderId}`);
-    const events: PayloadOf<typeof topology.endpoints.getOrderHistory.response>['events'] = [];
-    for await (const commit of log.read(aggregate.stream, subject, {
-      fromSequence: 1,
-      toSequence: version,
-    })) {
-      const envelope = decodeEnvelope(commit.headers, commit.body);
-      for (const event of aggregate.codec.decode(commit, orderId)) {
-        events.push({
-          version: events.length + 1,
-          type: event.metadata.storedType,
-          time: event.metadata.time,
-          data: event.data,
-          id: event.metadata.id,
-          source: envelope.source,
-          subject: orderId,
-        });
-      }
+  serve(context, topology.endpoints.getPaymentToken, async ({ orderId }) => {
+    const stored = await db.token(orderId);
+    if (!stored) throw new EndpointError(404, OrderingErrorCode.OrderNotFound, `no order ${orderId}`);
+    if (stored.kind === 'gone') {
+      throw new EndpointError(
+        410,
+        OrderingErrorCode.PaymentTokenGone,
+        `the payment of order ${orderId} is recorded; its token is gone`,
+      );
     }
+    return { orderId, token: stored.token };
+  });
+
+  serve(context, topology.endpoints.getOrderHistory, async ({ orderId, customerId }) => {
+    const notFound = () => new EndpointError(404, OrderingErrorCode.OrderNotFound, `no order ${orderId}`);
+    const version = await log.version(aggregate.stream, aggregate.subject(orderId));
+    if (version === 0) throw notFound();
+    const { events, skipped } = await readOrderHistory({ jsm: transport.jsm, topology, aggregate }, orderId);
+    if (customerId !== undefined && ownerOf(events) !== customerId) throw notFound();
+    if (skipped.length > 0)
+      context.logger.warn({ orderId, skipped }, 'unreadable messages left out of a history');
     return { orderId, events };
   });
 
@@ -291,21 +323,27 @@ export async function startOrderStorage(
     }
   };
 
-  /** Records a fact about an existing order (an event about an unknown order is dead-lettered). */
-  const record = async (orderId: string, fact: OrderFact, event: Envelope): Promise<OrderFacts> => {
-    let version: number;
+  /**
+   * Records a fact another service reports about an order, if it can be true of the order (see
+   * `admitFact`); one that cannot, or one about an unknown order, is dead-lettered with its code.
+   */
+  const record = async (orderId: string, reported: ReportedFact, event: Envelope): Promise<OrderFacts> => {
     try {
-      version = await log.version(aggregate.stream, aggregate.subject(orderId));
+      const { state } = await orders.load(orderId);
+      admitFact(state, await db.facts(orderId), reported);
     } catch (error) {
-      if (error instanceof ContractsError) throw new PermanentError(error.message, { cause: error });
+      if (error instanceof DomainError) {
+        throw new PermanentError(`${event.type} for order ${orderId}: ${error.message}`, {
+          cause: error,
+          code: error.code,
+        });
+      }
+      if (error instanceof ContractsError || error instanceof InvalidAggregateIdError) {
+        throw new PermanentError(error.message, { cause: error, code: OrderingErrorCode.InvalidId });
+      }
       throw error;
     }
-    if (version === 0) {
-      throw new PermanentError(`${event.type}: no order ${orderId}`, {
-        code: OrderingErrorCode.OrderNotFound,
-      });
-    }
-    return db.recordFact(orderId, fact);
+    return db.recordFact(orderId, storedFact(reported));
   };
 
   const confirmIfComplete = async (facts: OrderFacts, event: Envelope): Promise<void> => {
@@ -335,18 +373,22 @@ export async function startOrderStorage(
       ...tuning,
       handlers: [
         on(PaymentAuthorized, async (event) => {
-          const { orderId, paymentId } = event.data;
-          await confirmIfComplete(await record(orderId, { kind: 'payment', paymentId }, event), event);
+          const { orderId, paymentId, amount } = event.data;
+          const facts = await record(orderId, { kind: 'payment', paymentId, amount }, event);
+          await confirmIfComplete(facts, event);
         }),
         on(PaymentDeclined, async (event) => {
           await record(event.data.orderId, { kind: 'declined' }, event);
           await act(event.data.orderId, { type: 'record-decline' }, OrderCancelled, event);
         }),
         on(PaymentRefunded, async (event) => {
-          const { orderId, refundId, reason, amount } = event.data;
-          await record(orderId, { kind: 'refund', refundId }, event);
+          const { orderId, refundId, paymentId, reason, amount } = event.data;
+          await record(orderId, { kind: 'refund', refundId, paymentId, reason }, event);
           await act(orderId, { type: 'record-refund', reason, amount }, OrderCancelled, event);
         }),
+        on(PaymentFailed, (event) =>
+          act(event.data.orderId, { type: 'record-payment-failure' }, OrderCancelled, event),
+        ),
       ],
     },
     {
@@ -356,6 +398,18 @@ export async function startOrderStorage(
         on(InvoiceCreated, async (event) => {
           const { orderId, invoiceNumber } = event.data;
           await confirmIfComplete(await record(orderId, { kind: 'invoice', invoiceNumber }, event), event);
+        }),
+        on(InvoiceFailed, (event) =>
+          act(
+            event.data.orderId,
+            { type: 'report-step-failure', reason: 'invoice_failed' },
+            OrderCancelRequested,
+            event,
+          ),
+        ),
+        on(CreditNoteIssued, async (event) => {
+          const { orderId, creditNoteNumber } = event.data;
+          await record(orderId, { kind: 'credit-note', creditNoteNumber }, event);
         }),
       ],
     },
@@ -372,8 +426,17 @@ export async function startOrderStorage(
           await act(event.data.orderId, { type: 'report-no-courier' }, OrderCancelRequested, event);
         }),
         on(DeliveryReleased, async (event) => {
-          await record(event.data.orderId, { kind: 'courier-released' }, event);
+          const { orderId, courierId } = event.data;
+          await record(orderId, { kind: 'courier-released', courierId }, event);
         }),
+        on(DeliveryFailed, (event) =>
+          act(
+            event.data.orderId,
+            { type: 'report-step-failure', reason: 'delivery_failed' },
+            OrderCancelRequested,
+            event,
+          ),
+        ),
       ],
     },
   ];

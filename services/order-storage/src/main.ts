@@ -1,6 +1,6 @@
 // Composition root of order-storage: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService } from '@orderflow/messaging';
+import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { openServiceStore } from '@orderflow/sql';
 import { orderStorageMigrations } from './adapters/sql-db.ts';
 import { startOrderStorage } from './app.ts';
@@ -13,6 +13,7 @@ const store = await openServiceStore(config, 'order-storage', orderStorageMigrat
 await runService(
   {
     name: 'order-storage',
+    tracing: tracingSettingsFromEnv(process.env, { serviceName: 'order-storage' }),
     version: '0.1.0',
     servers: config.natsUrl,
     auth: config.natsAuth,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { OrderingErrorCode } from '@orderflow/contracts';
+import { OrderingErrorCode, type CancellationReason } from '@orderflow/contracts';
 import { deciderSpec } from '@orderflow/eventstore';
 import { requestFingerprint } from '../src/domain/fingerprint.ts';
 import {
@@ -25,7 +25,6 @@ const place: OrderCommand = {
   ],
   currency: 'EUR',
   shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
-  payment: { token: 'tok_visa' },
 };
 const placed: OrderEvent = {
   type: 'order.placed',
@@ -39,7 +38,6 @@ const placed: OrderEvent = {
     currency: 'EUR',
     total: 1250,
     shippingAddress: { line1: 'Main St 1', city: 'Berlin', postalCode: '10115', country: 'DE' },
-    payment: { token: 'tok_visa' },
     placedAt: at,
   },
 };
@@ -72,16 +70,19 @@ const refund: OrderCommand = {
   reason: 'customer_request',
   amount: { amount: 1250, currency: 'EUR' },
 };
-const cancelledBy = (
-  reason: 'customer_request' | 'delivery_unavailable' | 'payment_declined',
-): OrderEvent => ({
+const cancelledBy = (reason: CancellationReason): OrderEvent => ({
   type: 'order.cancelled',
   data: {
     orderId: 'o-1',
     reason,
-    ...(reason !== 'payment_declined' && { refunded: { amount: 1250, currency: 'EUR' as const } }),
+    ...(reason !== 'payment_declined' &&
+      reason !== 'payment_failed' && { refunded: { amount: 1250, currency: 'EUR' as const } }),
     cancelledAt: at,
   },
+});
+const stepFailed = (reason: 'invoice_failed' | 'delivery_failed'): OrderEvent => ({
+  type: 'order.cancel-requested',
+  data: { orderId: 'o-1', reason, requestedAt: at },
 });
 
 describe('placing', () => {
@@ -96,6 +97,24 @@ describe('placing', () => {
       .given([])
       .when({ ...place, items: [{ sku: 'A', quantity: 1000, unitPrice: 1_000_000_000 }] })
       .thenRejects(OrderingErrorCode.Rejected);
+  });
+  test('given nothing, when the total is 0, then ORDER_TOTAL_ZERO (a free item in a paid order is fine)', () => {
+    spec
+      .given([])
+      .when({ ...place, items: [{ sku: 'A', quantity: 3, unitPrice: 0 }] })
+      .thenRejects(OrderingErrorCode.ZeroTotal);
+    spec
+      .given([])
+      .when({ ...place, items: [...place.items, { sku: 'GIFT', quantity: 1, unitPrice: 0 }] })
+      .then([
+        {
+          ...placed,
+          data: {
+            ...placed.data,
+            lines: [...placed.data.lines, { sku: 'GIFT', quantity: 1, unitPrice: 0, lineTotal: 0 }],
+          },
+        },
+      ]);
   });
   test('given nothing, when anything but place, then ORDER_NOT_FOUND', () => {
     spec.given([]).when(confirm).thenRejects(OrderingErrorCode.OrderNotFound);
@@ -121,6 +140,16 @@ describe('confirming', () => {
 describe('customer cancellation', () => {
   test('given a placed order without courier, when the customer cancels, then order.cancel-requested', () => {
     spec.given([placed]).when({ type: 'request-cancel', courierAssigned: false }).then([customerCancel]);
+  });
+  test("given another customer's order, when a customer cancels it, then ORDER_NOT_FOUND whatever its state", () => {
+    const byEve: OrderCommand = { type: 'request-cancel', courierAssigned: false, customerId: 'c-eve' };
+    spec.given([placed]).when(byEve).thenRejects(OrderingErrorCode.OrderNotFound);
+    spec.given([placed, confirmed]).when(byEve).thenRejects(OrderingErrorCode.OrderNotFound);
+    spec.given([placed, customerCancel]).when(byEve).thenRejects(OrderingErrorCode.OrderNotFound);
+    spec
+      .given([placed])
+      .when({ type: 'request-cancel', courierAssigned: false, customerId: 'c-1' })
+      .then([customerCancel]);
   });
   test('given a courier is assigned, when the customer cancels, then ORDER_CANCEL_TOO_LATE', () => {
     spec
@@ -208,6 +237,42 @@ describe('compensation', () => {
       .given([placed, customerCancel, cancelledBy('customer_request')])
       .when(refund)
       .then([]);
+  });
+});
+
+describe('a saga step failed permanently', () => {
+  test('given a placed or cancelling order, when the payment failed, then order.cancelled{payment_failed} (nothing to refund)', () => {
+    spec
+      .given([placed])
+      .when({ type: 'record-payment-failure' })
+      .then([cancelledBy('payment_failed')]);
+    spec
+      .given([placed, stepFailed('delivery_failed')])
+      .when({ type: 'record-payment-failure' })
+      .then([cancelledBy('payment_failed')]);
+    spec
+      .given([placed, cancelledBy('payment_failed')])
+      .when({ type: 'record-payment-failure' })
+      .then([]);
+  });
+  test('given a placed order, when the invoice or the delivery failed, then cancel-requested with that reason, then cancelled after the refund', () => {
+    for (const reason of ['invoice_failed', 'delivery_failed'] as const) {
+      spec
+        .given([placed])
+        .when({ type: 'report-step-failure', reason })
+        .then([stepFailed(reason)]);
+      spec
+        .given([placed, stepFailed(reason)])
+        .when({ ...refund, reason })
+        .then([cancelledBy(reason)]);
+      // Reported twice, or after another cancellation began, or after the end: nothing more.
+      spec
+        .given([placed, stepFailed(reason)])
+        .when({ type: 'report-step-failure', reason })
+        .then([]);
+      spec.given([placed, customerCancel]).when({ type: 'report-step-failure', reason }).then([]);
+      spec.given([placed, confirmed]).when({ type: 'report-step-failure', reason }).then([]);
+    }
   });
 });
 

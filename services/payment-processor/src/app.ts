@@ -7,17 +7,27 @@ import {
   OrderCancelled,
   OrderCancelRequested,
   OrderConfirmed,
+  OrderingErrorCode,
   OrderPlaced,
+  OrderPlacedV1,
   PaymentAuthorized,
   PaymentDeclined,
+  PaymentFailed,
   PaymentRefunded,
+  DeliveryFailed,
+  stepFailure,
   type OrderingTopology,
   type RefundReason,
 } from '@orderflow/contracts';
 import {
   on,
+  PermanentError,
+  RemoteError,
   type ConsumerSpec,
+  type Envelope,
   type HandlerContext,
+  type PayloadOf,
+  type Requester,
   type RetryPolicy,
   type ServiceContext,
 } from '@orderflow/messaging';
@@ -36,7 +46,10 @@ import { ChargePendingError } from './errors.ts';
  *
  * Consumes (durable consumers shared by every replica, per-order ordering):
  * - `payment-processor-orders` (`orders.*`):
- *   - `order.placed` → charge the total, idempotency key = order id → publishes `payment.authorized` | `payment.declined`
+ *   - `order.placed` → asks order-storage for the order's payment token (`order.get-payment-token`; it is
+ *     on no stream), charges the total, idempotency key = order id → publishes `payment.authorized` |
+ *     `payment.declined`; a token that is gone (410) means the outcome is recorded already: nothing to do.
+ *     `order.placed.v1` (placed before v2) carries its token and is charged with it.
  *   - `order.cancel-requested` → refund the charge once (key `refund-<orderId>`) → publishes `payment.refunded`
  *   - ignores `order.confirmed`, `order.cancelled`
  * - `payment-processor-deliveries` (`deliveries.*`):
@@ -47,10 +60,14 @@ import { ChargePendingError } from './errors.ts';
  * (`eventIdFor(contract, orderId)`), so redelivery, retries and concurrent replicas make one charge,
  * one refund, and (within the stream's duplicate window) one event each.
  * PSP timeouts and 5xx throw a retryable error (paced redelivery); PSP refusals dead-letter.
+ * A charge that is dead-lettered (refused, or out of attempts) publishes `payment.failed` when the PSP
+ * holds no succeeded charge for the order (else `payment.authorized`), so order-storage cancels it.
  */
 export interface PaymentProcessorOptions {
   topology: OrderingTopology;
   psp: PaymentGateway;
+  /** Asks order-storage for payment tokens (`transport` of the service). */
+  requester: Requester;
   /** Handlers at once per consumer in this replica (default 16). */
   concurrency?: number;
   /** Attempts before dead-lettering (default 8). */
@@ -61,7 +78,7 @@ export interface PaymentProcessorOptions {
 }
 
 export function paymentProcessorConsumers(options: PaymentProcessorOptions): ConsumerSpec[] {
-  const { topology, psp } = options;
+  const { topology, psp, requester } = options;
   const tuning = {
     ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
     maxDeliver: options.maxDeliver ?? 8,
@@ -86,35 +103,95 @@ export function paymentProcessorConsumers(options: PaymentProcessorOptions): Con
     });
   }
 
+  /**
+   * The charge of an order was dead-lettered: say how the payment step ended, so the order does not wait
+   * forever. The PSP's record decides: a succeeded charge (made by an attempt whose answer was lost) is
+   * `payment.authorized`, else `payment.failed` (nothing charged). A refund that cannot be made is not
+   * reported: it stays a dead letter for an operator (redrive is safe, the refund key is per order).
+   */
+  async function chargeGaveUp(event: Envelope, error: unknown, context: HandlerContext): Promise<void> {
+    if (event.type !== OrderPlaced.type && event.type !== OrderPlacedV1.type) return;
+    const order = event.data as PayloadOf<typeof OrderPlaced>;
+    const target = { subject: topology.subjects.payment(order.orderId), about: order.orderId };
+    const charged = refundableCharge(await psp.chargesFor(order.orderId));
+    if (charged) {
+      const result = chargeResult(order, {
+        kind: 'authorized',
+        chargeId: charged.id,
+        created: charged.created,
+      });
+      if (result.kind === 'authorized') {
+        await context.publish(PaymentAuthorized, result.event, {
+          ...target,
+          id: eventIdFor(PaymentAuthorized, order.orderId),
+        });
+      }
+      return;
+    }
+    await context.publish(PaymentFailed, stepFailure(order.orderId, event.type, error, new Date()), {
+      ...target,
+      id: eventIdFor(PaymentFailed, order.orderId),
+    });
+  }
+
+  /** The order's token from order-storage; `undefined` once its payment outcome is recorded (410). */
+  async function tokenOf(event: Envelope<PayloadOf<typeof OrderPlaced>>): Promise<string | undefined> {
+    const { orderId } = event.data;
+    try {
+      return (await requester.request(topology.endpoints.getPaymentToken, { orderId }, { causedBy: event }))
+        .token;
+    } catch (error) {
+      if (error instanceof RemoteError && error.code === OrderingErrorCode.PaymentTokenGone) return undefined;
+      if (error instanceof RemoteError && error.status === 404) {
+        throw new PermanentError(`no payment token for order ${orderId}`, { cause: error, code: error.code });
+      }
+      throw error; // order-storage unavailable (no responders, timeout): retried in place
+    }
+  }
+
+  async function charge(
+    order: PayloadOf<typeof OrderPlaced>,
+    token: string,
+    context: HandlerContext,
+  ): Promise<void> {
+    const result = chargeResult(order, await psp.charge(chargeFor(order, token)));
+    const options = { subject: topology.subjects.payment(order.orderId), about: order.orderId };
+    switch (result.kind) {
+      case 'authorized':
+        await context.publish(PaymentAuthorized, result.event, {
+          ...options,
+          id: eventIdFor(PaymentAuthorized, order.orderId),
+        });
+        return;
+      case 'declined':
+        await context.publish(PaymentDeclined, result.event, {
+          ...options,
+          id: eventIdFor(PaymentDeclined, order.orderId),
+        });
+        return;
+      default:
+        return result satisfies never;
+    }
+  }
+
   return [
     {
       ...topology.consumers.paymentProcessor.orders,
       ...tuning,
       handlers: [
         on(OrderPlaced, async (event, context) => {
-          const order = event.data;
-          const result = chargeResult(order, await psp.charge(chargeFor(order)));
-          const options = { subject: topology.subjects.payment(order.orderId), about: order.orderId };
-          switch (result.kind) {
-            case 'authorized':
-              await context.publish(PaymentAuthorized, result.event, {
-                ...options,
-                id: eventIdFor(PaymentAuthorized, order.orderId),
-              });
-              return;
-            case 'declined':
-              await context.publish(PaymentDeclined, result.event, {
-                ...options,
-                id: eventIdFor(PaymentDeclined, order.orderId),
-              });
-              return;
-            default:
-              return result satisfies never;
+          const token = await tokenOf(event);
+          if (token === undefined) {
+            context.logger.info({ orderId: event.data.orderId }, 'payment outcome recorded already');
+            return;
           }
+          await charge(event.data, token, context);
         }),
+        on(OrderPlacedV1, (event, context) => charge(event.data, event.data.payment.token, context)),
         on(OrderCancelRequested, (event, context) => refund(event.data.orderId, event.data.reason, context)),
         ...ignore(OrderConfirmed, OrderCancelled),
       ],
+      onDeadLetter: chargeGaveUp,
     },
     {
       ...topology.consumers.paymentProcessor.deliveries,
@@ -123,7 +200,7 @@ export function paymentProcessorConsumers(options: PaymentProcessorOptions): Con
         on(DeliveryUnavailable, (event, context) =>
           refund(event.data.orderId, 'delivery_unavailable', context),
         ),
-        ...ignore(DeliveryAssigned, DeliveryReleased),
+        ...ignore(DeliveryAssigned, DeliveryReleased, DeliveryFailed),
       ],
     },
   ];
@@ -132,7 +209,8 @@ export function paymentProcessorConsumers(options: PaymentProcessorOptions): Con
 /** Starts the consumers on a running service (see `main.ts`). */
 export async function startPaymentProcessor(
   context: ServiceContext,
-  options: PaymentProcessorOptions,
+  options: Omit<PaymentProcessorOptions, 'requester'>,
 ): Promise<void> {
-  for (const spec of paymentProcessorConsumers(options)) await context.transport.consume(spec);
+  const consumers = paymentProcessorConsumers({ ...options, requester: context.transport });
+  for (const spec of consumers) await context.transport.consume(spec);
 }

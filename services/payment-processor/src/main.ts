@@ -1,6 +1,6 @@
 // Composition root of payment-processor: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService } from '@orderflow/messaging';
+import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { HttpPaymentGateway } from './adapters/http-psp.ts';
 import { startPaymentProcessor } from './app.ts';
 import { configFromEnv } from './config.ts';
@@ -11,6 +11,7 @@ const topology = orderingTopology({ namespace: config.namespace, streamReplicas:
 await runService(
   {
     name: 'payment-processor',
+    tracing: tracingSettingsFromEnv(process.env, { serviceName: 'payment-processor' }),
     version: '0.1.0',
     servers: config.natsUrl,
     auth: config.natsAuth,

@@ -11,6 +11,7 @@ import {
   type HttpRequest,
   type Route,
 } from './adapters/http.ts';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { LedgerStore } from './adapters/jsonl-ledger.ts';
 import { decideFault, parseFaults, type FaultConfig } from './domain/faults.ts';
 import { classify, fingerprint } from './domain/idempotency.ts';
@@ -28,6 +29,20 @@ import {
 } from './domain/ledger.ts';
 
 /**
+ * prom-client's process metrics, less the three `nodejs_active_*_total` gauges: a gauge named
+ * `_total` fails `promtool check metrics`, and each is the sum of its per-type `nodejs_active_*`.
+ */
+function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ])
+    registry.removeSingleMetric(name);
+}
+
+/**
  * The fake PSP. Its HTTP API:
  *
  * | route | what |
@@ -38,6 +53,7 @@ import {
  * | `GET /v1/charges?reference=` | the charges of a merchant reference (order id) |
  * | `GET /ledger?reference=&kind=` | every entry, for tests and audits |
  * | `GET /admin/faults`, `PUT /admin/faults` | read or change fault injection at run time |
+ * | `GET /metrics` | Prometheus: requests by route and status, ledger entries by kind and status |
  * | `GET /healthz` | liveness |
  *
  * Idempotency: the same key with the same body answers the recorded response again (header
@@ -64,6 +80,45 @@ export interface PaymentProvider {
 }
 
 const REPLAYED = { 'idempotent-replayed': 'true' };
+
+/**
+ * The PSP's Prometheus metrics (`GET /metrics`): requests by method, route pattern and status, the
+ * ledger's entries by kind and outcome, and the process metrics.
+ */
+function pspMetrics(store: LedgerStore) {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: 'payment-provider' });
+  collectProcessMetrics(registry);
+  const requests = new Counter({
+    name: 'http_server_requests_total',
+    help: 'HTTP requests answered, by method, route pattern and status code',
+    labelNames: ['method', 'route', 'status'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'payment_provider_ledger_entries',
+    help: 'Entries in the ledger, by kind (charge, refund) and status',
+    labelNames: ['kind', 'status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const counts = new Map<string, { kind: string; status: string; n: number }>();
+      for (const entry of store.entries) {
+        const status = entry.status;
+        const key = `${entry.kind}/${status}`;
+        const count = counts.get(key) ?? { kind: entry.kind, status, n: 0 };
+        count.n += 1;
+        counts.set(key, count);
+      }
+      for (const { kind, status, n } of counts.values()) this.set({ kind, status }, n);
+    },
+  });
+  return {
+    registry,
+    observe: (method: string, route: string, status: number) =>
+      requests.inc({ method, route, status: String(status) }),
+  };
+}
 
 export async function startPaymentProvider(options: PaymentProviderOptions): Promise<PaymentProvider> {
   const { store, logger } = options;
@@ -280,14 +335,28 @@ export async function startPaymentProvider(options: PaymentProviderOptions): Pro
       },
     },
     { method: 'GET', path: '/healthz', handle: async () => ({ status: 200, body: { status: 'ok' } }) },
+    {
+      method: 'GET',
+      path: '/metrics',
+      handle: async () => ({
+        status: 200,
+        text: await metrics.registry.metrics(),
+        headers: { 'content-type': metrics.registry.contentType },
+      }),
+    },
   ];
 
-  const server: Server = jsonServer(routes, (error) => {
-    if (error instanceof BadJsonError)
-      return { status: 400, body: errorBody(PspErrorCode.InvalidRequest, error.message) };
-    logger.error({ err: error }, 'request failed');
-    return { status: 500, body: errorBody(PspErrorCode.Internal, 'internal error') };
-  });
+  const metrics = pspMetrics(store);
+  const server: Server = jsonServer(
+    routes,
+    (error) => {
+      if (error instanceof BadJsonError)
+        return { status: 400, body: errorBody(PspErrorCode.InvalidRequest, error.message) };
+      logger.error({ err: error }, 'request failed');
+      return { status: 500, body: errorBody(PspErrorCode.Internal, 'internal error') };
+    },
+    metrics.observe,
+  );
   const port = await listen(server, options.port, options.host);
   logger.info({ port }, 'payment provider listening');
   return {

@@ -14,6 +14,10 @@ const provider = await startPaymentProvider({
   host: config.host,
   logger,
 });
+logger.warn(
+  { host: config.host, port: config.port },
+  'development only: a fake PSP whose ledger and /admin endpoints have no authentication; keep it on 127.0.0.1',
+);
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {

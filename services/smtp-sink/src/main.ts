@@ -25,6 +25,10 @@ function config(env: Record<string, string | undefined>) {
 const settings = config(process.env);
 const logger = pino({ name: 'smtp-sink', level: settings.logLevel });
 const sink = await startSmtpSink({ ...settings, logger });
+logger.warn(
+  { host: settings.host, smtpPort: settings.smtpPort, httpPort: settings.httpPort },
+  'development only: the mailbox shows every mail it received to anyone, without authentication; keep it on 127.0.0.1',
+);
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {

@@ -37,9 +37,33 @@ const isOutage = (error: unknown): boolean => isTransient(error) || isBrokerUnav
  */
 export function retryAndDeadLetter(options: {
   write: DeadLetterWriter;
+  /**
+   * Runs before the dead letter is written (see `ConsumerSpec.onDeadLetter`); a failure naks the
+   * message for a later attempt, except on the server's last delivery (`serverMaxDeliver`).
+   */
+  beforeDeadLetter?: (d: Delivery, error: unknown) => Promise<void>;
+  /** The server's own delivery cap; a message delivered that often is never redelivered. */
+  serverMaxDeliver?: number;
   onDeadLetter?: (d: Delivery, error: unknown) => void;
 }): Middleware {
   const deadLetter = async (delivery: Delivery, error: unknown): Promise<void> => {
+    if (options.beforeDeadLetter) {
+      try {
+        await options.beforeDeadLetter(delivery, error);
+      } catch (hookError) {
+        const last = delivery.deliveryCount >= (options.serverMaxDeliver ?? Number.POSITIVE_INFINITY);
+        delivery.logger.error(
+          { err: hookError },
+          last
+            ? 'dead-letter hook failed on the last delivery; dead-lettering without it'
+            : 'dead-letter hook failed; will retry',
+        );
+        if (!last) {
+          delivery.nak(retryDelay(delivery.retry, delivery.deliveryCount));
+          return;
+        }
+      }
+    }
     try {
       await options.write(delivery, error);
     } catch (writeError) {

@@ -1,5 +1,19 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { Middleware } from '../types.ts';
+import { Header } from '../envelope.ts';
+import type { Delivery, Middleware } from '../types.ts';
+
+/**
+ * The `type` label of a delivery: its decoded type, else its `ce-type` header when the consumer
+ * declares that type (a message that failed validation, or one dead-lettered past `maxDeliver`
+ * before it was decoded, is still counted under its type), else `unknown` — so foreign producers
+ * cannot grow the label set without bound.
+ */
+export function typeLabel(delivery: Delivery, declared: ReadonlySet<string>): string {
+  const decoded = delivery.envelope?.type;
+  if (decoded !== undefined) return decoded;
+  const header = delivery.header(Header.Type);
+  return header !== undefined && declared.has(header) ? header : 'unknown';
+}
 
 /** Prometheus instruments of the consumer runtime, registered once per registry. */
 export interface ConsumerMetrics {
@@ -57,8 +71,11 @@ export function consumerMetrics(registry: Registry): ConsumerMetrics {
   return metrics;
 }
 
-/** Metrics: counts outcomes and times each delivery. Place it outermost to see dead letters too. */
-export function metrics(instruments: ConsumerMetrics): Middleware {
+/**
+ * Metrics: counts outcomes and times each delivery. Place it outermost to see dead letters too.
+ * `declared`: the types the consumer handles (the `type` label's values, see {@link typeLabel}).
+ */
+export function metrics(instruments: ConsumerMetrics, declared: ReadonlySet<string> = new Set()): Middleware {
   // Label objects are reused: one per consumer and type instead of two allocations per message.
   const outcome = new Map<string, Map<string, { consumer: string; type: string }>>();
   const timing = new Map<string, { consumer: string }>();
@@ -78,10 +95,10 @@ export function metrics(instruments: ConsumerMetrics): Middleware {
     const started = performance.now();
     try {
       await next(delivery);
-      const labels = outcomeLabels(delivery.consumer, delivery.envelope?.type ?? 'unknown');
+      const labels = outcomeLabels(delivery.consumer, typeLabel(delivery, declared));
       instruments.handledSinceScrape.set(labels, (instruments.handledSinceScrape.get(labels) ?? 0) + 1);
     } catch (error) {
-      instruments.failed.inc(outcomeLabels(delivery.consumer, delivery.envelope?.type ?? 'unknown'));
+      instruments.failed.inc(outcomeLabels(delivery.consumer, typeLabel(delivery, declared)));
       throw error;
     } finally {
       instruments.duration.observe(timingLabels(delivery.consumer), (performance.now() - started) / 1000);

@@ -1,5 +1,5 @@
 import { OrderingTopology } from '@orderflow/contracts';
-import type { Address, Currency, OrderLine } from '@orderflow/contracts';
+import type { Address, Currency, OrderLine, RefundReason } from '@orderflow/contracts';
 
 /*
  * Invoices as pure functions: numbers, tax, totals. Prices in an order are gross (VAT included, as a
@@ -120,4 +120,83 @@ export function decideIssue(order: { known: boolean; cancelled: boolean; invoice
   if (order.cancelled) return 'skip_cancelled';
   if (!order.known) return 'wait';
   return 'issue';
+}
+
+/*
+ * Credit notes. A refunded order's invoice is not deleted or changed (numbers are gapless and issued
+ * documents are final): it is cancelled by a credit note, a document of its own with its own gapless
+ * number series per year (`CN-<year>-<sequence>`), that repeats the invoice's lines and tax and credits
+ * its whole total. Invoices issued minus credit notes issued is the number of orders the shop keeps.
+ */
+
+/** The credit note as issued: everything the PDF and `credit-note.issued` show. */
+export interface CreditNoteDocument {
+  orderId: string;
+  /** `CN-<year>-<sequence, at least 6 digits>`. */
+  number: string;
+  year: number;
+  sequence: number;
+  issuedAt: string;
+  /** The invoice it cancels. */
+  invoiceNumber: string;
+  invoiceIssuedAt: string;
+  customer: { name: string; email: string };
+  billingAddress: Address;
+  currency: Currency;
+  lines: OrderLine[];
+  vatRateBp: number;
+  /** Amounts credited (positive numbers; the document states they are credited). */
+  net: number;
+  vat: number;
+  total: number;
+  reason: RefundReason;
+  /** The PSP's refund id. */
+  refundId: string;
+}
+
+/** `CN-<year>-<sequence, at least 6 digits>`, e.g. `CN-2026-000007`. */
+export function creditNoteNumber(year: number, sequence: number): string {
+  return `CN-${invoiceNumber(year, sequence)}`;
+}
+
+/** Name of a credit note's PDF in the object store (the contracts' builder). */
+export function creditNotePdfName(number: string): string {
+  return OrderingTopology.objectStores.creditNotePdf(number);
+}
+
+/** The credit note cancelling `invoice` in full, given its number and issue time. */
+export function draftCreditNote(
+  invoice: InvoiceDocument,
+  numbering: { year: number; sequence: number },
+  issuedAt: Date,
+  refund: { reason: RefundReason; refundId: string },
+): CreditNoteDocument {
+  return {
+    orderId: invoice.orderId,
+    number: creditNoteNumber(numbering.year, numbering.sequence),
+    year: numbering.year,
+    sequence: numbering.sequence,
+    issuedAt: issuedAt.toISOString(),
+    invoiceNumber: invoice.number,
+    invoiceIssuedAt: invoice.issuedAt,
+    customer: invoice.customer,
+    billingAddress: invoice.billingAddress,
+    currency: invoice.currency,
+    lines: invoice.lines,
+    vatRateBp: invoice.vatRateBp,
+    net: invoice.net,
+    vat: invoice.vat,
+    total: invoice.total,
+    reason: refund.reason,
+    refundId: refund.refundId,
+  };
+}
+
+/** What to do with a `payment.refunded`, given the order's invoice and credit note. */
+export type CreditDecision = 'not_invoiced' | 'already_credited' | 'credit';
+
+export function decideCredit(order: { invoiced: boolean; credited: boolean }): CreditDecision {
+  if (order.credited) return 'already_credited';
+  if (!order.invoiced) return 'not_invoiced';
+  return 'credit';
 }

@@ -93,6 +93,15 @@ export class SqlMailLog {
     });
   }
 
+  /** Whether the mail (key, kind) was claimed (being sent, or sent): a decision to send it exists. */
+  async claimed(key: string, kind: MailKind): Promise<boolean> {
+    const { rows } = await this.store.query('SELECT 1 FROM email_mails WHERE mail_key = $1 AND kind = $2', [
+      key,
+      kind,
+    ]);
+    return rows.length > 0;
+  }
+
   async markSent(key: string, kind: MailKind): Promise<void> {
     await this.store.query(
       "UPDATE email_mails SET status = 'sent', sent_at = $3 WHERE mail_key = $1 AND kind = $2",

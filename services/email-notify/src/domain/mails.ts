@@ -1,4 +1,4 @@
-import { formatMoney, type Currency } from '@orderflow/contracts';
+import { formatMoney, type CancellationReason, type Currency } from '@orderflow/contracts';
 
 /** The mails a customer gets; at most one of each kind per order (per customer for `welcome`). */
 export const MAIL_KINDS = [
@@ -8,6 +8,7 @@ export const MAIL_KINDS = [
   'invoice',
   'courier_assigned',
   'order_cancelled',
+  'credit_note',
 ] as const;
 export type MailKind = (typeof MAIL_KINDS)[number];
 
@@ -29,6 +30,16 @@ export type MailFacts =
       orderId: string;
       reason: string;
       refunded?: { amount: number; currency: Currency };
+    }
+  | {
+      kind: 'credit_note';
+      orderId: string;
+      creditNoteNumber: string;
+      invoiceNumber: string;
+      total: number;
+      currency: Currency;
+      /** The invoice's PDF goes with it: its own mail was not sent (it would have come after the cancellation). */
+      withInvoice: boolean;
     };
 
 /** A composed mail, before transport. */
@@ -47,10 +58,13 @@ export interface Mail {
 export const KIND_HEADER = 'X-Orderflow-Kind';
 export const KEY_HEADER = 'X-Orderflow-Key';
 
-const CANCEL_REASONS: Record<string, string> = {
+const CANCEL_REASONS: Readonly<Record<CancellationReason, string>> = {
   payment_declined: 'your payment was declined',
   delivery_unavailable: 'no courier was available',
   customer_request: 'you asked us to',
+  payment_failed: 'we could not take your payment',
+  invoice_failed: 'we could not issue your invoice',
+  delivery_failed: 'we could not arrange the delivery',
 };
 
 export function keyOf(facts: MailFacts): string {
@@ -88,10 +102,17 @@ export function composeMail(facts: MailFacts, contact: Contact, domain: string):
     case 'order_cancelled':
       subject = `Order ${facts.orderId} cancelled`;
       body =
-        `your order was cancelled because ${CANCEL_REASONS[facts.reason] ?? facts.reason}.` +
+        `your order was cancelled because ${(CANCEL_REASONS as Readonly<Record<string, string>>)[facts.reason] ?? facts.reason}.` +
         (facts.refunded
           ? ` ${formatMoney(facts.refunded.amount, facts.refunded.currency)} will be refunded to your card.`
           : '');
+      break;
+    case 'credit_note':
+      subject = `Credit note ${facts.creditNoteNumber} for order ${facts.orderId}`;
+      body =
+        `please find attached credit note ${facts.creditNoteNumber} over ${formatMoney(facts.total, facts.currency)}: ` +
+        `it cancels invoice ${facts.invoiceNumber} of your cancelled order in full, and the amount is refunded to your card.` +
+        (facts.withInvoice ? ` Invoice ${facts.invoiceNumber} is attached as well, for your records.` : '');
       break;
     default:
       return facts satisfies never;

@@ -1,9 +1,11 @@
-// The Orderflow dashboard: places demo orders through the gateway's JSON API (POST /customers,
-// POST /orders) and follows them live through the server-sent events of GET /status-changes. Every
-// value reaches the DOM as text (textContent, attributes set one by one), never as HTML.
+// The Orderflow dashboard: signs a customer up (POST /customers answers their bearer token), places
+// demo orders as that customer (POST /orders) and follows them live through the server-sent events of
+// GET /status-changes, read with fetch (EventSource cannot send an Authorization header). Every value
+// reaches the DOM as text (textContent, attributes set one by one), never as HTML. The session (the
+// customer and their token) is kept in localStorage: the page's strict CSP runs only its own script.
 
 const STORED_ORDERS = 'orderflow.dashboard.orders';
-const STORED_CUSTOMERS = 'orderflow.dashboard.customers';
+const STORED_SESSION = 'orderflow.dashboard.session';
 const MAX_KEPT = 50;
 const TERMINAL = new Set(['confirmed', 'cancelled']);
 const STATUSES = new Set(['placed', 'paid', 'confirmed', 'cancellation_requested', 'cancelled']);
@@ -24,17 +26,39 @@ function randomToken() {
   );
 }
 
-/** Calls the gateway; resolves with the status and the parsed body (a problem on 4xx/5xx). */
-async function api(method, path, body, headers = {}) {
+/** `{ email, customerId, token }` of the customer this page acts for, or null before the first sign-up. */
+let session = load(STORED_SESSION, null);
+if (session && (typeof session.token !== 'string' || typeof session.customerId !== 'string')) session = null;
+
+const authorization = () => (session ? { authorization: `Bearer ${session.token}` } : {});
+
+/** The session's token was refused (expired, or the system's key changed): the next order signs up again. */
+function sessionExpired() {
+  session = null;
+  localStorage.removeItem(STORED_SESSION);
+  const notice = byId('notice');
+  notice.textContent = 'Your session has expired: the next order signs you up again.';
+  notice.hidden = false;
+  stopLive();
+  setLive('idle', 'place an order to follow it live');
+}
+
+/**
+ * Calls the gateway as the session's customer (`anonymous`: without a token); resolves with the status
+ * and the parsed body (a problem on 4xx/5xx).
+ */
+async function api(method, path, body, headers = {}, anonymous = false) {
   const response = await fetch(path, {
     method,
     headers: {
       accept: 'application/json',
       ...(body !== undefined && { 'content-type': 'application/json' }),
+      ...(!anonymous && authorization()),
       ...headers,
     },
     ...(body !== undefined && { body: JSON.stringify(body) }),
   });
+  if (response.status === 401 && session) sessionExpired();
   const text = await response.text();
   let data = text;
   try {
@@ -56,6 +80,7 @@ function problemOf(answer) {
 
 // ───────────────────────────── storage ─────────────────────────────
 
+// (function declarations: used above, before this section runs)
 function load(key, fallback) {
   try {
     const value = JSON.parse(localStorage.getItem(key) ?? 'null');
@@ -99,14 +124,19 @@ function numberOrText(value) {
   return value.trim() !== '' && Number.isFinite(n) ? n : value;
 }
 
+/** The session's customer for `email`: signs up (and starts following live) when there is none yet. */
 async function customerIdFor(name, email) {
-  const known = load(STORED_CUSTOMERS, {});
-  if (typeof known[email] === 'string') return known[email];
-  const answer = await api('POST', '/customers', { name, email });
+  if (session && session.email === email) return session.customerId;
+  const answer = await api('POST', '/customers', { name, email }, {}, true);
   if (!answer.ok) throw problemOf(answer);
-  known[email] = answer.data.customerId;
-  save(STORED_CUSTOMERS, known);
-  return answer.data.customerId;
+  if (typeof answer.data.token !== 'string')
+    throw { detail: 'the gateway answered no token (it trusts an identity provider)', errors: [] };
+  // Another customer: the orders shown were the previous one's.
+  for (const orderId of [...orders.keys()]) forget(orderId);
+  session = { email, customerId: answer.data.customerId, token: answer.data.token };
+  save(STORED_SESSION, session);
+  connect();
+  return session.customerId;
 }
 
 async function placeOrder(event) {
@@ -203,10 +233,22 @@ function render(orderId) {
   if (typeof v.invoiceNumber === 'string') {
     const link = document.createElement('a');
     link.href = `/orders/${encodeURIComponent(orderId)}/invoice.pdf`;
-    link.target = '_blank';
-    link.rel = 'noopener';
     link.textContent = v.invoiceNumber;
+    // The PDF needs the token: fetched with it, then saved from a blob.
+    link.addEventListener('click', (event) => {
+      event.preventDefault();
+      void downloadInvoice(link.href, `invoice-${String(v.invoiceNumber)}.pdf`);
+    });
     invoice.append(link);
+    if (typeof v.creditNoteNumber === 'string') {
+      // A refunded order's invoice is cancelled by a credit note.
+      const credit = document.createElement('a');
+      credit.href = `/orders/${encodeURIComponent(orderId)}/credit-note.pdf`;
+      credit.target = '_blank';
+      credit.rel = 'noopener';
+      credit.textContent = v.creditNoteNumber;
+      invoice.append(' credited by ', credit);
+    }
   } else {
     invoice.textContent = '—';
   }
@@ -275,6 +317,24 @@ function forget(orderId) {
   byId('empty').hidden = orders.size > 0;
 }
 
+async function downloadInvoice(href, filename) {
+  const notice = byId('notice');
+  try {
+    const response = await fetch(href, { headers: authorization() });
+    if (response.status === 401 && session) sessionExpired();
+    if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+    const url = URL.createObjectURL(await response.blob());
+    const save = document.createElement('a');
+    save.href = url;
+    save.download = filename;
+    save.click();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (error) {
+    notice.textContent = `Invoice: ${String(error instanceof Error ? error.message : error)}`;
+    notice.hidden = false;
+  }
+}
+
 async function cancel(orderId, button) {
   button.disabled = true;
   const notice = byId('notice');
@@ -301,42 +361,89 @@ function setLive(state, text) {
   live.textContent = text;
 }
 
-function connect() {
-  const source = new EventSource('/status-changes');
-  source.addEventListener('open', () => {
+/** The open event stream's controller (one at a time), so a new session can end the old stream. */
+let liveStream;
+
+function stopLive() {
+  liveStream?.abort();
+  liveStream = undefined;
+}
+
+/** One server-sent event block (`event:`, `data:` lines; comments and `retry:` ignored). */
+function onEventBlock(block) {
+  let type = 'message';
+  const data = [];
+  for (const line of block.split('\n')) {
+    if (line.startsWith('event:')) type = line.slice(6).trim();
+    else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+  }
+  if (type !== 'status-changed' || data.length === 0) return;
+  let change;
+  try {
+    change = JSON.parse(data.join('\n'));
+  } catch {
+    return;
+  }
+  const entry = orders.get(change.orderId);
+  if (!entry || (entry.view.version ?? 0) >= change.version) return;
+  // Show the new status at once; the full view (invoice, courier, reason) follows.
+  entry.view = { ...entry.view, status: change.status, version: change.version };
+  render(change.orderId);
+  void refresh(change.orderId);
+}
+
+/** Follows GET /status-changes as the session's customer; reconnects after a drop. */
+async function connect() {
+  stopLive();
+  if (!session) {
+    setLive('idle', 'place an order to follow it live');
+    return;
+  }
+  const controller = new AbortController();
+  liveStream = controller;
+  const again = (ms) => {
+    if (liveStream === controller) setTimeout(() => void connect(), ms);
+  };
+  try {
+    const response = await fetch('/status-changes', {
+      headers: { accept: 'text/event-stream', ...authorization() },
+      cache: 'no-store',
+      signal: controller.signal,
+    });
+    if (response.status === 401) return sessionExpired();
+    if (!response.ok || !response.body) {
+      // The server refused the stream (e.g. 503, or too many streams): try again later.
+      setLive('down', 'live updates unavailable');
+      return again(5_000);
+    }
     setLive('live', 'live');
     // Changes sent while disconnected are gone: load what is still moving.
     for (const [orderId, entry] of orders) if (!TERMINAL.has(entry.view.status)) void refresh(orderId);
-  });
-  source.addEventListener('status-changed', (event) => {
-    let change;
-    try {
-      change = JSON.parse(event.data);
-    } catch {
-      return;
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        onEventBlock(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
     }
-    const entry = orders.get(change.orderId);
-    if (!entry || (entry.view.version ?? 0) >= change.version) return;
-    // Show the new status at once; the full view (invoice, courier, reason) follows.
-    entry.view = { ...entry.view, status: change.status, version: change.version };
-    render(change.orderId);
-    void refresh(change.orderId);
-  });
-  source.addEventListener('error', () => {
-    if (source.readyState === EventSource.CLOSED) {
-      // The server refused the stream (e.g. 503): try again later.
-      setLive('down', 'live updates unavailable');
-      setTimeout(connect, 5_000);
-    } else {
-      setLive('connecting', 'reconnecting…');
-    }
-  });
+  } catch {
+    if (controller.signal.aborted) return;
+  }
+  setLive('connecting', 'reconnecting…');
+  again(2_000);
 }
 
 // ───────────────────────────── start ─────────────────────────────
 
 const email = /** @type {HTMLInputElement} */ (form.elements.namedItem('email'));
-email.value = `ada+${randomToken().slice(0, 8)}@example.com`;
+// The same customer as last time while the session lasts; else a new demo address.
+email.value = session?.email ?? `ada+${randomToken().slice(0, 8)}@example.com`;
 form.addEventListener('submit', (event) => void placeOrder(event));
-for (const orderId of load(STORED_ORDERS, [])) if (typeof orderId === 'string') track(orderId, { orderId });
-connect();
+if (session)
+  for (const orderId of load(STORED_ORDERS, [])) if (typeof orderId === 'string') track(orderId, { orderId });
+void connect();

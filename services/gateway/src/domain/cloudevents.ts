@@ -9,7 +9,7 @@ export interface HistoryEntry {
   readonly subject?: string | undefined;
 }
 
-/** A CloudEvent 1.0 in structured JSON form, plus the event's position in the order's log. */
+/** A CloudEvent 1.0 in structured JSON form, plus the event's position in the order's history. */
 export interface CloudEventJson {
   readonly specversion: '1.0';
   readonly id: string;
@@ -19,7 +19,7 @@ export interface CloudEventJson {
   readonly time: string;
   readonly datacontenttype: 'application/json';
   readonly data: unknown;
-  /** Extension attribute: 1-based position in the order's log. */
+  /** Extension attribute: 1-based position in the order's history (stream order). */
   readonly sequence: number;
 }
 

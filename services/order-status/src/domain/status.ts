@@ -34,9 +34,11 @@ export type Fact =
   | { kind: 'payment_declined'; code: string }
   | { kind: 'payment_refunded'; paymentId: string; refundId: string }
   | { kind: 'invoice_created'; invoiceNumber: string }
+  | { kind: 'credit_note_issued'; creditNoteNumber: string }
   | { kind: 'delivery_assigned'; courierId: string; courierName: string }
   | { kind: 'delivery_unavailable' }
   | { kind: 'delivery_released'; courierId: string }
+  | { kind: 'step_failed'; code: string }
   | { kind: 'cancel_requested'; reason: RefundReason }
   | { kind: 'confirmed'; paymentId: string; invoiceNumber: string; courierId: string }
   | { kind: 'cancelled'; reason: CancellationReason };
@@ -108,6 +110,11 @@ export function factOf(event: OrderingEvent): { orderId: string; fact: Fact } | 
         orderId: event.data.orderId,
         fact: { kind: 'invoice_created', invoiceNumber: event.data.invoiceNumber },
       };
+    case 'credit-note.issued':
+      return {
+        orderId: event.data.orderId,
+        fact: { kind: 'credit_note_issued', creditNoteNumber: event.data.creditNoteNumber },
+      };
     case 'delivery.assigned':
       return {
         orderId: event.data.orderId,
@@ -124,6 +131,10 @@ export function factOf(event: OrderingEvent): { orderId: string; fact: Fact } | 
         orderId: event.data.orderId,
         fact: { kind: 'delivery_released', courierId: event.data.courierId },
       };
+    case 'payment.failed':
+    case 'invoice.failed':
+    case 'delivery.failed':
+      return { orderId: event.data.orderId, fact: { kind: 'step_failed', code: event.data.code } };
     default:
       return event satisfies never;
   }
@@ -153,6 +164,9 @@ function evolve(view: Draft, fact: Exclude<Fact, { kind: 'placed' }>): void {
     case 'invoice_created':
       view.invoiceNumber = fact.invoiceNumber;
       return;
+    case 'credit_note_issued':
+      view.creditNoteNumber = fact.creditNoteNumber;
+      return;
     case 'delivery_assigned':
       view.courier = { courierId: fact.courierId, courierName: fact.courierName, released: false };
       return;
@@ -167,6 +181,9 @@ function evolve(view: Draft, fact: Exclude<Fact, { kind: 'placed' }>): void {
       view.courier = view.courier
         ? { ...view.courier, released: true }
         : { courierId: fact.courierId, released: true };
+      return;
+    case 'step_failed':
+      // order-storage decides: order.cancel-requested or order.cancelled follows with the reason.
       return;
     case 'cancel_requested':
       if (!TERMINAL.has(view.status)) {
@@ -206,6 +223,7 @@ export function project(orderId: string, facts: readonly AppliedFact[]): OrderVi
     shippingAddress: p.shippingAddress,
     payment: null,
     invoiceNumber: null,
+    creditNoteNumber: null,
     courier: null,
     cancellationReason: null,
     placedAt: p.placedAt,

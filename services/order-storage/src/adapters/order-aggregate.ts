@@ -16,7 +16,9 @@ export function orderAggregate(topology: OrderingTopology): Aggregate<OrderState
   if (!stream) throw new Error('the ordering topology declares no stream');
   return {
     ...definition,
-    codec: new EventCodec<OrderEvent>(definition.events, definition.upcasters),
+    codec: new EventCodec<OrderEvent>(definition.events, definition.upcasters, {
+      producer: definition.producer,
+    }),
     subjects: topology.filters.orders,
     subject: (id) => topology.subjects.order(id),
     idOf: (subject) => (subject.startsWith(prefix) ? subject.slice(prefix.length) : subject),

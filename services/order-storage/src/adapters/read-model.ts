@@ -83,6 +83,8 @@ export interface OrderSummary {
   readonly cancellationReason: string | null;
   readonly paymentId: string | null;
   readonly invoiceNumber: string | null;
+  /** The credit note that cancelled the invoice of a refunded order. */
+  readonly creditNoteNumber: string | null;
   readonly courierId: string | null;
   /** Stream sequence of the last order event applied. */
   readonly version: number;
@@ -99,11 +101,12 @@ export async function orderSummary(db: SqlExecutor, orderId: string): Promise<Or
     cancellation_reason: string | null;
     payment_id: string | null;
     invoice_number: string | null;
+    credit_note_number: string | null;
     courier_id: string | null;
     version: number;
   }>(
     `SELECT s.order_id, s.customer_id, s.status, s.currency, s.total, s.cancellation_reason, s.version,
-            f.payment_id, f.invoice_number, f.courier_id
+            f.payment_id, f.invoice_number, f.credit_note_number, f.courier_id
      FROM order_summaries s LEFT JOIN order_facts f ON f.order_id = s.order_id
      WHERE s.order_id = $1`,
     [orderId],
@@ -119,6 +122,7 @@ export async function orderSummary(db: SqlExecutor, orderId: string): Promise<Or
     cancellationReason: row.cancellation_reason,
     paymentId: row.payment_id,
     invoiceNumber: row.invoice_number,
+    creditNoteNumber: row.credit_note_number,
     courierId: row.courier_id,
     version: Number(row.version),
   };

@@ -1,5 +1,7 @@
 import type { Migration, SqlExecutor, SqlStore, SqlTransaction } from '@orderflow/sql';
-import { SqlConstraintError } from '@orderflow/sql';
+import type { OrderFact, OrderFacts } from '../domain/facts.ts';
+
+export type { OrderFact, OrderFacts } from '../domain/facts.ts';
 
 /** The tables of order-storage besides the read model (which the projection manages itself). */
 export const orderStorageMigrations: readonly Migration[] = [
@@ -32,7 +34,43 @@ export const orderStorageMigrations: readonly Migration[] = [
         updated_at timestamptz NOT NULL DEFAULT now()
       );`,
   },
+  {
+    version: 2,
+    // A key is the customer's own. Keys claimed before have no known customer ('') and match no claim:
+    // a retry of such a request after the upgrade places a new order.
+    name: 'idempotency keys scoped per customer',
+    sql: `
+      ALTER TABLE idempotency_keys ADD COLUMN customer_id text NOT NULL DEFAULT '';
+      ALTER TABLE idempotency_keys ALTER COLUMN customer_id DROP DEFAULT;
+      ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_pkey;
+      ALTER TABLE idempotency_keys ADD PRIMARY KEY (customer_id, idempotency_key);`,
+  },
+  {
+    version: 3,
+    name: 'credit note number of an order',
+    sql: 'ALTER TABLE order_facts ADD COLUMN credit_note_number text;',
+  },
+  {
+    version: 4,
+    name: 'payment tokens (kept here, not on the stream)',
+    sql: `
+      CREATE TABLE payment_tokens (
+        order_id text PRIMARY KEY,
+        -- NULL once the payment outcome is recorded: nothing is left to charge with it
+        token text,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );`,
+  },
 ];
+
+/** An idempotency key as the customer who sent it owns it. */
+export interface ScopedKey {
+  readonly customerId: string;
+  readonly key: string;
+}
+
+/** An order's payment token: there, gone (the payment outcome is recorded), or never stored. */
+export type StoredToken = { readonly kind: 'token'; readonly token: string } | { readonly kind: 'gone' };
 
 export interface Customer {
   readonly customerId: string;
@@ -41,34 +79,13 @@ export interface Customer {
   readonly registeredAt: string;
 }
 
-/** What order-storage learned about an order from the services that own those facts. */
-export interface OrderFacts {
-  readonly orderId: string;
-  readonly paymentId: string | null;
-  readonly declined: boolean;
-  readonly refundId: string | null;
-  readonly invoiceNumber: string | null;
-  readonly courierId: string | null;
-  readonly courierReleased: boolean;
-  readonly deliveryUnavailable: boolean;
-}
-
-/** A fact to record; each is set once (recording it again writes the same value). */
-export type OrderFact =
-  | { readonly kind: 'payment'; readonly paymentId: string }
-  | { readonly kind: 'declined' }
-  | { readonly kind: 'refund'; readonly refundId: string }
-  | { readonly kind: 'invoice'; readonly invoiceNumber: string }
-  | { readonly kind: 'courier'; readonly courierId: string }
-  | { readonly kind: 'courier-released' }
-  | { readonly kind: 'delivery-unavailable' };
-
 interface FactsRow extends Record<string, unknown> {
   order_id: string;
   payment_id: string | null;
   declined: boolean;
   refund_id: string | null;
   invoice_number: string | null;
+  credit_note_number: string | null;
   courier_id: string | null;
   courier_released: boolean;
   delivery_unavailable: boolean;
@@ -80,6 +97,7 @@ const toFacts = (row: FactsRow): OrderFacts => ({
   declined: row.declined,
   refundId: row.refund_id,
   invoiceNumber: row.invoice_number,
+  creditNoteNumber: row.credit_note_number,
   courierId: row.courier_id,
   courierReleased: row.courier_released,
   deliveryUnavailable: row.delivery_unavailable,
@@ -95,6 +113,8 @@ function factColumn(fact: OrderFact): [column: string, value: unknown] {
       return ['refund_id', fact.refundId];
     case 'invoice':
       return ['invoice_number', fact.invoiceNumber];
+    case 'credit-note':
+      return ['credit_note_number', fact.creditNoteNumber];
     case 'courier':
       return ['courier_id', fact.courierId];
     case 'courier-released':
@@ -118,18 +138,18 @@ export interface KeyClaim {
 export class OrderStorageDb {
   constructor(readonly store: SqlStore) {}
 
-  /** Inserts a customer in `tx`; `false` when the e-mail is taken (case-insensitive). */
+  /**
+   * Inserts a customer in `tx`; `false` when the e-mail is taken (case-insensitive, the unique index on
+   * `lower(email)`). A taken e-mail is not an error inside the transaction (`ON CONFLICT DO NOTHING`):
+   * a caught unique violation would have aborted it, and its commit failed (25P02).
+   */
   async insertCustomer(tx: SqlTransaction, customer: Customer): Promise<boolean> {
-    try {
-      await tx.query(
-        'INSERT INTO customers (customer_id, email, name, registered_at) VALUES ($1, $2, $3, $4)',
-        [customer.customerId, customer.email, customer.name, customer.registeredAt],
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof SqlConstraintError && error.sqlState === '23505') return false;
-      throw error;
-    }
+    const { rows } = await tx.query<{ customer_id: string }>(
+      `INSERT INTO customers (customer_id, email, name, registered_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT ((lower(email))) DO NOTHING RETURNING customer_id`,
+      [customer.customerId, customer.email, customer.name, customer.registeredAt],
+    );
+    return rows.length === 1;
   }
 
   async customer(customerId: string): Promise<Customer | undefined> {
@@ -151,38 +171,66 @@ export class OrderStorageDb {
   }
 
   /**
-   * Maps `key` to `orderId` unless it is mapped already; returns the mapping that holds. The primary key
-   * makes concurrent claims of one key agree on one order.
+   * Maps the customer's `key` to `orderId` unless it is mapped already; returns the mapping that holds.
+   * The primary key makes concurrent claims of one key agree on one order. Keys of different customers
+   * never meet. The claim that creates the mapping keeps the order's payment token in the same
+   * statement, so an order id never exists without its token.
    */
-  async claimIdempotencyKey(key: string, requestHash: string, orderId: string): Promise<KeyClaim> {
+  async claimIdempotencyKey(
+    scoped: ScopedKey,
+    requestHash: string,
+    orderId: string,
+    paymentToken: string,
+  ): Promise<KeyClaim> {
+    const { customerId, key } = scoped;
     const inserted = await this.store.query<{ order_id: string }>(
-      `INSERT INTO idempotency_keys (idempotency_key, request_hash, order_id) VALUES ($1, $2, $3)
-       ON CONFLICT (idempotency_key) DO NOTHING RETURNING order_id`,
-      [key, requestHash, orderId],
+      `WITH claim AS (
+         INSERT INTO idempotency_keys (customer_id, idempotency_key, request_hash, order_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (customer_id, idempotency_key) DO NOTHING RETURNING order_id
+       ), token AS (
+         INSERT INTO payment_tokens (order_id, token) SELECT order_id, $5 FROM claim
+       )
+       SELECT order_id FROM claim`,
+      [customerId, key, requestHash, orderId, paymentToken],
     );
     if (inserted.rows[0]) return { orderId, requestHash, created: true };
     const { rows } = await this.store.query<{ order_id: string; request_hash: string }>(
-      'SELECT order_id, request_hash FROM idempotency_keys WHERE idempotency_key = $1',
-      [key],
+      'SELECT order_id, request_hash FROM idempotency_keys WHERE customer_id = $1 AND idempotency_key = $2',
+      [customerId, key],
     );
     const row = rows[0];
-    if (!row) throw new Error(`idempotency key ${key} vanished`);
+    if (!row) throw new Error(`idempotency key ${key} of ${customerId} vanished`);
     return { orderId: row.order_id, requestHash: row.request_hash, created: false };
   }
 
   /**
    * Records one fact and returns every fact of the order as they are after it, in one statement: of two
-   * concurrent writers the later one sees the earlier one's fact.
+   * concurrent writers the later one sees the earlier one's fact. A payment outcome (charge or decline)
+   * also forgets the order's payment token in that statement: nothing is left to charge with it.
    */
   async recordFact(orderId: string, fact: OrderFact): Promise<OrderFacts> {
     const [column, value] = factColumn(fact);
+    const outcome = fact.kind === 'payment' || fact.kind === 'declined';
     const { rows } = await this.store.query<FactsRow>(
-      `INSERT INTO order_facts (order_id, ${column}) VALUES ($1, $2)
+      `WITH dropped AS (
+         UPDATE payment_tokens SET token = NULL WHERE order_id = $1 AND $3::boolean AND token IS NOT NULL
+       )
+       INSERT INTO order_facts (order_id, ${column}) VALUES ($1, $2)
        ON CONFLICT (order_id) DO UPDATE SET ${column} = EXCLUDED.${column}, updated_at = now()
        RETURNING *`,
-      [orderId, value],
+      [orderId, value, outcome],
     );
     return toFacts(rows[0] as FactsRow);
+  }
+
+  async token(orderId: string): Promise<StoredToken | undefined> {
+    const { rows } = await this.store.query<{ token: string | null }>(
+      'SELECT token FROM payment_tokens WHERE order_id = $1',
+      [orderId],
+    );
+    const row = rows[0];
+    if (!row) return undefined;
+    return row.token === null ? { kind: 'gone' } : { kind: 'token', token: row.token };
   }
 
   async facts(orderId: string, db: SqlExecutor = this.store): Promise<OrderFacts | undefined> {

@@ -4,17 +4,21 @@ import {
   OrderConfirmed,
   OrderingErrorCode,
   OrderPlaced,
+  OrderPlacedV1,
   priceItems,
+  sourceOf,
   type Address,
   type CancellationReason,
   type Currency,
   type CustomerRef,
   type Money,
   type OrderItem,
+  type OrderLine,
   type OrderStatus,
   type RefundReason,
 } from '@orderflow/contracts';
 import {
+  defineUpcaster,
   DomainError,
   type AggregateDefinition,
   type DecideContext,
@@ -37,6 +41,11 @@ export type OrderEvent = EventOf<
 >;
 
 export const ORDER_EVENT_CONTRACTS = [OrderPlaced, OrderCancelRequested, OrderConfirmed, OrderCancelled];
+
+/** Orders placed before v2 are read without the payment token they carried. */
+export const ORDER_UPCASTERS = [
+  defineUpcaster(OrderPlacedV1, OrderPlaced, ({ payment: _token, ...placed }) => placed),
+];
 
 /** Where an order is in its own log; `new` = no event yet. `paid` is not an order event (see {@link statusOf}). */
 export type OrderLifecycle = 'new' | 'placed' | 'cancellation_requested' | 'confirmed' | 'cancelled';
@@ -61,7 +70,6 @@ export type OrderCommand =
       readonly items: readonly OrderItem[];
       readonly currency: Currency;
       readonly shippingAddress: Address;
-      readonly payment: { readonly token: string };
     }
   /** Payment authorized, invoice created and courier assigned: confirm unless it is being cancelled. */
   | {
@@ -70,14 +78,24 @@ export type OrderCommand =
       readonly invoiceNumber: string;
       readonly courierId: string;
     }
-  /** The customer asks to cancel; refused once a courier is assigned. */
-  | { readonly type: 'request-cancel'; readonly courierAssigned: boolean }
+  /**
+   * The customer asks to cancel; refused once a courier is assigned. With `customerId`, an order of
+   * another customer is not found (checked first: no answer reveals that it exists).
+   */
+  | { readonly type: 'request-cancel'; readonly courierAssigned: boolean; readonly customerId?: string }
   /** No courier could be found (`delivery.unavailable`): the order is cancelled once refunded. */
   | { readonly type: 'report-no-courier' }
   /** The charge was declined (`payment.declined`). */
   | { readonly type: 'record-decline' }
   /** The charge was refunded (`payment.refunded`). */
-  | { readonly type: 'record-refund'; readonly reason: RefundReason; readonly amount: Money };
+  | { readonly type: 'record-refund'; readonly reason: RefundReason; readonly amount: Money }
+  /** The payment step failed permanently and nothing was charged (`payment.failed`). */
+  | { readonly type: 'record-payment-failure' }
+  /**
+   * A step after the charge failed permanently (`invoice.failed`, `delivery.failed`): the order
+   * cannot be confirmed, so it is cancelled once what was charged is refunded.
+   */
+  | { readonly type: 'report-step-failure'; readonly reason: 'invoice_failed' | 'delivery_failed' };
 
 export const initialOrderState = (): OrderState => ({
   status: 'new',
@@ -113,18 +131,31 @@ export function evolve(state: OrderState, event: OrderEvent): OrderState {
 
 const notFound = () => new DomainError(OrderingErrorCode.OrderNotFound, 'no such order');
 
+/**
+ * The lines and total of an order, or the rule it breaks: a total above the limit
+ * (`ORDER_REJECTED`), or a total of 0 (`ORDER_TOTAL_ZERO`: charging nothing is not a sale, and the
+ * PSP refuses it). Free items are fine in an order that costs something.
+ */
+export function priceOrder(items: readonly OrderItem[]): { lines: OrderLine[]; total: number } {
+  let priced;
+  try {
+    priced = priceItems(items);
+  } catch (error) {
+    throw new DomainError(OrderingErrorCode.Rejected, (error as Error).message, { cause: error });
+  }
+  if (priced.total === 0) {
+    throw new DomainError(OrderingErrorCode.ZeroTotal, 'the order total is 0: there is nothing to sell');
+  }
+  return priced;
+}
+
 export function decide(command: OrderCommand, state: OrderState, context: DecideContext): OrderEvent[] {
   const now = context.now.toISOString();
   if (command.type !== 'place' && state.status === 'new') throw notFound();
   switch (command.type) {
     case 'place': {
       if (state.status !== 'new') return [];
-      let priced;
-      try {
-        priced = priceItems(command.items);
-      } catch (error) {
-        throw new DomainError(OrderingErrorCode.Rejected, (error as Error).message, { cause: error });
-      }
+      const priced = priceOrder(command.items);
       return [
         {
           type: 'order.placed',
@@ -135,7 +166,6 @@ export function decide(command: OrderCommand, state: OrderState, context: Decide
             currency: command.currency,
             total: priced.total,
             shippingAddress: command.shippingAddress,
-            payment: { token: command.payment.token },
             placedAt: now,
           },
         },
@@ -157,6 +187,7 @@ export function decide(command: OrderCommand, state: OrderState, context: Decide
         },
       ];
     case 'request-cancel':
+      if (command.customerId !== undefined && command.customerId !== state.customerId) throw notFound();
       switch (state.status) {
         case 'confirmed':
           throw new DomainError(
@@ -187,6 +218,14 @@ export function decide(command: OrderCommand, state: OrderState, context: Decide
       return state.status === 'placed' || state.status === 'cancellation_requested'
         ? [cancelled(state, command.reason, now, command.amount)]
         : [];
+    case 'record-payment-failure':
+      // Nothing was charged: cancel now, as for a decline.
+      return state.status === 'placed' || state.status === 'cancellation_requested'
+        ? [cancelled(state, 'payment_failed', now)]
+        : [];
+    case 'report-step-failure':
+      // Also with a courier assigned: without its invoice or courier the order cannot be confirmed.
+      return state.status === 'placed' ? [cancelRequested(state, command.reason, now)] : [];
     default:
       return command satisfies never;
   }
@@ -231,6 +270,9 @@ export function orderDefinition(
     stream,
     subjectPrefix,
     events: ORDER_EVENT_CONTRACTS,
+    upcasters: ORDER_UPCASTERS,
+    // Only order-storage appends to `orders.<id>`: anything else there is not the order's.
+    producer: sourceOf('order-storage'),
     snapshotVersion: 1,
     initialState: initialOrderState,
     evolve,

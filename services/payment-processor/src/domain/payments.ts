@@ -52,14 +52,14 @@ export const paymentKeys = {
   refund: (orderId: string) => `refund-${orderId}`,
 };
 
-/** Given an order, the charge to ask the PSP for. */
-export function chargeFor(order: PayloadOf<typeof OrderPlaced>): ChargeRequest {
+/** Given an order and its payment token (which is not part of the order event), the charge to ask the PSP for. */
+export function chargeFor(order: PayloadOf<typeof OrderPlaced>, token: string): ChargeRequest {
   return {
     idempotencyKey: paymentKeys.charge(order.orderId),
     reference: order.orderId,
     amount: order.total,
     currency: order.currency,
-    token: order.payment.token,
+    token,
   };
 }
 

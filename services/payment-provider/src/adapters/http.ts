@@ -16,7 +16,10 @@ export interface HttpRequest {
 
 export interface HttpReply {
   status: number;
+  /** Sent as JSON. */
   body?: unknown;
+  /** Sent as it is (instead of `body`), e.g. the Prometheus text format. */
+  text?: string;
   headers?: Record<string, string>;
 }
 
@@ -62,7 +65,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
 }
 
 function send(res: ServerResponse, reply: HttpReply): void {
-  const body = reply.body === undefined ? '' : JSON.stringify(reply.body);
+  const body = reply.text ?? (reply.body === undefined ? '' : JSON.stringify(reply.body));
   res.writeHead(reply.status, {
     ...(body && { 'content-type': 'application/json' }),
     ...reply.headers,
@@ -70,13 +73,25 @@ function send(res: ServerResponse, reply: HttpReply): void {
   res.end(body);
 }
 
+/** Told of every answered request: its method, route pattern (`unmatched` for none) and status. */
+export type RequestObserver = (method: string, route: string, status: number) => void;
+
 /** A JSON HTTP server over node's `http`: routes, JSON bodies, one error mapping. */
-export function jsonServer(routes: readonly Route[], onError: (error: unknown) => HttpReply): Server {
+export function jsonServer(
+  routes: readonly Route[],
+  onError: (error: unknown) => HttpReply,
+  observe?: RequestObserver,
+): Server {
   const compiled = routes.map((route) => ({ ...route, match: compile(route.path) }));
   return createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     let params: Record<string, string> | undefined;
     const route = compiled.find((r) => r.method === req.method && (params = r.match(url.pathname)));
+    if (observe) {
+      const method = req.method ?? 'GET';
+      const pattern = route && params ? route.path : 'unmatched';
+      res.once('finish', () => observe(method, pattern, res.statusCode));
+    }
     if (!route || !params) {
       const known = compiled.some((r) => r.match(url.pathname));
       send(res, {

@@ -30,6 +30,8 @@ export const TestToken = {
   InsufficientFunds: 'tok_insufficient_funds',
   /** Never answers within a client's timeout; nothing is charged. */
   Timeout: 'tok_timeout',
+  /** Refused as an invalid request (400 `invalid_request`, "no such token"); nothing is recorded. */
+  Invalid: 'tok_invalid',
 } as const;
 
 export interface ChargeEntry {
@@ -96,6 +98,7 @@ export function parseChargeRequest(
   if (typeof b.currency !== 'string' || !/^[A-Z]{3}$/.test(b.currency))
     issues.push('currency must be ISO 4217');
   if (!isText(b.token) || !b.token.startsWith('tok_')) issues.push('token must be a card token (tok_…)');
+  else if (b.token === TestToken.Invalid) issues.push(`no such token: ${TestToken.Invalid}`);
   if (!isText(b.reference)) issues.push('reference is required');
   if (issues.length > 0) return { ok: false, issues };
   return {

@@ -1,13 +1,32 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Counter, type Registry } from 'prom-client';
 import type { Mailbox, StoredMessage } from '../domain/mailbox.ts';
+
+/** The route pattern of a path (the metrics' `route` label: bounded, never the raw path). */
+function routeOf(parts: readonly string[]): string {
+  if (parts.length === 1 && (parts[0] === 'healthz' || parts[0] === 'metrics')) return `/${parts[0]}`;
+  if (parts[0] !== 'messages') return 'unmatched';
+  if (parts.length === 1) return '/messages';
+  if (parts.length === 2) return '/messages/:id';
+  if (parts.length === 4 && parts[2] === 'attachments') return '/messages/:id/attachments/:index';
+  return 'unmatched';
+}
 
 /** The mailbox over HTTP. Messages are listed without attachment contents (sizes and types only). */
 export async function startHttp(options: {
   port: number;
   host: string;
   mailbox: Mailbox;
+  /** Served on `GET /metrics` (Prometheus); each answered request is counted in it by route. */
+  metrics: Registry;
 }): Promise<{ port: number; stop(): Promise<void> }> {
+  const requests = new Counter({
+    name: 'http_server_requests_total',
+    help: 'HTTP requests answered, by method, route pattern and status code',
+    labelNames: ['method', 'route', 'status'],
+    registers: [options.metrics],
+  });
   const { mailbox } = options;
   const summary = (m: StoredMessage) => ({
     ...m,
@@ -26,7 +45,18 @@ export async function startHttp(options: {
       );
     };
     const parts = url.pathname.split('/').filter(Boolean);
+    const route = routeOf(parts);
+    res.once('finish', () =>
+      requests.inc({ method: req.method ?? 'GET', route, status: String(res.statusCode) }),
+    );
     if (url.pathname === '/healthz' && req.method === 'GET') return send(200, { status: 'ok' });
+    if (url.pathname === '/metrics' && req.method === 'GET') {
+      options.metrics.metrics().then(
+        (text) => send(200, text, options.metrics.contentType),
+        (error: unknown) => send(500, { error: { code: 'internal', message: String(error) } }),
+      );
+      return;
+    }
     if (parts[0] !== 'messages') return send(404, { error: { code: 'not_found', message: url.pathname } });
     if (parts.length === 1 && req.method === 'GET') {
       const to = url.searchParams.get('to') ?? undefined;

@@ -1,0 +1,228 @@
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { OrderingTopology, type OrderingTopology as Topology } from '@orderflow/contracts';
+import { DeadLetters, decodeEnvelope } from '@orderflow/messaging';
+
+/** Where a command writes its lines (stdout in the CLI, an array in tests). */
+export type Say = (line: string) => void;
+
+interface SrvStats {
+  name: string;
+  id: string;
+  version: string;
+  started?: string;
+  endpoints?: {
+    name: string;
+    subject: string;
+    queue_group?: string;
+    num_requests: number;
+    num_errors: number;
+    average_processing_time: number;
+  }[];
+}
+
+/**
+ * `orderflow services`: every process answering NATS service discovery (`$SRV.STATS`), one line per
+ * instance with its uptime, then its endpoints with requests, errors and mean processing time.
+ * Returns the instances found.
+ */
+export async function services(
+  nc: NatsConnection,
+  say: Say,
+  options: { waitMs?: number } = {},
+): Promise<SrvStats[]> {
+  const replies = await nc.requestMany('$SRV.STATS', '', {
+    strategy: 'timer',
+    maxWait: options.waitMs ?? 1_000,
+  });
+  const found: SrvStats[] = [];
+  for await (const msg of replies) {
+    try {
+      found.push(msg.json<SrvStats>());
+    } catch {
+      // not a micro service reply
+    }
+  }
+  found.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+  if (found.length === 0) {
+    say('no services answered $SRV.STATS');
+    return found;
+  }
+  say(`${'service'.padEnd(20)} ${'id'.padEnd(24)} ${'version'.padEnd(8)} up`);
+  for (const s of found) {
+    const up = s.started ? formatDuration(Date.now() - Date.parse(s.started)) : '?';
+    say(`${s.name.padEnd(20)} ${s.id.padEnd(24)} ${s.version.padEnd(8)} ${up}`);
+    for (const e of s.endpoints ?? []) {
+      const mean = (e.average_processing_time / 1e6).toFixed(2);
+      say(
+        `    ${e.name.padEnd(22)} ${e.subject.padEnd(36)} requests ${e.num_requests}  errors ${e.num_errors}  mean ${mean} ms`,
+      );
+    }
+  }
+  say(`${found.length} instance(s) of ${new Set(found.map((s) => s.name)).size} service(s)`);
+  return found;
+}
+
+/** `orderflow streams`: every stream with its messages, bytes, subjects, consumers and replicas. */
+export async function streams(nc: NatsConnection, say: Say): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  const list = await jsm.streams.list().next();
+  if (list.length === 0) {
+    say('no streams');
+    return 0;
+  }
+  say(
+    `${'stream'.padEnd(24)} ${'messages'.padStart(10)} ${'bytes'.padStart(12)} ${'consumers'.padStart(9)}  replicas  subjects`,
+  );
+  for (const s of list.sort((a, b) => a.config.name.localeCompare(b.config.name))) {
+    say(
+      `${s.config.name.padEnd(24)} ${String(s.state.messages).padStart(10)} ${formatBytes(s.state.bytes).padStart(12)} ` +
+        `${String(s.state.consumer_count).padStart(9)}  ${String(s.config.num_replicas).padStart(8)}  ${(s.config.subjects ?? []).join(' ')}`,
+    );
+  }
+  return list.length;
+}
+
+/** One durable's position, as `consumers` prints it. */
+export interface ConsumerRow {
+  stream: string;
+  name: string;
+  /** Messages of its filter not yet delivered (`num_pending`): the lag. */
+  pending: number;
+  /** Delivered, not yet acknowledged. */
+  ackPending: number;
+  redelivered: number;
+  /** Stream sequence of the last message delivered. */
+  delivered: number;
+  /** Stream's last sequence minus the consumer's acknowledged floor: how far behind the stream it is. */
+  lag: number;
+}
+
+/** `orderflow consumers [--stream S]`: every durable with pending (lag), ack-pending and redelivered. */
+export async function consumers(
+  nc: NatsConnection,
+  say: Say,
+  options: { stream?: string } = {},
+): Promise<ConsumerRow[]> {
+  const jsm = await jetstreamManager(nc);
+  const names = options.stream
+    ? [options.stream]
+    : (await jsm.streams.list().next()).map((s) => s.config.name).sort();
+  const rows: ConsumerRow[] = [];
+  for (const stream of names) {
+    const last = (await jsm.streams.info(stream)).state.last_seq;
+    for (const c of await jsm.consumers.list(stream).next()) {
+      rows.push({
+        stream,
+        name: c.name,
+        pending: c.num_pending,
+        ackPending: c.num_ack_pending,
+        redelivered: c.num_redelivered,
+        delivered: c.delivered.stream_seq,
+        lag: Math.max(0, last - c.ack_floor.stream_seq),
+      });
+    }
+  }
+  rows.sort((a, b) => a.stream.localeCompare(b.stream) || a.name.localeCompare(b.name));
+  if (rows.length === 0) {
+    say('no consumers');
+    return rows;
+  }
+  say(
+    `${'stream'.padEnd(14)} ${'consumer'.padEnd(40)} ${'pending'.padStart(8)} ${'ack-pending'.padStart(11)} ${'redelivered'.padStart(11)} ${'lag'.padStart(8)}`,
+  );
+  for (const r of rows)
+    say(
+      `${r.stream.padEnd(14)} ${r.name.padEnd(40)} ${String(r.pending).padStart(8)} ${String(r.ackPending).padStart(11)} ` +
+        `${String(r.redelivered).padStart(11)} ${String(r.lag).padStart(8)}`,
+    );
+  return rows;
+}
+
+/** One step of an order's timeline. */
+export interface TimelineEntry {
+  seq: number;
+  time: string;
+  type: string;
+  source: string;
+  traceId: string | undefined;
+}
+
+/**
+ * `orderflow trace <orderId>`: the order's timeline across services, from the event log (every
+ * subject of the ORDERING stream about that id, in stream order: who did what when), with the trace
+ * id of each step (look it up in your tracing backend), then the order's dead letters, if any.
+ */
+export async function traceOrder(
+  nc: NatsConnection,
+  orderId: string,
+  say: Say,
+  topology: Topology = OrderingTopology,
+): Promise<TimelineEntry[]> {
+  const jsm: JetStreamManager = await jetstreamManager(nc);
+  const js = jetstream(nc);
+  // One subject per producer is about the order (nats-server 2.9 has no multi-filter consumers):
+  // an ordered read of each, merged by stream sequence. The builders check the id is one token.
+  const subjects = [
+    topology.subjects.order(orderId),
+    topology.subjects.payment(orderId),
+    topology.subjects.invoice(orderId),
+    topology.subjects.delivery(orderId),
+  ];
+  const entries: TimelineEntry[] = [];
+  for (const subject of subjects) {
+    const consumer = await js.consumers.get(topology.stream, { filter_subjects: subject });
+    try {
+      const pending = (await consumer.info(true)).num_pending;
+      if (pending === 0) continue;
+      const messages = await consumer.fetch({ max_messages: pending, expires: 5_000 });
+      for await (const msg of messages) {
+        const envelope = decodeEnvelope(msg.headers, msg.data);
+        entries.push({
+          seq: msg.seq,
+          time: envelope.time,
+          type: envelope.type,
+          source: envelope.source.replace(/^orderflow\//, ''),
+          traceId: envelope.traceparent?.split('-')[1],
+        });
+        if (msg.info.pending === 0) break;
+      }
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
+  }
+  entries.sort((a, b) => a.seq - b.seq);
+  if (entries.length === 0) {
+    say(`no events about ${orderId} in ${topology.stream}`);
+  } else {
+    const start = Date.parse(entries[0]!.time);
+    say(`order ${orderId}: ${entries.length} event(s)`);
+    for (const e of entries) {
+      const offset = `+${((Date.parse(e.time) - start) / 1000).toFixed(3)}s`.padStart(10);
+      say(
+        `${String(e.seq).padStart(8)}  ${e.time}  ${offset}  ${e.source.padEnd(18)} ${e.type.padEnd(28)} trace ${e.traceId ?? '-'}`,
+      );
+    }
+    const traces = new Set(entries.map((e) => e.traceId).filter(Boolean));
+    say(`trace id(s): ${[...traces].join(' ')}`);
+  }
+  const letters = await new DeadLetters(js, jsm).list({ limit: 10_000 }).catch(() => []);
+  for (const letter of letters.filter((l) => l.headers['ce-subject'] === orderId))
+    say(
+      `dead letter ${letter.seq}: ${letter.headers['ce-type'] ?? '?'} at ${letter.consumer}: ${letter.code} ${letter.reason}`,
+    );
+  return entries;
+}
+
+function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`;
+  return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+}
