@@ -64,11 +64,20 @@ test('an endpoint is subscribed only by its server, only in its queue group; the
     assert.equal(subscribers.length, 1, `${endpoint.subject}: ${subscribers.join('; ')}`);
     assert.match(subscribers[0]!, / q$/);
   }
+  // Every endpoint but the payment token's, which only payment-processor may ask for.
+  const { getPaymentToken } = OrderingTopology.endpoints;
   assert.deepEqual(
     allow('gateway', 'publish').filter((s) => !s.startsWith('$JS.API.')),
     Object.values(OrderingTopology.endpoints)
+      .filter((e) => e !== getPaymentToken)
       .map((e) => e.subject)
       .sort(),
+  );
+  assert.deepEqual(
+    [...permissions]
+      .filter(([, p]) => p.publish.allow.includes(getPaymentToken.subject))
+      .map(([name]) => name),
+    ['payment-processor'],
   );
 });
 

@@ -107,7 +107,10 @@ export function orderingBusIdentities(
   };
   const serves = (...endpoints: { subject: string }[]) =>
     endpoints.map((endpoint) => ({ subject: endpoint.subject, queue: ENDPOINT_QUEUE }));
-  const everyEndpoint = Object.values(e).map((endpoint) => endpoint.subject);
+  // The payment token is payment-processor's to ask for, no one else's (not the gateway's).
+  const edgeEndpoints = Object.values(e)
+    .filter((endpoint) => endpoint !== e.getPaymentToken)
+    .map((endpoint) => endpoint.subject);
   const operator: BusIdentity = {
     name: 'operator',
     description:
@@ -117,7 +120,8 @@ export function orderingBusIdentities(
     requests: ['$SRV.>'],
     listens: [topology.notifications.statusChangedAll],
     streamInfo: [dlq],
-    messageGets: [dlq],
+    // The order log too: `orderflow trace` reads an order's events with message gets.
+    messageGets: [dlq, topology.stream],
     messageDeletes: [dlq],
   };
 
@@ -125,12 +129,19 @@ export function orderingBusIdentities(
     service('gateway', 'HTTP edge: requests only; reads invoice PDFs; follows status changes', {
       publishes: [],
       streamInfo: [],
-      requests: everyEndpoint,
+      requests: edgeEndpoints,
       listens: [topology.notifications.statusChangedAll],
       objectStores: [{ bucket: topology.objectStores.invoices, write: false }],
     }),
     service('order-storage', 'Order aggregate (`orders.*`), customers (`customers.*`), read model', {
-      serves: serves(e.registerCustomer, e.placeOrder, e.cancelOrder, e.getOrderHistory),
+      serves: serves(
+        e.registerCustomer,
+        e.getCustomer,
+        e.placeOrder,
+        e.cancelOrder,
+        e.getOrderHistory,
+        e.getPaymentToken,
+      ),
       orderedReads: [{ stream: topology.stream, filter: topology.filters.orders }],
       messageGets: [topology.stream],
     }),
@@ -139,11 +150,15 @@ export function orderingBusIdentities(
       broadcasts: [topology.notifications.statusChangedAll],
       kv: [{ bucket: topology.kv.orderStatus, write: true }],
     }),
-    service('payment-processor', 'charges and refunds (`payments.*`)', {}),
-    service('create-invoice', 'invoices (`invoices.*`) and their PDFs', {
+    service('payment-processor', 'charges and refunds (`payments.*`); asks order-storage for the PSP token', {
+      requests: [e.getPaymentToken.subject],
+      messageGets: [topology.stream],
+    }),
+    service('create-invoice', 'invoices and credit notes (`invoices.*`) and their PDFs', {
+      messageGets: [topology.stream],
       objectStores: [{ bucket: topology.objectStores.invoices, write: true }],
     }),
-    service('assign-delivery', 'couriers (`deliveries.*`)', {}),
+    service('assign-delivery', 'couriers (`deliveries.*`)', { messageGets: [topology.stream] }),
     service('email-notify', 'mails; reads invoice PDFs', {
       objectStores: [{ bucket: topology.objectStores.invoices, write: false }],
     }),
