@@ -23,6 +23,11 @@ const benchmarks: Record<string, { files: string[]; about: string }> = {
     files: ['eventstore.bench.ts', 'inbox-outbox.bench.ts'],
     about: 'event store append/load, then the SQL inbox and outbox relay',
   },
+  peers: {
+    files: ['peers.bench.ts'],
+    about:
+      'request-reply and durable events: the toolkit vs Moleculer and NestJS microservices (bench/peers/)',
+  },
   orders: {
     files: ['orders.bench.ts'],
     about: 'the whole system: closed-loop orders through the HTTP API, CPU/NATS/RSS per process',

@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { headers as natsHeaders } from '@nats-io/nats-core';
-import { OrderConfirmed, orderingTopology, OrderingTopology, PaymentAuthorized } from '@orderflow/contracts';
+import {
+  OrderConfirmed,
+  orderingTopology,
+  OrderingTopology,
+  OwnerPublisher,
+  PaymentAuthorized,
+  sourceOf,
+} from '@orderflow/contracts';
 import { on, runService, type RunningService } from '@orderflow/messaging';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
@@ -71,31 +78,33 @@ test('services lists the instance and its endpoints from $SRV.STATS', async () =
 
 test('trace prints the order timeline with its trace ids; streams and consumers show positions', async () => {
   const { transport } = service;
+  const owners = new OwnerPublisher(service.nc); // each event as its producing service publishes it
   const now = new Date().toISOString();
-  await transport.publish(
+  await owners.publish(
     PaymentAuthorized,
     { orderId, paymentId: 'ch_1', amount: { amount: 100, currency: 'EUR' }, authorizedAt: now },
     { subject: topology.subjects.payment(orderId), about: orderId },
   );
-  await transport.publish(
+  await owners.publish(
     OrderConfirmed,
     { orderId, paymentId: 'ch_1', invoiceNumber: '2026-000001', courierId: 'c1', confirmedAt: now },
     { subject: topology.subjects.order(orderId), about: orderId },
   );
   // Another order's event stays out of this order's timeline.
-  await transport.publish(
+  await owners.publish(
     PaymentAuthorized,
     { orderId: 'o-other', paymentId: 'ch_2', amount: { amount: 5, currency: 'EUR' }, authorizedAt: now },
     { subject: topology.subjects.payment('o-other'), about: 'o-other' },
   );
   await waitFor(() => handled === 2);
-  // A payment event the consumer cannot decode: dead-lettered, and shown in the order's trace.
+  await owners.close();
+  // A payment event (from its owner) the consumer cannot decode: dead-lettered, and shown in the order's trace.
   const h = natsHeaders();
   for (const [k, v] of Object.entries({
     'ce-specversion': '1.0',
     'ce-id': 'bad',
     'ce-type': PaymentAuthorized.type,
-    'ce-source': 'foreign',
+    'ce-source': sourceOf('payment-processor'),
     'ce-subject': orderId,
   }))
     h.set(k, v);
@@ -114,7 +123,7 @@ test('trace prints the order timeline with its trace ids; streams and consumers 
   );
   assert.equal(entries[2]?.traceId, undefined, 'the foreign message carried none');
   assert.ok(
-    trace.lines.some((l) => l.includes('inspect-test') && l.includes(OrderConfirmed.type)),
+    trace.lines.some((l) => l.includes('order-storage') && l.includes(OrderConfirmed.type)),
     trace.lines.join('\n'),
   );
   assert.ok(

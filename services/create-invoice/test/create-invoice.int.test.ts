@@ -276,7 +276,7 @@ for (const dialect of ['postgres', 'pglite'] as const) {
           data: PayloadOf<C>,
           subject: string,
         ) => {
-          await s.client.publish(contract, data, { subject, about: data.orderId });
+          await s.owners.publish(contract, data, { subject, about: data.orderId });
         };
         const invoiced = Array.from({ length: 6 }, () => randomUUID());
         const credited = invoiced.slice(0, 4);
@@ -393,7 +393,7 @@ for (const dialect of ['postgres', 'pglite'] as const) {
         assert.equal(issued.kind, 'issued');
         assert.deepEqual(await s.eventsOn(t.subjects.invoice(orderId)), []);
 
-        await s.client.publish(PaymentRefunded, refunded(orderId, 'customer_request'), {
+        await s.owners.publish(PaymentRefunded, refunded(orderId, 'customer_request'), {
           subject: t.subjects.payment(orderId),
           about: orderId,
         });

@@ -485,7 +485,7 @@ describe('reacting to the flow', () => {
         'order.cancelled.v1',
         'credit-note.issued.v1',
       ]);
-      assert.equal(history.at(-1)?.source, 'orderflow/test');
+      assert.equal(history.at(-1)?.source, 'orderflow/create-invoice');
       assert.deepEqual((history.at(-2)?.data as { refunded: unknown }).refunded, {
         amount: 2500,
         currency: 'EUR',
