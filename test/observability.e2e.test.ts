@@ -11,7 +11,7 @@ import {
   type OtlpReceiver,
   type ReceivedSpan,
 } from '@orderflow/testing';
-import { OrderingTopology } from '@orderflow/contracts';
+import { OrderingTopology, OrderPlaced } from '@orderflow/contracts';
 import { SERVICES } from '../cli/system.ts';
 import {
   placeOrder,
@@ -143,13 +143,13 @@ describe('observability of the running system', { timeout: 300_000 }, () => {
         s.service === 'order-storage' && s.kind === OtlpSpanKind.Server && s.parentSpanId === client.spanId,
     );
     assert.ok(server, 'order-storage answered in a SERVER span');
-    const placed = spans.find((s) => s.kind === OtlpSpanKind.Producer && s.name === 'send order.placed.v1');
+    const placed = spans.find((s) => s.kind === OtlpSpanKind.Producer && s.name === `send ${OrderPlaced.type}`);
     assert.ok(placed, 'order.placed was sent in a PRODUCER span');
     assert.equal(placed.service, 'order-storage');
     assert.equal(placed.attributes['messaging.operation.type'], 'send');
     assert.equal(placed.attributes['cloudevents.event_subject'], order.orderId);
     const charged = spans.find(
-      (s) => s.service === 'payment-processor' && s.name === 'process order.placed.v1',
+      (s) => s.service === 'payment-processor' && s.name === `process ${OrderPlaced.type}`,
     );
     assert.ok(charged, 'payment-processor handled order.placed in the same trace');
     assert.equal(charged.parentSpanId, placed.spanId);
