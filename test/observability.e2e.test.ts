@@ -143,7 +143,9 @@ describe('observability of the running system', { timeout: 300_000 }, () => {
         s.service === 'order-storage' && s.kind === OtlpSpanKind.Server && s.parentSpanId === client.spanId,
     );
     assert.ok(server, 'order-storage answered in a SERVER span');
-    const placed = spans.find((s) => s.kind === OtlpSpanKind.Producer && s.name === `send ${OrderPlaced.type}`);
+    const placed = spans.find(
+      (s) => s.kind === OtlpSpanKind.Producer && s.name === `send ${OrderPlaced.type}`,
+    );
     assert.ok(placed, 'order.placed was sent in a PRODUCER span');
     assert.equal(placed.service, 'order-storage');
     assert.equal(placed.attributes['messaging.operation.type'], 'send');
