@@ -105,7 +105,16 @@ describe('observability of the running system', { timeout: 300_000 }, () => {
     );
     assert.deepEqual([...services].sort(), [...SERVICES].sort());
 
-    const spans = inTrace();
+    // Seven processes export in batches of their own, so a consumer's span may arrive before the
+    // producer span it is a child of: judge the trace once every parent has arrived (or after 20 s,
+    // when the loop below names the first span whose parent never came).
+    const whole = (all: ReceivedSpan[]) => {
+      const ids = new Set(all.map((s) => s.spanId));
+      return all.every((s) => s === root || ids.has(s.parentSpanId));
+    };
+    const spans = await waitFor(() => (whole(inTrace()) ? inTrace() : undefined), {
+      timeoutMs: 20_000,
+    }).catch(() => inTrace());
     const byId = new Map(spans.map((s) => [s.spanId, s]));
     for (const span of spans) {
       if (span === root) continue;
