@@ -1,4 +1,13 @@
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import {
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Objm } from '@nats-io/obj';
@@ -39,6 +48,21 @@ async function protect(
 }
 
 /**
+ * Creates a bucket's stream with its protection in one step when it does not exist yet. Created and
+ * then updated to deny deletes, the stream made a restarted nats-server 2.9.10 cluster node replay the
+ * create after the update ("can not cancel deny message deletes") and crash; one create has nothing
+ * to replay out of order. An existing stream is left to `protect`.
+ */
+async function createProtected(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {
+  try {
+    await jsm.streams.info(config.name);
+  } catch (error) {
+    if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) throw error;
+    await jsm.streams.add(config);
+  }
+}
+
+/**
  * Creates (or updates to match) the streams, the status KV bucket and the invoice object store.
  * Idempotent. The event log denies delete and purge; the dead letters deny purge (a redrive or a
  * discard deletes one letter, and only the operator may); the KV bucket denies delete, purge and
@@ -53,6 +77,21 @@ export async function provisionOrdering(
   const replicas = options.replicas ?? 1;
   const jsm = await jetstreamManager(nc);
   for (const stream of orderingStreams(topology, replicas)) await ensureStream(jsm, stream);
+  const kv = topology.kv.orderStatus;
+  await createProtected(jsm, {
+    name: BucketSubjects.kvStream(kv),
+    subjects: [`$KV.${kv}.>`],
+    retention: RetentionPolicy.Limits,
+    max_msgs_per_subject: 1,
+    storage: StorageType.File,
+    discard: DiscardPolicy.New,
+    allow_direct: true,
+    num_replicas: replicas,
+    allow_rollup_hdrs: false,
+    deny_delete: true,
+    deny_purge: true,
+    description: 'order-status: the view of each order (key = order id)',
+  });
   await new Kvm(nc).create(topology.kv.orderStatus, {
     history: 1,
     replicas,
@@ -63,6 +102,19 @@ export async function provisionOrdering(
     allow_rollup_hdrs: false,
     deny_delete: true,
     deny_purge: true,
+  });
+  const invoices = topology.objectStores.invoices;
+  await createProtected(jsm, {
+    name: BucketSubjects.objectStream(invoices),
+    subjects: [`$O.${invoices}.C.>`, `$O.${invoices}.M.>`],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.New,
+    allow_direct: true,
+    allow_rollup_hdrs: true,
+    num_replicas: replicas,
+    deny_delete: true,
+    description: 'create-invoice: invoice PDFs',
   });
   await new Objm(nc).create(topology.objectStores.invoices, {
     replicas,
