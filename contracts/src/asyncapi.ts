@@ -2,6 +2,7 @@ import type { MessageContract } from '@orderflow/messaging';
 import { DeadLetterHeader, Header } from '@orderflow/messaging';
 import { EventCatalog } from './catalog.ts';
 import {
+  EVENT_PRODUCERS,
   EVENT_SOURCES,
   ORDERING_SERVICES,
   OrderingTopology,
@@ -123,31 +124,32 @@ export function asyncApiDocument(topology: OrderingTopology, options: { version?
   // Stored events: one channel per source subject of the ORDERING stream.
   const sourceChannel = (source: EventSource): string => `events-${source}`;
   for (const source of EVENT_SOURCES) {
-    const entry = EventCatalog.sources[source];
+    const key = EventCatalog.subjectKeys[source];
+    const { service: producer, events } = EVENT_PRODUCERS[source];
     const wildcard = topology.filters[source];
     const channelMessages: Json = {};
-    for (const event of entry.events) {
+    for (const event of events) {
       channelMessages[messageId(event)] = addMessage(event, cloudEventHeaders(event.type), {
         correlationId: { location: `$message.header#/${Header.CorrelationId}` },
       });
     }
     channels[sourceChannel(source)] = {
-      address: wildcard.replace(/\*$/, `{${entry.key}}`),
+      address: wildcard.replace(/\*$/, `{${key}}`),
       title: `${source} events`,
-      description: `Events of ${source}, one subject per ${entry.key}, stored in the ${topology.stream} stream; published by ${entry.producer}.`,
-      parameters: { [entry.key]: { description: `The ${entry.key} (ce-subject) the events are about` } },
+      description: `Events of ${source}, one subject per ${key}, stored in the ${topology.stream} stream; published by ${producer}.`,
+      parameters: { [key]: { description: `The ${key} (ce-subject) the events are about` } },
       messages: channelMessages,
       'x-jetstream': { stream: topology.stream },
     };
-    operations[`${entry.producer}.publish.${source}`] = {
+    operations[`${producer}.publish.${source}`] = {
       action: 'send',
       channel: ref(`channels/${sourceChannel(source)}`),
-      title: `${entry.producer} publishes ${source} events`,
+      title: `${producer} publishes ${source} events`,
       summary: 'JetStream publish, de-duplicated by Nats-Msg-Id = ce-id; payload validated before sending',
       messages: Object.keys(channelMessages).map((id) =>
         ref(`channels/${sourceChannel(source)}/messages/${id}`),
       ),
-      'x-service': entry.producer,
+      'x-service': producer,
     };
   }
 

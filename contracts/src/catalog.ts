@@ -1,36 +1,22 @@
 import type { MessageContract } from '@orderflow/messaging';
-import {
-  CustomerEvents,
-  DeliveryEvents,
-  InvoiceEvents,
-  OrderEvents,
-  OrderStatusChanged,
-  PaymentEvents,
-} from './events.ts';
+import { OrderStatusChanged } from './events.ts';
 import type { EventSource, OrderingService, OrderingTopology } from './topology.ts';
 
-/** One event source of the ORDERING stream: who publishes it, and what. */
-export interface SourceEntry {
-  readonly producer: OrderingService;
-  readonly events: readonly MessageContract[];
-  /** What the `<id>` token of the subject is. */
-  readonly key: 'orderId' | 'customerId';
-}
-
 /**
- * Who publishes what, and who serves which endpoint: the facts the topology's names do not carry,
- * read by the AsyncAPI generator (`asyncApiDocument`). Typed as complete records, so a new source or
- * endpoint does not compile until it is listed here; a new event joins its source's list in
- * `events.ts` and is picked up from there.
+ * What the topology's names do not carry, read by the AsyncAPI generator (`asyncApiDocument`): what
+ * each source's subject token is, who serves which endpoint, and the fan-out notifications. Who
+ * publishes which events is `EVENT_PRODUCERS` (topology.ts), declared once. Typed as complete
+ * records, so a new source or endpoint does not compile until it is listed here.
  */
 export const EventCatalog = {
-  sources: {
-    orders: { producer: 'order-storage', events: OrderEvents, key: 'orderId' },
-    payments: { producer: 'payment-processor', events: PaymentEvents, key: 'orderId' },
-    invoices: { producer: 'create-invoice', events: InvoiceEvents, key: 'orderId' },
-    deliveries: { producer: 'assign-delivery', events: DeliveryEvents, key: 'orderId' },
-    customers: { producer: 'order-storage', events: CustomerEvents, key: 'customerId' },
-  } satisfies Record<EventSource, SourceEntry>,
+  /** What the `<id>` token of each source's subjects is. */
+  subjectKeys: {
+    orders: 'orderId',
+    payments: 'orderId',
+    invoices: 'orderId',
+    deliveries: 'orderId',
+    customers: 'customerId',
+  } satisfies Record<EventSource, 'orderId' | 'customerId'>,
   /** The service answering each endpoint (every replica, in one queue group); the gateway calls them. */
   endpointServers: {
     registerCustomer: 'order-storage',

@@ -95,7 +95,6 @@ export type {
 } from './topology.ts';
 export { asyncApiDocument, asyncApiText, ENDPOINT_QUEUE_GROUP } from './asyncapi.ts';
 export { EventCatalog } from './catalog.ts';
-export type { SourceEntry } from './catalog.ts';
 export {
   CHAOS_IDENTITY,
   ENDPOINT_QUEUE,
