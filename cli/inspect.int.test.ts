@@ -123,6 +123,10 @@ test('trace prints the order timeline with its trace ids; streams and consumers 
   );
   assert.equal(entries[2]?.traceId, undefined, 'the foreign message carried none');
   assert.ok(
+    Date.parse(entries[2]!.time) >= Date.parse(entries[1]!.time),
+    `a message without ce-time is placed by the time the stream stored it, not ${entries[2]!.time}`,
+  );
+  assert.ok(
     trace.lines.some((l) => l.includes('order-storage') && l.includes(OrderConfirmed.type)),
     trace.lines.join('\n'),
   );

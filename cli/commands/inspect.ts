@@ -1,7 +1,7 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { OrderingTopology, type OrderingTopology as Topology } from '@orderflow/contracts';
-import { DeadLetters, decodeEnvelope } from '@orderflow/messaging';
+import { DeadLetters, decodeEnvelope, Header } from '@orderflow/messaging';
 
 /** Where a command writes its lines (stdout in the CLI, an array in tests). */
 export type Say = (line: string) => void;
@@ -180,7 +180,8 @@ export async function traceOrder(
         const envelope = decodeEnvelope(msg.headers, msg.data);
         entries.push({
           seq: msg.seq,
-          time: envelope.time,
+          // A message without ce-time (from outside the toolkit) is placed by the time the stream stored it.
+          time: msg.headers?.has(Header.Time) ? envelope.time : msg.time.toISOString(),
           type: envelope.type,
           source: envelope.source.replace(/^orderflow\//, ''),
           traceId: envelope.traceparent?.split('-')[1],
