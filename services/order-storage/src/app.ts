@@ -287,6 +287,15 @@ export async function startOrderStorage(
         `the payment of order ${orderId} is recorded; its token is gone`,
       );
     }
+    // A cancelled order is never charged: not by a late charge, nor by one redriven from the dead letters
+    // after the order was cancelled for it (payment_failed).
+    if ((await orders.load(orderId)).state.status === 'cancelled') {
+      throw new EndpointError(
+        410,
+        OrderingErrorCode.PaymentTokenGone,
+        `order ${orderId} is cancelled; its token is gone`,
+      );
+    }
     return { orderId, token: stored.token };
   });
 

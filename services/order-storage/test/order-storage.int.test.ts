@@ -539,6 +539,12 @@ describe('reacting to the flow', () => {
         'payment.failed.v1',
         'order.cancelled.v1',
       ]);
+      // A charge redriven from the dead letters after this cancellation finds no token: nothing is charged.
+      await rejectsWith(
+        s.client.request(s.topology.endpoints.getPaymentToken, { orderId: unpaid }),
+        410,
+        'PAYMENT_TOKEN_GONE',
+      );
 
       for (const [reason, orderId] of Object.entries(charged)) {
         await waitFor(async () => (await s.storage.summary(orderId))?.status === 'cancellation_requested');
