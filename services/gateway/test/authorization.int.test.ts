@@ -19,6 +19,7 @@ import {
   DevIssuer,
   JwtAuthenticator,
   listen,
+  natsOperations,
   ObjectStoreInvoices,
   OPERATOR_SCOPE,
   readDevSigningKey,
@@ -75,6 +76,8 @@ before(async () => {
         metrics: context.metrics,
         authenticator: auth.authenticator,
         tokens: auth.issuer,
+        // No SMTP sink or PSP here: their console routes answer 503.
+        console: { operations: natsOperations(context.nc, context.transport), livePeriodMs: 200 },
       };
       app = createGateway(gatewayOptions);
       const server = await listen(app, { port: 0 });
@@ -249,6 +252,41 @@ const CASES: Record<string, RouteCase> = {
     },
   },
   'GET /status-changes': { request: get('/status-changes') },
+  'GET /console/topology': { request: get('/console/topology') },
+  'GET /console/consumers/live': { request: get('/console/consumers/live') },
+  'GET /console/orders': { request: get('/console/orders?limit=5') },
+  'GET /console/orders/{id}/timeline': {
+    request: (party, w) => ({ path: `/console/orders/${w.orderOfA}/timeline`, init: withHeaders(party) }),
+  },
+  'GET /console/dead-letters': { request: get('/console/dead-letters') },
+  'POST /console/dead-letters/redrive': {
+    request: (party) => ({
+      path: '/console/dead-letters/redrive',
+      init: withHeaders(party, { method: 'POST' }),
+    }),
+  },
+  'POST /console/dead-letters/{seq}/redrive': {
+    request: (party) => ({
+      path: '/console/dead-letters/999999/redrive',
+      init: withHeaders(party, { method: 'POST' }),
+    }),
+    allowed: problemCode(404, 'DEAD_LETTER_NOT_FOUND'),
+  },
+  'POST /console/dead-letters/{seq}/discard': {
+    request: (party) => ({
+      path: '/console/dead-letters/999999/discard',
+      init: withHeaders(party, { method: 'POST' }),
+    }),
+    allowed: problemCode(404, 'DEAD_LETTER_NOT_FOUND'),
+  },
+  'GET /console/mailbox': {
+    request: get('/console/mailbox'),
+    allowed: problemCode(503, 'DEV_TOOL_UNAVAILABLE'),
+  },
+  'GET /console/ledger': {
+    request: get('/console/ledger'),
+    allowed: problemCode(503, 'DEV_TOOL_UNAVAILABLE'),
+  },
 };
 
 interface OpenApi {
@@ -304,8 +342,9 @@ async function runMatrix(send: Transport): Promise<string[]> {
       // set by middleware once its body is read.
       assertSecurityHeaders(response, `${party.name} ${route} → ${response.status}`);
       // Event streams do not end: read no body.
-      const body = route === 'GET /status-changes' ? '' : await response.text();
-      if (route === 'GET /status-changes') await response.body?.cancel();
+      const endless = route === 'GET /status-changes' || route === 'GET /console/consumers/live';
+      const body = endless ? '' : await response.text();
+      if (endless) await response.body?.cancel();
       const what = `${party.name} ${route} → ${response.status} ${body.slice(0, 200)}`;
       if (access !== 'public' && party.name === 'anonymous') {
         assert.equal(response.status, 401, what);
