@@ -259,7 +259,7 @@ export function consoleApi(
     return c.json({ deadLetters: (await lettersOrNone(operations, limit)).map(letterJson) });
   });
 
-  api.post('/dead-letters/redrive', (c) =>
+  api.post('/dead-letters/redrive', () =>
     eventStream(async (emit, signal) => {
       const letters = await lettersOrNone(operations, 100_000);
       let done = 0;

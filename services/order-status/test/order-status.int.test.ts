@@ -206,7 +206,7 @@ describe('order-status against real NATS', () => {
         limit: 20,
       });
       await assert.rejects(
-        s.client.request(list, { limit: 0 } as never),
+        s.client.request(list, { limit: 0 }),
         (error: unknown) =>
           error instanceof ValidationError || (error instanceof RemoteError && error.status === 400),
       );
