@@ -219,7 +219,15 @@ describe('the dashboard in a headless Chromium, against the system', { timeout: 
 
       // Orders by status: the page's confirmed order and its declined (cancelled) one.
       await ops.click('#tabs button[data-tab="orders"]');
-      await ops.locator('#orders tbody tr').first().waitFor({ timeout: 10_000 });
+      await ops
+        .locator('#orders tbody tr')
+        .first()
+        .waitFor({ timeout: 10_000 })
+        .catch(async (error: unknown) => {
+          throw new Error(`no orders listed: ${await ops.innerText('#notice')}\n${sys.diagnostics()}`, {
+            cause: error,
+          });
+        });
       await ops.selectOption('#orders-filter select[name="status"]', 'cancelled');
       await ops.locator('#orders tbody tr[data-status="cancelled"]').first().waitFor({ timeout: 10_000 });
       await ops.waitForFunction(

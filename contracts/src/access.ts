@@ -1,4 +1,5 @@
 import {
+  BucketSubjects,
   DeadLetterTopology,
   ProvisioningTopology,
   type BusIdentity,
@@ -158,6 +159,13 @@ export function orderingBusIdentities(
       serves: serves(e.getOrderStatus, e.listOrders),
       broadcasts: [topology.notifications.statusChangedAll],
       kv: [{ bucket: topology.kv.orderStatus, write: true }],
+      // `order.list` scans the bucket's keys (an ordered consumer on the bucket's stream).
+      orderedReads: [
+        {
+          stream: BucketSubjects.kvStream(topology.kv.orderStatus),
+          filter: BucketSubjects.kvKeys(topology.kv.orderStatus),
+        },
+      ],
     }),
     service('payment-processor', 'charges and refunds (`payments.*`); asks order-storage for the PSP token', {
       requests: [e.getPaymentToken.subject],

@@ -107,7 +107,11 @@ async function loadTopology() {
           el('span', s.health, { class: `health-${s.health}` }),
           s.replicas,
           list(s.publishes.map((p) => `${p.subject}: ${p.events.join(', ')}`)),
-          list(s.consumes.map((c) => `${c.stream}/${c.consumer}`)),
+          list(
+            s.consumes.map(
+              (c) => `${c.stream}/${c.consumer}${c.filterSubject ? ` ← ${c.filterSubject}` : ''}`,
+            ),
+          ),
           list(s.serves),
         ],
         { 'data-service': s.name, class: s.health },
