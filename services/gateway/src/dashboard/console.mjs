@@ -316,6 +316,8 @@ function showTab(name) {
 async function signIn() {
   await loadTopology(); // also checks the token: a 401/403 signs out with the reason
   $('#console').hidden = false;
+  $('#login-card').hidden = true;
+  $('#logout').hidden = false;
   $('#login-error').hidden = true;
   void followConsumers();
 }
@@ -325,6 +327,8 @@ function signOut(reason) {
   token = '';
   sessionStorage.removeItem(TOKEN_KEY);
   $('#console').hidden = true;
+  $('#login-card').hidden = false;
+  $('#logout').hidden = true;
   $('#live').dataset.state = 'idle';
   $('#live').textContent = 'signed out';
   if (reason) {
