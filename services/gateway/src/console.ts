@@ -1,4 +1,5 @@
 import {
+  EVENT_PRODUCERS,
   EventCatalog,
   ORDER_STATUSES,
   ORDERING_SERVICES,
@@ -150,8 +151,8 @@ export function consoleApi(
   const consumersOf = serviceConsumers(topology);
   const declared = ORDERING_SERVICES.map((name) => ({
     name,
-    publishes: Object.entries(EventCatalog.sources)
-      .filter(([, source]) => source.producer === name)
+    publishes: Object.entries(EVENT_PRODUCERS)
+      .filter(([, source]) => source.service === name)
       .map(([source, entry]) => ({
         subject: topology.filters[source as keyof typeof topology.filters],
         events: entry.events.map((e) => e.type),
