@@ -7,7 +7,7 @@ import {
   orderingBusIdentities,
   type EventSource,
 } from '@orderflow/contracts';
-import { busPermissions } from '@orderflow/messaging';
+import { busPermissions, DeadLetterTopology } from '@orderflow/messaging';
 import { permissionsTable } from './bus.ts';
 
 /** A Markdown table's cells, trimmed (Prettier pads them). */
@@ -56,7 +56,7 @@ test('only the provisioner holds the JetStream API; services get no create/updat
   }
 });
 
-test('an endpoint is subscribed only by its server, only in its queue group; the gateway only requests', () => {
+test('an endpoint is subscribed only by its server, only in its queue group; the gateway requests (and redrives for the console)', () => {
   for (const endpoint of Object.values(OrderingTopology.endpoints)) {
     const subscribers = [...permissions]
       .filter(([, p]) => p.subscribe.allow.some((s) => s.split(' ')[0] === endpoint.subject))
@@ -64,14 +64,18 @@ test('an endpoint is subscribed only by its server, only in its queue group; the
     assert.equal(subscribers.length, 1, `${endpoint.subject}: ${subscribers.join('; ')}`);
     assert.match(subscribers[0]!, / q$/);
   }
-  // Every endpoint but the payment token's, which only payment-processor may ask for.
+  // Every endpoint but the payment token's, which only payment-processor may ask for; and, for the
+  // operations console, `$SRV` discovery and dead-letter redrives (no event subject).
   const { getPaymentToken } = OrderingTopology.endpoints;
   assert.deepEqual(
     allow('gateway', 'publish').filter((s) => !s.startsWith('$JS.API.')),
-    Object.values(OrderingTopology.endpoints)
-      .filter((e) => e !== getPaymentToken)
-      .map((e) => e.subject)
-      .sort(),
+    [
+      ...Object.values(OrderingTopology.endpoints)
+        .filter((e) => e !== getPaymentToken)
+        .map((e) => e.subject),
+      '$SRV.>',
+      DeadLetterTopology.redriveSubject('*', '*'),
+    ].sort(),
   );
   assert.deepEqual(
     [...permissions]

@@ -163,6 +163,7 @@ const MANAGED_ENV = [
   'HOST',
   'HTTP_PORT',
   'PSP_URL',
+  'MAILBOX_URL',
   'SMTP_HOST',
   'SMTP_PORT',
   'ORDERFLOW_NAMESPACE',
@@ -388,7 +389,14 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
         : name === 'email-notify'
           ? { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(smtpPort) }
           : name === 'gateway'
-            ? { PORT: String(gatewayPort), HOST: '127.0.0.1', AUTH_DEV_KEY_FILE: devKeyFile }
+            ? {
+                PORT: String(gatewayPort),
+                HOST: '127.0.0.1',
+                AUTH_DEV_KEY_FILE: devKeyFile,
+                // The operations console shows the development mailbox and the PSP's ledger.
+                MAILBOX_URL: `http://127.0.0.1:${mailboxPort}`,
+                PSP_URL: pspUrl,
+              }
             : {};
     programs.push({
       name,

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { OrderingTopology } from '@orderflow/contracts';
+import { publishPoison } from '../cli/chaos/poison.ts';
 import { startTestSystem, type TestSystem } from './support/system.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -41,7 +43,8 @@ describe('the dashboard in a headless Chromium, against the system', { timeout: 
       existsSync(CHROMIUM),
       `Chromium is not installed at ${CHROMIUM}; the dashboard test needs it: apt-get install -y chromium`,
     );
-    sys = await startTestSystem();
+    // The console test forges one poison event: it connects as the chaos harness's identity.
+    sys = await startTestSystem({ chaosIdentity: true });
     userDataDir = await mkdtemp(join(tmpdir(), 'orderflow-chromium-'));
     browser = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
@@ -179,6 +182,105 @@ describe('the dashboard in a headless Chromium, against the system', { timeout: 
     assert.equal(await rows().count(), before);
     await page.fill('input[name="quantity"]', '2');
     await page.fill('input[name="sku"]', 'TEA-SENCHA-100G');
+  });
+
+  test('the operations console: operator sign-in, topology, orders by status, timeline, dead letters, mailbox', async () => {
+    const ops = await browser.newPage();
+    const opsErrors: string[] = [];
+    ops.on('pageerror', (error) => opsErrors.push(`pageerror: ${error.message}`));
+    ops.on('console', (message) => {
+      if (message.type() === 'error' && !/status of 4\d\d/.test(message.text()))
+        opsErrors.push(`console: ${message.text()}`);
+    });
+    try {
+      await ops.goto(`${sys.system.apiUrl}/dashboard/console.html`);
+      // A customer's token is refused (403), and the console stays closed.
+      const signUp = await fetch(`${sys.system.apiUrl}/customers`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'Eve', email: `eve-${Date.now()}@example.test` }),
+      });
+      const { token: customerToken } = (await signUp.json()) as { token: string };
+      await ops.fill('input[name="token"]', customerToken);
+      await ops.click('#login');
+      await ops.locator('#login-error').waitFor({ state: 'visible', timeout: 10_000 });
+      assert.match(await ops.innerText('#login-error'), /^403 FORBIDDEN/);
+      assert.equal(await ops.locator('#console').isVisible(), false);
+
+      await ops.fill('input[name="token"]', await sys.system.operatorToken('operator:console-test'));
+      await ops.click('#login');
+      // Topology: every service up with its consumers declared, and the consumers' positions (live).
+      await ops
+        .locator('#services tr[data-service="payment-processor"] .health-up')
+        .waitFor({ timeout: 10_000 });
+      assert.match(await ops.innerText('#services tr[data-service="order-storage"]'), /payments\.\*/);
+      await ops.locator('#live[data-state="live"]').waitFor({ timeout: 10_000 });
+      assert.ok((await ops.locator('#consumers tbody tr[data-consumer^="payment-processor"]').count()) > 0);
+
+      // Orders by status: the page's confirmed order and its declined (cancelled) one.
+      await ops.click('#tabs button[data-tab="orders"]');
+      await ops
+        .locator('#orders tbody tr')
+        .first()
+        .waitFor({ timeout: 10_000 })
+        .catch(async (error: unknown) => {
+          throw new Error(`no orders listed: ${await ops.innerText('#notice')}\n${sys.diagnostics()}`, {
+            cause: error,
+          });
+        });
+      await ops.selectOption('#orders-filter select[name="status"]', 'cancelled');
+      await ops.locator('#orders tbody tr[data-status="cancelled"]').first().waitFor({ timeout: 10_000 });
+      await ops.waitForFunction(
+        "[...document.querySelectorAll('#orders tbody tr')].every((r) => r.dataset.status === 'cancelled')",
+      );
+      await ops.selectOption('#orders-filter select[name="status"]', 'confirmed');
+      const confirmed = ops.locator('#orders tbody tr[data-status="confirmed"]').first();
+      await confirmed.waitFor({ timeout: 10_000 });
+      const orderId = await confirmed.getAttribute('data-order-id');
+      assert.ok(orderId);
+      // Its timeline across services, with trace ids.
+      await confirmed.click();
+      await ops.locator('#timeline-events tr').nth(3).waitFor({ timeout: 10_000 });
+      const timeline = await ops.innerText('#timeline-events');
+      for (const service of ['order-storage', 'payment-processor', 'create-invoice', 'assign-delivery'])
+        assert.match(timeline, new RegExp(service), timeline);
+      assert.match(await ops.innerText('#timeline-order'), new RegExp(orderId));
+
+      // A poison message shows up in dead letters with its reason and payload; discard one, redrive another.
+      const nc = await sys.system.connect('console-test', 'chaos');
+      try {
+        await publishPoison(nc, OrderingTopology, ['deliveries']);
+      } finally {
+        await nc.close();
+      }
+      await ops.click('#tabs button[data-tab="dead-letters"]');
+      const letters = ops.locator('#dead-letters tbody tr');
+      for (const deadline = Date.now() + 30_000; (await letters.count()) < 2;) {
+        assert.ok(Date.now() < deadline, `no dead letters in the console\n${sys.diagnostics()}`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        await ops.click('#refresh-dead-letters');
+      }
+      assert.ok(((await letters.first().locator('pre.payload').textContent()) ?? '').length > 0);
+      const before = await letters.count();
+      const first = await letters.first().getAttribute('data-seq');
+      await letters.first().locator('button.discard').click();
+      await ops
+        .locator(`#dead-letters tbody tr[data-seq="${first}"]`)
+        .waitFor({ state: 'detached', timeout: 10_000 });
+      assert.equal(await letters.count(), before - 1);
+      await ops.click('#redrive-all');
+      await ops.locator('#redrive-status', { hasText: /^redriven \d+ of \d+$/ }).waitFor({ timeout: 30_000 });
+
+      // The development mailbox has the confirmed order's mail; the PSP ledger its charge.
+      await ops.click('#tabs button[data-tab="mailbox"]');
+      await ops.locator('#mailbox tbody tr').first().waitFor({ timeout: 10_000 });
+      await ops.click('#tabs button[data-tab="ledger"]');
+      await ops.locator('#ledger tbody tr', { hasText: 'charge' }).first().waitFor({ timeout: 10_000 });
+      await ops.screenshot({ path: '/tmp/console.png', fullPage: true });
+      assert.deepEqual(opsErrors, []);
+    } finally {
+      await ops.close();
+    }
   });
 
   test('the page logged no errors and kept one event stream open', () => {

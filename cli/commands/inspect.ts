@@ -1,25 +1,19 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { OrderingTopology, type OrderingTopology as Topology } from '@orderflow/contracts';
-import { DeadLetters, decodeEnvelope, Header } from '@orderflow/messaging';
+import {
+  consumerPositions,
+  DeadLetters,
+  decodeEnvelope,
+  Header,
+  discoverServices,
+  streamSummaries,
+  type ConsumerPosition,
+  type ServiceInstance,
+} from '@orderflow/messaging';
 
 /** Where a command writes its lines (stdout in the CLI, an array in tests). */
 export type Say = (line: string) => void;
-
-interface SrvStats {
-  name: string;
-  id: string;
-  version: string;
-  started?: string;
-  endpoints?: {
-    name: string;
-    subject: string;
-    queue_group?: string;
-    num_requests: number;
-    num_errors: number;
-    average_processing_time: number;
-  }[];
-}
 
 /**
  * `orderflow services`: every process answering NATS service discovery (`$SRV.STATS`), one line per
@@ -30,20 +24,8 @@ export async function services(
   nc: NatsConnection,
   say: Say,
   options: { waitMs?: number } = {},
-): Promise<SrvStats[]> {
-  const replies = await nc.requestMany('$SRV.STATS', '', {
-    strategy: 'timer',
-    maxWait: options.waitMs ?? 1_000,
-  });
-  const found: SrvStats[] = [];
-  for await (const msg of replies) {
-    try {
-      found.push(msg.json<SrvStats>());
-    } catch {
-      // not a micro service reply
-    }
-  }
-  found.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+): Promise<ServiceInstance[]> {
+  const found = await discoverServices(nc, options);
   if (found.length === 0) {
     say('no services answered $SRV.STATS');
     return found;
@@ -65,8 +47,7 @@ export async function services(
 
 /** `orderflow streams`: every stream with its messages, bytes, subjects, consumers and replicas. */
 export async function streams(nc: NatsConnection, say: Say): Promise<number> {
-  const jsm = await jetstreamManager(nc);
-  const list = await jsm.streams.list().next();
+  const list = await streamSummaries(nc);
   if (list.length === 0) {
     say('no streams');
     return 0;
@@ -74,29 +55,17 @@ export async function streams(nc: NatsConnection, say: Say): Promise<number> {
   say(
     `${'stream'.padEnd(24)} ${'messages'.padStart(10)} ${'bytes'.padStart(12)} ${'consumers'.padStart(9)}  replicas  subjects`,
   );
-  for (const s of list.sort((a, b) => a.config.name.localeCompare(b.config.name))) {
+  for (const s of list) {
     say(
-      `${s.config.name.padEnd(24)} ${String(s.state.messages).padStart(10)} ${formatBytes(s.state.bytes).padStart(12)} ` +
-        `${String(s.state.consumer_count).padStart(9)}  ${String(s.config.num_replicas).padStart(8)}  ${(s.config.subjects ?? []).join(' ')}`,
+      `${s.name.padEnd(24)} ${String(s.messages).padStart(10)} ${formatBytes(s.bytes).padStart(12)} ` +
+        `${String(s.consumers).padStart(9)}  ${String(s.replicas).padStart(8)}  ${s.subjects.join(' ')}`,
     );
   }
   return list.length;
 }
 
 /** One durable's position, as `consumers` prints it. */
-export interface ConsumerRow {
-  stream: string;
-  name: string;
-  /** Messages of its filter not yet delivered (`num_pending`): the lag. */
-  pending: number;
-  /** Delivered, not yet acknowledged. */
-  ackPending: number;
-  redelivered: number;
-  /** Stream sequence of the last message delivered. */
-  delivered: number;
-  /** Stream's last sequence minus the consumer's acknowledged floor: how far behind the stream it is. */
-  lag: number;
-}
+export type ConsumerRow = ConsumerPosition;
 
 /** `orderflow consumers [--stream S]`: every durable with pending (lag), ack-pending and redelivered. */
 export async function consumers(
@@ -104,26 +73,7 @@ export async function consumers(
   say: Say,
   options: { stream?: string } = {},
 ): Promise<ConsumerRow[]> {
-  const jsm = await jetstreamManager(nc);
-  const names = options.stream
-    ? [options.stream]
-    : (await jsm.streams.list().next()).map((s) => s.config.name).sort();
-  const rows: ConsumerRow[] = [];
-  for (const stream of names) {
-    const last = (await jsm.streams.info(stream)).state.last_seq;
-    for (const c of await jsm.consumers.list(stream).next()) {
-      rows.push({
-        stream,
-        name: c.name,
-        pending: c.num_pending,
-        ackPending: c.num_ack_pending,
-        redelivered: c.num_redelivered,
-        delivered: c.delivered.stream_seq,
-        lag: Math.max(0, last - c.ack_floor.stream_seq),
-      });
-    }
-  }
-  rows.sort((a, b) => a.stream.localeCompare(b.stream) || a.name.localeCompare(b.name));
+  const rows = await consumerPositions(nc, options);
   if (rows.length === 0) {
     say('no consumers');
     return rows;

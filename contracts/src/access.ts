@@ -1,4 +1,5 @@
 import {
+  BucketSubjects,
   DeadLetterTopology,
   ProvisioningTopology,
   type BusIdentity,
@@ -126,13 +127,22 @@ export function orderingBusIdentities(
   };
 
   const identities: BusIdentity[] = [
-    service('gateway', 'HTTP edge: requests only; reads invoice PDFs; follows status changes', {
-      publishes: [],
-      streamInfo: [],
-      requests: edgeEndpoints,
-      listens: [topology.notifications.statusChangedAll],
-      objectStores: [{ bucket: topology.objectStores.invoices, write: false }],
-    }),
+    service(
+      'gateway',
+      'HTTP edge: requests; reads invoice PDFs; follows status changes; the operations console (discovery, stream and consumer info, dead letters)',
+      {
+        // The console's rights are the operator's (for operator-token callers only, see the gateway's
+        // `console.ts`): `$SRV` discovery, stream/consumer info, dead-letter reads, redrives and discards.
+        publishes: operator.publishes ?? [],
+        streamInfo: [dlq],
+        requests: [...edgeEndpoints, ...(operator.requests ?? [])],
+        listens: [topology.notifications.statusChangedAll],
+        objectStores: [{ bucket: topology.objectStores.invoices, write: false }],
+        inspects: true,
+        messageGets: [dlq],
+        messageDeletes: [dlq],
+      },
+    ),
     service('order-storage', 'Order aggregate (`orders.*`), customers (`customers.*`), read model', {
       serves: serves(
         e.registerCustomer,
@@ -146,9 +156,16 @@ export function orderingBusIdentities(
       messageGets: [topology.stream],
     }),
     service('order-status', 'status projection (KV), status queries, live notifications', {
-      serves: serves(e.getOrderStatus),
+      serves: serves(e.getOrderStatus, e.listOrders),
       broadcasts: [topology.notifications.statusChangedAll],
       kv: [{ bucket: topology.kv.orderStatus, write: true }],
+      // `order.list` scans the bucket's keys (an ordered consumer on the bucket's stream).
+      orderedReads: [
+        {
+          stream: BucketSubjects.kvStream(topology.kv.orderStatus),
+          filter: BucketSubjects.kvKeys(topology.kv.orderStatus),
+        },
+      ],
     }),
     service('payment-processor', 'charges and refunds (`payments.*`); asks order-storage for the PSP token', {
       requests: [e.getPaymentToken.subject],

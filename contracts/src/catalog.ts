@@ -24,6 +24,7 @@ export const EventCatalog = {
     placeOrder: 'order-storage',
     cancelOrder: 'order-storage',
     getOrderStatus: 'order-status',
+    listOrders: 'order-status',
     getOrderHistory: 'order-storage',
     /** Called by payment-processor only (not by the gateway): the payment token, at charge time. */
     getPaymentToken: 'order-storage',

@@ -176,6 +176,38 @@ export type OrderView = Static<typeof OrderView>;
 
 export const OrderStatusReply = defineEvent({ name: 'order.get-status.reply', schema: OrderView });
 
+// ───────────────────────────── order.list (order-status) ─────────────────────────────
+
+/** Largest page `order.list` answers. */
+export const MAX_ORDER_PAGE = 100;
+
+export const ListOrders = defineCommand({
+  name: 'order.list',
+  description:
+    'A page of every order (operators: there is no owner filter), newest placed first, optionally only those in ' +
+    '`status`. `offset` counts orders of the filtered list (default 0), `limit` is 1..100 (default 20). The list ' +
+    'is read from the status projection at the time of the request: a later page may shift when orders are placed meanwhile.',
+  schema: Type.Object(
+    {
+      status: Type.Optional(OrderStatus),
+      offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+      limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_ORDER_PAGE })),
+    },
+    closed,
+  ),
+});
+export const OrderPage = Type.Object(
+  {
+    orders: Type.Array(OrderView),
+    /** Orders that match the filter, in all. */
+    total: Type.Integer({ minimum: 0 }),
+    offset: Type.Integer({ minimum: 0 }),
+    limit: Type.Integer({ minimum: 1 }),
+  },
+  closed,
+);
+export const ListOrdersReply = defineEvent({ name: 'order.list.reply', schema: OrderPage });
+
 // ───────────────────────────── order.get-history (order-storage) ─────────────────────────────
 
 export const GetOrderHistory = defineCommand({
@@ -199,6 +231,8 @@ export const OrderHistoryEntry = Type.Object(
     source: Type.Optional(Type.String({ minLength: 1 })),
     /** CloudEvents `subject`: the order id (optional: added compatibly). */
     subject: Type.Optional(Type.String({ minLength: 1 })),
+    /** W3C `traceparent` the event was published with, if it was traced (optional: added compatibly). */
+    traceparent: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   },
   closed,
 );

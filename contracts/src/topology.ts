@@ -9,6 +9,8 @@ import {
   GetOrderHistory,
   GetOrderStatus,
   GetPaymentToken,
+  ListOrders,
+  ListOrdersReply,
   OrderHistoryReply,
   OrderStatusReply,
   PlaceOrder,
@@ -238,6 +240,7 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
       placeOrder: endpoint(PlaceOrder, PlaceOrderReply),
       cancelOrder: endpoint(CancelOrder, CancelOrderReply),
       getOrderStatus: endpoint(GetOrderStatus, OrderStatusReply),
+      listOrders: endpoint(ListOrders, ListOrdersReply),
       getOrderHistory: endpoint(GetOrderHistory, OrderHistoryReply),
       /** Served by order-storage for payment-processor only (not routed by the gateway). */
       getPaymentToken: endpoint(GetPaymentToken, PaymentTokenReply),

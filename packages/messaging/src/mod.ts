@@ -49,6 +49,8 @@ export {
   ValidationError,
 } from './errors.ts';
 export type { ValidationIssue } from './errors.ts';
+export { consumerPositions, discoverServices, streamSummaries } from './inspect.ts';
+export type { ConsumerPosition, EndpointStats, ServiceInstance, StreamSummary } from './inspect.ts';
 export { decodeAndValidate } from './middleware/decode.ts';
 export { MaxDeliveriesExceededError, retryAndDeadLetter } from './middleware/dead-letter.ts';
 export type { DeadLetterWriter } from './middleware/dead-letter.ts';

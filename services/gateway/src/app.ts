@@ -46,6 +46,7 @@ import {
   type InvalidField,
   type Problem,
 } from './domain/problem.ts';
+import { consoleApi, type ConsoleOptions } from './console.ts';
 import { observeHttp } from './observe.ts';
 import { RateLimiter, type RateLimitOptions } from './domain/rate-limit.ts';
 import { AuthenticationError, GatewayErrorCode } from './errors.ts';
@@ -77,6 +78,7 @@ import { statusChangeStream } from './sse.ts';
  *   fan-out; best effort, live only): the caller's own orders (an operator's: all), or the ones named
  * - `GET /`, `/dashboard` → the dashboard (a page that signs up, places demo orders and follows them
  *   live); `GET /dashboard/<file>` its script and style sheet
+ * - `/console/…` (operators) → the operations console's API, see `console.ts`
  * - `GET /healthz` (JSON `{status}`), `/readyz` (JSON `{ready}`, 200 or 503), `/metrics` (Prometheus
  *   text format 0.0.4), `/openapi.json`, `/asyncapi.json` (the messaging API, AsyncAPI 3.0)
  *
@@ -120,6 +122,8 @@ export interface GatewayOptions {
   hstsMaxAgeS?: number;
   /** The peer address of a request, for per-address limits (default: the socket's remote address). */
   clientAddress?: (c: Context) => string;
+  /** The operations console's sources (`/console/…`, operators only; none: those routes answer 503). */
+  console?: ConsoleOptions;
 }
 
 /** Issues development tokens to new customers. */
@@ -720,6 +724,16 @@ export function createGateway(options: GatewayOptions): Hono<Env> {
       },
     });
   });
+
+  // The operations console's API: operators only (see `console.ts`).
+  app.use('/console/*', operator);
+  if (options.console) {
+    app.route('/console', consoleApi(topology, requester, call, options.console));
+  } else {
+    app.all('/console/*', (c) =>
+      send(c, problem(503, 'CONSOLE_UNAVAILABLE', 'this gateway has no operations console')),
+    );
+  }
 
   const serve = (c: Context, asset: StaticAsset) => c.body(asset.body, 200, asset.headers);
   app.get('/', isPublic, (c) => serve(c, DASHBOARD_PAGE));

@@ -60,6 +60,8 @@ export interface GatewayConfig {
   timeouts: ServerTimeouts;
   /** `HSTS_MAX_AGE_S`: send Strict-Transport-Security (only behind TLS; default: not sent). */
   hstsMaxAgeS: number | undefined;
+  /** The operations console's links: `ORDERFLOW_TRACE_URL` (with `{traceId}`), `MAILBOX_URL`, `PSP_URL`. */
+  console: { traceUrl?: string; mailboxUrl?: string; pspUrl?: string };
 }
 
 export function configFromEnv(env: Record<string, string | undefined>): GatewayConfig {
@@ -127,6 +129,21 @@ export function configFromEnv(env: Record<string, string | undefined>): GatewayC
   }
 
   const hsts = text('HSTS_MAX_AGE_S');
+  const url = (name: string, template = false): string | undefined => {
+    const raw = text(name);
+    if (raw === undefined) return undefined;
+    try {
+      const parsed = new URL(raw.replaceAll('{traceId}', 'x'));
+      if (!['http:', 'https:'].includes(parsed.protocol)) issues.push(`${name} must be an http(s) URL`);
+    } catch {
+      issues.push(`${name} is not a URL: "${raw}"`);
+    }
+    if (template && !raw.includes('{traceId}')) issues.push(`${name} must contain {traceId}`);
+    return raw;
+  };
+  const traceUrl = url('ORDERFLOW_TRACE_URL', true);
+  const mailboxUrl = url('MAILBOX_URL');
+  const pspUrl = url('PSP_URL');
   const config: GatewayConfig = {
     natsUrl: env.NATS_URL ?? 'nats://127.0.0.1:4222',
     natsAuth: natsAuthSettings(new EnvSettings(env)),
@@ -156,6 +173,11 @@ export function configFromEnv(env: Record<string, string | undefined>): GatewayC
       idleTimeoutMs: int('HTTP_IDLE_TIMEOUT_MS', 120_000, 1_000, 3_600_000),
     },
     hstsMaxAgeS: hsts === undefined ? undefined : int('HSTS_MAX_AGE_S', 0, 0, 2 * 365 * 86_400),
+    console: {
+      ...(traceUrl !== undefined && { traceUrl }),
+      ...(mailboxUrl !== undefined && { mailboxUrl }),
+      ...(pspUrl !== undefined && { pspUrl }),
+    },
   };
   if (config.timeouts.headersTimeoutMs > config.timeouts.requestTimeoutMs)
     issues.push('HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS');

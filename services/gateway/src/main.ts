@@ -4,6 +4,7 @@ import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { BroadcastStatusFeed } from './adapters/broadcast-status-feed.ts';
 import { DEV_ALGORITHM, DevIssuer } from './adapters/dev-issuer.ts';
 import { JwtAuthenticator } from './adapters/jwt-authenticator.ts';
+import { natsOperations } from './adapters/nats-operations.ts';
 import { ObjectStoreInvoices } from './adapters/object-store-invoices.ts';
 import { createGateway } from './app.ts';
 import { configFromEnv } from './config.ts';
@@ -65,6 +66,7 @@ await runService(
       ...(devIssuer && { tokens: devIssuer }),
       limits: config.limits,
       ...(config.hstsMaxAgeS !== undefined && { hstsMaxAgeS: config.hstsMaxAgeS }),
+      console: { operations: natsOperations(context.nc, context.transport), ...config.console },
     });
     const server = await listen(app, { port: config.port, host: config.host, timeouts: config.timeouts });
     context.logger.info(

@@ -14,6 +14,7 @@ export type {
   Authenticator,
   JwtAuthenticatorOptions,
 } from './adapters/jwt-authenticator.ts';
+export { natsOperations } from './adapters/nats-operations.ts';
 export { ObjectStoreInvoices } from './adapters/object-store-invoices.ts';
 export type { InvoicePdfs } from './adapters/object-store-invoices.ts';
 export { createGateway, defaultLimits, PlaceOrderBody, problemFor, RegisterCustomerBody } from './app.ts';
@@ -24,6 +25,8 @@ export type {
   StatusChange,
   StatusChangeFeed,
 } from './app.ts';
+export { consoleApi } from './console.ts';
+export type { ConsoleOptions, Operations } from './console.ts';
 export { configFromEnv } from './config.ts';
 export type { AuthConfig, GatewayConfig } from './config.ts';
 export { Access, OPERATOR_SCOPE } from './domain/access.ts';

@@ -117,4 +117,28 @@ describe('gateway settings', () => {
     assert.match(bad.join(), /HS256, none not accepted/);
     assert.match(issues({ ...dev, HTTP_HEADERS_TIMEOUT_MS: '60000' }).join(), /must not exceed/);
   });
+
+  test("the console's links: a trace URL template with {traceId}, the mailbox and the PSP", () => {
+    assert.deepEqual(configFromEnv(dev).console, {});
+    const config = configFromEnv({
+      ...dev,
+      ORDERFLOW_TRACE_URL: 'http://127.0.0.1:16686/trace/{traceId}',
+      MAILBOX_URL: 'http://127.0.0.1:8025',
+      PSP_URL: 'http://127.0.0.1:4010',
+    });
+    assert.deepEqual(config.console, {
+      traceUrl: 'http://127.0.0.1:16686/trace/{traceId}',
+      mailboxUrl: 'http://127.0.0.1:8025',
+      pspUrl: 'http://127.0.0.1:4010',
+    });
+    assert.throws(
+      () => configFromEnv({ ...dev, ORDERFLOW_TRACE_URL: 'http://jaeger/trace', MAILBOX_URL: 'mailbox' }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.issues.join(), /ORDERFLOW_TRACE_URL must contain \{traceId\}/);
+        assert.match(error.issues.join(), /MAILBOX_URL is not a URL/);
+        return true;
+      },
+    );
+  });
 });

@@ -19,6 +19,7 @@ import {
   DevIssuer,
   JwtAuthenticator,
   listen,
+  natsOperations,
   ObjectStoreInvoices,
   OPERATOR_SCOPE,
   readDevSigningKey,
@@ -75,6 +76,8 @@ before(async () => {
         metrics: context.metrics,
         authenticator: auth.authenticator,
         tokens: auth.issuer,
+        // No SMTP sink or PSP here: their console routes answer 503.
+        console: { operations: natsOperations(context.nc, context.transport), livePeriodMs: 200 },
       };
       app = createGateway(gatewayOptions);
       const server = await listen(app, { port: 0 });
@@ -249,6 +252,41 @@ const CASES: Record<string, RouteCase> = {
     },
   },
   'GET /status-changes': { request: get('/status-changes') },
+  'GET /console/topology': { request: get('/console/topology') },
+  'GET /console/consumers/live': { request: get('/console/consumers/live') },
+  'GET /console/orders': { request: get('/console/orders?limit=5') },
+  'GET /console/orders/{id}/timeline': {
+    request: (party, w) => ({ path: `/console/orders/${w.orderOfA}/timeline`, init: withHeaders(party) }),
+  },
+  'GET /console/dead-letters': { request: get('/console/dead-letters') },
+  'POST /console/dead-letters/redrive': {
+    request: (party) => ({
+      path: '/console/dead-letters/redrive',
+      init: withHeaders(party, { method: 'POST' }),
+    }),
+  },
+  'POST /console/dead-letters/{seq}/redrive': {
+    request: (party) => ({
+      path: '/console/dead-letters/999999/redrive',
+      init: withHeaders(party, { method: 'POST' }),
+    }),
+    allowed: problemCode(404, 'DEAD_LETTER_NOT_FOUND'),
+  },
+  'POST /console/dead-letters/{seq}/discard': {
+    request: (party) => ({
+      path: '/console/dead-letters/999999/discard',
+      init: withHeaders(party, { method: 'POST' }),
+    }),
+    allowed: problemCode(404, 'DEAD_LETTER_NOT_FOUND'),
+  },
+  'GET /console/mailbox': {
+    request: get('/console/mailbox'),
+    allowed: problemCode(503, 'DEV_TOOL_UNAVAILABLE'),
+  },
+  'GET /console/ledger': {
+    request: get('/console/ledger'),
+    allowed: problemCode(503, 'DEV_TOOL_UNAVAILABLE'),
+  },
 };
 
 interface OpenApi {
@@ -304,8 +342,9 @@ async function runMatrix(send: Transport): Promise<string[]> {
       // set by middleware once its body is read.
       assertSecurityHeaders(response, `${party.name} ${route} → ${response.status}`);
       // Event streams do not end: read no body.
-      const body = route === 'GET /status-changes' ? '' : await response.text();
-      if (route === 'GET /status-changes') await response.body?.cancel();
+      const endless = route === 'GET /status-changes' || route === 'GET /console/consumers/live';
+      const body = endless ? '' : await response.text();
+      if (endless) await response.body?.cancel();
       const what = `${party.name} ${route} → ${response.status} ${body.slice(0, 200)}`;
       if (access !== 'public' && party.name === 'anonymous') {
         assert.equal(response.status, 401, what);
@@ -538,5 +577,108 @@ describe('limits', () => {
       'max-age=31536000; includeSubDomains',
     );
     assertSecurityHeaders(await inProcess('/no-such-route'), '404');
+  });
+});
+
+// The operations console's API as an operator (who may call it is the matrix's): its answers and its
+// bad-input problems, against the same servers.
+describe('the operations console API (operator)', () => {
+  /** The events of a server-sent event stream, until `enough` says so. */
+  async function events(response: Response, enough: (seen: { event: string; data: unknown }[]) => boolean) {
+    assert.match(response.headers.get('content-type') ?? '', /^text\/event-stream/);
+    const seen: { event: string; data: unknown }[] = [];
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    while (!enough(seen)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (event && data) seen.push({ event, data: JSON.parse(data) as unknown });
+      }
+    }
+    await reader.cancel();
+    return seen;
+  }
+
+  test('topology, orders, timeline, dead letters; bad input is a 400 naming the field', async () => {
+    const w = await world(inProcess);
+    const op = { headers: w.operator };
+    const get = async (path: string, init: RequestInit = op) => {
+      const response = await inProcess(path, init);
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+
+    const topo = await get('/console/topology');
+    assert.equal(topo.status, 200);
+    const services = topo.body.services as {
+      name: string;
+      replicas: number;
+      health: string;
+      serves: string[];
+    }[];
+    const byName = new Map(services.map((s) => [s.name, s]));
+    assert.equal(byName.get('order-status')?.health, 'up');
+    assert.equal(byName.get('order-status')?.replicas, 1);
+    assert.deepEqual(byName.get('order-status')?.serves, [
+      topology.endpoints.getOrderStatus.subject,
+      topology.endpoints.listOrders.subject,
+    ]);
+    // Not started in this test: declared, and shown down.
+    assert.equal(byName.get('create-invoice')?.health, 'down');
+    const consumers = topo.body.consumers as { stream: string; name: string; pending: number; lag: number }[];
+    assert.ok(
+      consumers.some((c) => c.name === topology.consumers.orderStatus.all.name),
+      JSON.stringify(consumers),
+    );
+
+    const page = await get('/console/orders?limit=100');
+    assert.equal(page.status, 200);
+    assert.ok((page.body.orders as { orderId: string }[]).some((o) => o.orderId === w.orderOfA));
+    const none = await get('/console/orders?status=cancelled&limit=100');
+    assert.ok((none.body.orders as { status: string }[]).every((o) => o.status === 'cancelled'));
+    const bad = await get('/console/orders?status=lost&limit=0&offset=-1');
+    assert.equal(bad.status, 400);
+    assert.deepEqual(
+      (bad.body.errors as { field: string }[]).map((e) => e.field),
+      ['query:status', 'query:offset', 'query:limit'],
+    );
+
+    const timeline = await get(`/console/orders/${w.orderOfA}/timeline`);
+    assert.equal(timeline.status, 200);
+    const steps = timeline.body.events as { type: string; source: string; traceUrl: unknown }[];
+    assert.deepEqual(
+      steps.map((e) => `${e.source} ${e.type}`),
+      ['order-storage order.placed.v2', 'create-invoice invoice.created.v1'],
+    );
+    assert.ok(
+      steps.every((e) => e.traceUrl === null),
+      'no trace UI configured: no links',
+    );
+    assert.equal((await get(`/console/orders/${randomUUID()}/timeline`)).status, 404);
+    assert.equal((await get('/console/orders/not%20an%20id/timeline')).status, 400);
+
+    const letters = await get('/console/dead-letters');
+    assert.equal(letters.status, 200);
+    assert.ok(Array.isArray(letters.body.deadLetters));
+    assert.equal((await get('/console/dead-letters?limit=0')).status, 400);
+    const post = { method: 'POST', headers: w.operator };
+    const badSeq = await get('/console/dead-letters/abc/redrive', post);
+    assert.equal(badSeq.status, 400);
+    assert.equal(badSeq.body.code, 'INVALID_SEQUENCE');
+
+    // Redrive-all reports its progress and ends (nothing to redrive here: 0 of 0).
+    const redrive = await events(await inProcess('/console/dead-letters/redrive', post), (seen) =>
+      seen.some((e) => e.event === 'done'),
+    );
+    assert.deepEqual(redrive.at(-1), { event: 'done', data: { done: 0, total: 0 } });
+    // The live consumer positions: the first snapshot arrives at once.
+    const live = await events(await inProcess('/console/consumers/live', op), (seen) => seen.length > 0);
+    assert.equal(live[0]?.event, 'consumers');
+    assert.ok(Array.isArray(live[0]?.data));
   });
 });

@@ -134,10 +134,37 @@ export async function getOrderStatus(store: StatusStore, orderId: string): Promi
   return { ...view, creditNoteNumber: view.creditNoteNumber ?? null };
 }
 
+/**
+ * The `order.list` query: newest placed first, filtered by status. It reads every record (a scan of
+ * the bucket, bounded concurrency): meant for the operations console, not for customer traffic.
+ */
+export async function listOrders(
+  store: StatusStore,
+  request: { status?: OrderView['status']; offset?: number; limit?: number },
+): Promise<{ orders: OrderView[]; total: number; offset: number; limit: number }> {
+  const offset = request.offset ?? 0;
+  const limit = request.limit ?? 20;
+  const ids = await store.ids();
+  const views: OrderView[] = [];
+  for (let i = 0; i < ids.length; i += 32) {
+    const batch = await Promise.all(ids.slice(i, i + 32).map((id) => store.read(id)));
+    for (const entry of batch) {
+      const view = entry?.record.view;
+      if (view && (request.status === undefined || view.status === request.status))
+        views.push({ ...view, creditNoteNumber: view.creditNoteNumber ?? null });
+    }
+  }
+  views.sort((a, b) => b.placedAt.localeCompare(a.placedAt) || a.orderId.localeCompare(b.orderId));
+  return { orders: views.slice(offset, offset + limit), total: views.length, offset, limit };
+}
+
 /** Starts the consumer and the endpoint on a running service (see `main.ts`). */
 export async function startOrderStatus(context: ServiceContext, options: OrderStatusOptions): Promise<void> {
   context.transport.serve(options.topology.endpoints.getOrderStatus, ({ orderId }) =>
     getOrderStatus(options.store, orderId),
+  );
+  context.transport.serve(options.topology.endpoints.listOrders, (request) =>
+    listOrders(options.store, request),
   );
   await context.transport.consume(orderStatusConsumer(options));
 }

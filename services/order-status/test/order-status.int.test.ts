@@ -17,6 +17,7 @@ import {
   connectNats,
   NatsTransport,
   RemoteError,
+  ValidationError,
   runService,
   type Envelope,
   type PayloadOf,
@@ -186,6 +187,29 @@ describe('order-status against real NATS', () => {
         assert.equal(error.code, 'ORDER_NOT_FOUND');
         return true;
       });
+
+      // order.list: pages of the filtered list, newest placed first; a status without orders is empty.
+      const list = s.topology.endpoints.listOrders;
+      const first = await s.client.request(list, { status: 'confirmed', limit: 5 });
+      assert.equal(first.total, 12);
+      assert.equal(first.orders.length, 5);
+      const rest = await s.client.request(list, { status: 'confirmed', offset: 5, limit: 100 });
+      assert.equal(rest.orders.length, 7);
+      const listed = [...first.orders, ...rest.orders];
+      assert.deepEqual(new Set(listed.map((o) => o.orderId)), new Set(orders));
+      const placed = listed.map((o) => o.placedAt);
+      assert.deepEqual(placed, [...placed].sort().reverse());
+      assert.deepEqual(await s.client.request(list, { status: 'cancelled' }), {
+        orders: [],
+        total: 0,
+        offset: 0,
+        limit: 20,
+      });
+      await assert.rejects(
+        s.client.request(list, { limit: 0 }),
+        (error: unknown) =>
+          error instanceof ValidationError || (error instanceof RemoteError && error.status === 400),
+      );
     } finally {
       await s.close();
     }
@@ -197,6 +221,7 @@ describe('order-status against real NATS', () => {
     let injected = 0;
     const lostAck: Wrap = (store) => ({
       read: (orderId) => store.read(orderId),
+      ids: () => store.ids(),
       async write(orderId, record, revision) {
         const written = await store.write(orderId, record, revision);
         if (written && injected === 0 && record.view?.invoiceNumber) {

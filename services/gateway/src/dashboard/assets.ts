@@ -32,4 +32,8 @@ export const DASHBOARD_PAGE: StaticAsset = asset('./index.html', 'text/html; cha
 export const DASHBOARD_ASSETS: ReadonlyMap<string, StaticAsset> = new Map([
   ['dashboard.mjs', asset('./dashboard.mjs', 'text/javascript; charset=utf-8')],
   ['dashboard.css', asset('./dashboard.css', 'text/css; charset=utf-8')],
+  // The operations console (operators; its data comes from `/console/…` with the operator's token).
+  ['console.html', asset('./console.html', 'text/html; charset=utf-8')],
+  ['console.mjs', asset('./console.mjs', 'text/javascript; charset=utf-8')],
+  ['console.css', asset('./console.css', 'text/css; charset=utf-8')],
 ]);

@@ -7,6 +7,7 @@ export interface HistoryEntry {
   readonly id?: string | undefined;
   readonly source?: string | undefined;
   readonly subject?: string | undefined;
+  readonly traceparent?: string | undefined;
 }
 
 /** A CloudEvent 1.0 in structured JSON form, plus the event's position in the order's history. */
@@ -21,6 +22,8 @@ export interface CloudEventJson {
   readonly data: unknown;
   /** Extension attribute: 1-based position in the order's history (stream order). */
   readonly sequence: number;
+  /** Distributed tracing extension: the W3C trace context the event was published with, if traced. */
+  readonly traceparent?: string;
 }
 
 /** Converts the history to CloudEvents (structured mode), keeping its order. */
@@ -35,5 +38,6 @@ export function toCloudEvents(orderId: string, entries: readonly HistoryEntry[])
     datacontenttype: 'application/json',
     data: entry.data,
     sequence: entry.version,
+    ...(entry.traceparent !== undefined && { traceparent: entry.traceparent }),
   }));
 }

@@ -2,6 +2,7 @@ import {
   CancelOrderReply,
   CustomerRegisteredReply,
   CustomerReply,
+  OrderPage,
   OrderView,
   PlaceOrderReply,
 } from '@orderflow/contracts';
@@ -337,6 +338,7 @@ export function openApiDocument(bodies: {
           },
         },
       },
+      ...consolePaths(),
       '/metrics': {
         get: {
           summary: 'Prometheus metrics (operators)',
@@ -351,6 +353,86 @@ export function openApiDocument(bodies: {
           },
         },
       },
+    },
+  };
+}
+
+/** The operations console's API (`console.ts`): operators only, JSON or server-sent events. */
+function consolePaths() {
+  const anyJson = { type: 'object' };
+  const events = (description: string) => ok(description, { type: 'string' }, 'text/event-stream');
+  const op = (
+    summary: string,
+    response: ReturnType<typeof ok>,
+    more: object = {},
+    errors: number[] = [],
+  ) => ({
+    summary,
+    security: security.operator,
+    ...more,
+    responses: { ...refused(401, 403, ...errors), '200': response },
+  });
+  const seqParam = [{ name: 'seq', in: 'path', required: true, schema: { type: 'integer', minimum: 1 } }];
+  const query = (name: string, schema: object) => ({ name, in: 'query', required: false, schema });
+  return {
+    '/console/topology': {
+      get: op(
+        'Services (declared, with their $SRV replicas and health), streams, consumers with pending/ack-pending/lag',
+        ok('The topology', anyJson),
+        {},
+        [503],
+      ),
+    },
+    '/console/consumers/live': {
+      get: op('Every consumer position, as server-sent events `consumers` every 2 s', events('Event stream')),
+    },
+    '/console/orders': {
+      get: op(
+        'A page of every order (order.list), newest first',
+        ok('The page', json(OrderPage)),
+        {
+          parameters: [
+            query('status', { type: 'string' }),
+            query('offset', { type: 'integer', minimum: 0 }),
+            query('limit', { type: 'integer', minimum: 1, maximum: 100 }),
+          ],
+        },
+        [400, 503],
+      ),
+    },
+    '/console/orders/{id}/timeline': {
+      get: op(
+        "The order's timeline across services with trace ids (and links), and its dead letters",
+        ok('The timeline', anyJson),
+        { parameters: idParam },
+        [400, 404, 503],
+      ),
+    },
+    '/console/dead-letters': {
+      get: op('Dead letters with reason and payload', ok('The dead letters', anyJson), {}, [400, 503]),
+    },
+    '/console/dead-letters/redrive': {
+      post: op(
+        'Redrive every dead letter; progress as server-sent events `progress` {done,total}, then `done`',
+        events('Event stream'),
+      ),
+    },
+    '/console/dead-letters/{seq}/redrive': {
+      post: op(
+        'Redrive one dead letter to its consumer',
+        ok('Redriven', anyJson),
+        { parameters: seqParam },
+        [400, 404],
+      ),
+    },
+    '/console/dead-letters/{seq}/discard': {
+      post: op('Discard one dead letter', ok('Discarded', anyJson), { parameters: seqParam }, [400, 404]),
+    },
+    '/console/mailbox': {
+      get: op("The development SMTP sink's mails", ok('As the sink answers them', anyJson), {}, [502, 503]),
+    },
+    '/console/ledger': {
+      get: op("The fake PSP's ledger", ok('As the PSP answers it', anyJson), {}, [502, 503]),
     },
   };
 }

@@ -19,6 +19,8 @@ export interface StatusStore {
    * when another writer came first (nothing written), so the caller reads again and re-applies.
    */
   write(orderId: string, record: StatusRecord, revision: number): Promise<boolean>;
+  /** Every order id with a record, in no particular order (a scan: for the operations console). */
+  ids(): Promise<string[]>;
 }
 
 // A failed `Nats-Expected-Last-Subject-Sequence` check: another writer came first.
@@ -58,6 +60,12 @@ export class KvStatusStore implements StatusStore {
         cause: error,
       });
     }
+  }
+
+  async ids(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const key of await this.kv.keys()) ids.push(key);
+    return ids;
   }
 
   async write(orderId: string, record: StatusRecord, revision: number): Promise<boolean> {

@@ -95,6 +95,7 @@ export async function readOrderHistory(
             id: event.metadata.id,
             source: envelope.source,
             subject: orderId,
+            ...(envelope.traceparent !== undefined && { traceparent: envelope.traceparent }),
           });
         }
         continue;
@@ -124,6 +125,7 @@ export async function readOrderHistory(
         id: envelope.id,
         source: envelope.source,
         subject: orderId,
+        ...(envelope.traceparent !== undefined && { traceparent: envelope.traceparent }),
       });
     } catch (error) {
       skip((error as Error).message);
