@@ -85,7 +85,8 @@ function dispatcher(spec: ConsumerSpec, publisher: EventPublisher): DeliveryHand
     const envelope = delivery.envelope;
     const handle = envelope && handlers.get(envelope.type);
     try {
-      if (!envelope || !handle) throw new MessagingError('NOT_DECODED', 'dispatch without a decoded envelope');
+      if (!envelope || !handle)
+        throw new MessagingError('NOT_DECODED', 'dispatch without a decoded envelope');
       return handle(envelope, new DeliveryContext(delivery, envelope, publisher));
     } catch (error) {
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what was thrown, as an async function would reject
