@@ -91,7 +91,8 @@ type Table = Record<string, unknown>;
 function headerOf(table: Table | undefined, name: string): string | undefined {
   const value = table?.[name] ?? table?.[name.toLowerCase()];
   if (value === undefined || value === null || value === '') return undefined;
-  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  return typeof value === 'object' ? JSON.stringify(value) : (value as number).toString();
 }
 
 /** {@link Transport} on RabbitMQ (AMQP 0-9-1, amqplib): see docs/delivery-semantics.md. */
@@ -524,7 +525,7 @@ class RpcChannel {
     try {
       endpoint.request.parse(data);
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
     const timeoutMs = options.timeoutMs ?? 5_000;
     const id = randomUUID();
