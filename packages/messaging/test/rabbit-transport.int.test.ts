@@ -24,9 +24,11 @@ transportConformance('RabbitMQ', () => ({
   },
   async crash(transport) {
     // The socket goes without a goodbye: the broker returns every unacked message.
-    (
-      connections.get(transport) as unknown as { connection: { stream: { destroy(): void } } }
-    ).connection.stream.destroy();
+    const connection = connections.get(transport);
+    connection?.on('error', () => undefined);
+    const socket = (connection as unknown as { connection: { stream: { destroy(error: Error): void } } })
+      .connection.stream;
+    socket.destroy(new Error('crash'));
   },
   async close(transport) {
     await transport.close({ deadlineMs: 1_000 });
