@@ -154,8 +154,29 @@ function toDeadLetter(stored: StoredMsg): DeadLetter {
   };
 }
 
-/** Lists, inspects, redrives and discards dead letters. */
-export class DeadLetters {
+/**
+ * The dead-letter store port: lists, inspects, redrives and discards the dead letters of every
+ * consumer. A redrive reaches only the consumer that failed the message. Implemented on JetStream
+ * ({@link DeadLetters}), on RabbitMQ (`RabbitDeadLetters`) and in memory.
+ */
+export interface DeadLetterStore {
+  /** Dead letters in arrival order, optionally of one stream/consumer. */
+  list(filter?: { stream?: string; consumer?: string; limit?: number }): Promise<DeadLetter[]>;
+  /** One dead letter by its `seq`, or `undefined`. */
+  get(seq: number): Promise<DeadLetter | undefined>;
+  /**
+   * Sends a dead letter back to the consumer that failed it (and to no other), with its original
+   * payload and headers, then removes it. Throws {@link DeadLetterError} `DEAD_LETTER_NOT_FOUND`.
+   */
+  redrive(seq: number): Promise<void>;
+  /** Redrives every dead letter matching the filter; returns how many. */
+  redriveAll(filter?: { stream?: string; consumer?: string }): Promise<number>;
+  /** Deletes a dead letter for good. */
+  discard(seq: number): Promise<void>;
+}
+
+/** {@link DeadLetterStore} on the JetStream dead-letter stream. */
+export class DeadLetters implements DeadLetterStore {
   constructor(
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,

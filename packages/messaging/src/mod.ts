@@ -13,7 +13,7 @@ export {
   deadLetterStream,
   writeDeadLetter,
 } from './dead-letters.ts';
-export type { DeadLetter, DeadLetterSource } from './dead-letters.ts';
+export type { DeadLetter, DeadLetterSource, DeadLetterStore } from './dead-letters.ts';
 export { ORIGINAL_SEQUENCE_HEADER, ORIGINAL_SUBJECT_HEADER } from './delivery.ts';
 export {
   createEnvelope,
@@ -113,6 +113,10 @@ export { consumerConfig, ensureConsumer, ensureStream, streamConfig } from './to
 export type { ConsumerDeclaration, EnsureConsumer, StreamDeclaration } from './topology.ts';
 export { NatsTransport } from './transport.ts';
 export type { NatsTransportOptions, Transport } from './transport.ts';
+export { consumerPipeline } from './pipeline.ts';
+export type { PipelineOptions } from './pipeline.ts';
+export { bindingKey, RabbitDeadLetters, RabbitTopology, RabbitTransport } from './rabbitmq/transport.ts';
+export type { RabbitTransportOptions } from './rabbitmq/transport.ts';
 export { on } from './types.ts';
 export type {
   BatchItem,

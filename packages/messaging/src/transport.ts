@@ -1,22 +1,17 @@
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { trace, type Tracer } from '@opentelemetry/api';
+import type { Tracer } from '@opentelemetry/api';
 import { pino, type Logger } from 'pino';
 import { Gauge, Registry } from 'prom-client';
 import { defaultRetryPolicy } from './backoff.ts';
 import { CoreBroadcaster } from './broadcast.ts';
 import { ConsumerRuntime, orderingKeyOf } from './consumer.ts';
-import { ContractRegistry, type MessageContract, type PayloadOf } from './contract.ts';
-import { DeadLetters, DeadLetterTopology, deadLetterStream, writeDeadLetter } from './dead-letters.ts';
-import { readEnvelope, type Envelope } from './envelope.ts';
-import { MessagingError, ProducerError } from './errors.ts';
-import { decodeAndValidate } from './middleware/decode.ts';
-import { retryAndDeadLetter } from './middleware/dead-letter.ts';
-import { idempotency, type IdempotencyStore } from './middleware/idempotency.ts';
-import { logging } from './middleware/logging.ts';
-import { consumerMetrics, metrics, typeLabel } from './middleware/metrics.ts';
-import { checkProducer, isForged } from './middleware/producer.ts';
-import { tracing } from './middleware/tracing.ts';
+import type { MessageContract, PayloadOf } from './contract.ts';
+import { consumerPipeline } from './pipeline.ts';
+import { DeadLetters, DeadLetterTopology, type DeadLetterStore, deadLetterStream, writeDeadLetter } from './dead-letters.ts';
+import type { Envelope } from './envelope.ts';
+import { MessagingError } from './errors.ts';
+import type { IdempotencyStore } from './middleware/idempotency.ts';
 import { JetStreamPublisher } from './publisher.ts';
 import { RpcClient, RpcServer, type ServiceIdentity } from './rpc.ts';
 import {
@@ -30,13 +25,9 @@ import type {
   BatchItem,
   Broadcaster,
   ConsumerSpec,
-  Delivery,
-  DeliveryHandler,
   EndpointContract,
   EndpointHandler,
   EventPublisher,
-  HandlerContext,
-  Middleware,
   PublishOptions,
   PublishReceipt,
   Requester,
@@ -55,7 +46,7 @@ export interface Transport extends EventPublisher, Requester, Broadcaster {
   consume(spec: ConsumerSpec): Promise<RunningConsumer>;
   /** Answers requests on an endpoint, load-balanced across every instance serving it. */
   serve<E extends EndpointContract>(endpoint: E, handler: EndpointHandler<E>): void;
-  readonly deadLetters: DeadLetters;
+  readonly deadLetters: DeadLetterStore;
   /** Stops consumers (draining), endpoints and listeners; leaves the connection to its owner. */
   close(options?: { deadlineMs?: number }): Promise<void>;
 }
@@ -224,9 +215,6 @@ export class NatsTransport implements Transport {
     // The server's cap sits above ours: the runtime dead-letters at maxDeliver, and a message whose
     // handler crashed the process on its last attempts is dead-lettered on the next delivery.
     const common = { ackWaitMs, maxDeliver: maxDeliver + 3, maxAckPending: spec.maxAckPending ?? 1_000 };
-    const onDeadLetter = spec.onDeadLetter;
-    const registry = new ContractRegistry(spec.handlers.map((h) => h.contract));
-    const publisher = this.#publisher;
     const durable: ConsumerDeclaration = {
       stream: spec.stream,
       name: spec.name,
@@ -243,39 +231,15 @@ export class NatsTransport implements Transport {
     await this.#ensureConsumer(durable);
     await this.#ensureConsumer(redrive);
 
-    const instruments = consumerMetrics(this.registry);
-    const declared = new Set(spec.handlers.map((h) => h.contract.type));
-    // The order below is the order of execution, outermost first.
-    const middleware: Middleware[] = [
-      metrics(instruments, declared), // sees every outcome, dead letters included
-      logging(), // one line per failure
-      retryAndDeadLetter({
-        write: (delivery, error) => writeDeadLetter(this.js, delivery, error),
-        ...(onDeadLetter && {
-          beforeDeadLetter: async (delivery: Delivery, error: unknown) => {
-            // A delivery beyond maxDeliver is dead-lettered before the decoding step runs.
-            const envelope = delivery.envelope ?? decodedOrNothing(delivery, registry);
-            // Not the owner's event (forged, or on another's subject): it says nothing about the
-            // order, so it must not end one.
-            if (!envelope || error instanceof ProducerError) return;
-            if (spec.producers && isForged(spec.producers, delivery.subject, envelope)) return;
-            await onDeadLetter(envelope, error, new DeliveryContext(delivery, envelope, publisher));
-          },
-          serverMaxDeliver: common.maxDeliver,
-        }),
-        onDeadLetter: (delivery) =>
-          instruments.deadLettered.inc({
-            consumer: delivery.consumer,
-            type: typeLabel(delivery, declared),
-          }),
-      }),
-      decodeAndValidate(registry), // envelope + schema
-      ...(spec.producers ? [checkProducer(spec.producers)] : []), // ce-source owns the subject; before the inbox
-      tracing(this.options.tracer ?? trace.getTracer('@orderflow/messaging')), // span child of the producer's
-      ...(this.options.idempotency ? [idempotency(this.options.idempotency)] : []),
-      ...(spec.middleware ?? []),
-    ];
-    const chain = middleware.reduceRight<DeliveryHandler>((next, wrap) => wrap(next), this.#dispatcher(spec));
+    const chain = consumerPipeline({
+      spec,
+      publisher: this.#publisher,
+      writeDeadLetter: (delivery, error) => writeDeadLetter(this.js, delivery, error),
+      serverMaxDeliver: common.maxDeliver,
+      registry: this.registry,
+      ...(this.options.tracer && { tracer: this.options.tracer }),
+      ...(this.options.idempotency && { idempotency: this.options.idempotency }),
+    });
     const runtime = new ConsumerRuntime({
       js: this.js,
       stream: spec.stream,
@@ -303,78 +267,11 @@ export class NatsTransport implements Transport {
     return runtime;
   }
 
-  #dispatcher(spec: ConsumerSpec): DeliveryHandler {
-    const handlers = new Map(spec.handlers.map((h) => [h.contract.type, h.handle]));
-    const publisher = this.#publisher;
-    // Not an async function (one promise and three microtask turns fewer per message); a handler
-    // that throws instead of rejecting still ends as a rejection.
-    return (delivery) => {
-      const envelope = delivery.envelope;
-      const handle = envelope && handlers.get(envelope.type);
-      try {
-        if (!envelope || !handle)
-          throw new MessagingError('NOT_DECODED', 'dispatch without a decoded envelope');
-        return handle(envelope, new DeliveryContext(delivery, envelope, publisher));
-      } catch (error) {
-        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what was thrown, as an async function would reject
-        return Promise.reject(error);
-      }
-    };
-  }
-
   async close(options: { deadlineMs?: number } = {}): Promise<void> {
     await Promise.all([...this.#consumers].map((c) => c.stop(options)));
     for (const listener of this.#listeners) listener.unsubscribe();
     this.#listeners.clear();
     await this.#server?.stop();
     this.#requester.close();
-  }
-}
-
-/** The delivery's valid envelope, or `undefined` when it is not a valid message of a handled contract. */
-function decodedOrNothing(delivery: Delivery, registry: ContractRegistry): Envelope | undefined {
-  try {
-    const envelope = readEnvelope(delivery, delivery.body);
-    registry.resolve(envelope.type).parse(envelope.data);
-    return envelope;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The {@link HandlerContext} of one delivery (one allocation per message, no closures). */
-class DeliveryContext implements HandlerContext {
-  constructor(
-    private readonly delivery: Delivery,
-    private readonly envelope: Envelope,
-    private readonly publisher: JetStreamPublisher,
-  ) {}
-
-  get deliveryCount(): number {
-    return this.delivery.deliveryCount;
-  }
-
-  get streamSequence(): number {
-    return this.delivery.streamSequence;
-  }
-
-  get consumer(): string {
-    return this.delivery.consumer;
-  }
-
-  get logger(): Logger {
-    return this.delivery.logger;
-  }
-
-  working(): void {
-    this.delivery.working();
-  }
-
-  publish<C extends MessageContract>(
-    contract: C,
-    data: PayloadOf<C>,
-    options: Omit<PublishOptions, 'causedBy'>,
-  ): Promise<PublishReceipt> {
-    return this.publisher.publish(contract, data, { ...options, causedBy: this.envelope });
   }
 }

@@ -1,5 +1,5 @@
 import { after, before } from 'node:test';
-import type { NatsConnection } from '@nats-io/nats-core';
+import { errors, type NatsConnection } from '@nats-io/nats-core';
 import { startNatsServer, type NatsServer } from '@orderflow/testing';
 import { connectNats } from '../src/connection.ts';
 import { transportConformance } from '../src/conformance/transport.ts';
@@ -13,6 +13,9 @@ const connections = new WeakMap<Transport, NatsConnection>();
 
 transportConformance('NATS JetStream', () => ({
   features: { deduplication: true },
+  // What a KV write raises while its stream has no leader (a cluster node died).
+  brokerOutage: () =>
+    new Error('jetstream is not enabled', { cause: new errors.NoRespondersError('$KV.STATUS.a') }),
   async connect() {
     const { nc } = await connectNats({ servers: server.url, name: 'conformance' });
     const transport = await NatsTransport.create(nc, { source: 'orderflow/conformance' });

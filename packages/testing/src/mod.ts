@@ -9,3 +9,4 @@ export type {
 export { deferred, uniqueName, waitFor } from './wait.ts';
 export { OtlpSpanKind, startOtlpReceiver } from './otlp-receiver.ts';
 export type { OtlpReceiver, ReceivedExport, ReceivedSpan } from './otlp-receiver.ts';
+export { createRabbitVhost, type RabbitVhost } from './rabbitmq.ts';
