@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { renderCreditNotePdf } from '../src/adapters/pdf.ts';
 import {
@@ -109,5 +110,24 @@ describe('credit notes', () => {
     const [a, b] = await Promise.all([renderCreditNotePdf(note), renderCreditNotePdf(note)]);
     assert.equal(Buffer.from(a).subarray(0, 5).toString(), '%PDF-');
     assert.deepEqual(a, b);
+  });
+
+  test('the font metrics parsed once and shared render the same bytes as pdfkit parsing them itself', () => {
+    // A fresh process, so that its first document is laid out with metrics pdfkit parsed on its own
+    // and the later ones with the shared tables; text with kerned pairs and wrapped lines.
+    const script = `
+      const { renderInvoicePdf } = await import(${JSON.stringify(new URL('../src/adapters/pdf.ts', import.meta.url).href)});
+      const { createHash } = await import('node:crypto');
+      const invoice = ${JSON.stringify({ ...invoice, customer: { name: 'AVAWAY To Yo LT, Fjord & Wave '.repeat(8), email: 'a@b.test' } })};
+      const hashes = [];
+      for (let i = 0; i < 3; i++) hashes.push(createHash('sha256').update(await renderInvoicePdf(invoice)).digest('hex'));
+      console.log(hashes.join(' '));
+    `;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    const [first, ...later] = out.trim().split(' ');
+    assert.match(first ?? '', /^[0-9a-f]{64}$/);
+    assert.deepEqual(later, [first, first]);
   });
 });
