@@ -1,8 +1,16 @@
 import { headers as natsHeaders } from '@nats-io/nats-core';
-import type { JetStreamClient, JetStreamManager, MsgRequest, StoredMsg } from '@nats-io/jetstream';
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  type MsgRequest,
+  type StoredMsg,
+} from '@nats-io/jetstream';
 import { Header } from './envelope.ts';
 import { ORIGINAL_SEQUENCE_HEADER, ORIGINAL_SUBJECT_HEADER } from './delivery.ts';
 import { MessagingError } from './errors.ts';
+import { StoreNotFoundError, StoreUnavailableError } from './ports/errors.ts';
 import type { StreamDeclaration } from './topology.ts';
 import type { Delivery } from './types.ts';
 
@@ -192,14 +200,10 @@ export class DeadLetters implements DeadLetterStore {
     // Walk the stream with direct "next message for subject" lookups: no consumer to create or clean up.
     let seq = info.state.first_seq;
     while (letters.length < limit && seq <= info.state.last_seq) {
-      let stored: StoredMsg | null;
-      try {
-        // nats-server ≥ 2.9 answers `next_by_subj` on the regular (non-direct) get as well.
-        const query = { next_by_subj: subject, seq } as unknown as MsgRequest;
-        stored = await this.jsm.streams.getMessage(DeadLetterTopology.stream, query);
-      } catch {
-        break;
-      }
+      // nats-server ≥ 2.9 answers `next_by_subj` on the regular (non-direct) get as well. `null`: no
+      // more letters; a failure (the server unreachable) rejects rather than cut the list short.
+      const query = { next_by_subj: subject, seq } as unknown as MsgRequest;
+      const stored = await this.#getMessage(query);
       if (!stored) break;
       letters.push(toDeadLetter(stored));
       seq = stored.seq + 1;
@@ -207,13 +211,26 @@ export class DeadLetters implements DeadLetterStore {
     return letters;
   }
 
-  /** One dead letter by its sequence, or `undefined`. */
+  /** One dead letter by its sequence, or `undefined` (none, or no dead-letter stream yet). An outage rejects. */
   async get(seq: number): Promise<DeadLetter | undefined> {
     try {
-      const stored = await this.jsm.streams.getMessage(DeadLetterTopology.stream, { seq });
+      const stored = await this.#getMessage({ seq });
       return stored?.subject.startsWith('deadletter.') ? toDeadLetter(stored) : undefined;
-    } catch {
-      return undefined;
+    } catch (error) {
+      if (error instanceof StoreNotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  /** `null` when the stream has no such message; `StoreNotFoundError` without the stream; else `StoreUnavailableError`. */
+  async #getMessage(query: MsgRequest): Promise<StoredMsg | null> {
+    try {
+      return await this.jsm.streams.getMessage(DeadLetterTopology.stream, query);
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound) {
+        throw new StoreNotFoundError(DeadLetterTopology.stream, undefined, { cause: error });
+      }
+      throw new StoreUnavailableError(DeadLetterTopology.stream, undefined, { cause: error });
     }
   }
 

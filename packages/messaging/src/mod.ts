@@ -14,6 +14,16 @@ export {
   writeDeadLetter,
 } from './dead-letters.ts';
 export type { DeadLetter, DeadLetterSource, DeadLetterStore } from './dead-letters.ts';
+export type { BlobStore, BlobStores } from './ports/blob-store.ts';
+export type { KeyValueEntry, KeyValueStore, KeyValueStores } from './ports/key-value.ts';
+export {
+  StoreConflictError,
+  StoreError,
+  StoreErrorCode,
+  StoreNotFoundError,
+  StoreUnavailableError,
+} from './ports/errors.ts';
+export { NatsBlobStore, NatsBlobStores, NatsKeyValueStore, NatsKeyValueStores } from './nats/stores.ts';
 export { ORIGINAL_SEQUENCE_HEADER, ORIGINAL_SUBJECT_HEADER } from './delivery.ts';
 export {
   createEnvelope,

@@ -1,6 +1,6 @@
 // Composition root of create-invoice: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
+import { runService, tracingSettingsFromEnv, NatsBlobStores } from '@orderflow/messaging';
 import { openServiceStore } from '@orderflow/sql';
 import { ObjectStorePdfArchive } from './adapters/object-store-pdfs.ts';
 import { invoiceMigrations, SqlInvoiceBook } from './adapters/sql-invoice-book.ts';
@@ -28,7 +28,7 @@ await runService(
     await startCreateInvoice(context, {
       topology,
       book: new SqlInvoiceBook(store, { consumer: topology.consumers.createInvoice.all.name }),
-      pdfs: await ObjectStorePdfArchive.open(context.nc, topology.objectStores.invoices, {
+      pdfs: await ObjectStorePdfArchive.open(new NatsBlobStores(context.nc), topology.objectStores.invoices, {
         replicas: config.objectStoreReplicas,
       }),
       seller: config.seller,

@@ -22,6 +22,7 @@ import {
   runService,
   type PayloadOf,
   type RunningService,
+  NatsBlobStores,
 } from '@orderflow/messaging';
 import {
   migrate,
@@ -101,7 +102,7 @@ async function system(dialect: 'postgres' | 'pglite') {
           startCreateInvoice(context, {
             topology,
             book,
-            pdfs: await ObjectStorePdfArchive.open(context.nc, topology.objectStores.invoices),
+            pdfs: await ObjectStorePdfArchive.open(new NatsBlobStores(context.nc), topology.objectStores.invoices),
             concurrency: 8,
             retry: { initialDelayMs: 20, maxDelayMs: 200 },
           }),
@@ -118,7 +119,7 @@ async function system(dialect: 'postgres' | 'pglite') {
     owners,
     jsm,
     book: books[1]!,
-    pdfs: await ObjectStorePdfArchive.open(nc, topology.objectStores.invoices),
+    pdfs: await ObjectStorePdfArchive.open(new NatsBlobStores(nc), topology.objectStores.invoices),
     /** The events stored on `subject`, in stream order: `[ce-type, payload]`. */
     async eventsOn(subject: string): Promise<[string, unknown][]> {
       const consumer = await client.js.consumers.get(topology.stream, { filter_subjects: subject });

@@ -1,6 +1,6 @@
 // Composition root of email-notify: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
+import { runService, tracingSettingsFromEnv, NatsBlobStores } from '@orderflow/messaging';
 import { migrate, openSqlStore } from '@orderflow/sql';
 import { ObjectStorePdfs } from './adapters/object-store-pdfs.ts';
 import { SmtpMailer } from './adapters/smtp-mailer.ts';
@@ -37,7 +37,7 @@ await runService(
       topology,
       log: new SqlMailLog(store, { leaseMs: config.claimLeaseMs }),
       mailer,
-      pdfs: new ObjectStorePdfs(context.nc),
+      pdfs: new ObjectStorePdfs(new NatsBlobStores(context.nc)),
       maxDeliver: config.maxDeliver,
     });
   },

@@ -26,6 +26,7 @@ import {
   type MessageContract,
   type PayloadOf,
   type RunningService,
+  NatsBlobStores,
 } from '@orderflow/messaging';
 import { spawnSmtpSink, type SmtpSinkProcess } from '@orderflow/smtp-sink';
 import { migrate, openSqlStore, type SqlStore } from '@orderflow/sql';
@@ -126,7 +127,7 @@ async function system(options: {
               i === 0 ? (options.markSentFailures ?? 0) : 0,
             ),
             mailer,
-            pdfs: new ObjectStorePdfs(context.nc),
+            pdfs: new ObjectStorePdfs(new NatsBlobStores(context.nc)),
             retry: { initialDelayMs: 20, maxDelayMs: 200 },
           }),
       ),

@@ -12,6 +12,7 @@ import {
   NoRespondersError,
   RemoteError,
   TimeoutError,
+  StoreUnavailableError,
   ValidationError,
   type PayloadOf,
   type Requester,
@@ -267,6 +268,10 @@ export function problemFor(error: unknown): Problem {
   }
   if (error instanceof TimeoutError) {
     return problem(503, 'SERVICE_TIMEOUT', 'the service did not answer in time; try again later');
+  }
+  if (error instanceof StoreUnavailableError) {
+    // The blob or key-value store cannot be asked: nothing is known, so neither 404 nor 500.
+    return problem(503, error.code, 'a store of the system is unavailable; try again later');
   }
   if (error instanceof ValidationError) {
     // A reply that breaks its contract: the service is at fault, not the caller.

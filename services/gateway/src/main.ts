@@ -1,6 +1,6 @@
 // Composition root of the gateway: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
+import { runService, tracingSettingsFromEnv, NatsBlobStores } from '@orderflow/messaging';
 import { BroadcastStatusFeed } from './adapters/broadcast-status-feed.ts';
 import { DEV_ALGORITHM, DevIssuer } from './adapters/dev-issuer.ts';
 import { JwtAuthenticator } from './adapters/jwt-authenticator.ts';
@@ -55,7 +55,7 @@ await runService(
     const app = createGateway({
       topology,
       requester: context.transport,
-      invoices: new ObjectStoreInvoices(context.nc, topology.objectStores.invoices),
+      invoices: new ObjectStoreInvoices(new NatsBlobStores(context.nc), topology.objectStores.invoices),
       statusChanges,
       metrics: context.metrics,
       ready: () => context.readiness().ready, // connected to NATS, started, not draining

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Objm } from '@nats-io/obj';
 import { InvoiceCreated, orderingTopology } from '@orderflow/contracts';
-import { connectNats, NatsTransport, runService, type RunningService } from '@orderflow/messaging';
+import { connectNats, NatsTransport, runService, type RunningService, NatsBlobStores } from '@orderflow/messaging';
 import { orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
 import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
 import { migrate, migrateInboxOutbox, openPostgres, type SqlStore } from '@orderflow/sql';
@@ -71,7 +71,7 @@ before(async () => {
       gatewayOptions = {
         topology,
         requester: context.transport,
-        invoices: new ObjectStoreInvoices(context.nc, topology.objectStores.invoices),
+        invoices: new ObjectStoreInvoices(new NatsBlobStores(context.nc), topology.objectStores.invoices),
         statusChanges: new BroadcastStatusFeed(context.transport, topology.notifications.statusChangedAll),
         metrics: context.metrics,
         authenticator: auth.authenticator,

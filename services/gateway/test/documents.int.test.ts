@@ -10,7 +10,7 @@ import {
   OrderPlaced,
   OwnerPublisher,
 } from '@orderflow/contracts';
-import { connectNats, runService, type PayloadOf, type RunningService } from '@orderflow/messaging';
+import { connectNats, runService, type PayloadOf, type RunningService, NatsBlobStores } from '@orderflow/messaging';
 import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
@@ -53,7 +53,7 @@ before(async () => {
       const app = createGateway({
         topology,
         requester: context.transport,
-        invoices: new ObjectStoreInvoices(context.nc, topology.objectStores.invoices),
+        invoices: new ObjectStoreInvoices(new NatsBlobStores(context.nc), topology.objectStores.invoices),
         authenticator: auth.authenticator,
         tokens: auth.issuer,
       });

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { CURRENCIES, orderingTopology } from '@orderflow/contracts';
-import { runService, type RunningService } from '@orderflow/messaging';
+import { runService, type RunningService, NatsBlobStores } from '@orderflow/messaging';
 import { orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
 import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
 import { migrate, migrateInboxOutbox, openPostgres, type SqlStore } from '@orderflow/sql';
@@ -59,7 +59,7 @@ before(async () => {
       const app = createGateway({
         topology,
         requester: context.transport,
-        invoices: new ObjectStoreInvoices(context.nc, topology.objectStores.invoices),
+        invoices: new ObjectStoreInvoices(new NatsBlobStores(context.nc), topology.objectStores.invoices),
         bodyLimitBytes: BODY_LIMIT,
         requestTimeoutMs: 10_000,
         authenticator: auth.authenticator,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { orderingTopology } from '@orderflow/contracts';
-import { runService, type RunningService } from '@orderflow/messaging';
+import { runService, type RunningService, NatsBlobStores } from '@orderflow/messaging';
 import { orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
 import { migrate, migrateInboxOutbox, openPostgres, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, type NatsServer } from '@orderflow/testing';
@@ -42,7 +42,7 @@ before(async () => {
       const app = createGateway({
         topology,
         requester: context.transport,
-        invoices: new ObjectStoreInvoices(context.nc, topology.objectStores.invoices),
+        invoices: new ObjectStoreInvoices(new NatsBlobStores(context.nc), topology.objectStores.invoices),
         metrics: context.metrics,
         requestTimeoutMs: 2_000,
         authenticator: auth.authenticator,

@@ -1,25 +1,23 @@
-import type { NatsConnection } from '@nats-io/nats-core';
-import { Objm } from '@nats-io/obj';
+import { StoreNotFoundError, type BlobStores } from '@orderflow/messaging';
 
-/** Reads an invoice PDF by the location `invoice.created` gives. `undefined` when it is not there. */
+/**
+ * Reads an invoice PDF by the location `invoice.created` gives. `undefined` when it is not there; an
+ * outage of the store rejects with `StoreUnavailableError` (retried in place), never `undefined`.
+ */
 export interface InvoicePdfs {
   fetch(location: { bucket: string; name: string }): Promise<Uint8Array | undefined>;
 }
 
-/** {@link InvoicePdfs} in the JetStream object store. */
+/** {@link InvoicePdfs} in the blob buckets the location names. */
 export class ObjectStorePdfs implements InvoicePdfs {
-  readonly #objm: Objm;
-  constructor(nc: NatsConnection) {
-    this.#objm = new Objm(nc);
-  }
+  constructor(private readonly blobs: BlobStores) {}
 
   async fetch(location: { bucket: string; name: string }): Promise<Uint8Array | undefined> {
-    let store;
     try {
-      store = await this.#objm.open(location.bucket);
-    } catch {
-      return undefined; // no such bucket (yet)
+      return await (await this.blobs.open(location.bucket)).get(location.name);
+    } catch (error) {
+      if (error instanceof StoreNotFoundError) return undefined; // no such bucket or object (yet)
+      throw error;
     }
-    return (await store.getBlob(location.name)) ?? undefined;
   }
 }

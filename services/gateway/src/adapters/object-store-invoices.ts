@@ -1,28 +1,27 @@
-import type { NatsConnection } from '@nats-io/nats-core';
-import { Objm } from '@nats-io/obj';
+import { StoreNotFoundError, type BlobStores } from '@orderflow/messaging';
 
-/** Reads invoice PDFs by object name. `undefined` while there is none. */
+/**
+ * Reads invoice PDFs by object name. `undefined` while there is none; an outage of the store rejects
+ * with `StoreUnavailableError` (a 503 at the edge), never `undefined`.
+ */
 export interface InvoicePdfs {
   pdf(objectName: string): Promise<Uint8Array | undefined>;
 }
 
-/** {@link InvoicePdfs} in the JetStream object store `bucket` (names from the contracts' topology). */
+/** {@link InvoicePdfs} in the blob bucket `bucket` (names from the contracts' topology). */
 export class ObjectStoreInvoices implements InvoicePdfs {
-  readonly #objm: Objm;
   constructor(
-    nc: NatsConnection,
+    private readonly blobs: BlobStores,
     private readonly bucket: string,
-  ) {
-    this.#objm = new Objm(nc);
-  }
+  ) {}
 
   async pdf(objectName: string): Promise<Uint8Array | undefined> {
-    let store;
     try {
-      store = await this.#objm.open(this.bucket);
-    } catch {
-      return undefined; // no bucket yet: no invoice yet
+      // No bucket yet (no invoice yet) and no object are both "none"; anything else rejects.
+      return await (await this.blobs.open(this.bucket)).get(objectName);
+    } catch (error) {
+      if (error instanceof StoreNotFoundError) return undefined;
+      throw error;
     }
-    return (await store.getBlob(objectName)) ?? undefined;
   }
 }
