@@ -132,6 +132,7 @@ export class AggregateStore<S, C, E extends DomainEvent> {
     const { aggregate } = this;
     const receipt = await this.options.log.append(
       {
+        stream: aggregate.stream,
         subject: aggregate.subject(loaded.id),
         aggregateId: loaded.id,
         events: events.map((event) => aggregate.codec.encode(event)),

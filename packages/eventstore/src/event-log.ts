@@ -9,7 +9,7 @@ import {
   type EventPublisher,
   type MessageContract,
 } from '@orderflow/messaging';
-import { CommitContract } from './codec.ts';
+import { commitPayload } from './commit-message.ts';
 import {
   AppendError,
   EventStoreError,
@@ -17,7 +17,7 @@ import {
   ReadError,
   WrongExpectedVersionError,
 } from './errors.ts';
-import type { AppendReceipt, EventLog, NewCommit, StoredCommit } from './types.ts';
+import type { AppendReceipt, EventLog, LogSubscription, NewCommit, StoredCommit } from './types.ts';
 
 export interface JetStreamEventLogOptions {
   /** `ce-source` of every commit, e.g. `orderflow/order-storage`. */
@@ -78,18 +78,7 @@ export class JetStreamEventLog implements EventLog {
   }
 
   async append(commit: NewCommit, expectedVersion: number): Promise<AppendReceipt> {
-    const [first, ...rest] = commit.events;
-    if (!first) throw new EventStoreError(EventStoreErrorCode.Config, `${commit.subject}: empty commit`);
-    let contract: MessageContract;
-    let data: unknown;
-    if (rest.length === 0) {
-      ({ contract, data } = first);
-    } else {
-      contract = CommitContract;
-      data = {
-        events: commit.events.map((e) => ({ type: e.contract.type, data: e.contract.parse(e.data) })),
-      };
-    }
+    const { contract, data } = commitPayload(commit);
     const commitId = commit.commitId ?? randomUUID();
     try {
       const receipt = await this.publisher.publish(contract, data, {
@@ -157,5 +146,49 @@ export class JetStreamEventLog implements EventLog {
       messages.stop();
       void consumer.delete().catch(() => undefined);
     }
+  }
+
+  subscribe(stream: string, subject: string, options: { fromSequence: number }): LogSubscription {
+    let stopped = false;
+    let stopMessages: (() => void) | undefined;
+    const js = this.js;
+    const batch = this.#readBatch;
+    async function* commits(): AsyncGenerator<StoredCommit> {
+      const fail = (cause: unknown): ReadError =>
+        new ReadError(stream, `subscription to ${subject} failed: ${(cause as Error).message}`, { cause });
+      let consumer;
+      let messages;
+      try {
+        // An ordered consumer: recreated by nats.js on a gap or a missed heartbeat, so order holds.
+        consumer = await js.consumers.get(stream, {
+          filter_subjects: subject,
+          opt_start_seq: Math.max(1, options.fromSequence),
+        });
+        messages = await consumer.consume({ max_messages: batch, expires: PULL_EXPIRES_MS });
+      } catch (cause) {
+        throw fail(cause);
+      }
+      stopMessages = () => messages.stop();
+      if (stopped) messages.stop();
+      try {
+        for await (const m of messages) {
+          if (stopped) break;
+          yield { stream, subject: m.subject, sequence: m.seq, headers: m.headers, body: m.data };
+        }
+      } catch (cause) {
+        if (!stopped) throw fail(cause);
+      } finally {
+        messages.stop();
+        void consumer.delete().catch(() => undefined);
+      }
+    }
+    const iterable = commits();
+    return {
+      [Symbol.asyncIterator]: () => iterable,
+      stop() {
+        stopped = true;
+        stopMessages?.();
+      },
+    };
   }
 }

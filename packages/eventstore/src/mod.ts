@@ -22,6 +22,15 @@ export type { JetStreamEventLogOptions } from './event-log.ts';
 export { rebuildProjection, startProjection } from './projection.ts';
 export type { ProjectionOptions, ProjectionSource, RebuildOptions, RebuildResult } from './projection.ts';
 export { KvSnapshotStore } from './snapshots.ts';
+export { MemoryEventLog, MemorySnapshotStore } from './memory.ts';
+export {
+  EVENTSTORE_COMPONENT,
+  eventStoreMigrations,
+  migrateEventStore,
+  SqlEventLog,
+  SqlSnapshotStore,
+} from './sql-event-log.ts';
+export type { SqlEventLogOptions } from './sql-event-log.ts';
 export type { KvSnapshotStoreOptions } from './snapshots.ts';
 export type {
   AggregateDefinition,
@@ -36,6 +45,7 @@ export type {
   EventMetadata,
   EventOf,
   LoadedAggregate,
+  LogSubscription,
   NewCommit,
   Projection,
   RebuildProgress,

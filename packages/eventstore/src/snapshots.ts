@@ -11,7 +11,8 @@ export interface KvSnapshotStoreOptions {
   onInvalid?: (key: string, error: unknown) => void;
 }
 
-function isSnapshot(value: unknown): value is Snapshot {
+/** Whether a stored value has the shape of a {@link Snapshot} (internal). */
+export function isSnapshot(value: unknown): value is Snapshot {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
   return (

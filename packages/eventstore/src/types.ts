@@ -118,6 +118,11 @@ export interface StoredCommit {
 
 /** A decision to store on one subject. */
 export interface NewCommit {
+  /**
+   * Stream the subject belongs to. JetStream routes by subject and ignores it; the SQL and in-memory
+   * logs reject a commit without it (`INVALID_CONFIG`).
+   */
+  readonly stream?: string;
   readonly subject: string;
   readonly aggregateId: string;
   /** Contract and payload of each event, in order (at least one). */
@@ -161,6 +166,19 @@ export interface EventLog {
     subject: string,
     range: { fromSequence: number; toSequence: number },
   ): AsyncIterable<StoredCommit & { readonly pending: number }>;
+  /**
+   * Commits of `subject` (may be a wildcard) from `fromSequence` on, in stream order: first those
+   * stored now (catch-up), then each one appended later (live), until `stop()` ends the iteration.
+   * Delivery is at-most-once per subscription and in order; to resume after a restart, subscribe
+   * again from the last sequence handled + 1. A failure of the log ends it with a {@link ReadError}.
+   */
+  subscribe(stream: string, subject: string, options: { fromSequence: number }): LogSubscription;
+}
+
+/** A running subscription to the log (see {@link EventLog.subscribe}). Iterate it once. */
+export interface LogSubscription extends AsyncIterable<StoredCommit> {
+  /** Ends the iteration (after the commit in hand); idempotent. */
+  stop(): void;
 }
 
 // ───────────────────────────── Snapshots ─────────────────────────────

@@ -84,6 +84,7 @@ describe('event store on JetStream', () => {
       version: (stream, subject) => log.version(stream, subject),
       lastSequence: (stream) => log.lastSequence(stream),
       read: (stream, subject, range) => log.read(stream, subject, range),
+      subscribe: (stream, subject, options) => log.subscribe(stream, subject, options),
       append: async (commit, expected) => {
         if (rival) await plain.append(await plain.load('a1'), [rival]);
         rival = undefined;
@@ -140,6 +141,7 @@ describe('event store on JetStream', () => {
       version: (stream, subject) => log.version(stream, subject),
       lastSequence: (stream) => log.lastSequence(stream),
       read: (stream, subject, range) => log.read(stream, subject, range),
+      subscribe: (stream, subject, options) => log.subscribe(stream, subject, options),
       append: async (commit, expected) => {
         await plain.append(await plain.load('a1'), [
           { type: 'account.deposited', data: { amount: 1, currency: 'EUR' } },
