@@ -7,16 +7,9 @@ import {
   PublishError,
   PULL_EXPIRES_MS,
   type EventPublisher,
-  type MessageContract,
 } from '@orderflow/messaging';
 import { commitPayload } from './commit-message.ts';
-import {
-  AppendError,
-  EventStoreError,
-  EventStoreErrorCode,
-  ReadError,
-  WrongExpectedVersionError,
-} from './errors.ts';
+import { AppendError, ReadError, WrongExpectedVersionError } from './errors.ts';
 import type { AppendReceipt, EventLog, LogSubscription, NewCommit, StoredCommit } from './types.ts';
 
 export interface JetStreamEventLogOptions {

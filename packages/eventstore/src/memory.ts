@@ -37,16 +37,21 @@ export class MemoryEventLog implements EventLog {
     return log;
   }
 
-  version(stream: string, subject: string): Promise<number> {
+  #version(stream: string, subject: string): number {
     const log = this.#log(stream);
-    for (let i = log.length - 1; i >= 0; i--) if (log[i]!.subject === subject) return Promise.resolve(i + 1);
-    return Promise.resolve(0);
+    for (let i = log.length - 1; i >= 0; i--) if (log[i]!.subject === subject) return i + 1;
+    return 0;
+  }
+
+  version(stream: string, subject: string): Promise<number> {
+    return Promise.resolve(this.#version(stream, subject));
   }
 
   lastSequence(stream: string): Promise<number> {
     return Promise.resolve(this.#log(stream).length);
   }
 
+  // Check and push with no await between them: that is what makes an append atomic here.
   async append(commit: NewCommit, expectedVersion: number): Promise<AppendReceipt> {
     const commitId = commit.commitId ?? randomUUID();
     const { entries, body } = commitMessage(this.options.source, commit, commitId);
@@ -54,7 +59,7 @@ export class MemoryEventLog implements EventLog {
     const log = this.#log(stream);
     const stored = log.findIndex((c) => c.commitId === commitId);
     if (stored >= 0) return { version: stored + 1, commitId, duplicate: true };
-    if ((await this.version(stream, commit.subject)) !== expectedVersion) {
+    if (this.#version(stream, commit.subject) !== expectedVersion) {
       throw new WrongExpectedVersionError(commit.subject, expectedVersion);
     }
     log.push({ subject: commit.subject, commitId, entries, body });
