@@ -1,4 +1,8 @@
 import { isBrokerUnavailable } from '@orderflow/messaging';
+import { isRetryableSqlError } from '@orderflow/sql';
+
+/** The log's backend was unreachable: NATS (a restart, a failover) or the SQL database. */
+const isOutage = (cause: unknown): boolean => isBrokerUnavailable(cause) || isRetryableSqlError(cause);
 
 /**
  * Errors of the event store. Every error has a stable `code`, sets `name`, and chains its `cause`.
@@ -114,9 +118,9 @@ export class AppendError extends EventStoreError {
     options?: { cause?: unknown },
   ) {
     super(EventStoreErrorCode.Append, `append to ${subject} failed: ${message}`, options);
-    this.retryable = isBrokerUnavailable(options?.cause);
+    this.retryable = isOutage(options?.cause);
   }
-  /** NATS was unreachable (a restart, a cluster failover): handlers retry it as a dependency outage. */
+  /** The backend was unreachable (NATS restart or failover, database down): handlers retry it as an outage. */
   readonly retryable: boolean;
 }
 
@@ -129,9 +133,9 @@ export class ReadError extends EventStoreError {
     options?: { cause?: unknown },
   ) {
     super(EventStoreErrorCode.Read, `read from ${stream} failed: ${message}`, options);
-    this.retryable = isBrokerUnavailable(options?.cause);
+    this.retryable = isOutage(options?.cause);
   }
-  /** NATS was unreachable (a restart, a cluster failover): handlers retry it as a dependency outage. */
+  /** The backend was unreachable (NATS restart or failover, database down): handlers retry it as an outage. */
   readonly retryable: boolean;
 }
 
