@@ -533,6 +533,36 @@ describe('gateway fuzz: every answer is a 2xx or a 4xx problem+json, never a 5xx
     );
   });
 
+  test('console routes: without an operator token every answer is a 401 or 403 problem+json', async () => {
+    // The console's own inputs are tested with an operator in authorization.int.test.ts; here its door.
+    const consoleRoute = fc.oneof(
+      fc.constantFrom(
+        'GET /console/topology',
+        'GET /console/consumers/live',
+        'GET /console/dead-letters',
+        'POST /console/dead-letters/redrive',
+        'GET /console/mailbox',
+        'GET /console/ledger',
+      ),
+      fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/).map((id) => `GET /console/orders/${id}/timeline`),
+      fc.nat().map((seq) => `POST /console/dead-letters/${seq}/${seq % 2 ? 'redrive' : 'discard'}`),
+      fc
+        .tuple(fc.string({ maxLength: 20 }), fc.integer(), fc.integer())
+        .map(
+          ([status, offset, limit]) =>
+            `GET /console/orders?status=${encodeURIComponent(status)}&offset=${offset}&limit=${limit}`,
+        ),
+    );
+    await fc.assert(
+      fc.asyncProperty(consoleRoute, authorization(), async (route, auth) => {
+        const [method, path] = route.split(' ') as [string, string];
+        const answer = await call(method, path, { headers: headers(undefined, undefined, auth) });
+        assert.ok([401, 403].includes(answer.status), `${route} → ${answer.status}`);
+      }),
+      params(60),
+    );
+  });
+
   test('regressions the fuzzer found', async () => {
     // NUL in a string: PostgreSQL text refuses it (was a 502 from order-storage); lone surrogates too.
     for (const name of ['a\u0000b', 'a\ud800']) {
@@ -594,4 +624,14 @@ const OPENAPI_ROUTES = [
   'GET /healthz',
   'GET /readyz',
   'GET /metrics',
+  'GET /console/topology',
+  'GET /console/consumers/live',
+  'GET /console/orders',
+  'GET /console/orders/{id}/timeline',
+  'GET /console/dead-letters',
+  'POST /console/dead-letters/redrive',
+  'POST /console/dead-letters/{seq}/redrive',
+  'POST /console/dead-letters/{seq}/discard',
+  'GET /console/mailbox',
+  'GET /console/ledger',
 ];
