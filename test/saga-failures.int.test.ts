@@ -12,7 +12,13 @@ import {
   SqlInvoiceBook,
   startCreateInvoice,
 } from '@orderflow/create-invoice';
-import { connectNats, NatsTransport, runService, type RunningService, NatsBlobStores } from '@orderflow/messaging';
+import {
+  connectNats,
+  NatsTransport,
+  runService,
+  type RunningService,
+  NatsBlobStores,
+} from '@orderflow/messaging';
 import { orderStorageMigrations, startOrderStorage, type OrderStorage } from '@orderflow/order-storage';
 import { HttpPaymentGateway, startPaymentProcessor } from '@orderflow/payment-processor';
 import { spawnPaymentProvider, type PaymentProviderProcess } from '@orderflow/payment-provider';
@@ -74,7 +80,10 @@ async function system() {
       startCreateInvoice(context, {
         topology,
         book: new SqlInvoiceBook(invoiceDb, { consumer: topology.consumers.createInvoice.all.name }),
-        pdfs: await ObjectStorePdfArchive.open(new NatsBlobStores(context.nc), topology.objectStores.invoices),
+        pdfs: await ObjectStorePdfArchive.open(
+          new NatsBlobStores(context.nc),
+          topology.objectStores.invoices,
+        ),
         maxDeliver: 3,
         retry: fast,
       }),

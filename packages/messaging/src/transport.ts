@@ -8,7 +8,13 @@ import { CoreBroadcaster } from './broadcast.ts';
 import { ConsumerRuntime, orderingKeyOf } from './consumer.ts';
 import type { MessageContract, PayloadOf } from './contract.ts';
 import { consumerPipeline } from './pipeline.ts';
-import { DeadLetters, DeadLetterTopology, type DeadLetterStore, deadLetterStream, writeDeadLetter } from './dead-letters.ts';
+import {
+  DeadLetters,
+  DeadLetterTopology,
+  type DeadLetterStore,
+  deadLetterStream,
+  writeDeadLetter,
+} from './dead-letters.ts';
 import type { Envelope } from './envelope.ts';
 import { MessagingError } from './errors.ts';
 import type { IdempotencyStore } from './middleware/idempotency.ts';

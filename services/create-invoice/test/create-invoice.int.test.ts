@@ -102,7 +102,10 @@ async function system(dialect: 'postgres' | 'pglite') {
           startCreateInvoice(context, {
             topology,
             book,
-            pdfs: await ObjectStorePdfArchive.open(new NatsBlobStores(context.nc), topology.objectStores.invoices),
+            pdfs: await ObjectStorePdfArchive.open(
+              new NatsBlobStores(context.nc),
+              topology.objectStores.invoices,
+            ),
             concurrency: 8,
             retry: { initialDelayMs: 20, maxDelayMs: 200 },
           }),

@@ -5,7 +5,13 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Objm } from '@nats-io/obj';
 import { InvoiceCreated, orderingTopology } from '@orderflow/contracts';
-import { connectNats, NatsTransport, runService, type RunningService, NatsBlobStores } from '@orderflow/messaging';
+import {
+  connectNats,
+  NatsTransport,
+  runService,
+  type RunningService,
+  NatsBlobStores,
+} from '@orderflow/messaging';
 import { orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
 import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
 import { migrate, migrateInboxOutbox, openPostgres, type SqlStore } from '@orderflow/sql';

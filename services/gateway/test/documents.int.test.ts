@@ -10,7 +10,13 @@ import {
   OrderPlaced,
   OwnerPublisher,
 } from '@orderflow/contracts';
-import { connectNats, runService, type PayloadOf, type RunningService, NatsBlobStores } from '@orderflow/messaging';
+import {
+  connectNats,
+  runService,
+  type PayloadOf,
+  type RunningService,
+  NatsBlobStores,
+} from '@orderflow/messaging';
 import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';

@@ -717,7 +717,7 @@ class AmqpDelivery implements Delivery {
     private readonly options: RabbitConsumerOptions,
     readonly deliveryCount = RabbitDeliveryCount(msg),
   ) {
-    this.#headers = (msg.properties.headers ?? {});
+    this.#headers = msg.properties.headers ?? {};
     this.logger = options.logger.child({ subject: this.subject, deliveries: deliveryCount });
   }
 
