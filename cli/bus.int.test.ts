@@ -23,6 +23,7 @@ import {
 import { pino } from 'pino';
 import { startNatsServer, waitFor, type NatsServer } from '@orderflow/testing';
 import { busCredentials, busServerConfig, PERMISSION_VIOLATION, prepareBusSecrets } from './bus.ts';
+import { traceOrder } from './commands/inspect.ts';
 import { provisionOrdering, startProvisioningResponder } from './provision.ts';
 
 const topology = orderingTopology();
@@ -301,5 +302,18 @@ test('runService with an nkey binds its durables through the provisioner, withou
   const jsm = await provisionerJsm();
   const info = await jsm.consumers.info(topology.stream, topology.consumers.paymentProcessor.orders.name);
   assert.equal(info.config.max_deliver, 4 + 3, 'created with the tuning the service asked for');
+  assert.deepEqual(violationsSince(mark), []);
+});
+
+test('the operator traces an order (stream message gets) without one permission violation', async () => {
+  const orderId = `o-trace-${Date.now()}`;
+  const js = jetstream(await connectAs('payment-processor'));
+  await js.publish(topology.subjects.payment(orderId), '{}');
+  const mark = log.length;
+  const operator = await connectAs('operator');
+  const entries = await traceOrder(operator, orderId, () => undefined, topology);
+  assert.equal(entries.length, 1, 'the one message about the order');
+  assert.match(entries[0]!.type, /not a CloudEvent/, 'a headerless message is shown as what it is');
+  await operator.flush();
   assert.deepEqual(violationsSince(mark), []);
 });

@@ -1,11 +1,17 @@
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamManager, type MsgRequest } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { OrderingTopology, type OrderingTopology as Topology } from '@orderflow/contracts';
+import {
+  ORDER_EVENT_SOURCES,
+  OrderingTopology,
+  type OrderEventSource,
+  type OrderingTopology as Topology,
+} from '@orderflow/contracts';
 import {
   consumerPositions,
   DeadLetters,
   decodeEnvelope,
   Header,
+  type Envelope,
   discoverServices,
   streamSummaries,
   type ConsumerPosition,
@@ -111,36 +117,41 @@ export async function traceOrder(
 ): Promise<TimelineEntry[]> {
   const jsm: JetStreamManager = await jetstreamManager(nc);
   const js = jetstream(nc);
-  // One subject per producer is about the order (nats-server 2.9 has no multi-filter consumers):
-  // an ordered read of each, merged by stream sequence. The builders check the id is one token.
-  const subjects = [
-    topology.subjects.order(orderId),
-    topology.subjects.payment(orderId),
-    topology.subjects.invoice(orderId),
-    topology.subjects.delivery(orderId),
-  ];
+  // Stream message gets of `*.<id>` in stream order (what the operator identity may do; ordered
+  // consumers it may not create): every producer's subject about the order, none of another source's.
+  const filter = topology.subjects.orderHistory(orderId);
   const entries: TimelineEntry[] = [];
-  for (const subject of subjects) {
-    const consumer = await js.consumers.get(topology.stream, { filter_subjects: subject });
+  for (let seq = 1; ;) {
+    // nats.js types `next_by_subj` for direct gets only; STREAM.MSG.GET takes it too (nats-server ≥ 2.9).
+    const query = { next_by_subj: filter, seq } as unknown as MsgRequest;
+    const msg = await jsm.streams.getMessage(topology.stream, query);
+    if (!msg) break;
+    seq = msg.seq + 1;
+    const source = topology.eventSourceOf(msg.subject);
+    if (source === undefined || !ORDER_EVENT_SOURCES.includes(source as OrderEventSource)) continue;
+    let envelope: Envelope;
     try {
-      const pending = (await consumer.info(true)).num_pending;
-      if (pending === 0) continue;
-      const messages = await consumer.fetch({ max_messages: pending, expires: 5_000 });
-      for await (const msg of messages) {
-        const envelope = decodeEnvelope(msg.headers, msg.data);
-        entries.push({
-          seq: msg.seq,
-          // A message without ce-time (from outside the toolkit) is placed by the time the stream stored it.
-          time: msg.headers?.has(Header.Time) ? envelope.time : msg.time.toISOString(),
-          type: envelope.type,
-          source: envelope.source.replace(/^orderflow\//, ''),
-          traceId: envelope.traceparent?.split('-')[1],
-        });
-        if (msg.info.pending === 0) break;
-      }
-    } finally {
-      await consumer.delete().catch(() => undefined);
+      envelope = decodeEnvelope(msg.header, msg.data);
+    } catch (error) {
+      // Poison in the log (not a CloudEvent) is a step of the timeline too, marked as such.
+      const reason = error instanceof Error ? error.message : String(error);
+      entries.push({
+        seq: msg.seq,
+        time: msg.time.toISOString(),
+        type: `(${reason})`,
+        source: '?',
+        traceId: undefined,
+      });
+      continue;
     }
+    entries.push({
+      seq: msg.seq,
+      // A message without ce-time (from outside the toolkit) is placed by the time the stream stored it.
+      time: msg.header.has(Header.Time) ? envelope.time : msg.time.toISOString(),
+      type: envelope.type,
+      source: envelope.source.replace(/^orderflow\//, ''),
+      traceId: envelope.traceparent?.split('-')[1],
+    });
   }
   entries.sort((a, b) => a.seq - b.seq);
   if (entries.length === 0) {
