@@ -22,7 +22,6 @@ import {
 import type { StatusStore } from './adapters/kv-status-store.ts';
 import { applyFact, factOf } from './domain/status.ts';
 import { OrderStatusError, StatusErrorCode } from './errors.ts';
-import { currentStreamSequence, streamSequence } from './stream-sequence.ts';
 
 /**
  * order-status — table of contents.
@@ -62,11 +61,7 @@ async function applyEvent(
 ): Promise<void> {
   const target = factOf({ type: contractName, data: event.data } as OrderingEvent);
   if (!target) return;
-  const seq = currentStreamSequence();
-  if (seq === undefined) {
-    throw new OrderStatusError(StatusErrorCode.NoSequence, 'stream sequence unknown (middleware missing)');
-  }
-  const applied = { seq, type: event.type, at: event.time, fact: target.fact };
+  const applied = { seq: context.streamSequence, type: event.type, at: event.time, fact: target.fact };
   const attempts = options.casAttempts ?? 20;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const current = await options.store.read(target.orderId);
@@ -114,7 +109,6 @@ export function orderStatusConsumer(options: OrderStatusOptions): ConsumerSpec {
     ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
     maxDeliver: options.maxDeliver ?? 10,
     ...(options.retry && { retry: options.retry }),
-    middleware: [streamSequence],
     handlers: [
       ...projected.map((contract) =>
         on(contract, (event, context) => applyEvent(options, event, contract.name, context)),

@@ -7,4 +7,3 @@ export type { OrderStatusConfig } from './config.ts';
 export { applyFact, factOf, project } from './domain/status.ts';
 export type { Applied, AppliedFact, Fact, StatusRecord } from './domain/status.ts';
 export { ConfigError, OrderStatusError, StatusErrorCode } from './errors.ts';
-export { currentStreamSequence, streamSequence } from './stream-sequence.ts';
