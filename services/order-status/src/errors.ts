@@ -5,8 +5,6 @@ export const StatusErrorCode = {
   Contended: 'STATUS_CONTENDED',
   /** A record in the bucket is not what this service wrote. */
   CorruptRecord: 'STATUS_RECORD_CORRUPT',
-  /** A delivery without its stream sequence (the middleware is missing). */
-  NoSequence: 'STATUS_NO_SEQUENCE',
   Config: 'INVALID_CONFIG',
 } as const;
 
