@@ -70,9 +70,11 @@ test('the build runs: the gateway, PSP and SMTP sink start from dist/ with plain
     const page = await fetch(`${system.apiUrl}/`);
     assert.equal(page.status, 200);
     assert.match(await page.text(), /<html/i);
-    const script = await fetch(`${system.apiUrl}/dashboard/dashboard.mjs`);
-    assert.equal(script.status, 200);
-    await script.arrayBuffer();
+    for (const file of ['dashboard.mjs', 'console.html', 'console.mjs', 'console.css']) {
+      const asset = await fetch(`${system.apiUrl}/dashboard/${file}`);
+      assert.equal(asset.status, 200, file);
+      await asset.arrayBuffer();
+    }
     // A bundled workspace package at work: no token is a 401, bad input with one the typed problem.
     const post = (headers: Record<string, string>) =>
       fetch(`${system.apiUrl}/orders`, {

@@ -13,7 +13,9 @@ import { build } from 'esbuild';
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 /** Files read at run time through `new URL(file, import.meta.url)`, per service: copied into dist/. */
 const assets = {
-  gateway: ['src/dashboard/index.html', 'src/dashboard/dashboard.mjs', 'src/dashboard/dashboard.css'],
+  gateway: ['index.html', 'dashboard.mjs', 'dashboard.css', 'console.html', 'console.mjs', 'console.css'].map(
+    (file) => `src/dashboard/${file}`,
+  ),
 };
 
 const wanted = process.argv.slice(2);
