@@ -270,6 +270,8 @@ export async function startOrderStorage(
       },
       { commitId: eventIdFor(OrderCancelRequested, orderId) },
     );
+    // Cancelled at once (nothing charged yet): a late charge finds no token.
+    if (result.state.status === 'cancelled') await db.forgetToken(orderId);
     return {
       orderId,
       status: statusOf(result.state, { paymentId: facts?.paymentId ?? null }),
@@ -285,15 +287,6 @@ export async function startOrderStorage(
         410,
         OrderingErrorCode.PaymentTokenGone,
         `the payment of order ${orderId} is recorded; its token is gone`,
-      );
-    }
-    // A cancelled order is never charged: not by a late charge, nor by one redriven from the dead letters
-    // after the order was cancelled for it (payment_failed).
-    if ((await orders.load(orderId)).state.status === 'cancelled') {
-      throw new EndpointError(
-        410,
-        OrderingErrorCode.PaymentTokenGone,
-        `order ${orderId} is cancelled; its token is gone`,
       );
     }
     return { orderId, token: stored.token };
@@ -395,9 +388,11 @@ export async function startOrderStorage(
           await record(orderId, { kind: 'refund', refundId, paymentId, reason }, event);
           await act(orderId, { type: 'record-refund', reason, amount }, OrderCancelled, event);
         }),
-        on(PaymentFailed, (event) =>
-          act(event.data.orderId, { type: 'record-payment-failure' }, OrderCancelled, event),
-        ),
+        on(PaymentFailed, async (event) => {
+          await act(event.data.orderId, { type: 'record-payment-failure' }, OrderCancelled, event);
+          // Cancelled uncharged: a charge redriven from the dead letters afterwards finds no token.
+          await db.forgetToken(event.data.orderId);
+        }),
       ],
     },
     {

@@ -223,6 +223,14 @@ export class OrderStorageDb {
     return toFacts(rows[0] as FactsRow);
   }
 
+  /** Forgets the order's payment token (the order was cancelled before it was charged): nothing may charge it. */
+  async forgetToken(orderId: string): Promise<void> {
+    await this.store.query(
+      'UPDATE payment_tokens SET token = NULL WHERE order_id = $1 AND token IS NOT NULL',
+      [orderId],
+    );
+  }
+
   async token(orderId: string): Promise<StoredToken | undefined> {
     const { rows } = await this.store.query<{ token: string | null }>(
       'SELECT token FROM payment_tokens WHERE order_id = $1',
