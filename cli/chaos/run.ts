@@ -3,23 +3,23 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { orderingTopology, OrderStatusChanged, type OrderView } from '@orderflow/contracts';
+import {
+  orderingTopology,
+  OrderStatusChanged,
+  type OrderingTopology,
+  type OrderView,
+} from '@orderflow/contracts';
+import type { NatsConnection } from '@nats-io/nats-core';
 import { NatsTransport } from '@orderflow/messaging';
 import { busServerConfig, PERMISSION_VIOLATION, prepareBusSecrets } from '../bus.ts';
-import { openPostgres, type SqlStore } from '@orderflow/sql';
 import { freePort, startNatsCluster, type NatsCluster } from '@orderflow/testing';
 import { GatewayClient, TERMINAL, type HistoryEvent } from '../api.ts';
 import { mapLimit } from '../map-limit.ts';
 import type { LogLine, SupervisorEvent } from '../supervisor.ts';
 import { SERVICES, startSystem, type RunningSystem } from '../system.ts';
+import { createDatabase, type ChaosDatabase } from './database.ts';
 import { FAULT_CLASSES, injectFault, planFaults, type FaultClass, type FaultRecord } from './faults.ts';
-import {
-  checkInvariants,
-  type DatabaseFacts,
-  type InvariantReport,
-  type LedgerEntry,
-  type Mail,
-} from './invariants.ts';
+import { checkInvariants, type InvariantReport, type LedgerEntry, type Mail } from './invariants.ts';
 import { LoadDriver, type AnswerTally } from './load.ts';
 import { PgProxy } from './pg-proxy.ts';
 import type { PoisonMessage } from './poison.ts';
@@ -124,259 +124,364 @@ export function faultsFor(nats: 'single' | 'cluster'): FaultClass[] {
   return FAULT_CLASSES.filter((f) => (nats === 'single' ? f !== 'node-kill' : f !== 'nats-restart'));
 }
 
+/** Clean-ups undone in reverse order at the end; one added after the end (an interrupted run's start-up finishing) runs at once. */
+class Cleanups {
+  readonly #steps: (() => Promise<void>)[] = [];
+  #done = false;
+
+  add(cleanup: () => Promise<void>): void {
+    if (this.#done) void cleanup().catch(() => undefined);
+    else this.#steps.push(cleanup);
+  }
+
+  async run(): Promise<void> {
+    this.#done = true;
+    for (const cleanup of this.#steps.reverse()) await cleanup().catch(() => undefined);
+  }
+}
+
+/** What the run has reached, reported to `onProgress` about every second. */
+class ProgressTracker {
+  phase: ChaosProgress['phase'] = 'starting';
+  placed = 0;
+  readonly terminal = new Set<string>();
+  faultsDone = 0;
+  faultsTotal = 0;
+  currentFault: string | undefined;
+
+  constructor(
+    private readonly total: number,
+    private readonly onProgress: ChaosOptions['onProgress'],
+  ) {}
+
+  report(): void {
+    this.onProgress?.({
+      phase: this.phase,
+      placed: this.placed,
+      total: this.total,
+      terminal: this.terminal.size,
+      faultsDone: this.faultsDone,
+      faultsTotal: this.faultsTotal,
+      currentFault: this.currentFault,
+    });
+  }
+}
+
+/** The system under test and what the harness needs to reach into it. */
+interface ChaosEnvironment {
+  readonly database: ChaosDatabase;
+  readonly pgProxy: PgProxy;
+  readonly cluster: NatsCluster | undefined;
+  readonly clusterViolations: readonly string[];
+  readonly system: RunningSystem;
+  readonly topology: OrderingTopology;
+  readonly readyTimeoutMs: number;
+}
+
+/**
+ * Starts what the run breaks: a fresh PostgreSQL database behind a cuttable link, NATS (the
+ * system's private server, or a 3-node cluster on the bus's own config) and every service.
+ */
+async function startEnvironment(
+  options: ChaosOptions,
+  nats: 'single' | 'cluster',
+  cleanups: Cleanups,
+  errorLogs: Record<string, number>,
+): Promise<ChaosEnvironment> {
+  const note = options.onNote ?? (() => undefined);
+  const database = await createDatabase(
+    options.databaseUrl,
+    `chaos_${options.seed}_${randomBytes(4).toString('hex')}`,
+  );
+  cleanups.add(() => database.drop());
+  const pgProxy = await PgProxy.start(database.target);
+  cleanups.add(() => pgProxy.close());
+  const serviceDbUrl = new URL(database.url);
+  serviceDbUrl.hostname = '127.0.0.1';
+  serviceDbUrl.port = String(pgProxy.port);
+
+  const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-chaos-'));
+  cleanups.add(() => rm(dataDir, { recursive: true, force: true }));
+  const topology = orderingTopology();
+  const clusterViolations: string[] = [];
+  let cluster: NatsCluster | undefined;
+  if (nats === 'cluster') {
+    // The cluster runs the bus's own config on every node: the same identities and TLS as `up`'s
+    // private server, routes authenticated with a generated secret.
+    const secrets = await prepareBusSecrets(join(dataDir, 'secrets'), topology, { chaos: true });
+    const routeSecret = randomBytes(18).toString('base64url');
+    const started = await startNatsCluster(3, {
+      config: (node) =>
+        busServerConfig(secrets, topology, {
+          serverName: node.name,
+          port: node.port,
+          storeDir: node.storeDir,
+          chaos: true,
+          cluster: {
+            name: node.clusterName,
+            host: '127.0.0.1',
+            port: node.routePort,
+            routes: node.routes,
+            user: 'route',
+            password: routeSecret,
+          },
+        }),
+      onLog: (line, node) => {
+        if (PERMISSION_VIOLATION.test(line)) clusterViolations.push(`${node}: ${line}`);
+      },
+    });
+    cleanups.add(() => started.dispose());
+    cluster = started;
+    note(`3-node JetStream cluster: ${cluster.servers.join(', ')}`);
+  }
+  const [natsPort, gatewayPort, pspPort, smtpPort, mailboxPort] = await Promise.all(
+    Array.from({ length: 5 }, () => freePort()),
+  );
+  const readyTimeoutMs = 120_000;
+  const system = await startSystem({
+    dataDir,
+    ...(cluster
+      ? { natsUrl: cluster.servers.join(','), streamReplicas: 3, secretsDir: join(dataDir, 'secrets') }
+      : { natsPort: natsPort! }),
+    chaosIdentity: true,
+    databaseUrl: serviceDbUrl.toString(),
+    gatewayPort: gatewayPort!,
+    pspPort: pspPort!,
+    smtpPort: smtpPort!,
+    mailboxPort: mailboxPort!,
+    replicas: { 'payment-processor': options.paymentReplicas ?? 3 },
+    env: {
+      'payment-processor': { PSP_TIMEOUT_MS: String(PSP_TIMEOUT_MS) },
+      // The mailbox is the record of every mail: it must not drop the oldest (default: newest 10 000).
+      'smtp-sink': { MAX_MESSAGES: String(Math.max(10_000, options.orders * 8)) },
+    },
+    baseEnv: { ...options.baseEnv, LOG_LEVEL: options.logLevel ?? 'warn' },
+    restart: { initialDelayMs: 250, maxDelayMs: 5_000, stableAfterMs: 10_000 },
+    stopDeadlineMs: 15_000,
+    readyTimeoutMs,
+    ownProcessGroup: false,
+    onLog: (line) => {
+      if (/"level":(50|60)/.test(line.line)) errorLogs[line.program] = (errorLogs[line.program] ?? 0) + 1;
+      options.onLog?.(line);
+    },
+    onEvent: (event: SupervisorEvent) => {
+      if (event.type === 'restarting')
+        note(`supervisor: ${event.program}#${event.replica} restarts in ${event.delayMs} ms`);
+    },
+  });
+  cleanups.add(() => system.stop());
+  note(`system up: API ${system.apiUrl}, NATS ${system.natsUrl}, PostgreSQL database ${database.name}`);
+  return { database, pgProxy, cluster, clusterViolations, system, topology, readyTimeoutMs };
+}
+
+/** Places the orders at the planned rate while the fault plan runs beside them, one probe order after each fault. */
+async function loadUnderFaults(
+  options: ChaosOptions,
+  env: ChaosEnvironment,
+  harness: { nc: NatsConnection; api: GatewayClient; load: LoadDriver; random: SeededRandom },
+  progress: ProgressTracker,
+  faults: readonly FaultClass[],
+): Promise<{ records: FaultRecord[]; poison: PoisonMessage[]; loadDurationMs: number }> {
+  const { system, cluster, pgProxy, topology, readyTimeoutMs } = env;
+  const { nc, api, load, random } = harness;
+  const note = options.onNote ?? (() => undefined);
+  const steps = planFaults(faults, SERVICES, random, options.killsPerService ?? 2);
+  progress.faultsTotal = steps.length;
+  const poison: PoisonMessage[] = [];
+  const records: FaultRecord[] = [];
+  const ratePerSecond = options.ratePerSecond ?? 10;
+  const expectedLoadMs = (options.orders / ratePerSecond) * 1_000;
+  progress.phase = 'load';
+  const loadStartedAt = Date.now();
+  const since = () => Date.now() - loadStartedAt;
+
+  const loadDone = load.run({
+    count: options.orders,
+    ratePerSecond,
+    onPlaced: () => (progress.placed += 1),
+  });
+  const faultsDone = (async () => {
+    const spacing = expectedLoadMs / (steps.length + 1);
+    for (const [index, step] of steps.entries()) {
+      const due = loadStartedAt + (index + 1) * spacing;
+      if (due > Date.now()) await sleep(due - Date.now());
+      progress.currentFault = step.service ? `${step.fault} ${step.service}` : step.fault;
+      const start = since();
+      const target = await injectFault(step, {
+        supervisor: system.supervisor,
+        services: SERVICES,
+        random,
+        ...(cluster && { cluster }),
+        pgProxy,
+        pgOutageMs: options.pgOutageMs ?? { min: 10_000, max: 20_000 },
+        pspUrl: system.pspUrl,
+        pspTimeoutMs: PSP_TIMEOUT_MS,
+        nc,
+        topology,
+        onPoison: (messages) => poison.push(...messages),
+        readyTimeoutMs,
+      });
+      const record: FaultRecord = {
+        fault: step.fault,
+        target,
+        startedAtMs: start,
+        durationMs: since() - start,
+      };
+      records.push(record);
+      note(`fault ${index + 1}/${steps.length}: ${step.fault} ${target} (${record.durationMs} ms)`);
+      // Recovery: an order placed now, timed until it is terminal.
+      const liftedAt = Date.now();
+      const probe = await load.placeOne('normal', { probe: true });
+      if (probe && (await untilTerminal(api, probe.orderId, 180_000)))
+        record.recoveryMs = Date.now() - liftedAt;
+      progress.faultsDone += 1;
+      progress.currentFault = undefined;
+    }
+  })();
+  await Promise.all([loadDone, faultsDone]);
+  return { records, poison, loadDurationMs: since() };
+}
+
+/** Reads each order's view through the API into `views`, marking the terminal ones. */
+async function readViews(
+  api: GatewayClient,
+  orderIds: readonly string[],
+  views: Map<string, OrderView | undefined>,
+  progress: ProgressTracker,
+): Promise<void> {
+  await mapLimit(orderIds, 16, async (orderId) => {
+    const response = await api.getOrder(orderId).catch(() => undefined);
+    views.set(orderId, response?.status === 200 ? response.body : undefined);
+    if (response?.status === 200 && TERMINAL.includes(response.body.status)) progress.terminal.add(orderId);
+  });
+}
+
+/** Waits until every accepted order is terminal or `deadline` passed (notifications can be missed while NATS restarts: ask). */
+async function settle(
+  api: GatewayClient,
+  load: LoadDriver,
+  views: Map<string, OrderView | undefined>,
+  progress: ProgressTracker,
+  deadline: number,
+): Promise<void> {
+  const pending = () =>
+    load.orders.filter((o) => !TERMINAL.includes(views.get(o.orderId)?.status ?? '')).map((o) => o.orderId);
+  for (let waiting = pending(); waiting.length > 0 && Date.now() <= deadline; waiting = pending()) {
+    await readViews(api, waiting, views, progress);
+    if (pending().length > 0) await sleep(1_000);
+  }
+}
+
+/** Checks the invariants until they hold or `deadline` passed: invoices, mails and dead letters may trail the terminal state. */
+async function checkUntilConsistent(
+  options: ChaosOptions,
+  env: ChaosEnvironment,
+  harness: {
+    api: GatewayClient;
+    load: LoadDriver;
+    transport: NatsTransport;
+    poison: readonly PoisonMessage[];
+  },
+  views: Map<string, OrderView | undefined>,
+  progress: ProgressTracker,
+  deadline: number,
+): Promise<InvariantReport> {
+  const { system, cluster, clusterViolations, database, topology } = env;
+  const { api, load, transport, poison } = harness;
+  const note = options.onNote ?? (() => undefined);
+  let lastCheckNote = Date.now();
+  for (;;) {
+    await readViews(
+      api,
+      load.orders.map((o) => o.orderId),
+      views,
+      progress,
+    );
+    const histories = new Map<string, HistoryEvent[] | undefined>();
+    await mapLimit(load.orders, 16, async (o) => {
+      const response = await api.history(o.orderId).catch(() => undefined);
+      histories.set(o.orderId, response?.status === 200 ? response.body : undefined);
+    });
+    const result = checkInvariants({
+      orders: load.orders,
+      customers: load.customers,
+      views,
+      histories,
+      ledger: await getJson<{ entries: LedgerEntry[] }>(`${system.pspUrl}/ledger`).then((b) => b.entries),
+      mails: await getJson<{ messages: Mail[] }>(`${system.mailboxUrl}/messages`).then((b) => b.messages),
+      deadLetters: await transport.deadLetters.list({ stream: topology.stream, limit: 100_000 }),
+      poison,
+      answers: load.answers,
+      database: await database.facts(),
+      permissionViolations: cluster ? clusterViolations : system.permissionViolations(),
+    });
+    if (result.violations === 0 || Date.now() > deadline) return result;
+    if (Date.now() - lastCheckNote > 15_000) {
+      lastCheckNote = Date.now();
+      const failing = result.invariants.filter((i) => !i.ok).map((i) => `${i.name} (${i.violations})`);
+      note(`waiting for the system to settle; still failing: ${failing.join('; ')}`);
+    }
+    await sleep(2_000);
+  }
+}
+
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const startedAt = Date.now();
   const nats = options.nats ?? 'single';
-  const faults = options.faults ?? faultsFor(nats);
-  const note = options.onNote ?? (() => undefined);
   const random = new SeededRandom(options.seed);
-  // Undone in reverse order at the end; what is started after the end (an interrupted run's start-up
-  // finishing) is undone at once.
-  const cleanups: (() => Promise<void>)[] = [];
-  let cleanedUp = false;
-  const undoLater = (cleanup: () => Promise<void>) => {
-    if (cleanedUp) void cleanup().catch(() => undefined);
-    else cleanups.push(cleanup);
-  };
-  const cleanUp = async () => {
-    cleanedUp = true;
-    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-  };
+  const cleanups = new Cleanups();
   const errorLogs: Record<string, number> = {};
-  const progress = {
-    phase: 'starting' as ChaosProgress['phase'],
-    placed: 0,
-    terminal: new Set<string>(),
-    faultsDone: 0,
-    faultsTotal: 0,
-    currentFault: undefined as string | undefined,
-  };
-  const report = () =>
-    options.onProgress?.({
-      phase: progress.phase,
-      placed: progress.placed,
-      total: options.orders,
-      terminal: progress.terminal.size,
-      faultsDone: progress.faultsDone,
-      faultsTotal: progress.faultsTotal,
-      currentFault: progress.currentFault,
-    });
-  const ticker = setInterval(report, 1_000);
-  undoLater(async () => clearInterval(ticker));
+  const progress = new ProgressTracker(options.orders, options.onProgress);
+  const ticker = setInterval(() => progress.report(), 1_000);
+  cleanups.add(async () => clearInterval(ticker));
 
   const run = async (): Promise<ChaosReport> => {
-    // A database of its own, reached through a link the harness can cut.
-    const database = await createDatabase(
-      options.databaseUrl,
-      `chaos_${options.seed}_${randomBytes(4).toString('hex')}`,
-    );
-    undoLater(() => database.drop());
-    const pgProxy = await PgProxy.start(database.target);
-    undoLater(() => pgProxy.close());
-    const serviceDbUrl = new URL(database.url);
-    serviceDbUrl.hostname = '127.0.0.1';
-    serviceDbUrl.port = String(pgProxy.port);
-
-    let cluster: NatsCluster | undefined;
-    const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-chaos-'));
-    undoLater(() => rm(dataDir, { recursive: true, force: true }));
-    const topology = orderingTopology();
-    const clusterViolations: string[] = [];
-    if (nats === 'cluster') {
-      // The cluster runs the bus's own config on every node: the same identities and TLS as `up`'s
-      // private server, routes authenticated with a generated secret.
-      const secrets = await prepareBusSecrets(join(dataDir, 'secrets'), topology, { chaos: true });
-      const routeSecret = randomBytes(18).toString('base64url');
-      cluster = await startNatsCluster(3, {
-        config: (node) =>
-          busServerConfig(secrets, topology, {
-            serverName: node.name,
-            port: node.port,
-            storeDir: node.storeDir,
-            chaos: true,
-            cluster: {
-              name: node.clusterName,
-              host: '127.0.0.1',
-              port: node.routePort,
-              routes: node.routes,
-              user: 'route',
-              password: routeSecret,
-            },
-          }),
-        onLog: (line, node) => {
-          if (PERMISSION_VIOLATION.test(line)) clusterViolations.push(`${node}: ${line}`);
-        },
-      });
-      undoLater(() => cluster!.dispose());
-      note(`3-node JetStream cluster: ${cluster.servers.join(', ')}`);
-    }
-    const [natsPort, gatewayPort, pspPort, smtpPort, mailboxPort] = await Promise.all(
-      Array.from({ length: 5 }, () => freePort()),
-    );
-    const readyTimeoutMs = 120_000;
-    const system: RunningSystem = await startSystem({
-      dataDir,
-      ...(cluster
-        ? { natsUrl: cluster.servers.join(','), streamReplicas: 3, secretsDir: join(dataDir, 'secrets') }
-        : { natsPort: natsPort! }),
-      chaosIdentity: true,
-      databaseUrl: serviceDbUrl.toString(),
-      gatewayPort: gatewayPort!,
-      pspPort: pspPort!,
-      smtpPort: smtpPort!,
-      mailboxPort: mailboxPort!,
-      replicas: { 'payment-processor': options.paymentReplicas ?? 3 },
-      env: {
-        'payment-processor': { PSP_TIMEOUT_MS: String(PSP_TIMEOUT_MS) },
-        // The mailbox is the record of every mail: it must not drop the oldest (default: newest 10 000).
-        'smtp-sink': { MAX_MESSAGES: String(Math.max(10_000, options.orders * 8)) },
-      },
-      baseEnv: { ...options.baseEnv, LOG_LEVEL: options.logLevel ?? 'warn' },
-      restart: { initialDelayMs: 250, maxDelayMs: 5_000, stableAfterMs: 10_000 },
-      stopDeadlineMs: 15_000,
-      readyTimeoutMs,
-      ownProcessGroup: false,
-      onLog: (line) => {
-        if (/"level":(50|60)/.test(line.line)) errorLogs[line.program] = (errorLogs[line.program] ?? 0) + 1;
-        options.onLog?.(line);
-      },
-      onEvent: (event: SupervisorEvent) => {
-        if (event.type === 'restarting')
-          note(`supervisor: ${event.program}#${event.replica} restarts in ${event.delayMs} ms`);
-      },
-    });
-    undoLater(() => system.stop());
-    note(`system up: API ${system.apiUrl}, NATS ${system.natsUrl}, PostgreSQL database ${database.name}`);
-
-    const nc = await system.connect('orderflow-chaos', 'chaos');
-    undoLater(() => nc.close());
+    const env = await startEnvironment(options, nats, cleanups, errorLogs);
+    const nc = await env.system.connect('orderflow-chaos', 'chaos');
+    cleanups.add(() => nc.close());
     const transport = await NatsTransport.create(nc, { source: 'orderflow/chaos' });
     // The checks read every customer's orders: an operator's token (the load uses each customer's own).
-    const api = new GatewayClient(system.apiUrl, 15_000, await system.operatorToken('operator:chaos'));
+    const api = new GatewayClient(
+      env.system.apiUrl,
+      15_000,
+      await env.system.operatorToken('operator:chaos'),
+    );
     const load = new LoadDriver(api, random);
     /** When each order's terminal notification came, on the load's clock. */
     const terminalAt = new Map<string, number>();
-    transport.listen(OrderStatusChanged, topology.notifications.statusChangedAll, (event) => {
+    transport.listen(OrderStatusChanged, env.topology.notifications.statusChangedAll, (event) => {
       if (TERMINAL.includes(event.data.status) && !progress.terminal.has(event.data.orderId)) {
         progress.terminal.add(event.data.orderId);
         terminalAt.set(event.data.orderId, load.elapsedMs());
       }
     });
-
     await load.registerCustomers(Math.max(5, Math.min(50, Math.ceil(options.orders / 20))));
 
-    const steps = planFaults(faults, SERVICES, random, options.killsPerService ?? 2);
-    progress.faultsTotal = steps.length;
-    const poison: PoisonMessage[] = [];
-    const records: FaultRecord[] = [];
-    const ratePerSecond = options.ratePerSecond ?? 10;
-    const expectedLoadMs = (options.orders / ratePerSecond) * 1_000;
-    progress.phase = 'load';
-    const loadStartedAt = Date.now();
-    const since = () => Date.now() - loadStartedAt;
+    const faults = options.faults ?? faultsFor(nats);
+    const { records, poison, loadDurationMs } = await loadUnderFaults(
+      options,
+      env,
+      { nc, api, load, random },
+      progress,
+      faults,
+    );
 
-    const loadDone = load.run({
-      count: options.orders,
-      ratePerSecond,
-      onPlaced: () => (progress.placed += 1),
-    });
-    const faultsDone = (async () => {
-      const spacing = expectedLoadMs / (steps.length + 1);
-      for (const [index, step] of steps.entries()) {
-        const due = loadStartedAt + (index + 1) * spacing;
-        if (due > Date.now()) await sleep(due - Date.now());
-        progress.currentFault = step.service ? `${step.fault} ${step.service}` : step.fault;
-        const start = since();
-        const target = await injectFault(step, {
-          supervisor: system.supervisor,
-          services: SERVICES,
-          random,
-          ...(cluster && { cluster }),
-          pgProxy,
-          pgOutageMs: options.pgOutageMs ?? { min: 10_000, max: 20_000 },
-          pspUrl: system.pspUrl,
-          pspTimeoutMs: PSP_TIMEOUT_MS,
-          nc,
-          topology,
-          onPoison: (messages) => poison.push(...messages),
-          readyTimeoutMs,
-        });
-        const record: FaultRecord = {
-          fault: step.fault,
-          target,
-          startedAtMs: start,
-          durationMs: since() - start,
-        };
-        records.push(record);
-        note(`fault ${index + 1}/${steps.length}: ${step.fault} ${target} (${record.durationMs} ms)`);
-        // Recovery: an order placed now, timed until it is terminal.
-        const liftedAt = Date.now();
-        const probe = await load.placeOne('normal', { probe: true });
-        if (probe && (await untilTerminal(api, probe.orderId, 180_000)))
-          record.recoveryMs = Date.now() - liftedAt;
-        progress.faultsDone += 1;
-        progress.currentFault = undefined;
-      }
-    })();
-    await Promise.all([loadDone, faultsDone]);
-    const loadDurationMs = since();
-
-    // Quiet: every accepted order terminal (notifications can be missed while NATS restarts: ask).
     progress.phase = 'settling';
     const settleStart = Date.now();
-    const settleDeadline = settleStart + (options.settleTimeoutMs ?? 300_000);
+    const deadline = settleStart + (options.settleTimeoutMs ?? 300_000);
     const views = new Map<string, OrderView | undefined>();
-    const readViews = async (orderIds: readonly string[]) => {
-      await mapLimit(orderIds, 16, async (orderId) => {
-        const response = await api.getOrder(orderId).catch(() => undefined);
-        views.set(orderId, response?.status === 200 ? response.body : undefined);
-        if (response?.status === 200 && TERMINAL.includes(response.body.status))
-          progress.terminal.add(orderId);
-      });
-    };
-    for (;;) {
-      const pending = load.orders
-        .filter((o) => !TERMINAL.includes(views.get(o.orderId)?.status ?? ''))
-        .map((o) => o.orderId);
-      if (pending.length === 0 || Date.now() > settleDeadline) break;
-      await readViews(pending);
-      if (load.orders.some((o) => !TERMINAL.includes(views.get(o.orderId)?.status ?? ''))) await sleep(1_000);
-    }
+    await settle(api, load, views, progress, deadline);
     const settleDurationMs = Date.now() - settleStart;
 
-    // Check, again until consistent: invoices, mails and dead letters may trail the terminal state.
     progress.phase = 'checking';
-    let result: InvariantReport;
-    let lastCheckNote = Date.now();
-    for (;;) {
-      await readViews(load.orders.map((o) => o.orderId));
-      const histories = new Map<string, HistoryEvent[] | undefined>();
-      await mapLimit(load.orders, 16, async (o) => {
-        const response = await api.history(o.orderId).catch(() => undefined);
-        histories.set(o.orderId, response?.status === 200 ? response.body : undefined);
-      });
-      const observed = {
-        orders: load.orders,
-        customers: load.customers,
-        views,
-        histories,
-        ledger: await getJson<{ entries: LedgerEntry[] }>(`${system.pspUrl}/ledger`).then((b) => b.entries),
-        mails: await getJson<{ messages: Mail[] }>(`${system.mailboxUrl}/messages`).then((b) => b.messages),
-        deadLetters: await transport.deadLetters.list({ stream: topology.stream, limit: 100_000 }),
-        poison,
-        answers: load.answers,
-        database: await database.facts(),
-        permissionViolations: cluster ? clusterViolations : system.permissionViolations(),
-      };
-      result = checkInvariants(observed);
-      if (result.violations === 0 || Date.now() > settleDeadline) break;
-      if (Date.now() - lastCheckNote > 15_000) {
-        lastCheckNote = Date.now();
-        const failing = result.invariants.filter((i) => !i.ok).map((i) => `${i.name} (${i.violations})`);
-        note(`waiting for the system to settle; still failing: ${failing.join('; ')}`);
-      }
-      await sleep(2_000);
-    }
+    const result = await checkUntilConsistent(
+      options,
+      env,
+      { api, load, transport, poison },
+      views,
+      progress,
+      deadline,
+    );
 
     const latencies = load.orders
       .flatMap((o) => {
@@ -387,7 +492,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const faultCounts: Partial<Record<FaultClass, number>> = {};
     for (const r of records) faultCounts[r.fault] = (faultCounts[r.fault] ?? 0) + 1;
     const restarts: Record<string, number> = {};
-    for (const r of system.supervisor.list()) restarts[r.program] = (restarts[r.program] ?? 0) + r.restarts;
+    for (const r of env.system.supervisor.list())
+      restarts[r.program] = (restarts[r.program] ?? 0) + r.restarts;
     return {
       seed: options.seed,
       nats,
@@ -412,7 +518,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     return await (options.signal ? Promise.race([running, interrupted(options.signal)]) : running);
   } finally {
     running.catch(() => undefined); // after an interruption it fails as its parts are taken away
-    await cleanUp();
+    await cleanups.run();
   }
 }
 
@@ -431,63 +537,4 @@ async function getJson<T>(url: string): Promise<T> {
   const response = await fetch(url, { signal: AbortSignal.timeout(30_000) });
   if (!response.ok) throw new Error(`GET ${url}: ${response.status}`);
   return (await response.json()) as T;
-}
-
-/** A fresh PostgreSQL database for one run; `facts()` reads the services' tables in it. */
-async function createDatabase(adminUrl: string, name: string) {
-  const admin = await openPostgres({ url: adminUrl, schema: 'public', poolSize: 1 });
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  let reader: SqlStore | undefined;
-  return {
-    name,
-    url: url.toString(),
-    target: { host: url.hostname || '127.0.0.1', port: Number(url.port || 5432) },
-    async facts(): Promise<DatabaseFacts> {
-      reader ??= await openPostgres({ url: url.toString(), schema: 'public', poolSize: 2 });
-      const invoices = await reader.query<{ order_id: string; year: number; sequence: number }>(
-        'SELECT order_id, year, sequence FROM create_invoice.invoices',
-      );
-      const creditNotes = await reader.query<{ order_id: string; year: number; sequence: number }>(
-        'SELECT order_id, year, sequence FROM create_invoice.credit_notes',
-      );
-      const assignments = await reader.query<{ order_id: string; status: string }>(
-        'SELECT order_id, status FROM assign_delivery.delivery_assignments',
-      );
-      const load = await reader.query<{ load: number }>(
-        'SELECT COALESCE(SUM(load), 0)::int AS load FROM assign_delivery.couriers',
-      );
-      const generation = await reader.query<{ generation: number }>(
-        "SELECT generation FROM order_storage.eventstore_projections WHERE name = 'order_summaries'",
-      );
-      const summaries = await reader.query<{
-        order_id: string;
-        status: string;
-        cancellation_reason: string | null;
-      }>(
-        `SELECT order_id, status, cancellation_reason FROM order_storage.order_summaries_g${generation.rows[0]?.generation ?? 1}`,
-      );
-      return {
-        readModel: summaries.rows.map((r) => ({
-          orderId: r.order_id,
-          status: r.status,
-          cancellationReason: r.cancellation_reason,
-        })),
-        invoices: invoices.rows.map((r) => ({ orderId: r.order_id, year: r.year, sequence: r.sequence })),
-        creditNotes: creditNotes.rows.map((r) => ({
-          orderId: r.order_id,
-          year: r.year,
-          sequence: r.sequence,
-        })),
-        assignments: assignments.rows.map((r) => ({ orderId: r.order_id, status: r.status })),
-        courierLoad: load.rows[0]?.load ?? 0,
-      };
-    },
-    async drop(): Promise<void> {
-      await reader?.close();
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
-      await admin.close();
-    },
-  };
 }
