@@ -35,6 +35,17 @@ export class MessagingError extends Error {
   }
 }
 
+/**
+ * A process's configuration, read from the environment in its composition root, is invalid: lists
+ * every problem at once, so one start shows them all.
+ */
+export class ConfigError extends MessagingError {
+  override name = 'ConfigError';
+  constructor(readonly issues: readonly string[]) {
+    super(ErrorCode.Config, `invalid configuration: ${issues.join('; ')}`);
+  }
+}
+
 /** One problem found by schema validation: where (JSON pointer) and what. */
 export interface ValidationIssue {
   readonly path: string;

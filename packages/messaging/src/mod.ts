@@ -41,6 +41,7 @@ export {
 export type { Envelope, EnvelopeInit, HeaderSource } from './envelope.ts';
 export {
   ConcurrencyError,
+  ConfigError,
   DecodeError,
   EndpointError,
   ErrorCode,

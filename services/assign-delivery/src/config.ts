@@ -1,7 +1,6 @@
-import { EnvSettings, serviceSettings, type ServiceSettings } from '@orderflow/messaging';
+import { EnvSettings, serviceSettings, type ServiceSettings, ConfigError } from '@orderflow/messaging';
 import { sqlStoreSettings, type SqlStoreSettings } from '@orderflow/sql';
 import { DEFAULT_COURIERS, poolProblems, type Courier } from './domain/couriers.ts';
-import { ConfigError } from './errors.ts';
 
 /** Settings of an assign-delivery replica. */
 export interface AssignDeliveryConfig extends ServiceSettings, SqlStoreSettings {

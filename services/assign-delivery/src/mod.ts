@@ -12,4 +12,4 @@ export {
   unavailableReason,
 } from './domain/couriers.ts';
 export type { AssignDecision, Courier, CourierLoad } from './domain/couriers.ts';
-export { AssignDeliveryError, ConfigError, DeliveryErrorCode } from './errors.ts';
+export { AssignDeliveryError, DeliveryErrorCode } from './errors.ts';

@@ -1,6 +1,5 @@
-import { EnvSettings, serviceSettings, type ServiceSettings } from '@orderflow/messaging';
+import { EnvSettings, serviceSettings, type ServiceSettings, ConfigError } from '@orderflow/messaging';
 import { sqlStoreSettings, type SqlStoreSettings } from '@orderflow/sql';
-import { ConfigError } from './errors.ts';
 
 /** Settings of a create-invoice replica. */
 export interface CreateInvoiceConfig extends ServiceSettings, SqlStoreSettings {

@@ -5,16 +5,8 @@ export const InvoiceErrorCode = {
   OrderUnknown: 'INVOICE_ORDER_UNKNOWN',
   /** The PDF could not be stored in the object store: retried later. */
   PdfStore: 'INVOICE_PDF_STORE_FAILED',
-  Config: 'INVALID_CONFIG',
 } as const;
 
 export class CreateInvoiceError extends MessagingError {
   override name = 'CreateInvoiceError';
-}
-
-export class ConfigError extends MessagingError {
-  override name = 'ConfigError';
-  constructor(readonly issues: readonly string[]) {
-    super(InvoiceErrorCode.Config, `invalid configuration: ${issues.join('; ')}`);
-  }
 }

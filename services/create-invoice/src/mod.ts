@@ -28,4 +28,4 @@ export type {
   IssueDecision,
   OrderDetails,
 } from './domain/invoice.ts';
-export { ConfigError, CreateInvoiceError, InvoiceErrorCode } from './errors.ts';
+export { CreateInvoiceError, InvoiceErrorCode } from './errors.ts';

@@ -11,7 +11,6 @@ export const EmailErrorCode = {
   SmtpUnavailable: 'SMTP_UNAVAILABLE',
   /** The SMTP server refused the mail for good (5xx): dead-lettered. */
   SmtpRejected: 'SMTP_REJECTED',
-  Config: 'INVALID_CONFIG',
 } as const;
 
 export class EmailNotifyError extends MessagingError {
@@ -22,12 +21,5 @@ export class SmtpRejectedError extends PermanentError {
   override name = 'SmtpRejectedError';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, { ...options, code: EmailErrorCode.SmtpRejected });
-  }
-}
-
-export class ConfigError extends MessagingError {
-  override name = 'ConfigError';
-  constructor(readonly issues: readonly string[]) {
-    super(EmailErrorCode.Config, `invalid configuration: ${issues.join('; ')}`);
   }
 }

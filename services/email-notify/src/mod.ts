@@ -9,4 +9,4 @@ export { configFromEnv } from './config.ts';
 export type { EmailNotifyConfig } from './config.ts';
 export { composeMail, decideSend, KEY_HEADER, KIND_HEADER, MAIL_KINDS } from './domain/mails.ts';
 export type { Contact, Mail, MailFacts, MailKind, MailRecord } from './domain/mails.ts';
-export { ConfigError, EmailErrorCode, EmailNotifyError, SmtpRejectedError } from './errors.ts';
+export { EmailErrorCode, EmailNotifyError, SmtpRejectedError } from './errors.ts';

@@ -1,9 +1,8 @@
-import { EnvSettings, natsAuthSettings, type NatsAuth } from '@orderflow/messaging';
+import { EnvSettings, natsAuthSettings, type NatsAuth, ConfigError } from '@orderflow/messaging';
 import type { GatewayLimits } from './app.ts';
 import { ASYMMETRIC_ALGORITHMS, type AsymmetricAlgorithm } from './adapters/jwt-authenticator.ts';
 import { DEFAULT_AUDIENCE, DEV_ISSUER } from './adapters/dev-issuer.ts';
 import { OPERATOR_SCOPE } from './domain/access.ts';
-import { ConfigError } from './errors.ts';
 import type { ServerTimeouts } from './server.ts';
 
 /**

@@ -2,7 +2,6 @@ import { MessagingError } from '@orderflow/messaging';
 
 /** Stable codes of the gateway's own errors. */
 export const GatewayErrorCode = {
-  Config: 'INVALID_CONFIG',
   /** The bearer token is missing, malformed, expired, or not signed by a trusted key of the issuer. */
   InvalidToken: 'INVALID_TOKEN',
   /** The issuer's keys (JWKS) could not be fetched: the caller may retry. */
@@ -11,14 +10,6 @@ export const GatewayErrorCode = {
   DevKey: 'DEV_KEY_INVALID',
 } as const;
 export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];
-
-/** The configuration read from the environment is invalid; lists every problem at once. */
-export class ConfigError extends MessagingError {
-  override name = 'ConfigError';
-  constructor(readonly issues: readonly string[]) {
-    super(GatewayErrorCode.Config, `invalid configuration: ${issues.join('; ')}`);
-  }
-}
 
 /**
  * A bearer token was refused (`INVALID_TOKEN` → 401) or could not be checked (`AUTH_UNAVAILABLE` →

@@ -38,7 +38,7 @@ export { invalidFields, invalidRequest, problem, PROBLEM_CONTENT_TYPE } from './
 export type { InvalidField, Problem } from './domain/problem.ts';
 export { RateLimiter } from './domain/rate-limit.ts';
 export type { RateDecision, RateLimitOptions } from './domain/rate-limit.ts';
-export { AuthenticationError, ConfigError, DevKeyError, GatewayErrorCode } from './errors.ts';
+export { AuthenticationError, DevKeyError, GatewayErrorCode } from './errors.ts';
 export { BASELINE_SECURITY_HEADERS, defaultServerTimeouts, listen } from './server.ts';
 export type { FetchApp, ServerTimeouts } from './server.ts';
 export { statusChangeStream } from './sse.ts';

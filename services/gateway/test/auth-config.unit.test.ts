@@ -3,8 +3,8 @@ import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ConfigError } from '@orderflow/messaging';
 import {
-  ConfigError,
   configFromEnv,
   DEV_ALGORITHM,
   DevIssuer,

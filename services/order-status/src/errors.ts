@@ -5,16 +5,8 @@ export const StatusErrorCode = {
   Contended: 'STATUS_CONTENDED',
   /** A record in the bucket is not what this service wrote. */
   CorruptRecord: 'STATUS_RECORD_CORRUPT',
-  Config: 'INVALID_CONFIG',
 } as const;
 
 export class OrderStatusError extends MessagingError {
   override name = 'OrderStatusError';
-}
-
-export class ConfigError extends MessagingError {
-  override name = 'ConfigError';
-  constructor(readonly issues: readonly string[]) {
-    super(StatusErrorCode.Config, `invalid configuration: ${issues.join('; ')}`);
-  }
 }

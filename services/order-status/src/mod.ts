@@ -6,4 +6,4 @@ export { configFromEnv } from './config.ts';
 export type { OrderStatusConfig } from './config.ts';
 export { applyFact, factOf, project } from './domain/status.ts';
 export type { Applied, AppliedFact, Fact, StatusRecord } from './domain/status.ts';
-export { ConfigError, OrderStatusError, StatusErrorCode } from './errors.ts';
+export { OrderStatusError, StatusErrorCode } from './errors.ts';

@@ -17,4 +17,3 @@ export {
   statusOf,
 } from './domain/order.ts';
 export type { OrderCommand, OrderEvent, OrderLifecycle, OrderState } from './domain/order.ts';
-export { ConfigError, OrderStorageErrorCode } from './errors.ts';

@@ -1,5 +1,4 @@
-import { EnvSettings, serviceSettings, type ServiceSettings } from '@orderflow/messaging';
-import { ConfigError } from './errors.ts';
+import { EnvSettings, serviceSettings, type ServiceSettings, ConfigError } from '@orderflow/messaging';
 
 /** Settings of a payment-processor replica. */
 export interface PaymentProcessorConfig extends ServiceSettings {

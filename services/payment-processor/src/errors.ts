@@ -7,7 +7,6 @@ export const PaymentErrorCode = {
   PspRejected: 'PSP_REJECTED',
   /** A refund is due but the order's charge is not recorded yet (it may be in flight): retried. */
   ChargePending: 'CHARGE_PENDING',
-  Config: 'INVALID_CONFIG',
 } as const;
 export type PaymentErrorCode = (typeof PaymentErrorCode)[keyof typeof PaymentErrorCode];
 
@@ -51,12 +50,5 @@ export class PspRejectedError extends PermanentError {
     super(`PSP ${operation} refused (${status} ${pspCode}): ${message}`, {
       code: PaymentErrorCode.PspRejected,
     });
-  }
-}
-
-export class ConfigError extends MessagingError {
-  override name = 'ConfigError';
-  constructor(readonly issues: readonly string[]) {
-    super(PaymentErrorCode.Config, `invalid configuration: ${issues.join('; ')}`);
   }
 }

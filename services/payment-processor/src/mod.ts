@@ -11,4 +11,4 @@ export type {
   PaymentGateway,
   RefundRecord,
 } from './domain/payments.ts';
-export { ConfigError, PaymentErrorCode, PspRejectedError, PspUnavailableError } from './errors.ts';
+export { PaymentErrorCode, PspRejectedError, PspUnavailableError } from './errors.ts';
