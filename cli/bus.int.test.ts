@@ -137,9 +137,9 @@ test('services cannot delete or update streams or consumers', async () => {
     ensureConsumer: new RemoteProvisioner(nc, jsm, ProvisioningTopology.subject('payment-processor'))
       .ensureConsumer,
   });
-  await transport.consume({ ...topology.consumers.paymentProcessor.deliveries, handlers: [] });
+  await transport.consume({ ...topology.consumers.paymentProcessor.orders, handlers: [] });
   await transport.close();
-  const durable = topology.consumers.paymentProcessor.deliveries.name;
+  const durable = topology.consumers.paymentProcessor.orders.name;
   await assert.rejects(jsm.streams.delete(topology.stream));
   await assert.rejects(jsm.streams.purge(topology.stream));
   const { config } = await jsm.streams.info(topology.stream);
@@ -291,11 +291,11 @@ test('runService with an nkey binds its durables through the provisioner, withou
       logger: pino({ level: 'silent' }),
     },
     async (context) => {
-      for (const binding of [
-        topology.consumers.paymentProcessor.orders,
-        topology.consumers.paymentProcessor.deliveries,
-      ])
-        await context.transport.consume({ ...binding, maxDeliver: 4, handlers: [] });
+      await context.transport.consume({
+        ...topology.consumers.paymentProcessor.orders,
+        maxDeliver: 4,
+        handlers: [],
+      });
     },
   );
   await service.stop();

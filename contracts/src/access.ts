@@ -42,7 +42,7 @@ export function serviceConsumers(topology: OrderingTopology): Record<OrderingSer
     gateway: [],
     'order-storage': [c.orderStorage.payments, c.orderStorage.invoices, c.orderStorage.deliveries],
     'order-status': [c.orderStatus.all],
-    'payment-processor': [c.paymentProcessor.orders, c.paymentProcessor.deliveries],
+    'payment-processor': [c.paymentProcessor.orders],
     'create-invoice': [c.createInvoice.all],
     'assign-delivery': [c.assignDelivery.all],
     'email-notify': [c.emailNotify.all],

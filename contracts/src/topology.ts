@@ -222,10 +222,7 @@ export function orderingTopology(options: OrderingTopologyOptions = {}) {
         deliveries: consumer('order-storage', 'deliveries'),
       },
       orderStatus: { all: consumer('order-status', 'all') },
-      paymentProcessor: {
-        orders: consumer('payment-processor', 'orders'),
-        deliveries: consumer('payment-processor', 'deliveries'),
-      },
+      paymentProcessor: { orders: consumer('payment-processor', 'orders') },
       createInvoice: { all: consumer('create-invoice', 'all') },
       assignDelivery: {
         /** Placed, authorized, cancel-requested and cancelled of one order, in stream order. */

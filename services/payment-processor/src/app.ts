@@ -1,7 +1,4 @@
 import {
-  DeliveryAssigned,
-  DeliveryReleased,
-  DeliveryUnavailable,
   eventIdFor,
   ignore,
   OrderCancelled,
@@ -14,7 +11,6 @@ import {
   PaymentDeclined,
   PaymentFailed,
   PaymentRefunded,
-  DeliveryFailed,
   stepFailure,
   type OrderingTopology,
   type RefundReason,
@@ -52,9 +48,8 @@ import { ChargePendingError } from './errors.ts';
  *     `order.placed.v1` (placed before v2) carries its token and is charged with it.
  *   - `order.cancel-requested` → refund the charge once (key `refund-<orderId>`) → publishes `payment.refunded`
  *   - ignores `order.confirmed`, `order.cancelled`
- * - `payment-processor-deliveries` (`deliveries.*`):
- *   - `delivery.unavailable` → refund as above → publishes `payment.refunded`
- *   - ignores `delivery.assigned`, `delivery.released`
+ * (`delivery.unavailable` needs no consumer here: order-storage answers it with
+ * `order.cancel-requested{delivery_unavailable}`, which the orders consumer refunds.)
  *
  * Serves no endpoints. Every effect is idempotent at the PSP, and every event has a deterministic id
  * (`eventIdFor(contract, orderId)`), so redelivery, retries and concurrent replicas make one charge,
@@ -192,16 +187,6 @@ export function paymentProcessorConsumers(options: PaymentProcessorOptions): Con
         ...ignore(OrderConfirmed, OrderCancelled),
       ],
       onDeadLetter: chargeGaveUp,
-    },
-    {
-      ...topology.consumers.paymentProcessor.deliveries,
-      ...tuning,
-      handlers: [
-        on(DeliveryUnavailable, (event, context) =>
-          refund(event.data.orderId, 'delivery_unavailable', context),
-        ),
-        ...ignore(DeliveryAssigned, DeliveryReleased, DeliveryFailed),
-      ],
     },
   ];
 }
