@@ -6,6 +6,7 @@ import {
   type JetStreamManager,
   type MsgRequest,
   type StoredMsg,
+  type StreamInfo,
 } from '@nats-io/jetstream';
 import { Header } from './envelope.ts';
 import { ORIGINAL_SEQUENCE_HEADER, ORIGINAL_SUBJECT_HEADER } from './delivery.ts';
@@ -194,8 +195,8 @@ export class DeadLetters implements DeadLetterStore {
   async list(filter: { stream?: string; consumer?: string; limit?: number } = {}): Promise<DeadLetter[]> {
     const subject = DeadLetterTopology.deadLetterSubject(filter.stream ?? '*', filter.consumer ?? '*');
     const limit = filter.limit ?? 1_000;
-    const info = await this.jsm.streams.info(DeadLetterTopology.stream, { subjects_filter: subject });
-    if (info.state.messages === 0) return [];
+    const info = await this.#streamInfo(subject);
+    if (!info || info.state.messages === 0) return [];
     const letters: DeadLetter[] = [];
     // Walk the stream with direct "next message for subject" lookups: no consumer to create or clean up.
     let seq = info.state.first_seq;
@@ -219,6 +220,17 @@ export class DeadLetters implements DeadLetterStore {
     } catch (error) {
       if (error instanceof StoreNotFoundError) return undefined;
       throw error;
+    }
+  }
+
+  /** The stream's state for `subject`; `undefined` before the stream exists; an outage is `StoreUnavailableError`. */
+  async #streamInfo(subject: string): Promise<StreamInfo | undefined> {
+    try {
+      return await this.jsm.streams.info(DeadLetterTopology.stream, { subjects_filter: subject });
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)
+        return undefined;
+      throw new StoreUnavailableError(DeadLetterTopology.stream, undefined, { cause: error });
     }
   }
 

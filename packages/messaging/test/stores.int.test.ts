@@ -113,5 +113,18 @@ test('dead-letter store: an outage rejects list and get instead of answering "no
   assert.equal(await letters.get(1_000_000), undefined, 'no such letter: undefined');
   await outage.close();
   await assert.rejects(letters.get(1), (error: unknown) => error instanceof StoreUnavailableError);
-  await assert.rejects(letters.list(), (error: unknown) => error instanceof Error);
+  await assert.rejects(letters.list(), isUnavailable('DEADLETTER'));
+});
+
+test('dead-letter store: before the dead-letter stream exists there are no letters', async () => {
+  const other = await startNatsServer();
+  const { nc: fresh } = await connectNats({ servers: other.url, name: 'stores-fresh' });
+  try {
+    const letters = new DeadLetters(jetstream(fresh), await jetstreamManager(fresh));
+    assert.deepEqual(await letters.list(), []);
+    assert.equal(await letters.get(1), undefined);
+  } finally {
+    await fresh.close();
+    await other.dispose();
+  }
 });
