@@ -14,7 +14,7 @@ import { on, type ConsumerSpec } from '../src/types.ts';
 const broker = new MemoryBroker();
 
 transportConformance('in-memory', () => ({
-  features: { deduplication: true },
+  features: { deduplication: true, optimisticConcurrency: true, streamSequences: true, replay: true },
   brokerOutage: () => broker.unavailable('publish to orders.1'),
   async connect() {
     return new MemoryTransport(broker, { source: 'orderflow/conformance' });
