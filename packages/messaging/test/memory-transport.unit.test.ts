@@ -57,7 +57,7 @@ describe('MemoryTransport beyond the suite', () => {
   };
 
   test('broker down: publishes fail retryable, dead letters are unavailable, nothing is delivered; all resumes when it is up', async () => {
-    const { broker: own, transports, spec, publish } = await world();
+    const { broker: own, transports, stream, spec, publish } = await world();
     const seen: number[] = [];
     const consumer = await transports[0]!.consume(
       spec([on(ThingHappened, async (event) => void seen.push(event.data.n))]),
@@ -80,6 +80,11 @@ describe('MemoryTransport beyond the suite', () => {
     await publish('a', 3);
     await waitFor(() => seen.length === 2);
     assert.deepEqual(seen, [1, 3]);
+    assert.deepEqual(
+      own.messages(stream).map((m) => m.seq),
+      [1, 2],
+      'the failed publish stored nothing',
+    );
   });
 
   test('an ack made while the broker is down is lost: the message comes back after its ack wait', async () => {

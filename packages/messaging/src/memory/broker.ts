@@ -372,18 +372,6 @@ export class Durable {
     if (entry.current !== delivery || !delivery.subscriber.connected || !this.broker.available) return;
     this.#arm(entry);
   }
-
-  /** Messages not handed out yet (ahead of the cursor, waiting for a redelivery or behind a key). */
-  get pending(): number {
-    let behind = 0;
-    for (const queue of this.#waiting.values()) behind += queue.length;
-    let ahead = 0;
-    const filter = this.declaration.filterSubject;
-    for (let seq = this.#cursor; seq <= this.stream.lastSeq; seq++) {
-      if (filter === undefined || subjectMatches(filter, this.stream.at(seq)!.subject)) ahead++;
-    }
-    return ahead + behind + this.#ready.length;
-  }
 }
 
 /** A request on the in-memory bus: the JSON body and the headers that carry correlation and trace. */
