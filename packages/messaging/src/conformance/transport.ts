@@ -154,6 +154,36 @@ export function transportConformance(name: string, harness: () => TransportHarne
       assert.match(second.traceparent ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
     });
 
+    test('publishBatch validates every payload before sending any and resolves receipts in input order', async () => {
+      const { transport, stream, spec, publish } = await setup();
+      const seen: number[] = [];
+      await transport.consume(spec([on(ThingHappened, async (event) => void seen.push(event.data.n))]));
+      const item = (n: number) => ({
+        contract: ThingHappened,
+        data: { key: 'a', n },
+        options: { subject: `${stream}.a`, about: 'a', id: `${stream}-batch-${n}` },
+      });
+      await assert.rejects(
+        transport.publishBatch([
+          item(1),
+          { contract: ThingHappened, data: { key: 'a' }, options: item(0).options },
+        ]),
+        ValidationError,
+      );
+      const receipts = await transport.publishBatch([item(2), item(3), item(4)]);
+      assert.deepEqual(
+        receipts.map((r) => r.id),
+        [2, 3, 4].map((n) => `${stream}-batch-${n}`),
+      );
+      await publish('a', 5);
+      await waitFor(() => seen.includes(5) && seen.length >= 4);
+      assert.deepEqual(
+        seen.sort((a, b) => a - b),
+        [2, 3, 4, 5],
+        'nothing of the refused batch was sent',
+      );
+    });
+
     test('load-balances one durable consumer across instances', async () => {
       const { spec, publish } = await setup();
       const durable = spec([]);
