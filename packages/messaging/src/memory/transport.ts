@@ -427,6 +427,7 @@ export class MemoryTransport implements Transport {
    * an endpoint accepted. Publishing still works afterwards, as the NATS connection stays its owner's.
    */
   async close(options: { deadlineMs?: number } = {}): Promise<void> {
+    if (this.#crashed) return; // nothing left to drain; its handlers may never end
     await Promise.all([...this.#consumers].map((c) => c.stop(options)));
     for (const listener of [...this.#listeners]) listener.unsubscribe();
     for (const stop of this.#endpoints.splice(0)) stop();
