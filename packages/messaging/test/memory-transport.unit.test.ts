@@ -218,6 +218,35 @@ describe('MemoryTransport beyond the suite', () => {
     await assert.rejects(publish('a', 2), PublishError, 'a crashed transport publishes nothing');
   });
 
+  test('a message that crashes every instance holding it is dead-lettered past maxDeliver without running again', async () => {
+    const { transports, stream, spec, publish } = await world(3);
+    const durable = spec([], { ackWaitMs: 200, maxDeliver: 2 });
+    for (const victim of transports.slice(0, 2)) {
+      const started = deferred();
+      await victim.consume({
+        ...durable,
+        handlers: [
+          on(ThingHappened, async () => {
+            started.resolve();
+            await new Promise(() => undefined); // the "process" dies in here
+          }),
+        ],
+      });
+      if (victim === transports[0]) await publish('a', 1, transports[2]);
+      await started.promise;
+      victim.crash();
+    }
+    let ran = 0;
+    await transports[2]!.consume({ ...durable, handlers: [on(ThingHappened, async () => void ran++)] });
+    const [letter] = await waitFor(async () => {
+      const letters = await transports[2]!.deadLetters.list({ stream, consumer: durable.name });
+      return letters.length > 0 ? letters : undefined;
+    });
+    assert.equal(letter?.code, 'MAX_DELIVERIES_EXCEEDED');
+    assert.equal(letter?.deliveries, 3);
+    assert.equal(ran, 0);
+  });
+
   test('durables: deliver policy "new" skips what is stored; filter and policy cannot change in place', async () => {
     const { transports, spec, publish } = await world();
     await publish('a', 1);
