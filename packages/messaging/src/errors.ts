@@ -21,6 +21,7 @@ export const ErrorCode = {
   Config: 'INVALID_CONFIG',
   UnexpectedProducer: 'UNEXPECTED_PRODUCER',
   PublishPreempted: 'PUBLISH_PREEMPTED',
+  BrokerUnavailable: 'BROKER_UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -178,6 +179,23 @@ export class TransientError extends MessagingError {
   }
 }
 
+/**
+ * The broker cannot be reached right now (down, restarting, the connection lost), raised by a
+ * transport that has no client error of its own for it (`MemoryTransport` while its broker is down).
+ * It passes by itself: {@link isBrokerUnavailable} is true for it, so a consumer retries it in place
+ * and a {@link PublishError} caused by it is `retryable`.
+ */
+export class BrokerUnavailableError extends MessagingError {
+  override name = 'BrokerUnavailableError';
+  constructor(
+    readonly broker: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(ErrorCode.BrokerUnavailable, message, options);
+  }
+}
+
 /** nats.js errors that mean "the server is not there right now" (not "the request is wrong"). */
 const UNAVAILABLE_ERRORS = [
   errors.TimeoutError,
@@ -197,6 +215,7 @@ export function isBrokerUnavailable(error: unknown): boolean {
   for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
     if (UNAVAILABLE_ERRORS.some((type) => e instanceof type)) return true;
     if (e instanceof TimeoutError || e instanceof NoRespondersError) return true;
+    if (e instanceof BrokerUnavailableError) return true;
     if (e.name === 'JetStreamApiError' && (e as { status?: unknown }).status === 503) return true;
   }
   return false;

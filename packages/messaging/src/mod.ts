@@ -40,6 +40,7 @@ export {
 } from './envelope.ts';
 export type { Envelope, EnvelopeInit, HeaderSource } from './envelope.ts';
 export {
+  BrokerUnavailableError,
   ConcurrencyError,
   ConfigError,
   DecodeError,
@@ -128,6 +129,10 @@ export { consumerPipeline } from './pipeline.ts';
 export type { PipelineOptions } from './pipeline.ts';
 export { bindingKey, RabbitDeadLetters, RabbitTopology, RabbitTransport } from './rabbitmq/transport.ts';
 export type { RabbitTransportOptions } from './rabbitmq/transport.ts';
+export { MemoryBroker, MemoryDeadLetters } from './memory/broker.ts';
+export type { StoredMessage } from './memory/broker.ts';
+export { MemoryTransport } from './memory/transport.ts';
+export type { MemoryTransportOptions } from './memory/transport.ts';
 export { on } from './types.ts';
 export type {
   BatchItem,

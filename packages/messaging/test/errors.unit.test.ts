@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { errors } from '@nats-io/nats-core';
-import { isBrokerUnavailable, isTransient, PublishError, ValidationError } from '../src/mod.ts';
+import {
+  BrokerUnavailableError,
+  isBrokerUnavailable,
+  isTransient,
+  PublishError,
+  ValidationError,
+} from '../src/mod.ts';
 
 test('isBrokerUnavailable: timeouts, no responders, lost connections and JetStream 503s, also as causes', () => {
   const unavailable = [
@@ -15,6 +21,7 @@ test('isBrokerUnavailable: timeouts, no responders, lost connections and JetStre
       description: 'JetStream system temporarily unavailable',
     }),
     new Error('read failed', { cause: new Error('wrapped', { cause: new errors.TimeoutError() }) }),
+    new BrokerUnavailableError('memory', 'broker memory is unavailable'),
   ];
   for (const error of unavailable) assert.equal(isBrokerUnavailable(error), true, String(error));
   const other = [
@@ -35,5 +42,9 @@ test('a PublishError is retryable (transient) only when the server was unavailab
   assert.equal(
     isTransient(new PublishError('s', 'refused', { cause: new Error('maximum payload exceeded') })),
     false,
+  );
+  assert.equal(
+    isTransient(new PublishError('s', 'down', { cause: new BrokerUnavailableError('memory', 'down') })),
+    true,
   );
 });

@@ -12,7 +12,7 @@ after(() => server.dispose());
 const connections = new WeakMap<Transport, NatsConnection>();
 
 transportConformance('NATS JetStream', () => ({
-  features: { deduplication: true },
+  features: { deduplication: true, optimisticConcurrency: true, streamSequences: true, replay: true },
   // What a KV write raises while its stream has no leader (a cluster node died).
   brokerOutage: () =>
     new Error('jetstream is not enabled', { cause: new errors.NoRespondersError('$KV.STATUS.a') }),

@@ -13,7 +13,9 @@ after(() => vhost.dispose());
 const connections = new WeakMap<Transport, ChannelModel>();
 
 transportConformance('RabbitMQ', () => ({
-  features: { deduplication: false },
+  // No Nats-Msg-Id window; `expectedLastSubjectSequence` is refused (UNSUPPORTED); queues have no
+  // sequence numbers (always 0); a consumer's queue holds only what arrived after it was declared.
+  features: { deduplication: false, optimisticConcurrency: false, streamSequences: false, replay: false },
   brokerOutage: () =>
     new PublishError('orders.1', 'no confirm', { cause: new TimeoutError('orders.1', 5_000) }),
   async connect() {

@@ -11,6 +11,7 @@ import { deferred, uniqueName, waitFor } from '@orderflow/testing';
 import { defineEndpoint } from '../rpc.ts';
 import { defineCommand, defineEvent } from '../contract.ts';
 import {
+  ConcurrencyError,
   EndpointError,
   NoRespondersError,
   RemoteError,
@@ -25,6 +26,12 @@ import { on, type ConsumerSpec } from '../types.ts';
 export interface TransportFeatures {
   /** The broker drops a re-published message with the same id. */
   deduplication: boolean;
+  /** `publish` honours `expectedLastSubjectSequence` (a stale one is a `ConcurrencyError`). */
+  optimisticConcurrency: boolean;
+  /** Messages carry their stream sequence: the receipt's `seq` is the handler's `streamSequence`. */
+  streamSequences: boolean;
+  /** A new durable with deliver policy `all` reads what the stream stored before it existed. */
+  replay: boolean;
 }
 
 export interface TransportHarness {
@@ -147,6 +154,36 @@ export function transportConformance(name: string, harness: () => TransportHarne
       assert.match(second.traceparent ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
     });
 
+    test('publishBatch validates every payload before sending any and resolves receipts in input order', async () => {
+      const { transport, stream, spec, publish } = await setup();
+      const seen: number[] = [];
+      await transport.consume(spec([on(ThingHappened, async (event) => void seen.push(event.data.n))]));
+      const item = (n: number) => ({
+        contract: ThingHappened,
+        data: { key: 'a', n },
+        options: { subject: `${stream}.a`, about: 'a', id: `${stream}-batch-${n}` },
+      });
+      await assert.rejects(
+        transport.publishBatch([
+          item(1),
+          { contract: ThingHappened, data: { key: 'a' }, options: item(0).options },
+        ]),
+        ValidationError,
+      );
+      const receipts = await transport.publishBatch([item(2), item(3), item(4)]);
+      assert.deepEqual(
+        receipts.map((r) => r.id),
+        [2, 3, 4].map((n) => `${stream}-batch-${n}`),
+      );
+      await publish('a', 5);
+      await waitFor(() => seen.includes(5) && seen.length >= 4);
+      assert.deepEqual(
+        seen.sort((a, b) => a - b),
+        [2, 3, 4, 5],
+        'nothing of the refused batch was sent',
+      );
+    });
+
     test('load-balances one durable consumer across instances', async () => {
       const { spec, publish } = await setup();
       const durable = spec([]);
@@ -241,6 +278,76 @@ export function transportConformance(name: string, harness: () => TransportHarne
         await publish('a', 2);
         await waitFor(() => seen.includes(2));
         assert.deepEqual(seen, [1, 2]);
+      },
+    );
+
+    test(
+      'optimistic concurrency: a publish expecting a stale last subject sequence is refused',
+      {
+        skip: !harness().features.optimisticConcurrency && 'broker has no optimistic concurrency on publish',
+      },
+      async () => {
+        const { transport, stream } = await setup();
+        const subject = `${stream}.agg`;
+        const append = (n: number, expected: number) =>
+          transport.publish(
+            ThingHappened,
+            { key: 'agg', n },
+            { subject, about: 'agg', expectedLastSubjectSequence: expected },
+          );
+        const first = await append(0, 0);
+        await assert.rejects(append(1, 0), (error: unknown) => {
+          assert.ok(error instanceof ConcurrencyError);
+          assert.equal(error.expected, 0);
+          return true;
+        });
+        const second = await append(1, first.seq);
+        assert.ok(second.seq > first.seq);
+        await assert.rejects(append(2, first.seq), ConcurrencyError);
+      },
+    );
+
+    test(
+      "the handler's stream sequence is the publish receipt's",
+      { skip: !harness().features.streamSequences && 'broker has no stream sequences' },
+      async () => {
+        const { transport, spec, publish } = await setup();
+        const sequences = new Map<number, number>();
+        await transport.consume(
+          spec([
+            on(
+              ThingHappened,
+              async (event, context) => void sequences.set(event.data.n, context.streamSequence),
+            ),
+          ]),
+        );
+        const receipts = [await publish('a', 0), await publish('b', 1), await publish('a', 2)];
+        await waitFor(() => sequences.size === 3);
+        assert.deepEqual(
+          [0, 1, 2].map((n) => sequences.get(n)),
+          receipts.map((r) => r.seq),
+        );
+        assert.ok(receipts[0]!.seq < receipts[1]!.seq && receipts[1]!.seq < receipts[2]!.seq);
+      },
+    );
+
+    test(
+      'a durable created after the publishes reads them all (deliver policy all), one created with "new" only later ones',
+      { skip: !harness().features.replay && 'broker keeps no replayable log for new consumers' },
+      async () => {
+        const { transport, spec, publish } = await setup();
+        await publish('a', 0);
+        await publish('a', 1);
+        const all: number[] = [];
+        const fresh: number[] = [];
+        await transport.consume(spec([on(ThingHappened, async (event) => void all.push(event.data.n))]));
+        await transport.consume(
+          spec([on(ThingHappened, async (event) => void fresh.push(event.data.n))], { deliverPolicy: 'new' }),
+        );
+        await publish('a', 2);
+        await waitFor(() => all.length === 3 && fresh.length === 1);
+        assert.deepEqual(all.sort(), [0, 1, 2]);
+        assert.deepEqual(fresh, [2]);
       },
     );
 

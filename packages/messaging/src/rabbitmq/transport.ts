@@ -220,6 +220,8 @@ export class RabbitTransport implements Transport {
     items: readonly BatchItem[],
     options: { maxInFlight?: number; timeoutMs?: number } = {},
   ): Promise<PublishReceipt[]> {
+    // Validate everything first: a batch with one bad payload sends nothing.
+    for (const item of items) item.contract.parse(item.data);
     const receipts: PublishReceipt[] = [];
     const window = options.maxInFlight ?? 256;
     for (let i = 0; i < items.length; i += window) {
