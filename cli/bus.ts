@@ -22,7 +22,7 @@ import {
  */
 
 /** Name of the one account every identity lives in. */
-export const BUS_ACCOUNT = 'ORDERFLOW';
+const BUS_ACCOUNT = 'ORDERFLOW';
 
 /** Where and as whom a CLI command connects: the URL(s), and credentials on a secured bus. */
 export interface NatsTarget {

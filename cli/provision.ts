@@ -32,7 +32,7 @@ import {
  * The streams of the context, the event log and the dead letters, each with `replicas`: what the
  * services declare under the same STREAM_REPLICAS, so none of them finds a stream to update.
  */
-export function orderingStreams(topology: OrderingTopology, replicas: number): StreamDeclaration[] {
+function orderingStreams(topology: OrderingTopology, replicas: number): StreamDeclaration[] {
   return [...topology.streams.map((stream) => ({ ...stream, replicas })), deadLetterStream({ replicas })];
 }
 

@@ -44,7 +44,7 @@ export const SERVICES = [
 ] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
-export const INFRASTRUCTURE = ['nats-server', 'payment-provider', 'smtp-sink'] as const;
+const INFRASTRUCTURE = ['nats-server', 'payment-provider', 'smtp-sink'] as const;
 export type ProgramName = ServiceName | (typeof INFRASTRUCTURE)[number];
 
 export const RUNTIMES = ['tsx', 'dist'] as const;
@@ -143,7 +143,7 @@ export interface RunningSystem {
 }
 
 /** Where `up` keeps the gateway's development signing key under `dataDir`. */
-export const devKeyFileIn = (dataDir: string): string =>
+const devKeyFileIn = (dataDir: string): string =>
   join(resolve(dataDir), 'auth', 'dev-signing-key.jwk');
 
 /** An operator token signed with the development key of the system whose data is in `dataDir`. */
@@ -198,7 +198,7 @@ export function programFile(name: string, runtime: Runtime): string {
 }
 
 /** Whether the service keeps data in the SQL store (its package depends on `@orderflow/sql`). */
-export function usesSql(rootDir: string, name: string): boolean {
+function usesSql(rootDir: string, name: string): boolean {
   try {
     const pkg = JSON.parse(readFileSync(join(rootDir, 'services', name, 'package.json'), 'utf8')) as {
       dependencies?: Record<string, string>;

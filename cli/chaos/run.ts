@@ -120,7 +120,7 @@ export interface ChaosReport {
 const PSP_TIMEOUT_MS = 1_000;
 
 /** The fault classes that apply to a NATS mode. */
-export function faultsFor(nats: 'single' | 'cluster'): FaultClass[] {
+function faultsFor(nats: 'single' | 'cluster'): FaultClass[] {
   return FAULT_CLASSES.filter((f) => (nats === 'single' ? f !== 'node-kill' : f !== 'nats-restart'));
 }
 

@@ -126,7 +126,7 @@ export async function up(options: UpOptions): Promise<number> {
 }
 
 /** The ports the system listens on, labelled as `doctor` prints them. */
-export function systemPorts(system: UpOptions['system']): Record<string, number> {
+function systemPorts(system: UpOptions['system']): Record<string, number> {
   return {
     gateway: system.gatewayPort ?? 3000,
     'payment-provider': system.pspPort ?? 4010,

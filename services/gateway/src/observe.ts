@@ -5,7 +5,7 @@ import { matchedRoutes } from 'hono/route';
 import { Counter, Histogram, type Registry } from 'prom-client';
 
 /** `http.route` of a request that matched no route (404): never the raw path, which is unbounded. */
-export const UNMATCHED_ROUTE = 'unmatched';
+const UNMATCHED_ROUTE = 'unmatched';
 
 /** The route pattern that answered (`/orders/:id`), read once the handlers ran. */
 function routeOf(c: Context): string {

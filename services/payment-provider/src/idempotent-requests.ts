@@ -10,7 +10,7 @@ export type Processed = { entry?: LedgerEntry; response: PspResponse } | 'hang';
 
 const REPLAYED = { 'idempotent-replayed': 'true' };
 
-export function reply(response: PspResponse, headers?: Record<string, string>): HttpReply {
+function reply(response: PspResponse, headers?: Record<string, string>): HttpReply {
   return { status: response.status, body: response.body, ...(headers && { headers }) };
 }
 
