@@ -1,6 +1,7 @@
 // `npm start`'s path: the services bundled by scripts/build.mjs and run by the system with plain node.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -91,6 +92,53 @@ test('the build runs: the gateway, PSP and SMTP sink start from dist/ with plain
     await bad.arrayBuffer();
   } finally {
     await system.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test("npm start's CLI runs from its bundle: up starts the system and stops it on SIGTERM", async () => {
+  const build = spawnSync(
+    process.execPath,
+    [join(rootDir, 'scripts', 'build.mjs'), 'gateway', 'payment-provider', 'smtp-sink', 'cli'],
+    { encoding: 'utf8' },
+  );
+  assert.equal(build.status, 0, build.stderr);
+  const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-cli-dist-'));
+  const ports = await Promise.all(Array.from({ length: 5 }, () => freePort()));
+  const [natsPort, gatewayPort, pspPort, smtpPort, mailboxPort] = ports.map(String);
+  const up = spawn(
+    process.execPath,
+    [
+      join(rootDir, 'cli', 'dist', 'orderflow.mjs'),
+      'up',
+      ...['--runtime', 'dist', '--only', 'gateway', '--data-dir', dataDir],
+      ...['--port', gatewayPort!, '--nats-port', natsPort!, '--psp-port', pspPort!],
+      ...['--smtp-port', smtpPort!, '--mailbox-port', mailboxPort!],
+    ],
+    { cwd: tmpdir(), env: { PATH: process.env.PATH, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  up.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  up.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  const exited = once(up, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  try {
+    const deadline = Date.now() + 120_000;
+    let healthy = false;
+    while (!healthy && Date.now() < deadline && up.exitCode === null) {
+      healthy = await fetch(`http://127.0.0.1:${gatewayPort}/healthz`)
+        .then(async (r) => (await r.arrayBuffer(), r.ok))
+        .catch(() => false);
+      if (!healthy) await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    assert.ok(healthy, `the gateway answered /healthz (run from anywhere: cwd is ${tmpdir()}):\n${output}`);
+    const pid = Number(
+      /"pid":\s*(\d+)/.exec(await readFile(join(dataDir, 'orderflow-up.json'), 'utf8'))?.[1],
+    );
+    assert.equal(pid, up.pid, 'the state file names the bundled CLI as the supervisor');
+  } finally {
+    up.kill('SIGTERM');
+    const [code] = await exited;
+    assert.equal(code, 0, output);
     await rm(dataDir, { recursive: true, force: true });
   }
 });

@@ -1,7 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { orderingTopology } from '@orderflow/contracts';
 import { connectNats, type ProvisioningResponder } from '@orderflow/messaging';
@@ -25,6 +24,7 @@ import {
   type RestartPolicy,
   type SupervisorEvent,
 } from './supervisor.ts';
+import { ROOT_DIR } from './root.ts';
 
 /**
  * The whole Orderflow system as supervised processes: a private nats-server (unless `natsUrl` is
@@ -178,8 +178,6 @@ const MANAGED_ENV = [
   'AUTH_ALGORITHMS',
 ];
 
-const here = fileURLToPath(new URL('.', import.meta.url));
-
 /** Whether `services/<name>/src/main.ts` exists. */
 export function serviceExists(rootDir: string, name: string): boolean {
   return existsSync(join(rootDir, 'services', name, 'src', 'main.ts'));
@@ -211,7 +209,7 @@ function usesSql(rootDir: string, name: string): boolean {
 
 /** Problems with a configuration, all at once (empty when it is fine). */
 export function checkSystemConfig(config: SystemConfig): string[] {
-  const rootDir = config.rootDir ?? resolve(here, '..');
+  const rootDir = config.rootDir ?? ROOT_DIR;
   const issues: string[] = [];
   if (config.runtime === 'dist') {
     const missing = [
@@ -255,7 +253,7 @@ export async function startSystem(config: SystemConfig): Promise<RunningSystem> 
 export async function createSystem(config: SystemConfig): Promise<RunningSystem> {
   const issues = checkSystemConfig(config);
   if (issues.length > 0) throw new SupervisorError('INVALID_CONFIG', issues.join('; '));
-  const rootDir = config.rootDir ?? resolve(here, '..');
+  const rootDir = config.rootDir ?? ROOT_DIR;
   const dataDir = resolve(config.dataDir);
   await mkdir(dataDir, { recursive: true });
   const devKeyFile = await ensureDevSigningKey(devKeyFileIn(dataDir));

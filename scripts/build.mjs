@@ -3,8 +3,9 @@
 // stay imports resolved from node_modules, so PGlite's WebAssembly and pdfkit's fonts load as usual).
 // `npm start` runs it first; the system then starts each service with plain `node`, without tsx and
 // its per-process esbuild helper. Files a program reads next to its code at run time (the gateway's
-// dashboard) are copied beside the bundle.
-// Usage: node scripts/build.mjs [service…]   (default: every service with a src/main.ts)
+// dashboard) are copied beside the bundle. The `orderflow` CLI is bundled the same way into
+// `cli/dist/orderflow.mjs`, so `npm start` runs its supervisor without tsx too.
+// Usage: node scripts/build.mjs [service… | cli]   (default: every service with a src/main.ts, and the CLI)
 import { cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,25 +36,31 @@ const externalNpmPackages = {
   },
 };
 
+/** One ES module for Node 20 from a TypeScript entry point. */
+const bundle = (entryPoint, outfile) =>
+  build({
+    entryPoints: [entryPoint],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    sourcemap: 'linked',
+    logLevel: 'warning',
+    plugins: [externalNpmPackages],
+  });
+
 const started = performance.now();
-await Promise.all(
-  services.map(async (name) => {
+const cli = wanted.length === 0 || wanted.includes('cli');
+await Promise.all([
+  ...services.map(async (name) => {
     const dir = join(root, 'services', name);
     rmSync(join(dir, 'dist'), { recursive: true, force: true });
-    await build({
-      entryPoints: [join(dir, 'src', 'main.ts')],
-      outfile: join(dir, 'dist', 'main.mjs'),
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      sourcemap: 'linked',
-      logLevel: 'warning',
-      plugins: [externalNpmPackages],
-    });
+    await bundle(join(dir, 'src', 'main.ts'), join(dir, 'dist', 'main.mjs'));
     for (const file of assets[name] ?? []) cpSync(join(dir, file), join(dir, 'dist', file.split('/').at(-1)));
   }),
-);
+  ...(cli ? [bundle(join(root, 'cli', 'orderflow.ts'), join(root, 'cli', 'dist', 'orderflow.mjs'))] : []),
+]);
 console.log(
-  `built ${services.length} programs into services/*/dist in ${Math.round(performance.now() - started)} ms`,
+  `built ${services.length} programs into services/*/dist${cli ? ' and the CLI into cli/dist' : ''} in ${Math.round(performance.now() - started)} ms`,
 );

@@ -2,7 +2,6 @@ import { execFile } from 'node:child_process';
 import { access, constants, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { OrderingTopology } from '@orderflow/contracts';
 import { compareVersions, connectNats } from '@orderflow/messaging';
@@ -12,6 +11,7 @@ import type { NatsTarget } from '../bus.ts';
 import { connectOrderflow } from '../nats.ts';
 import type { UpState } from '../state.ts';
 import { SERVICES, serviceExists } from '../system.ts';
+import { ROOT_DIR } from '../root.ts';
 
 /** A port `up` would listen on. */
 export interface DoctorPort {
@@ -41,7 +41,7 @@ export interface DoctorOptions {
 
 type Check = { ok: true; detail: string } | { ok: false; detail: string; hint?: string } | { warn: string };
 
-const rootDir = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+const rootDir = ROOT_DIR;
 const MIN_NATS = '2.9.0';
 
 /**

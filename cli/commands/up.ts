@@ -1,8 +1,7 @@
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describeEvent, logFormatter } from '../logs.ts';
 import { readUpState, removeUpState, statePath, writeUpState } from '../state.ts';
 import { checkSystemConfig, createSystem, SERVICES, serviceExists, type SystemConfig } from '../system.ts';
+import { ROOT_DIR } from '../root.ts';
 
 export interface UpOptions {
   readonly system: Omit<SystemConfig, 'onLog' | 'onEvent' | 'onWarning'>;
@@ -10,7 +9,7 @@ export interface UpOptions {
   readonly rawLogs: boolean;
 }
 
-const rootDir = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+const rootDir = ROOT_DIR;
 
 /**
  * `orderflow up`: starts the whole system in the foreground and keeps it running; SIGINT/SIGTERM stop
