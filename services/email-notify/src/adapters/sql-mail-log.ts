@@ -57,22 +57,41 @@ export class SqlMailLog {
     return rows[0];
   }
 
-  /** Takes the claim to send (key, kind), or says why not. One transaction; the row lock serialises replicas. */
-  claim(mail: {
+  /**
+   * Takes the claim to send (key, kind), or says why not. With `contact`, also remembers that order's
+   * contact (as {@link rememberContact}) in the same statement. The row lock serialises replicas.
+   *
+   * The common case — no row yet — is one autocommitted `INSERT … ON CONFLICT DO NOTHING` (atomic on
+   * its own: the key decides who inserts); only when a row exists does a transaction read and update
+   * it under `FOR UPDATE`.
+   */
+  async claim(mail: {
     key: string;
     kind: MailKind;
     to: string;
     messageId: string;
     eventId: string;
+    contact?: { orderId: string; email: string; name: string };
   }): Promise<'send' | 'skip' | 'busy'> {
     const now = this.#now();
+    const insertMail = `INSERT INTO email_mails (mail_key, kind, recipient, message_id, event_id, status, claimed_at)
+         VALUES ($1, $2, $3, $4, $5, 'sending', $6) ON CONFLICT (mail_key, kind) DO NOTHING`;
+    const values = [mail.key, mail.kind, mail.to, mail.messageId, mail.eventId, now];
+    const { contact } = mail;
+    const inserted = contact
+      ? await this.store.query(
+          `WITH contact AS (
+             INSERT INTO email_contacts (order_id, email, name) VALUES ($7, $8, $9)
+             ON CONFLICT (order_id) DO NOTHING
+           ) ${insertMail}`,
+          [...values, contact.orderId, contact.email, contact.name],
+        )
+      : await this.store.query(insertMail, values);
+    if (inserted.rowCount === 1) return 'send';
+    // A row exists (or a concurrent insert won): decide under its lock, as a fresh claim would.
     return this.store.transaction(async (tx) => {
-      const inserted = await tx.query(
-        `INSERT INTO email_mails (mail_key, kind, recipient, message_id, event_id, status, claimed_at)
-         VALUES ($1, $2, $3, $4, $5, 'sending', $6) ON CONFLICT (mail_key, kind) DO NOTHING`,
-        [mail.key, mail.kind, mail.to, mail.messageId, mail.eventId, now],
-      );
-      if (inserted.rowCount === 1) return 'send';
+      const again = await tx.query(insertMail, values);
+      if (again.rowCount === 1) return 'send';
       const { rows } = await tx.query<{ status: 'sending' | 'sent'; claimed_at: Date }>(
         'SELECT status, claimed_at FROM email_mails WHERE mail_key = $1 AND kind = $2 FOR UPDATE',
         [mail.key, mail.kind],
@@ -95,10 +114,16 @@ export class SqlMailLog {
 
   /** Whether the mail (key, kind) was claimed (being sent, or sent): a decision to send it exists. */
   async claimed(key: string, kind: MailKind): Promise<boolean> {
-    const { rows } = await this.store.query('SELECT 1 FROM email_mails WHERE mail_key = $1 AND kind = $2', [
-      key,
-      kind,
-    ]);
+    return this.claimedAny(key, [kind]);
+  }
+
+  /** Whether any of the mails (key, kind) for `kinds` was claimed, in one query. */
+  async claimedAny(key: string, kinds: readonly MailKind[]): Promise<boolean> {
+    if (kinds.length === 0) return false;
+    const { rows } = await this.store.query(
+      `SELECT 1 FROM email_mails WHERE mail_key = $1 AND kind IN (${kinds.map((_, i) => `$${i + 2}`).join(', ')}) LIMIT 1`,
+      [key, ...kinds],
+    );
     return rows.length > 0;
   }
 
