@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { Base64UrlPaddedCodec, Objm } from '@nats-io/obj';
 import { startNatsServer, uniqueName, type NatsServer } from '@orderflow/testing';
 import {
   connectNats,
@@ -60,6 +61,55 @@ test('blob port: bytes round-trip, a missing object or bucket is StoreNotFoundEr
   await assert.rejects(store.get('b.pdf'), (error: unknown) => {
     assert.ok(error instanceof StoreNotFoundError);
     assert.equal(error.key, 'b.pdf');
+    return true;
+  });
+});
+
+test('blob port: reads by direct get — many chunks, a replaced object, a deleted one — and make no consumer', async () => {
+  const blobs = new NatsBlobStores(nc);
+  const bucket = uniqueName('blobs');
+  const store = await blobs.create(bucket);
+  const jsm = await jetstreamManager(nc);
+  // 300 KiB: three chunks of nats.js's default 128 KiB.
+  const big = new Uint8Array(300 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7919) % 251;
+  await store.put('big.pdf', big);
+  assert.deepEqual(Buffer.compare(Buffer.from(await store.get('big.pdf')), Buffer.from(big)), 0);
+  await store.put('big.pdf', new TextEncoder().encode('replaced'));
+  assert.equal(Buffer.from(await store.get('big.pdf')).toString(), 'replaced');
+  await store.put('empty.pdf', new Uint8Array(0));
+  assert.equal((await store.get('empty.pdf')).length, 0);
+  // nats.js's getBlob leaves an ephemeral ordered consumer behind per read; direct gets make none.
+  assert.deepEqual(await jsm.consumers.list(`OBJ_${bucket}`).next(), []);
+  const objects = await new Objm(nc).open(bucket);
+  await objects.delete('big.pdf');
+  await assert.rejects(store.get('big.pdf'), (error: unknown) => {
+    assert.ok(error instanceof StoreNotFoundError);
+    assert.equal(error.key, 'big.pdf');
+    return true;
+  });
+});
+
+test('blob port: an object whose bytes do not match its digest is refused, not returned', async () => {
+  const blobs = new NatsBlobStores(nc);
+  const bucket = uniqueName('blobs');
+  const store = await blobs.create(bucket);
+  await store.put('a.pdf', new TextEncoder().encode('%PDF-1.7 the real one'));
+  const jsm = await jetstreamManager(nc);
+  const metaSubject = `$O.${bucket}.M.${Base64UrlPaddedCodec.encode('a.pdf')}`;
+  const record = await jsm.streams.getMessage(`OBJ_${bucket}`, { last_by_subj: metaSubject });
+  assert.ok(record);
+  // The same record with another digest: the stored chunk no longer matches it.
+  await jetstream(nc).publish(
+    metaSubject,
+    JSON.stringify({
+      ...record.json<Record<string, unknown>>(),
+      digest: `SHA-256=${Base64UrlPaddedCodec.encode(new Uint8Array(32))}`,
+    }),
+  );
+  await assert.rejects(store.get('a.pdf'), (error: unknown) => {
+    assert.ok(error instanceof StoreUnavailableError, `expected StoreUnavailableError, got ${String(error)}`);
+    assert.match(String((error.cause as Error | undefined)?.message), /digest/);
     return true;
   });
 });

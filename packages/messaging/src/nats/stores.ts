@@ -1,7 +1,13 @@
-import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { createHash } from 'node:crypto';
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstreamManager,
+  type DirectStreamAPI,
+} from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Objm, type ObjectStore } from '@nats-io/obj';
+import { Base64UrlPaddedCodec, Objm, type ObjectStore } from '@nats-io/obj';
 import type { BlobStore, BlobStores } from '../ports/blob-store.ts';
 import {
   StoreConflictError,
@@ -34,14 +40,86 @@ function storeFailure(bucket: string, key: string | undefined, error: unknown): 
   return new StoreUnavailableError(bucket, key, { cause: error });
 }
 
-/** {@link BlobStore} on a JetStream object store bucket. */
+/** The part of an object store's meta record (`$O.<bucket>.M.<name>`) that a direct read uses. */
+interface ObjectMeta {
+  size?: unknown;
+  chunks?: unknown;
+  nuid?: unknown;
+  digest?: unknown;
+  deleted?: unknown;
+  options?: { link?: unknown };
+}
+
+const DIGEST_PREFIX = 'SHA-256=';
+
+/**
+ * {@link BlobStore} on a JetStream object store bucket.
+ *
+ * `get` first reads with JetStream direct gets (object store streams allow them): the meta record as
+ * the last message on its subject, then each chunk as the next message on the object's chunk
+ * subject, and returns the bytes only when their size and SHA-256 digest match the record. nats.js's
+ * own `getBlob` creates an ephemeral ordered push consumer per read (a consumer-create API call with
+ * its advisories, flow control, a consumer the server removes later), which costs the server far more
+ * than the object's one or two messages. Whatever the direct read cannot settle — no record (a
+ * replica may lag behind the leader), a deleted or linked object, a missing chunk, another digest
+ * form, any error — is read again through nats.js, which gives the answer and the errors it always
+ * gave.
+ */
 export class NatsBlobStore implements BlobStore {
+  readonly #stream: string;
+
   constructor(
     private readonly objects: ObjectStore,
     readonly bucket: string,
-  ) {}
+    private readonly direct?: () => Promise<DirectStreamAPI>,
+  ) {
+    this.#stream = `OBJ_${bucket}`;
+  }
+
+  /** The object's bytes by direct gets, or `undefined` when that cannot settle it (see the class). */
+  async #directGet(name: string): Promise<Uint8Array | undefined> {
+    if (!this.direct) return undefined;
+    try {
+      const direct = await this.direct();
+      const subject = `$O.${this.bucket}.M.${Base64UrlPaddedCodec.encode(name)}`;
+      const record = await direct.getMessage(this.#stream, { last_by_subj: subject });
+      if (record === null) return undefined;
+      const meta = record.json<ObjectMeta>();
+      if (
+        typeof meta !== 'object' ||
+        meta === null ||
+        meta.deleted === true ||
+        meta.options?.link !== undefined ||
+        typeof meta.size !== 'number' ||
+        typeof meta.chunks !== 'number' ||
+        typeof meta.nuid !== 'string' ||
+        typeof meta.digest !== 'string' ||
+        !meta.digest.startsWith(DIGEST_PREFIX)
+      ) {
+        return undefined;
+      }
+      const parts: Uint8Array[] = [];
+      const chunkSubject = `$O.${this.bucket}.C.${meta.nuid}`;
+      let seq = 0;
+      for (let i = 0; i < meta.chunks; i++) {
+        const chunk = await direct.getMessage(this.#stream, { seq: seq + 1, next_by_subj: chunkSubject });
+        if (chunk === null) return undefined;
+        parts.push(chunk.data);
+        seq = chunk.seq;
+      }
+      const bytes = Buffer.concat(parts);
+      const digest = createHash('sha256').update(bytes).digest('base64url');
+      const expected = meta.digest.slice(DIGEST_PREFIX.length).replace(/=+$/, '');
+      if (bytes.length !== meta.size || digest !== expected) return undefined;
+      return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+    } catch {
+      return undefined;
+    }
+  }
 
   async get(name: string): Promise<Uint8Array> {
+    const direct = await this.#directGet(name);
+    if (direct) return direct;
     let bytes: Uint8Array | null;
     try {
       bytes = await this.objects.getBlob(name);
@@ -81,14 +159,20 @@ export class NatsBlobStore implements BlobStore {
 /** {@link BlobStores} on JetStream object stores of one connection. */
 export class NatsBlobStores implements BlobStores {
   readonly #objm: Objm;
+  readonly #nc: NatsConnection;
+  #direct: Promise<DirectStreamAPI> | undefined;
+  /** Direct-get client of the connection, made once (no JetStream API check: the stores did that). */
+  readonly #directApi = (): Promise<DirectStreamAPI> =>
+    (this.#direct ??= jetstreamManager(this.#nc, { checkAPI: false }).then((jsm) => jsm.direct));
   constructor(nc: NatsConnection) {
+    this.#nc = nc;
     this.#objm = new Objm(nc);
   }
 
   /** Binds to an existing bucket: `StoreNotFoundError` when there is none, `StoreUnavailableError` on an outage. */
   async open(bucket: string): Promise<BlobStore> {
     try {
-      return new NatsBlobStore(await this.#objm.open(bucket), bucket);
+      return new NatsBlobStore(await this.#objm.open(bucket), bucket, this.#directApi);
     } catch (error) {
       throw storeFailure(bucket, undefined, error);
     }
@@ -103,7 +187,7 @@ export class NatsBlobStores implements BlobStores {
         replicas: options.replicas ?? 1,
         ...(options.description !== undefined && { description: options.description }),
       });
-      return new NatsBlobStore(objects, bucket);
+      return new NatsBlobStore(objects, bucket, this.#directApi);
     } catch (error) {
       throw new StoreUnavailableError(bucket, undefined, { cause: error });
     }
