@@ -29,7 +29,7 @@ import {
   NatsBlobStores,
 } from '@orderflow/messaging';
 import { spawnSmtpSink, type SmtpSinkProcess } from '@orderflow/smtp-sink';
-import { migrate, openSqlStore, type SqlStore } from '@orderflow/sql';
+import { migrate, openPglite, openSqlStore, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
 import {
@@ -452,4 +452,48 @@ describe('email-notify against real NATS, SMTP sink and PostgreSQL', () => {
       await s.close();
     }
   });
+});
+
+describe('the mail log on PGlite and PostgreSQL', () => {
+  for (const dialect of ['pglite', 'postgres'] as const) {
+    test(`${dialect}: a claim decides once per (key, kind), remembers the contact it carries, and honours the lease`, async () => {
+      const schema = uniqueName('email_log');
+      const store =
+        dialect === 'pglite'
+          ? await openPglite()
+          : await openSqlStore({ databaseUrl: DATABASE_URL, dataDir: '', schema });
+      try {
+        await migrate(store, emailMigrations, { component: 'email-notify' });
+        let now = new Date('2026-12-03T10:00:00Z');
+        const log = new SqlMailLog(store, { leaseMs: 60_000, now: () => now });
+        const mail = {
+          key: 'ord_1',
+          kind: 'order_placed' as const,
+          to: 'a@example.test',
+          messageId: '<m1@x>',
+        };
+        const contact = { orderId: 'ord_1', email: 'a@example.test', name: 'Ada' };
+        assert.equal(await log.claim({ ...mail, eventId: 'e1', contact }), 'send');
+        // Another process (no cache) finds the contact the claim stored.
+        const other = new SqlMailLog(store, { leaseMs: 60_000, now: () => now, contactCacheSize: 0 });
+        assert.deepEqual(await other.contact('ord_1'), { email: 'a@example.test', name: 'Ada' });
+        assert.equal(await other.claim({ ...mail, eventId: 'e1', contact }), 'busy');
+        assert.equal(await log.claimedAny('ord_1', ['invoice', 'order_placed']), true);
+        assert.equal(await log.claimedAny('ord_1', ['invoice', 'credit_note']), false);
+        now = new Date(now.getTime() + 60_000); // the lease ran out: the claim may be taken again
+        assert.equal(await other.claim({ ...mail, eventId: 'e2' }), 'send');
+        await other.markSent(mail.key, mail.kind);
+        assert.equal(await log.claim({ ...mail, eventId: 'e3', contact }), 'skip');
+        const { rows } = await store.query<{ attempts: number; status: string }>(
+          'SELECT attempts, status FROM email_mails WHERE mail_key = $1 AND kind = $2',
+          [mail.key, mail.kind],
+        );
+        assert.deepEqual(rows, [{ attempts: 2, status: 'sent' }]);
+        assert.equal(await other.contact('ord_2'), undefined);
+      } finally {
+        if (dialect === 'postgres') await store.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        await store.close();
+      }
+    });
+  }
 });

@@ -33,28 +33,53 @@ export const emailMigrations: readonly Migration[] = [
  * after it. The primary key makes a second decision for the same mail impossible.
  */
 export class SqlMailLog {
+  /**
+   * Contacts this process stored or read, newest last (at most `contactCacheSize`). A row of
+   * `email_contacts` never changes once written (the first insert wins and every `order.placed` of an
+   * order carries the same customer), so a remembered one is the stored one: the order's later mails
+   * skip the lookup.
+   */
+  readonly #contacts = new Map<string, Contact>();
+  readonly #contactCacheSize: number;
+
   constructor(
     private readonly store: SqlStore,
-    private readonly options: { leaseMs: number; now?: () => Date },
-  ) {}
+    private readonly options: { leaseMs: number; now?: () => Date; contactCacheSize?: number },
+  ) {
+    this.#contactCacheSize = Math.max(0, options.contactCacheSize ?? 10_000);
+  }
+
+  #keep(orderId: string, contact: Contact): void {
+    if (this.#contactCacheSize === 0) return;
+    this.#contacts.delete(orderId);
+    this.#contacts.set(orderId, { email: contact.email, name: contact.name });
+    if (this.#contacts.size > this.#contactCacheSize) {
+      this.#contacts.delete(this.#contacts.keys().next().value as string);
+    }
+  }
 
   #now(): Date {
     return this.options.now?.() ?? new Date();
   }
 
   async rememberContact(orderId: string, contact: Contact): Promise<void> {
-    await this.store.query(
+    const { rowCount } = await this.store.query(
       'INSERT INTO email_contacts (order_id, email, name) VALUES ($1, $2, $3) ON CONFLICT (order_id) DO NOTHING',
       [orderId, contact.email, contact.name],
     );
+    if (rowCount === 1) this.#keep(orderId, contact);
   }
 
   async contact(orderId: string): Promise<Contact | undefined> {
+    const known = this.#contacts.get(orderId);
+    if (known) return known;
     const { rows } = await this.store.query<{ email: string; name: string }>(
       'SELECT email, name FROM email_contacts WHERE order_id = $1',
       [orderId],
     );
-    return rows[0];
+    const row = rows[0];
+    if (row) this.#keep(orderId, row);
+    return row;
   }
 
   /**
@@ -78,16 +103,21 @@ export class SqlMailLog {
          VALUES ($1, $2, $3, $4, $5, 'sending', $6) ON CONFLICT (mail_key, kind) DO NOTHING`;
     const values = [mail.key, mail.kind, mail.to, mail.messageId, mail.eventId, now];
     const { contact } = mail;
-    const inserted = contact
-      ? await this.store.query(
-          `WITH contact AS (
-             INSERT INTO email_contacts (order_id, email, name) VALUES ($7, $8, $9)
-             ON CONFLICT (order_id) DO NOTHING
-           ) ${insertMail}`,
-          [...values, contact.orderId, contact.email, contact.name],
-        )
-      : await this.store.query(insertMail, values);
-    if (inserted.rowCount === 1) return 'send';
+    if (contact) {
+      const inserted = await this.store.query<{ contacts: number }>(
+        `WITH contact AS (
+           INSERT INTO email_contacts (order_id, email, name) VALUES ($7, $8, $9)
+           ON CONFLICT (order_id) DO NOTHING RETURNING order_id
+         ) ${insertMail} RETURNING (SELECT count(*)::int FROM contact) AS contacts`,
+        [...values, contact.orderId, contact.email, contact.name],
+      );
+      // The contact row is this statement's (not an earlier one's): it is what is stored.
+      if (inserted.rows[0]?.contacts === 1) this.#keep(contact.orderId, contact);
+      if (inserted.rowCount === 1) return 'send';
+    } else {
+      const inserted = await this.store.query(insertMail, values);
+      if (inserted.rowCount === 1) return 'send';
+    }
     // A row exists (or a concurrent insert won): decide under its lock, as a fresh claim would.
     return this.store.transaction(async (tx) => {
       const again = await tx.query(insertMail, values);
