@@ -34,6 +34,8 @@ export const RabbitTopology = {
   retryQueue: (stream: string, consumer: string) => `${stream}.${consumer}.retry`,
   deadLetterQueue: 'orderflow.deadletters',
   endpointQueue: (subject: string) => `rpc.${subject}`,
+  /** Where every identity's private queues are. */
+  privateRoot: 'orderflow.tmp.',
   /** Prefix of an identity's exclusive queues (reply queue, broadcast listeners): only it may declare them. */
   privatePrefix: (identity: string) => `orderflow.tmp.${identity}.`,
   privateQueue: (identity: string) => `orderflow.tmp.${identity}.${randomUUID()}`,
