@@ -130,7 +130,13 @@ export { consumerPipeline } from './pipeline.ts';
 export type { PipelineOptions } from './pipeline.ts';
 export { bindingKey, RabbitDeadLetters, RabbitTopology, RabbitTransport } from './rabbitmq/transport.ts';
 export type { RabbitTransportOptions } from './rabbitmq/transport.ts';
-export { RABBIT_EXCHANGES, serverMaxDeliverOf } from './rabbitmq/topology.ts';
+export {
+  declareRabbitBase,
+  declareRabbitConsumer,
+  declareRabbitStream,
+  RABBIT_EXCHANGES,
+  serverMaxDeliverOf,
+} from './rabbitmq/topology.ts';
 export type { RabbitConsumerDeclaration } from './rabbitmq/topology.ts';
 export { rabbitBusPermissions, rabbitPermissions, subjectRegex } from './rabbitmq/permissions.ts';
 export type { RabbitTopicPermission, RabbitUserPermissions } from './rabbitmq/permissions.ts';
