@@ -11,7 +11,20 @@ import {
 } from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
-import { connectNats, DeadLetterTopology, NatsTransport, on } from '@orderflow/messaging';
+import { readdirSync, readFileSync } from 'node:fs';
+import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
+import {
+  connectNats,
+  DeadLetterTopology,
+  declareRabbitBase,
+  declareRabbitConsumer,
+  declareRabbitStream,
+  NatsTransport,
+  on,
+  RabbitTopology,
+  RabbitTransport,
+} from '@orderflow/messaging';
+import { createRabbitVhost } from '@orderflow/testing';
 import { BenchOrderPlaced, benchOrder, type BenchOrder } from './fixtures.ts';
 import {
   benchServer,
@@ -46,6 +59,8 @@ const defaults = {
   variants: 'raw,toolkit,toolkit-batch',
   /** Directory for a CPU profile of each timed phase (this process, timed part only); empty = none. */
   profile: '',
+  /** nats, rabbitmq or both (side by side, each against its own raw client). */
+  broker: 'nats',
   help: false,
 };
 type Options = typeof defaults;
@@ -64,6 +79,8 @@ const HELP = `messaging benchmark: JetStream through the toolkit vs raw @nats-io
   --phases LIST      publish,consume,both (default all)
   --variants LIST    raw,toolkit,toolkit-batch (default all)
   --profile DIR      write a .cpuprofile of each timed phase into DIR (node:inspector)
+  --broker B         nats (default), rabbitmq, or both: RabbitTransport vs raw amqplib on a fresh vhost
+                     of the local RabbitMQ (AMQP_URL's host, guest, rabbitmqctl), variants raw,toolkit
 
 Uses NATS_URL when set, else starts nats-server on a free port with a temporary store.`;
 
@@ -219,11 +236,12 @@ interface Context {
 }
 
 async function measure(
-  context: Context,
+  context: Pick<Context, 'options' | 'serverPid'>,
   phase: Phase,
   variant: Variant,
   round: number,
   body: (progress: Progress) => Promise<void>,
+  broker = '',
 ): Promise<Measurement> {
   const count = context.options.count;
   const progress = new Progress(`round ${round} ${PHASE_TITLE[phase]} ${variant}`, count);
@@ -245,7 +263,7 @@ async function measure(
     extra.clientWritesPerMsg = (syscallsAfter.writes - syscallsBefore.writes) / count;
   }
   const m: Measurement = {
-    phase: PHASE_TITLE[phase],
+    phase: `${broker}${PHASE_TITLE[phase]}`,
     variant,
     round,
     count,
@@ -254,7 +272,7 @@ async function measure(
     extra,
   };
   console.log(
-    `  ${m.phase.padEnd(18)} ${variant.padEnd(13)} ${formatRate(m.rate).padStart(8)} msg/s  ` +
+    `  ${m.phase.padEnd(broker ? 27 : 18)} ${variant.padEnd(13)} ${formatRate(m.rate).padStart(8)} msg/s  ` +
       `(${seconds.toFixed(2)} s, client CPU ${extra.clientCpuUsPerMsg?.toFixed(1)} µs/msg` +
       `${extra.serverCpuUsPerMsg === undefined ? '' : `, server CPU ${extra.serverCpuUsPerMsg.toFixed(1)} µs/msg`}` +
       `${extra.clientWritesPerMsg === undefined ? '' : `, client write(2) per msg ${extra.clientWritesPerMsg.toFixed(3)}`})`,
@@ -398,6 +416,14 @@ function list<T extends string>(value: string, allowed: readonly T[], what: stri
   return items as T[];
 }
 
+type Broker = 'nats' | 'rabbitmq';
+
+interface BrokerRun {
+  broker: Broker;
+  version: string;
+  measurements: Measurement[];
+}
+
 export async function run(args: string[]): Promise<void> {
   const options = parseArgs(args, defaults);
   if (options.help) {
@@ -405,8 +431,106 @@ export async function run(args: string[]): Promise<void> {
     return;
   }
   const phases = list<Phase>(options.phases, ['publish', 'consume', 'both'], 'phase');
-  const variants = list<Variant>(options.variants, ['raw', 'toolkit', 'toolkit-batch'], 'variant');
+  const brokers = list<Broker>(
+    options.broker === 'both' ? 'nats,rabbitmq' : options.broker,
+    ['nats', 'rabbitmq'],
+    'broker',
+  );
   const startedAt = new Date();
+  const runs: BrokerRun[] = [];
+  for (const broker of brokers) {
+    if (broker === 'nats') {
+      const variants = list<Variant>(options.variants, ['raw', 'toolkit', 'toolkit-batch'], 'variant');
+      runs.push(await runNats(options, phases, variants));
+    } else {
+      const variants = list<Variant>(options.variants, ['raw', 'toolkit', 'toolkit-batch'], 'variant').filter(
+        (v) => v !== 'toolkit-batch',
+      );
+      runs.push(await runRabbit(options, phases, variants));
+    }
+  }
+  const measurements = runs.flatMap((r) => r.measurements);
+  const summary = summarise(measurements);
+  for (const s of summary) {
+    const raw = summary.find((r) => r.phase === s.phase && r.variant === 'raw');
+    if (raw && s.variant !== 'raw') s.ratio = s.rate / raw.rate;
+  }
+  console.log('\nmedians:');
+  for (const s of summary) {
+    console.log(
+      `  ${s.phase.padEnd(27)} ${s.variant.padEnd(13)} ${formatRate(s.rate).padStart(8)} msg/s` +
+        (s.ratio === undefined ? '' : `  (${(100 * s.ratio).toFixed(0)}% of raw)`),
+    );
+  }
+  if (runs.length > 1) {
+    console.log("\nside by side (msg/s; toolkit as % of the same broker's raw client):");
+    console.log(
+      `  ${'phase'.padEnd(18)} ${'NATS raw'.padStart(9)} ${'toolkit'.padStart(9)} ${'%'.padStart(5)}   ${'AMQP raw'.padStart(9)} ${'toolkit'.padStart(9)} ${'%'.padStart(5)}`,
+    );
+    for (const phase of phases) {
+      const cell = (prefix: string, variant: string) =>
+        summary.find((s) => s.phase === `${prefix}${PHASE_TITLE[phase]}` && s.variant === variant);
+      const row = (prefix: string) => {
+        const raw = cell(prefix, 'raw');
+        const toolkit = cell(prefix, 'toolkit');
+        return `${formatRate(raw?.rate ?? NaN).padStart(9)} ${formatRate(toolkit?.rate ?? NaN).padStart(9)} ${(toolkit?.ratio === undefined ? '–' : `${(100 * toolkit.ratio).toFixed(0)}%`).padStart(5)}`;
+      };
+      console.log(`  ${PHASE_TITLE[phase].padEnd(18)} ${row('')}   ${row(RABBIT_PHASE_PREFIX)}`);
+    }
+  }
+  const headlinePhase = PHASE_TITLE[phases.includes('both') ? 'both' : (phases[0] as Phase)];
+  const headlineOf = (prefix: string, label: string) => {
+    const toolkit =
+      summary.find((s) => s.phase === `${prefix}${headlinePhase}` && s.variant === 'toolkit')?.rate ?? NaN;
+    const raw =
+      summary.find((s) => s.phase === `${prefix}${headlinePhase}` && s.variant === 'raw')?.rate ?? NaN;
+    return `${label}toolkit ${Math.round(toolkit)} msg/s, raw ${Math.round(raw)} msg/s, ratio ${(toolkit / raw).toFixed(2)}`;
+  };
+  const headline = `messaging: ${runs
+    .map((r) =>
+      r.broker === 'nats'
+        ? headlineOf('', runs.length > 1 ? 'NATS ' : '')
+        : headlineOf(RABBIT_PHASE_PREFIX, 'RabbitMQ '),
+    )
+    .join('; ')}`;
+  const payloadBytes = Buffer.byteLength(JSON.stringify(benchOrder(0)));
+  const nats = runs.find((r) => r.broker === 'nats');
+  const rabbit = runs.find((r) => r.broker === 'rabbitmq');
+  const report: Report = {
+    name: brokers.length === 1 && brokers[0] === 'nats' ? 'messaging' : `messaging-${brokers.join('-')}`,
+    title:
+      brokers.length === 1 && brokers[0] === 'nats'
+        ? 'Messaging: toolkit vs raw @nats-io/jetstream'
+        : `Messaging: toolkit vs the raw client, ${brokers.map((b) => (b === 'nats' ? 'NATS (@nats-io/jetstream)' : 'RabbitMQ (amqplib)')).join(' and ')}`,
+    startedAt: startedAt.toISOString(),
+    durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
+    machine: await machineInfo(nats?.version ?? `none (RabbitMQ ${rabbit?.version ?? 'unknown'})`),
+    params: { ...options, payloadBytes, ...(rabbit && { rabbitmq: rabbit.version }) },
+    measurements,
+    summary,
+    headline,
+    notes: [
+      `Headline phase: ${headlinePhase}.`,
+      ...(nats
+        ? [
+            'raw: js.publish(subject, JSON.stringify(order), { msgID }) with the same in-flight window; ' +
+              'consumer.consume({ max_messages: batch }), msg.json(), msg.ack(); connection with noAsyncTraces.',
+            'toolkit: NatsTransport.publish (schema validation, CloudEvents headers, Nats-Msg-Id = ce-id) with the same window; ' +
+              'publishBatch as toolkit-batch; NatsTransport.consume with the default middleware ' +
+              '(metrics, logging, retry/dead letter, decode + validation, tracing) and prefetch = batch.',
+            'consume only: both variants read the same stream, filled by the toolkit, each with its own durable.',
+          ]
+        : []),
+      ...(rabbit ? RABBIT_NOTES : []),
+      'Figures on a shared machine are noisy; medians over rounds, variants alternate who goes first.',
+    ],
+  };
+  const paths = await writeReport(report);
+  console.log(`\nreport: ${paths.join(', ')}`);
+  console.log(headline);
+}
+
+async function runNats(options: Options, phases: Phase[], variants: Variant[]): Promise<BrokerRun> {
   const server = await benchServer();
   const measurements: Measurement[] = [];
   try {
@@ -442,49 +566,383 @@ export async function run(args: string[]): Promise<void> {
       }
     }
     await admin.close();
-
-    const summary = summarise(measurements);
-    for (const s of summary) {
-      const raw = summary.find((r) => r.phase === s.phase && r.variant === 'raw');
-      if (raw && s.variant !== 'raw') s.ratio = s.rate / raw.rate;
-    }
-    console.log('\nmedians:');
-    for (const s of summary) {
-      console.log(
-        `  ${s.phase.padEnd(18)} ${s.variant.padEnd(13)} ${formatRate(s.rate).padStart(8)} msg/s` +
-          (s.ratio === undefined ? '' : `  (${(100 * s.ratio).toFixed(0)}% of raw)`),
-      );
-    }
-    // The headline is publish + consume at once (end to end), or the first phase that ran.
-    const headlinePhase = PHASE_TITLE[phases.includes('both') ? 'both' : (phases[0] as Phase)];
-    const toolkit = summary.find((s) => s.phase === headlinePhase && s.variant === 'toolkit')?.rate ?? NaN;
-    const raw = summary.find((s) => s.phase === headlinePhase && s.variant === 'raw')?.rate ?? NaN;
-    const headline = `messaging: toolkit ${Math.round(toolkit)} msg/s, raw ${Math.round(raw)} msg/s, ratio ${(toolkit / raw).toFixed(2)}`;
-    const report: Report = {
-      name: 'messaging',
-      title: 'Messaging: toolkit vs raw @nats-io/jetstream',
-      startedAt: startedAt.toISOString(),
-      durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
-      machine: await machineInfo(version),
-      params: { ...options, payloadBytes },
-      measurements,
-      summary,
-      headline,
-      notes: [
-        `Headline phase: ${headlinePhase}.`,
-        'raw: js.publish(subject, JSON.stringify(order), { msgID }) with the same in-flight window; ' +
-          'consumer.consume({ max_messages: batch }), msg.json(), msg.ack(); connection with noAsyncTraces.',
-        'toolkit: NatsTransport.publish (schema validation, CloudEvents headers, Nats-Msg-Id = ce-id) with the same window; ' +
-          'publishBatch as toolkit-batch; NatsTransport.consume with the default middleware ' +
-          '(metrics, logging, retry/dead letter, decode + validation, tracing) and prefetch = batch.',
-        'consume only: both variants read the same stream, filled by the toolkit, each with its own durable.',
-        'Figures on a shared machine are noisy; medians over rounds, variants alternate who goes first.',
-      ],
-    };
-    const paths = await writeReport(report);
-    console.log(`\nreport: ${paths.join(', ')}`);
-    console.log(headline);
+    return { broker: 'nats', version, measurements };
   } finally {
     await server.dispose();
+  }
+}
+
+// ───────────────────────────── RabbitMQ: raw amqplib vs RabbitTransport ─────────────────────────────
+
+const RABBIT_PHASE_PREFIX = 'rabbitmq ';
+
+const RABBIT_NOTES = [
+  'RabbitMQ raw: amqplib confirm channel, channel.publish(exchange, key, JSON, { persistent, messageId }, callback) ' +
+    'with the same in-flight window, into a topic exchange bound to a stream queue (the log) and, for consume phases, ' +
+    'a quorum queue; consume with prefetch = batch, JSON.parse, ack each.',
+  'RabbitMQ toolkit: RabbitTransport.publish (schema validation, CloudEvents headers, publish confirm) through ' +
+    'orderflow.events → stream.<S> → log.<S>; RabbitTransport.consume (quorum queue, default middleware, prefetch = batch). ' +
+    'Same work for the broker in both: one stream queue, plus one quorum queue when consuming.',
+  'RabbitMQ consume only: both variants read their own quorum queue, filled by the same toolkit publishes.',
+];
+
+interface RabbitContext {
+  url: string;
+  options: Options;
+  orders: BenchOrder[];
+  serverPid: number | undefined;
+  admin: ChannelModel;
+}
+
+/** The broker's Erlang VM (`beam.smp` of RabbitMQ), to read its CPU time; Linux only. */
+function rabbitPid(): number | undefined {
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+        if (argv.includes('beam.smp') && argv.includes('rabbit')) return Number(entry);
+      } catch {
+        continue;
+      }
+    }
+  } catch {
+    // not Linux
+  }
+  return undefined;
+}
+
+function rawRabbitPublish(ch: ConfirmChannel, exchange: string, key: string, orders: readonly BenchOrder[]) {
+  return (i: number) => {
+    const order = orders[i] as BenchOrder;
+    return new Promise<void>((resolve, reject) =>
+      ch.publish(
+        exchange,
+        key,
+        Buffer.from(JSON.stringify(order)),
+        { persistent: true, messageId: order.orderId, contentType: 'application/json' },
+        (error: Error | null) => (error ? reject(error) : resolve()),
+      ),
+    );
+  };
+}
+
+async function rawRabbitConsume(
+  connection: ChannelModel,
+  queue: string,
+  options: Options,
+  count: number,
+  progress: Progress,
+  started?: () => void,
+): Promise<void> {
+  const ch = await connection.createChannel();
+  await ch.prefetch(options.batch);
+  let n = 0;
+  await new Promise<void>((resolve, reject) => {
+    void ch
+      .consume(queue, (msg) => {
+        if (!msg) return;
+        const order = JSON.parse(msg.content.toString('utf8')) as BenchOrder;
+        if (order.total < 0) throw new Error('impossible');
+        ch.ack(msg);
+        progress.tick();
+        if (++n === count) resolve();
+      })
+      .then(() => started?.(), reject);
+  });
+  await ch.close();
+}
+
+async function rabbitToolkitConsume(
+  transport: RabbitTransport,
+  options: Options,
+  stream: string,
+  name: string,
+  count: number,
+  progress: Progress,
+  started?: () => void,
+): Promise<void> {
+  let n = 0;
+  let done!: () => void;
+  const all = new Promise<void>((resolve) => (done = resolve));
+  const consumer = await transport.consume({
+    name,
+    stream,
+    handlers: [
+      on(BenchOrderPlaced, async (event) => {
+        if (event.data.total < 0) throw new Error('impossible');
+        progress.tick();
+        if (++n === count) done();
+      }),
+    ],
+    prefetch: options.batch,
+  });
+  started?.();
+  await all;
+  await consumer.stop();
+}
+
+/** A stream of the toolkit's topology (exchange + log queue) and a raw look-alike, per phase and round. */
+async function rabbitStreams(context: RabbitContext, tag: string) {
+  const ch = await context.admin.createChannel();
+  const stream = `BENCH_${tag}`.toUpperCase();
+  const subject = `bench.${tag}.order.placed`;
+  await declareRabbitBase(ch);
+  await declareRabbitStream(ch, { name: stream, subjects: [`bench.${tag}.>`] });
+  const rawExchange = `raw.${tag}`;
+  await ch.assertExchange(rawExchange, 'topic', { durable: true });
+  await ch.assertQueue(`rawlog.${tag}`, { durable: true, arguments: { 'x-queue-type': 'stream' } });
+  await ch.bindQueue(`rawlog.${tag}`, rawExchange, '#');
+  const rawQueue = async (name: string, exchange = rawExchange) => {
+    await ch.assertQueue(name, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await ch.bindQueue(name, exchange, '#');
+    return name;
+  };
+  return { stream, subject, rawExchange, rawQueue, close: () => ch.close() };
+}
+
+async function rabbitToolkit(
+  context: RabbitContext,
+): Promise<{ connection: ChannelModel; transport: RabbitTransport }> {
+  const connection = await amqp.connect(context.url);
+  return { connection, transport: await RabbitTransport.create(connection, { source: 'orderflow/bench' }) };
+}
+
+async function rabbitPublishPhase(
+  context: RabbitContext,
+  variant: Variant,
+  round: number,
+): Promise<Measurement> {
+  const { options, orders } = context;
+  const s = await rabbitStreams(context, `p${round}${variant}`);
+  try {
+    if (variant === 'raw') {
+      const connection = await amqp.connect(context.url);
+      const ch = await connection.createConfirmChannel();
+      const m = await measure(
+        context,
+        'publish',
+        variant,
+        round,
+        (progress) =>
+          windowed(
+            options.count,
+            options.inflight,
+            rawRabbitPublish(ch, s.rawExchange, s.subject, orders),
+            progress,
+          ),
+        RABBIT_PHASE_PREFIX,
+      );
+      await connection.close();
+      return m;
+    }
+    const { connection, transport } = await rabbitToolkit(context);
+    const m = await measure(
+      context,
+      'publish',
+      variant,
+      round,
+      (progress) =>
+        windowed(
+          options.count,
+          options.inflight,
+          (i) => {
+            const order = orders[i] as BenchOrder;
+            return transport.publish(BenchOrderPlaced, order, { subject: s.subject, about: order.orderId });
+          },
+          progress,
+        ),
+      RABBIT_PHASE_PREFIX,
+    );
+    await transport.close();
+    await connection.close();
+    return m;
+  } finally {
+    await s.close();
+  }
+}
+
+async function rabbitConsumePhase(
+  context: RabbitContext,
+  variants: Variant[],
+  round: number,
+): Promise<Measurement[]> {
+  const { options } = context;
+  const s = await rabbitStreams(context, `c${round}`);
+  const ch = await context.admin.createChannel();
+  const toolkitName = `toolkit-${round}`;
+  await declareRabbitConsumer(ch, { stream: s.stream, name: toolkitName, ordered: false });
+  const rawQueue = await s.rawQueue(`raw-c${round}`, RabbitTopology.streamExchange(s.stream));
+  await ch.close();
+  try {
+    {
+      const { connection, transport } = await rabbitToolkit(context);
+      const progress = new Progress(`round ${round} filling ${s.stream}`, options.count);
+      await windowed(
+        options.count,
+        options.inflight,
+        (i) => {
+          const order = context.orders[i] as BenchOrder;
+          return transport.publish(BenchOrderPlaced, order, { subject: s.subject, about: order.orderId });
+        },
+        progress,
+      );
+      progress.done();
+      await transport.close();
+      await connection.close();
+    }
+    const results: Measurement[] = [];
+    for (const variant of variants) {
+      await settle(200);
+      if (variant === 'raw') {
+        const connection = await amqp.connect(context.url);
+        results.push(
+          await measure(
+            context,
+            'consume',
+            variant,
+            round,
+            (progress) => rawRabbitConsume(connection, rawQueue, options, options.count, progress),
+            RABBIT_PHASE_PREFIX,
+          ),
+        );
+        await connection.close();
+      } else {
+        const { connection, transport } = await rabbitToolkit(context);
+        results.push(
+          await measure(
+            context,
+            'consume',
+            variant,
+            round,
+            (progress) =>
+              rabbitToolkitConsume(transport, options, s.stream, toolkitName, options.count, progress),
+            RABBIT_PHASE_PREFIX,
+          ),
+        );
+        await transport.close();
+        await connection.close();
+      }
+    }
+    return results;
+  } finally {
+    await s.close();
+  }
+}
+
+async function rabbitBothPhase(
+  context: RabbitContext,
+  variant: Variant,
+  round: number,
+): Promise<Measurement> {
+  const { options, orders } = context;
+  const s = await rabbitStreams(context, `b${round}${variant}`);
+  const noTicks = new Progress('unused', 0);
+  try {
+    if (variant === 'raw') {
+      const queue = await s.rawQueue(`raw-b${round}`);
+      const connection = await amqp.connect(context.url);
+      const ch = await connection.createConfirmChannel();
+      const m = await measure(
+        context,
+        'both',
+        variant,
+        round,
+        async (progress) => {
+          let consuming!: () => void;
+          const started = new Promise<void>((resolve) => (consuming = resolve));
+          await Promise.all([
+            rawRabbitConsume(connection, queue, options, options.count, progress, consuming),
+            started.then(() =>
+              windowed(
+                options.count,
+                options.inflight,
+                rawRabbitPublish(ch, s.rawExchange, s.subject, orders),
+                noTicks,
+              ),
+            ),
+          ]);
+        },
+        RABBIT_PHASE_PREFIX,
+      );
+      await connection.close();
+      return m;
+    }
+    const { connection, transport } = await rabbitToolkit(context);
+    const m = await measure(
+      context,
+      'both',
+      variant,
+      round,
+      async (progress) => {
+        let consuming!: () => void;
+        const started = new Promise<void>((resolve) => (consuming = resolve));
+        await Promise.all([
+          rabbitToolkitConsume(transport, options, s.stream, 'toolkit', options.count, progress, consuming),
+          started.then(() =>
+            windowed(
+              options.count,
+              options.inflight,
+              (i) => {
+                const order = orders[i] as BenchOrder;
+                return transport.publish(BenchOrderPlaced, order, {
+                  subject: s.subject,
+                  about: order.orderId,
+                });
+              },
+              noTicks,
+            ),
+          ),
+        ]);
+      },
+      RABBIT_PHASE_PREFIX,
+    );
+    await transport.close();
+    await connection.close();
+    return m;
+  } finally {
+    await s.close();
+  }
+}
+
+async function runRabbit(options: Options, phases: Phase[], variants: Variant[]): Promise<BrokerRun> {
+  const host = new URL(process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+  const base = `${host.protocol}//${host.username || 'guest'}:${host.password || 'guest'}@${host.host}`;
+  const vhost = await createRabbitVhost({ base });
+  const admin = await amqp.connect(vhost.url);
+  const measurements: Measurement[] = [];
+  try {
+    const version = String(admin.connection.serverProperties.version ?? 'unknown');
+    const context: RabbitContext = {
+      url: vhost.url,
+      options,
+      orders: Array.from({ length: options.count }, (_, i) => benchOrder(i)),
+      serverPid: rabbitPid(),
+      admin,
+    };
+    console.log(
+      `messaging: ${options.count} messages × ${options.rounds} rounds on RabbitMQ ${version} (vhost ${vhost.name}), ` +
+        'persistent messages, publisher confirms, manual ack',
+    );
+    for (let round = 1; round <= options.rounds; round++) {
+      console.log(`round ${round}/${options.rounds} (RabbitMQ)`);
+      const ordered = round % 2 === 1 ? variants : [...variants].reverse();
+      for (const phase of phases) {
+        if (phase === 'consume') {
+          measurements.push(...(await rabbitConsumePhase(context, ordered, round)));
+          continue;
+        }
+        for (const variant of ordered) {
+          await settle(200);
+          measurements.push(
+            await (phase === 'publish' ? rabbitPublishPhase : rabbitBothPhase)(context, variant, round),
+          );
+        }
+      }
+    }
+    return { broker: 'rabbitmq', version, measurements };
+  } finally {
+    await admin.close().catch(() => undefined);
+    await vhost.dispose();
   }
 }

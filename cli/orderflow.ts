@@ -15,6 +15,7 @@ import { tail } from './commands/tail.ts';
 import { up } from './commands/up.ts';
 import { bus } from './commands/bus.ts';
 import { provision } from './commands/provision.ts';
+import { provisionOrderingRabbit, rabbitPermissionsText } from './rabbit.ts';
 import type { NatsTarget } from './bus.ts';
 import { CliError } from './errors.ts';
 import { readUpState, statePath } from './state.ts';
@@ -48,6 +49,11 @@ const HELP = `orderflow <command> [options]
                 --secrets-dir <dir> (default NATS_SECRETS_DIR or DATA_DIR/secrets)  --port <n> --host <h>
                 --store-dir <dir> --server-name <n> --cluster-name <n> --cluster-port <n> --routes <url,…>
                 --tls-hosts <name,ip,…> (the server certificate's names; default localhost,127.0.0.1)
+  rabbit permissions          print each identity's RabbitMQ permissions (derived like the bus's)
+  rabbit provision [options]  create the identities' RabbitMQ users (passwords in the secrets dir)
+                              and declare the ordering topology; needs rabbitmqctl (root on the broker)
+                --url <amqp://host:port> (default AMQP_URL without credentials, or amqp://127.0.0.1:5672)
+                --vhost <name> (default /)  --secrets-dir <dir>  --user-prefix <p>
   dlq list [--consumer <durable>] [--limit <n>] [-v]
   dlq show <seq>              one dead letter: reason, headers, payload
   dlq redrive <seq>
@@ -482,6 +488,37 @@ async function main(argv: string[]): Promise<number> {
           },
         }),
       });
+    }
+    case 'rabbit': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          url: { type: 'string' },
+          vhost: { type: 'string', default: '/' },
+          'secrets-dir': { type: 'string' },
+          'user-prefix': { type: 'string', default: '' },
+        },
+      });
+      const [action] = positionals;
+      if (action === 'permissions') {
+        process.stdout.write(rabbitPermissionsText(OrderingTopology));
+        return 0;
+      }
+      if (action !== 'provision')
+        throw new UsageError('rabbit: permissions | provision [--url …] [--vhost …]');
+      const base = new URL(values.url ?? env.AMQP_URL ?? 'amqp://127.0.0.1:5672');
+      base.username = '';
+      base.password = '';
+      base.pathname = '';
+      const access = await provisionOrderingRabbit(OrderingTopology, {
+        url: base.toString(),
+        vhost: values.vhost,
+        secretsDir: values['secrets-dir'] ?? secretsDirOf(dataDirOf(undefined)),
+        userPrefix: values['user-prefix'],
+      });
+      for (const [name, a] of access) process.stdout.write(`${name}\t${a.user}\t${a.passwordFile}\n`);
+      return 0;
     }
     case 'doctor': {
       // The flags of `up` that choose ports and the data directory, so doctor checks what up would do.

@@ -22,6 +22,7 @@ export const ErrorCode = {
   UnexpectedProducer: 'UNEXPECTED_PRODUCER',
   PublishPreempted: 'PUBLISH_PREEMPTED',
   BrokerUnavailable: 'BROKER_UNAVAILABLE',
+  AccessRefused: 'ACCESS_REFUSED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -118,6 +119,22 @@ export class PublishError extends MessagingError {
   readonly retryable: boolean;
 }
 
+/**
+ * The broker refused an operation this identity has no permission for (RabbitMQ `403 ACCESS_REFUSED`:
+ * a publish on a routing key its topic permissions do not allow, a queue it may not delete…). Never
+ * retried: the permission will not appear by waiting. `resource` is what the broker named.
+ */
+export class AccessRefusedError extends MessagingError {
+  override name = 'AccessRefusedError';
+  constructor(
+    readonly resource: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(ErrorCode.AccessRefused, message, options);
+  }
+}
+
 /** A stream or consumer declaration cannot be applied to the server as it is. */
 export class ProvisioningError extends MessagingError {
   override name = 'ProvisioningError';
@@ -205,18 +222,40 @@ const UNAVAILABLE_ERRORS = [
   errors.DrainingConnectionError,
 ];
 
+/** AMQP reply codes of a connection the broker closed because it is going away (not for a fault of ours). */
+const AMQP_GOING_AWAY = new Set([
+  320 /* CONNECTION_FORCED: shutdown, operator close */, 541 /* INTERNAL_ERROR */,
+]);
+
 /**
- * True when `error` (or one of its causes) says NATS could not be reached or answer in time: a
- * request timeout, no responders (JetStream leader moving), a lost connection, or a JetStream API 503
- * (`temporarily unavailable`). Such failures pass by themselves (a restart, a cluster failover).
+ * amqplib's ways of saying the channel or connection is gone: using a closed channel or connection
+ * (`IllegalOperationError: Channel closed`), a publish confirm cut off by the close (`channel
+ * closed`), the broker closing the connection as it stops (320), the socket dropping. A channel the
+ * broker closed for a fault of the caller (403 access refused, 404 not found, 406 precondition failed)
+ * is not one: its error carries that code and is not matched here.
+ */
+function isAmqpClosed(e: Error): boolean {
+  if (e.name === 'IllegalOperationError') return /^(Channel|Connection) clos(ed|ing)/.test(e.message);
+  if (e.message === 'channel closed' || e.message.startsWith('Socket closed abruptly')) return true;
+  const code = (e as { code?: unknown }).code;
+  return e.message.startsWith('Connection closed') && typeof code === 'number' && AMQP_GOING_AWAY.has(code);
+}
+
+/**
+ * True when `error` (or one of its causes) says the broker could not be reached or answer in time: a
+ * request timeout, no responders (JetStream leader moving), a lost connection, a JetStream API 503
+ * (`temporarily unavailable`), or a RabbitMQ channel or connection that closed under the caller
+ * (see `isAmqpClosed`). Such failures pass by themselves (a restart, a cluster failover).
  * Errors are recognised by class, not by name: an HTTP client's timeout is a `TimeoutError` too.
  */
 export function isBrokerUnavailable(error: unknown): boolean {
   for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof AccessRefusedError) return false;
     if (UNAVAILABLE_ERRORS.some((type) => e instanceof type)) return true;
     if (e instanceof TimeoutError || e instanceof NoRespondersError) return true;
     if (e instanceof BrokerUnavailableError) return true;
     if (e.name === 'JetStreamApiError' && (e as { status?: unknown }).status === 503) return true;
+    if (isAmqpClosed(e)) return true;
   }
   return false;
 }

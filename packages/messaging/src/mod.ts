@@ -52,6 +52,7 @@ export {
   PermanentError,
   ProducerError,
   ProvisioningError,
+  AccessRefusedError,
   PublishError,
   RemoteError,
   TimeoutError,
@@ -129,6 +130,31 @@ export { consumerPipeline } from './pipeline.ts';
 export type { PipelineOptions } from './pipeline.ts';
 export { bindingKey, RabbitDeadLetters, RabbitTopology, RabbitTransport } from './rabbitmq/transport.ts';
 export type { RabbitTransportOptions } from './rabbitmq/transport.ts';
+export {
+  declareRabbitBase,
+  declareRabbitConsumer,
+  declareRabbitStream,
+  RABBIT_EXCHANGES,
+  serverMaxDeliverOf,
+} from './rabbitmq/topology.ts';
+export type { RabbitConsumerDeclaration } from './rabbitmq/topology.ts';
+export { rabbitBusPermissions, rabbitPermissions, subjectRegex } from './rabbitmq/permissions.ts';
+export type { RabbitTopicPermission, RabbitUserPermissions } from './rabbitmq/permissions.ts';
+export {
+  ensureRabbitPasswords,
+  provisionRabbit,
+  rabbitDefinitions,
+  rabbitPasswordFile,
+  rabbitPasswordHash,
+  rabbitUrl,
+  readRabbitPassword,
+  removeRabbitUsers,
+} from './rabbitmq/provisioning.ts';
+export type {
+  ProvisionRabbitOptions,
+  RabbitIdentityAccess,
+  RabbitUserDefinition,
+} from './rabbitmq/provisioning.ts';
 export { MemoryBroker, MemoryDeadLetters } from './memory/broker.ts';
 export type { StoredMessage } from './memory/broker.ts';
 export { MemoryTransport } from './memory/transport.ts';

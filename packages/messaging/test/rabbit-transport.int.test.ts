@@ -1,8 +1,9 @@
-import { after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
 import amqp, { type ChannelModel } from 'amqplib';
 import { createRabbitVhost, type RabbitVhost } from '@orderflow/testing';
-import { transportConformance } from '../src/conformance/transport.ts';
-import { PublishError, TimeoutError } from '../src/errors.ts';
+import { ThingHappened, transportConformance } from '../src/conformance/transport.ts';
+import { isBrokerUnavailable, PublishError, TimeoutError } from '../src/errors.ts';
 import { RabbitTransport } from '../src/rabbitmq/transport.ts';
 import type { Transport } from '../src/transport.ts';
 
@@ -37,3 +38,37 @@ transportConformance('RabbitMQ', () => ({
     await connections.get(transport)?.close();
   },
 }));
+
+test('a closed channel or connection is a broker-unavailable error: a publish fails retryable', async () => {
+  const connection = await amqp.connect(vhost.url);
+  const transport = await RabbitTransport.create(connection, { source: 'orderflow/conformance' });
+  const channel = await connection.createChannel();
+  await channel.close();
+  const closedChannel = await channel.checkQueue('x').then(
+    () => assert.fail('a closed channel answered'),
+    (error: unknown) => error,
+  );
+  assert.equal(isBrokerUnavailable(closedChannel), true, String(closedChannel));
+  await connection.close();
+  const closedConnection = await connection.createChannel().then(
+    () => assert.fail('a closed connection opened a channel'),
+    (error: unknown) => error,
+  );
+  assert.equal(isBrokerUnavailable(closedConnection), true, String(closedConnection));
+  const error = await transport.publish(ThingHappened, { key: 'k', n: 1 }, { subject: 'x.k' }).then(
+    () => assert.fail('published on a closed connection'),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof PublishError);
+  assert.equal(error.retryable, true, String(error.cause));
+  // A channel the broker closed for a fault of ours (404 here) is not an outage.
+  const other = await amqp.connect(vhost.url);
+  const ch = await other.createChannel();
+  ch.on('error', () => undefined);
+  const notFound = await ch.checkQueue('no-such-queue').then(
+    () => assert.fail('found a queue that does not exist'),
+    (e: unknown) => e,
+  );
+  assert.equal(isBrokerUnavailable(notFound), false, String(notFound));
+  await other.close();
+});

@@ -8,6 +8,7 @@ import type { MessageContract, PayloadOf } from '../contract.ts';
 import {
   DeadLetterError,
   DeadLetterHeader,
+  DeadLetterTopology,
   type DeadLetter,
   type DeadLetterSource,
   type DeadLetterStore,
@@ -21,11 +22,12 @@ import {
   type Envelope,
 } from '../envelope.ts';
 import {
+  AccessRefusedError,
   EndpointError,
   isTransient,
   MessagingError,
   NoRespondersError,
-  PublishError,
+  ProvisioningError,
   RemoteError,
   TimeoutError,
   ValidationError,
@@ -50,27 +52,40 @@ import type {
 } from '../types.ts';
 import { orderingKeyOf } from '../consumer.ts';
 
-/**
- * Names of the RabbitMQ topology, from one builder. Events go to one durable topic exchange
- * (`orderflow.events`, routing key = the subject); each declared stream is a topic exchange bound to
- * it for its subjects and a RabbitMQ stream queue that retains the log; each consumer is a quorum
- * queue bound to its stream's exchange, with a retry queue (paced retries by per-message TTL, dead-
- * lettered back to the consumer's queue) and one shared dead-letter queue.
- */
-export const RabbitTopology = {
-  events: 'orderflow.events',
-  broadcast: 'orderflow.broadcast',
-  streamExchange: (stream: string) => `stream.${stream}`,
-  logQueue: (stream: string) => `log.${stream}`,
-  consumerQueue: (stream: string, consumer: string) => `${stream}.${consumer}`,
-  retryQueue: (stream: string, consumer: string) => `${stream}.${consumer}.retry`,
-  deadLetterQueue: 'orderflow.deadletters',
-  endpointQueue: (subject: string) => `rpc.${subject}`,
-} as const;
+import { ChannelSlot, publishConfirmed, watchChannel } from './channels.ts';
+import {
+  bindingKey,
+  declareRabbitBase,
+  declareRabbitConsumer,
+  declareRabbitStream,
+  RABBIT_EXCHANGES,
+  RabbitTopology,
+} from './topology.ts';
 
-/** A NATS subject pattern as an AMQP topic binding key (`*` stays, `>` becomes `#`). */
-export function bindingKey(subject: string): string {
-  return subject.replace(/(^|\.)>$/, '$1#');
+export { bindingKey, RabbitTopology } from './topology.ts';
+
+/**
+ * Runs passive checks on a channel of their own (a failed check closes its channel); a missing
+ * exchange or queue is a {@link ProvisioningError}: the provisioner has not declared it.
+ */
+async function checkProvisioned(
+  connection: ChannelModel,
+  stream: string,
+  checks: (ch: Channel) => Promise<void>,
+  consumer?: string,
+): Promise<void> {
+  const ch = await connection.createChannel();
+  ch.on('error', () => undefined); // the failed check below carries the same error
+  try {
+    await checks(ch);
+  } catch (cause) {
+    throw new ProvisioningError(
+      stream,
+      `not provisioned on RabbitMQ (run provisionRabbit / \`orderflow rabbit provision\` first): ${(cause as Error).message}`,
+      { cause, ...(consumer !== undefined && { consumer }) },
+    );
+  }
+  await ch.close().catch(() => undefined);
 }
 
 const ATTEMPTS_HEADER = 'Orderflow-Attempts';
@@ -80,6 +95,19 @@ const DL_SEQ_HEADER = 'Orderflow-DL-Seq';
 export interface RabbitTransportOptions {
   /** `ce-source` of what this process publishes. */
   source: string;
+  /**
+   * The identity this process connects as (its RabbitMQ user without the provisioner's prefix): names
+   * its private queues `orderflow.tmp.<identity>.*` (reply queue, broadcast listeners), the only
+   * queues it may declare besides the endpoints it serves. Default: the last segment of `source`.
+   */
+  identity?: string;
+  /**
+   * The topology was declared by the provisioner (`provisionRabbit`): exchanges, stream and consumer
+   * queues are only checked (passive declares, which need no permission), never declared or bound, so
+   * the user needs no configure rights on them. A missing one is a `ProvisioningError`. Default false:
+   * the transport declares everything itself (a user with full rights on the vhost).
+   */
+  provisioned?: boolean;
   logger?: Logger;
   metrics?: Registry;
   tracer?: Tracer;
@@ -100,59 +128,73 @@ export class RabbitTransport implements Transport {
   readonly logger: Logger;
   readonly registry: Registry;
   readonly deadLetters: RabbitDeadLetters;
+  /** Names this process's private queues (see {@link RabbitTransportOptions.identity}). */
+  readonly identity: string;
   readonly #consumers = new Set<RabbitConsumer>();
   readonly #endpoints: { channel: Channel; tag: string }[] = [];
   readonly #listeners = new Set<{ unsubscribe(): void }>();
   #running = 0;
   readonly #idle: (() => void)[] = [];
   readonly #rpc: RpcChannel;
+  readonly #publisher: ChannelSlot<ConfirmChannel>;
+  readonly #broadcaster: ChannelSlot<Channel>;
   #serverChannel: Promise<Channel> | undefined;
 
   private constructor(
     readonly connection: ChannelModel,
-    private readonly publisher: ConfirmChannel,
     private readonly plain: Channel,
     rpc: Channel,
     private readonly options: RabbitTransportOptions,
   ) {
     this.logger = options.logger ?? pino({ level: 'silent' });
     this.registry = options.metrics ?? new Registry();
-    this.deadLetters = new RabbitDeadLetters(connection, publisher);
-    this.#rpc = new RpcChannel(rpc);
+    this.identity = options.identity ?? options.source.split('/').pop() ?? options.source;
+    const onError = (what: string) => (error: Error) =>
+      this.logger.warn({ err: error }, `the broker closed the ${what} channel`);
+    this.#publisher = ChannelSlot.confirm(connection, onError('publish'));
+    this.#broadcaster = new ChannelSlot(() => connection.createChannel(), onError('broadcast'));
+    watchChannel(plain, onError('listener'));
+    this.deadLetters = new RabbitDeadLetters(connection, this.#publisher);
+    this.#rpc = new RpcChannel(connection, rpc, this.identity, this.logger);
   }
 
   static async create(connection: ChannelModel, options: RabbitTransportOptions): Promise<RabbitTransport> {
-    const publisher = await connection.createConfirmChannel();
+    const identity = options.identity ?? options.source.split('/').pop() ?? '';
+    if (!/^[A-Za-z0-9_-]+$/.test(identity))
+      throw new MessagingError('INVALID_CONFIG', `identity "${identity}" must match [A-Za-z0-9_-]+`);
+    if (options.provisioned) {
+      await checkProvisioned(connection, RabbitTopology.deadLetterQueue, async (ch) => {
+        for (const exchange of RABBIT_EXCHANGES) await ch.checkExchange(exchange.name);
+        await ch.checkQueue(RabbitTopology.deadLetterQueue);
+      });
+    } else {
+      const ch = await connection.createChannel();
+      await declareRabbitBase(ch);
+      await ch.close();
+    }
     const plain = await connection.createChannel();
     const rpc = await connection.createChannel();
-    await publisher.assertExchange(RabbitTopology.events, 'topic', { durable: true });
-    await publisher.assertExchange(RabbitTopology.broadcast, 'topic', { durable: false });
-    await publisher.assertQueue(RabbitTopology.deadLetterQueue, {
-      durable: true,
-      arguments: { 'x-queue-type': 'quorum' },
-    });
-    const transport = new RabbitTransport(connection, publisher, plain, rpc, options);
+    const transport = new RabbitTransport(connection, plain, rpc, { ...options, identity });
     await transport.#rpc.start();
     return transport;
   }
 
+  /**
+   * Declares the streams (exchange and log queue); with `provisioned`, checks that the provisioner
+   * declared them.
+   */
   async provision(streams: readonly StreamDeclaration[]): Promise<void> {
-    const ch = this.publisher;
-    for (const stream of streams) {
-      const exchange = RabbitTopology.streamExchange(stream.name);
-      await ch.assertExchange(exchange, 'topic', { durable: true });
-      const log = RabbitTopology.logQueue(stream.name);
-      await ch.assertQueue(log, {
-        durable: true,
-        arguments: {
-          'x-queue-type': 'stream',
-          ...(stream.maxAgeMs !== undefined && { 'x-max-age': `${Math.ceil(stream.maxAgeMs / 1000)}s` }),
-        },
-      });
-      await ch.bindQueue(log, exchange, '#');
-      for (const subject of stream.subjects)
-        await ch.bindExchange(exchange, RabbitTopology.events, bindingKey(subject));
+    if (this.options.provisioned) {
+      for (const stream of streams)
+        await checkProvisioned(this.connection, stream.name, async (ch) => {
+          await ch.checkExchange(RabbitTopology.streamExchange(stream.name));
+          await ch.checkQueue(RabbitTopology.logQueue(stream.name));
+        });
+      return;
     }
+    const ch = await this.connection.createChannel();
+    for (const stream of streams) await declareRabbitStream(ch, stream);
+    await ch.close();
   }
 
   publish<C extends MessageContract>(
@@ -185,35 +227,25 @@ export class RabbitTransport implements Transport {
     return this.#send(RabbitTopology.events, options.subject, envelope, options.timeoutMs ?? 5_000);
   }
 
-  #send(exchange: string, subject: string, envelope: Envelope, timeoutMs: number): Promise<PublishReceipt> {
+  async #send(
+    exchange: string,
+    subject: string,
+    envelope: Envelope,
+    timeoutMs: number,
+  ): Promise<PublishReceipt> {
     const headers: Table = {};
     const h = envelopeHeaders(envelope);
     for (const name of h.keys()) if (name !== Header.MsgId) headers[name] = h.get(name);
     const body = Buffer.from(encodeData(envelope.data), 'utf8');
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(
-            new PublishError(subject, `no confirm within ${timeoutMs} ms`, {
-              cause: new TimeoutError(subject, timeoutMs),
-            }),
-          ),
-        timeoutMs,
-      );
-      const sent = this.publisher.publish(
-        exchange,
-        subject,
-        body,
-        { persistent: true, messageId: envelope.id, contentType: 'application/json', headers },
-        (error) => {
-          clearTimeout(timer);
-          if (error)
-            reject(new PublishError(subject, 'the broker refused the message (nack)', { cause: error }));
-          else resolve({ stream: exchange, seq: 0, duplicate: false, id: envelope.id });
-        },
-      );
-      void sent; // amqplib buffers when the socket is busy; the confirm callback settles the promise
-    });
+    await publishConfirmed(
+      this.#publisher,
+      exchange,
+      subject,
+      body,
+      { persistent: true, messageId: envelope.id, contentType: 'application/json', headers },
+      timeoutMs,
+    );
+    return { stream: exchange, seq: 0, duplicate: false, id: envelope.id };
   }
 
   async publishBatch(
@@ -250,31 +282,31 @@ export class RabbitTransport implements Transport {
     const serverMaxDeliver = maxDeliver + 3;
     const queue = RabbitTopology.consumerQueue(spec.stream, spec.name);
     const retryQueue = RabbitTopology.retryQueue(spec.stream, spec.name);
+    const decl = {
+      stream: spec.stream,
+      name: spec.name,
+      filterSubject: spec.filterSubject,
+      ordered: spec.orderingKey !== undefined,
+      maxDeliver,
+    };
+    if (this.options.provisioned) {
+      await checkProvisioned(
+        this.connection,
+        spec.stream,
+        async (c) => {
+          await c.checkQueue(queue);
+          await c.checkQueue(retryQueue);
+        },
+        spec.name,
+      );
+    } else {
+      const c = await this.connection.createChannel();
+      await declareRabbitConsumer(c, decl);
+      await c.close();
+    }
     const ch = await this.connection.createChannel();
-    await ch.assertQueue(queue, {
-      durable: true,
-      arguments: {
-        'x-queue-type': 'quorum',
-        // The broker's own cap, above the runtime's: a message that crashed its consumers that often
-        // is dead-lettered by the broker (reason `delivery_limit`).
-        'x-delivery-limit': serverMaxDeliver,
-        'x-dead-letter-exchange': '',
-        'x-dead-letter-routing-key': RabbitTopology.deadLetterQueue,
-        ...(spec.orderingKey !== undefined && { 'x-single-active-consumer': true }),
-      },
-    });
-    await ch.assertQueue(retryQueue, {
-      durable: true,
-      arguments: {
-        'x-queue-type': 'quorum',
-        'x-dead-letter-exchange': '',
-        'x-dead-letter-routing-key': queue,
-      },
-    });
-    await ch.bindQueue(
-      queue,
-      RabbitTopology.streamExchange(spec.stream),
-      bindingKey(spec.filterSubject ?? '>'),
+    watchChannel(ch, (error) =>
+      this.logger.warn({ err: error, consumer: spec.name }, 'the broker closed the consumer channel'),
     );
     const concurrency = spec.concurrency ?? 16;
     await ch.prefetch(spec.prefetch ?? Math.max(64, concurrency * 4));
@@ -289,7 +321,7 @@ export class RabbitTransport implements Transport {
     });
     const consumer = new RabbitConsumer({
       channel: ch,
-      publisher: this.publisher,
+      publisher: this.#publisher,
       queue,
       retryQueue,
       spec,
@@ -315,6 +347,9 @@ export class RabbitTransport implements Transport {
 
   serve<E extends EndpointContract>(endpoint: E, handler: EndpointHandler<E>): void {
     this.#serverChannel ??= this.connection.createChannel().then(async (ch) => {
+      watchChannel(ch, (error) =>
+        this.logger.error({ err: error }, 'the broker closed the endpoint channel'),
+      );
       await ch.prefetch(64);
       return ch;
     });
@@ -323,6 +358,7 @@ export class RabbitTransport implements Transport {
         const queue = RabbitTopology.endpointQueue(endpoint.subject);
         // Auto-delete: the queue goes with its last server, so a request to nobody is returned (no responders).
         await ch.assertQueue(queue, { durable: false, autoDelete: true });
+        await ch.bindQueue(queue, RabbitTopology.rpc, endpoint.subject);
         const { consumerTag } = await ch.consume(queue, (msg) => {
           if (!msg) return;
           this.#running++;
@@ -346,15 +382,20 @@ export class RabbitTransport implements Transport {
   ): Promise<void> {
     const reply = (body: unknown, error?: { status: number; message: string }) => {
       if (!msg.properties.replyTo) return;
-      ch.sendToQueue(msg.properties.replyTo as string, Buffer.from(JSON.stringify(body)), {
-        correlationId: msg.properties.correlationId as string,
-        ...(error && {
-          headers: {
-            [SERVICE_ERROR_HEADER]: error.message.replace(/[\r\n]+/g, ' '),
-            [SERVICE_ERROR_CODE_HEADER]: String(error.status),
-          },
-        }),
-      });
+      ch.publish(
+        RabbitTopology.replies,
+        msg.properties.replyTo as string,
+        Buffer.from(JSON.stringify(body)),
+        {
+          correlationId: msg.properties.correlationId as string,
+          ...(error && {
+            headers: {
+              [SERVICE_ERROR_HEADER]: error.message.replace(/[\r\n]+/g, ' '),
+              [SERVICE_ERROR_CODE_HEADER]: String(error.status),
+            },
+          }),
+        },
+      );
     };
     const fail = (status: number, code: string, message: string, details?: unknown) =>
       reply({ code, message, details }, { status, message });
@@ -398,7 +439,15 @@ export class RabbitTransport implements Transport {
     const headers: Table = {};
     const h = envelopeHeaders(envelope);
     for (const name of h.keys()) headers[name] = h.get(name);
-    this.plain.publish(RabbitTopology.broadcast, options.subject, Buffer.from(encodeData(data)), { headers });
+    // Fire and forget, like core NATS: a refused subject closes the broadcast channel, and is logged.
+    void this.#broadcaster
+      .get()
+      .then((ch) =>
+        ch.publish(RabbitTopology.broadcast, options.subject, Buffer.from(encodeData(data)), { headers }),
+      )
+      .catch((error: unknown) =>
+        this.logger.warn({ err: error, subject: options.subject }, 'broadcast failed'),
+      );
   }
 
   listen<C extends MessageContract>(
@@ -409,7 +458,10 @@ export class RabbitTransport implements Transport {
     let tag: string | undefined;
     let stopped = false;
     const ready = (async () => {
-      const { queue } = await this.plain.assertQueue('', { exclusive: true, autoDelete: true });
+      const { queue } = await this.plain.assertQueue(RabbitTopology.privateQueue(this.identity), {
+        exclusive: true,
+        autoDelete: true,
+      });
       await this.plain.bindQueue(queue, RabbitTopology.broadcast, bindingKey(subject));
       const consumed = await this.plain.consume(
         queue,
@@ -460,23 +512,72 @@ interface PendingCall {
   response: MessageContract;
 }
 
-/** Request-reply over direct reply-to (`amq.rabbitmq.reply-to`): no reply queue to declare. */
+/**
+ * Request-reply: requests go to the `orderflow.rpc` exchange (routing key = the endpoint's subject,
+ * `mandatory`, so a request no endpoint queue takes comes back: no responders); replies come back
+ * through `orderflow.replies` to this process's exclusive reply queue, one of its private queues.
+ * Direct reply-to (`amq.rabbitmq.reply-to`) is not used: the server would publish its reply to the
+ * default exchange, and write access to that is write access to every queue.
+ */
 class RpcChannel {
   readonly #pending = new Map<string, PendingCall>();
+  readonly #requests: ChannelSlot<Channel>;
+  #replyQueue = '';
 
-  constructor(private readonly channel: Channel) {}
+  constructor(
+    connection: ChannelModel,
+    private readonly channel: Channel,
+    private readonly identity: string,
+    logger: Logger,
+  ) {
+    watchChannel(channel, (error) => logger.error({ err: error }, 'the broker closed the reply channel'));
+    this.#requests = new ChannelSlot(
+      () => connection.createChannel(),
+      (error) => {
+        logger.warn({ err: error }, 'the broker closed the request channel');
+        this.#refuse(error);
+      },
+      (ch) =>
+        // A request with `mandatory` that no queue takes (no endpoint serving) comes back: no responders.
+        ch.on('return', (msg: ConsumeMessage) => {
+          const id = msg.properties.correlationId as string;
+          const call = this.#pending.get(id);
+          if (!call) return;
+          this.#settle(id);
+          call.reject(new NoRespondersError(call.subject));
+        }),
+    );
+  }
+
+  /** A 403 on the request channel names the refused subject: its calls fail at once, typed. */
+  #refuse(error: Error): void {
+    if ((error as { code?: unknown }).code !== 403) return;
+    for (const [id, call] of this.#pending) {
+      if (
+        !error.message.includes(`access to topic '${call.subject}' in exchange '${RabbitTopology.rpc}'`) &&
+        !error.message.includes(`access to exchange '${RabbitTopology.rpc}'`)
+      )
+        continue;
+      this.#settle(id);
+      call.reject(
+        new AccessRefusedError(
+          `${RabbitTopology.rpc}/${call.subject}`,
+          error.message.replace(/^.*ACCESS_REFUSED - /, ''),
+          { cause: error },
+        ),
+      );
+    }
+  }
 
   async start(): Promise<void> {
-    // A request with `mandatory` that no queue takes (no endpoint serving) comes back: no responders.
-    this.channel.on('return', (msg: ConsumeMessage) => {
-      const id = msg.properties.correlationId as string;
-      const call = this.#pending.get(id);
-      if (!call) return;
-      this.#settle(id);
-      call.reject(new NoRespondersError(call.subject));
+    const { queue } = await this.channel.assertQueue(RabbitTopology.privateQueue(this.identity), {
+      exclusive: true,
+      autoDelete: true,
     });
+    await this.channel.bindQueue(queue, RabbitTopology.replies, queue);
+    this.#replyQueue = queue;
     await this.channel.consume(
-      'amq.rabbitmq.reply-to',
+      queue,
       (msg) => {
         if (!msg) return;
         const id = msg.properties.correlationId as string;
@@ -548,18 +649,22 @@ class RpcChannel {
         headers[Header.CorrelationId] = options.causedBy.correlationId;
         if (options.causedBy.traceparent) headers[Header.TraceParent] = options.causedBy.traceparent;
       }
-      this.channel.publish(
-        '',
-        RabbitTopology.endpointQueue(endpoint.subject),
-        Buffer.from(JSON.stringify(data)),
-        {
-          replyTo: 'amq.rabbitmq.reply-to',
-          correlationId: id,
-          mandatory: true,
-          headers,
-          expiration: String(timeoutMs),
-        },
-      );
+      this.#requests
+        .get()
+        .then((ch) =>
+          ch.publish(RabbitTopology.rpc, endpoint.subject, Buffer.from(JSON.stringify(data)), {
+            replyTo: this.#replyQueue,
+            correlationId: id,
+            mandatory: true,
+            headers,
+            expiration: String(timeoutMs),
+          }),
+        )
+        .catch((error: unknown) => {
+          if (!this.#pending.has(id)) return;
+          this.#settle(id);
+          reject(error instanceof Error ? error : new Error(String(error)));
+        });
     });
   }
 
@@ -573,7 +678,7 @@ class RpcChannel {
 
 interface RabbitConsumerOptions {
   channel: Channel;
-  publisher: ConfirmChannel;
+  publisher: ChannelSlot<ConfirmChannel>;
   queue: string;
   retryQueue: string;
   spec: ConsumerSpec;
@@ -799,18 +904,19 @@ class AmqpDelivery implements Delivery {
     delete headers['x-death'];
     delete headers['x-delivery-count'];
     try {
-      await new Promise<void>((resolve, reject) =>
-        this.options.publisher.sendToQueue(
-          this.options.retryQueue,
-          this.msg.content,
-          {
-            ...(this.msg.properties as Options.Publish),
-            headers,
-            persistent: true,
-            expiration: String(Math.max(1, Math.round(this.nakDelayMs))),
-          },
-          (error) => (error ? reject(error as Error) : resolve()),
-        ),
+      await publishConfirmed(
+        this.options.publisher,
+        RabbitTopology.retry,
+        this.options.retryQueue,
+        this.msg.content,
+        {
+          ...(this.msg.properties as Options.Publish),
+          headers,
+          persistent: true,
+          expiration: String(Math.max(1, Math.round(this.nakDelayMs))),
+        },
+        10_000,
+        this.subject,
       );
       this.#ackOnce();
     } catch (error) {
@@ -844,7 +950,7 @@ function nextSeq(): number {
 export class RabbitDeadLetters implements DeadLetterStore {
   constructor(
     private readonly connection: ChannelModel,
-    private readonly publisher: ConfirmChannel,
+    private readonly publisher: ChannelSlot<ConfirmChannel>,
   ) {}
 
   async write(delivery: DeadLetterSource, error: unknown): Promise<void> {
@@ -865,21 +971,19 @@ export class RabbitDeadLetters implements DeadLetterStore {
       [DeadLetterHeader.Deliveries]: String(delivery.deliveryCount),
       [DeadLetterHeader.Time]: new Date().toISOString(),
     });
-    await new Promise<void>((resolve, reject) =>
-      this.publisher.sendToQueue(
-        RabbitTopology.deadLetterQueue,
+    const subject = DeadLetterTopology.deadLetterSubject(delivery.stream, delivery.consumer);
+    try {
+      await publishConfirmed(
+        this.publisher,
+        RabbitTopology.deadLetterExchange,
+        subject,
         Buffer.from(delivery.body),
         { headers, persistent: true },
-        (e) =>
-          e
-            ? reject(
-                new DeadLetterError('DEAD_LETTER_WRITE_FAILED', 'the broker refused the dead letter', {
-                  cause: e,
-                }),
-              )
-            : resolve(),
-      ),
-    );
+        10_000,
+      );
+    } catch (cause) {
+      throw new DeadLetterError('DEAD_LETTER_WRITE_FAILED', 'the broker refused the dead letter', { cause });
+    }
   }
 
   /** Reads every letter on a fresh channel; `keep` may ack some of them before the channel closes. */
@@ -923,20 +1027,20 @@ export class RabbitDeadLetters implements DeadLetterStore {
       const found = letters.find((l) => l.letter.seq === seq);
       if (!found) throw new DeadLetterError('DEAD_LETTER_NOT_FOUND', `no dead letter with sequence ${seq}`);
       const { letter, msg } = found;
-      await new Promise<void>((resolve, reject) =>
-        this.publisher.sendToQueue(
-          RabbitTopology.consumerQueue(letter.stream, letter.consumer),
-          msg.content,
-          {
-            persistent: true,
-            headers: {
-              ...letter.headers,
-              [REDRIVEN_HEADER]: '1',
-              [DeadLetterHeader.Subject]: letter.subject,
-            },
+      await publishConfirmed(
+        this.publisher,
+        RabbitTopology.redrive,
+        DeadLetterTopology.redriveSubject(letter.stream, letter.consumer),
+        msg.content,
+        {
+          persistent: true,
+          headers: {
+            ...letter.headers,
+            [REDRIVEN_HEADER]: '1',
+            [DeadLetterHeader.Subject]: letter.subject,
           },
-          (e) => (e ? reject(e as Error) : resolve()),
-        ),
+        },
+        10_000,
       );
       ch.ack(msg);
     });

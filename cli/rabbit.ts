@@ -1,0 +1,82 @@
+import {
+  orderingBusIdentities,
+  serviceConsumers,
+  type BusIdentityName,
+  type OrderingTopology,
+} from '@orderflow/contracts';
+import {
+  provisionRabbit,
+  rabbitBusPermissions,
+  type RabbitConsumerDeclaration,
+  type RabbitIdentityAccess,
+} from '@orderflow/messaging';
+
+/**
+ * The ordering context on RabbitMQ: one user per identity of `orderingBusIdentities` (the same
+ * declarations the NATS permissions come from), the streams and every declared durable consumer's
+ * queues, declared by the provisioning identity. Used by `orderflow rabbit provision` and the tests.
+ */
+
+/** Every durable consumer of the topology, as its queues are declared (per-key order: `orderingKey`). */
+export function orderingRabbitConsumers(
+  topology: OrderingTopology,
+  options: { maxDeliver?: number } = {},
+): RabbitConsumerDeclaration[] {
+  return Object.values(serviceConsumers(topology))
+    .flat()
+    .map((binding) => ({
+      stream: binding.stream,
+      name: binding.name,
+      filterSubject: binding.filterSubject,
+      ordered: binding.orderingKey !== undefined,
+      ...(options.maxDeliver !== undefined && { maxDeliver: options.maxDeliver }),
+    }));
+}
+
+export interface ProvisionOrderingRabbitOptions {
+  /** The broker without credentials, `amqp://127.0.0.1:5672`. */
+  readonly url: string;
+  readonly vhost: string;
+  readonly secretsDir: string;
+  readonly userPrefix?: string;
+  /** Only these identities (default all of `orderingBusIdentities`; the provisioner is always included). */
+  readonly only?: readonly BusIdentityName[];
+  readonly chaos?: boolean;
+  readonly rabbitmqctl?: string;
+}
+
+/** Users, permissions and topology of the ordering context on RabbitMQ; how each identity connects. */
+export function provisionOrderingRabbit(
+  topology: OrderingTopology,
+  options: ProvisionOrderingRabbitOptions,
+): Promise<Map<string, RabbitIdentityAccess>> {
+  const all = orderingBusIdentities(topology, { chaos: options.chaos ?? false });
+  const only = options.only;
+  const identities = only
+    ? all.filter((i) => i.jetStreamAdmin === true || only.includes(i.name as BusIdentityName))
+    : all;
+  return provisionRabbit({
+    url: options.url,
+    vhost: options.vhost,
+    identities,
+    // Dead letters are a queue on RabbitMQ (declared with the base), not a stream.
+    streams: topology.streams,
+    consumers: orderingRabbitConsumers(topology),
+    secretsDir: options.secretsDir,
+    ...(options.userPrefix !== undefined && { userPrefix: options.userPrefix }),
+    ...(options.rabbitmqctl !== undefined && { rabbitmqctl: options.rabbitmqctl }),
+  });
+}
+
+/** `orderflow rabbit permissions`: every identity's permissions, one block each. */
+export function rabbitPermissionsText(topology: OrderingTopology): string {
+  const lines: string[] = [];
+  for (const [name, p] of rabbitBusPermissions(orderingBusIdentities(topology))) {
+    lines.push(`${name}`, `  configure ${p.configure}`, `  write     ${p.write}`, `  read      ${p.read}`);
+    for (const t of p.topics)
+      if (t.write !== '^$' || t.read !== '^$')
+        lines.push(`  topic ${t.exchange}: write ${t.write} read ${t.read}`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}
