@@ -6,7 +6,10 @@ import { fileURLToPath } from 'node:url';
 function findRoot(from: string): string {
   for (let dir = from; ; dir = dirname(dir)) {
     const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'orderflow')
+    if (
+      existsSync(manifest) &&
+      (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'orderflow'
+    )
       return dir;
     if (dirname(dir) === dir) throw new Error(`no orderflow package.json above ${from}`);
   }

@@ -143,8 +143,7 @@ export interface RunningSystem {
 }
 
 /** Where `up` keeps the gateway's development signing key under `dataDir`. */
-const devKeyFileIn = (dataDir: string): string =>
-  join(resolve(dataDir), 'auth', 'dev-signing-key.jwk');
+const devKeyFileIn = (dataDir: string): string => join(resolve(dataDir), 'auth', 'dev-signing-key.jwk');
 
 /** An operator token signed with the development key of the system whose data is in `dataDir`. */
 export async function devOperatorToken(dataDir: string, subject = 'operator:cli'): Promise<string> {
