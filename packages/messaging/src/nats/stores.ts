@@ -10,6 +10,7 @@ import {
   StoreUnavailableError,
 } from '../ports/errors.ts';
 import type { KeyValueEntry, KeyValueStore, KeyValueStores } from '../ports/key-value.ts';
+import { checkBucketName, checkItemName, checkRevision } from '../ports/names.ts';
 
 // A failed `Nats-Expected-Last-Subject-Sequence` check: another writer came first.
 const WRONG_LAST_SEQUENCE: ReadonlySet<number> = new Set([
@@ -42,6 +43,7 @@ export class NatsBlobStore implements BlobStore {
   ) {}
 
   async get(name: string): Promise<Uint8Array> {
+    checkItemName(this.bucket, name);
     let bytes: Uint8Array | null;
     try {
       bytes = await this.objects.getBlob(name);
@@ -53,6 +55,7 @@ export class NatsBlobStore implements BlobStore {
   }
 
   async stat(name: string): Promise<{ size: number } | undefined> {
+    checkItemName(this.bucket, name);
     try {
       const info = await this.objects.info(name);
       return info && !info.deleted ? { size: info.size } : undefined;
@@ -66,12 +69,22 @@ export class NatsBlobStore implements BlobStore {
     bytes: Uint8Array,
     options: { description?: string } = {},
   ): Promise<{ size: number }> {
+    checkItemName(this.bucket, name);
     try {
       const info = await this.objects.putBlob(
         { name, ...(options.description !== undefined && { description: options.description }) },
         bytes,
       );
       return { size: info.size };
+    } catch (error) {
+      throw storeFailure(this.bucket, name, error);
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    checkItemName(this.bucket, name);
+    try {
+      await this.objects.delete(name);
     } catch (error) {
       throw storeFailure(this.bucket, name, error);
     }
@@ -87,6 +100,7 @@ export class NatsBlobStores implements BlobStores {
 
   /** Binds to an existing bucket: `StoreNotFoundError` when there is none, `StoreUnavailableError` on an outage. */
   async open(bucket: string): Promise<BlobStore> {
+    checkBucketName(bucket);
     try {
       return new NatsBlobStore(await this.#objm.open(bucket), bucket);
     } catch (error) {
@@ -98,6 +112,7 @@ export class NatsBlobStores implements BlobStores {
     bucket: string,
     options: { replicas?: number; description?: string } = {},
   ): Promise<BlobStore> {
+    checkBucketName(bucket);
     try {
       const objects = await this.#objm.create(bucket, {
         replicas: options.replicas ?? 1,
@@ -123,6 +138,7 @@ export class NatsKeyValueStore implements KeyValueStore {
   ) {}
 
   async get(key: string): Promise<KeyValueEntry> {
+    checkItemName(this.bucket, key);
     let entry;
     try {
       entry = await this.kv.get(key);
@@ -134,6 +150,7 @@ export class NatsKeyValueStore implements KeyValueStore {
   }
 
   async create(key: string, value: Uint8Array): Promise<number> {
+    checkItemName(this.bucket, key);
     try {
       return await this.kv.create(key, value);
     } catch (error) {
@@ -143,11 +160,23 @@ export class NatsKeyValueStore implements KeyValueStore {
   }
 
   async update(key: string, value: Uint8Array, revision: number): Promise<number> {
+    checkItemName(this.bucket, key);
+    checkRevision(this.bucket, key, revision);
     try {
       return await this.kv.update(key, value, revision);
     } catch (error) {
       if (isConflict(error)) throw new StoreConflictError(this.bucket, key, revision, { cause: error });
       throw storeFailure(this.bucket, key, error);
+    }
+  }
+
+  async keys(): Promise<string[]> {
+    try {
+      const keys: string[] = [];
+      for await (const key of await this.kv.keys()) keys.push(key);
+      return keys;
+    } catch (error) {
+      throw storeFailure(this.bucket, undefined, error);
     }
   }
 }
@@ -163,6 +192,7 @@ export class NatsKeyValueStores implements KeyValueStores {
     bucket: string,
     options: { replicas?: number; history?: number; description?: string } = {},
   ): Promise<KeyValueStore> {
+    checkBucketName(bucket);
     try {
       const kv = await this.#kvm.create(bucket, {
         history: options.history ?? 1,
