@@ -10,7 +10,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { startNatsServer, type NatsServer } from '@orderflow/testing';
 import { blobStoreConformance } from '../src/conformance/blob-store.ts';
 import { keyValueConformance } from '../src/conformance/key-value.ts';
-import type { StoresUnderTest } from '../src/conformance/stores.ts';
+import { unavailable, type StoresUnderTest } from '../src/conformance/stores.ts';
 import {
   connectNats,
   DeadLetters,
@@ -79,7 +79,7 @@ test('dead-letter store: an outage rejects list and get instead of answering "no
   assert.equal(await letters.get(1_000_000), undefined, 'no such letter: undefined');
   await outage.close();
   await assert.rejects(letters.get(1), (error: unknown) => error instanceof StoreUnavailableError);
-  await assert.rejects(letters.list(), isUnavailable('DEADLETTER'));
+  await assert.rejects(letters.list(), unavailable({ store: 'DEADLETTER' }));
 });
 
 test('dead-letter store: before the dead-letter stream exists there are no letters', async () => {
