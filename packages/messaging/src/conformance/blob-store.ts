@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { uniqueName } from '@orderflow/testing';
-import type { BlobStores } from '../ports/blob-store.ts';
+import type { BlobStore, BlobStores } from '../ports/blob-store.ts';
 import {
   badBuckets,
   badNames,
@@ -94,10 +94,12 @@ export function blobStoreConformance(name: string, harness: BlobHarness): void {
         const [mine, theirs] = [await stores.create(bucket), await (await replica()).create(bucket)];
         const versions = [randomBytes(2 * 1024 * 1024), randomBytes(1024 * 1024 + 1)];
         let writing = true;
-        const writes = Promise.all([
-          mine.put('race', versions[0]!),
-          theirs.put('race', versions[1]!),
-        ]).finally(() => (writing = false));
+        const writer = async (blobs: BlobStore, bytes: Uint8Array) => {
+          for (let i = 0; i < 4; i++) await blobs.put('race', bytes);
+        };
+        const writes = Promise.all([writer(mine, versions[0]!), writer(theirs, versions[1]!)]).finally(
+          () => (writing = false),
+        );
         const seen: Uint8Array[] = [];
         while (writing) {
           const read = await mine.get('race').catch((error: unknown) => {

@@ -1,7 +1,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Objm, type ObjectStore } from '@nats-io/obj';
+import { Objm, type ObjectResult, type ObjectStore } from '@nats-io/obj';
 import type { BlobStore, BlobStores } from '../ports/blob-store.ts';
 import {
   StoreConflictError,
@@ -17,6 +17,9 @@ const WRONG_LAST_SEQUENCE: ReadonlySet<number> = new Set([
   JetStreamApiCodes.StreamWrongLastSequence,
   JetStreamApiCodes.StreamWrongLastSequenceUnknown,
 ]);
+
+// How long a blob read may go without a chunk before it checks whether the object was replaced.
+const STALL_MS = 500;
 
 function isMissingStream(error: unknown): boolean {
   return (
@@ -44,14 +47,46 @@ export class NatsBlobStore implements BlobStore {
 
   async get(name: string): Promise<Uint8Array> {
     checkItemName(this.bucket, name);
-    let bytes: Uint8Array | null;
     try {
-      bytes = await this.objects.getBlob(name);
+      for (;;) {
+        const object = await this.objects.get(name);
+        if (!object) throw new StoreNotFoundError(this.bucket, name);
+        const bytes = await this.#read(name, object);
+        if (bytes) return bytes;
+      }
     } catch (error) {
       throw storeFailure(this.bucket, name, error);
     }
-    if (!bytes) throw new StoreNotFoundError(this.bucket, name);
-    return bytes;
+  }
+
+  /**
+   * The object's bytes, or `undefined` when it was replaced or deleted while being read. nats.js
+   * (`getBlob` too) then waits for ever: a put purges the old chunks, which the reader's consumer,
+   * made after it read the old info, never receives. So when no chunk comes for a while, the info is
+   * asked again; another `nuid` means the object changed and the caller reads it anew.
+   */
+  async #read(name: string, object: ObjectResult): Promise<Uint8Array | undefined> {
+    object.error.catch(() => undefined); // the stream's read rejects with the same error
+    const reader = object.data.getReader();
+    const chunks: Uint8Array[] = [];
+    let next = reader.read();
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(resolve, STALL_MS, 'stalled')));
+      const step = await Promise.race([next, stalled]).finally(() => clearTimeout(timer));
+      if (step === 'stalled') {
+        const now = await this.objects.info(name);
+        if (now?.nuid === object.info.nuid && !now.deleted) continue;
+        void reader.cancel();
+        return undefined;
+      }
+      if (step.done) break;
+      chunks.push(step.value);
+      next = reader.read();
+    }
+    const failed = await object.error;
+    if (failed) throw failed;
+    return Buffer.concat(chunks);
   }
 
   async stat(name: string): Promise<{ size: number } | undefined> {
