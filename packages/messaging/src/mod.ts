@@ -20,10 +20,14 @@ export {
   StoreConflictError,
   StoreError,
   StoreErrorCode,
+  StoreInvalidNameError,
   StoreNotFoundError,
   StoreUnavailableError,
 } from './ports/errors.ts';
+export { checkBucketName, checkItemName, checkRevision } from './ports/names.ts';
 export { NatsBlobStore, NatsBlobStores, NatsKeyValueStore, NatsKeyValueStores } from './nats/stores.ts';
+export { FileBlobStores } from './fs/blob-store.ts';
+export { MemoryBlobStores, MemoryKeyValueStores } from './memory/stores.ts';
 export { ORIGINAL_SEQUENCE_HEADER, ORIGINAL_SUBJECT_HEADER } from './delivery.ts';
 export {
   createEnvelope,

@@ -27,6 +27,14 @@ export type { PostgresOptions } from './postgres.ts';
 export { OutboxRelay } from './relay.ts';
 export type { OutboxRelayOptions, RelayPass } from './relay.ts';
 export { INBOX_OUTBOX_COMPONENT, inboxOutboxMigrations, migrateInboxOutbox } from './tables.ts';
+export {
+  BLOB_COMPONENT,
+  blobMigrations,
+  KEY_VALUE_COMPONENT,
+  keyValueMigrations,
+  SqlBlobStores,
+  SqlKeyValueStores,
+} from './stores.ts';
 export type {
   Inbox,
   Migration,

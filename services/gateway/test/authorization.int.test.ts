@@ -11,6 +11,7 @@ import {
   runService,
   type RunningService,
   NatsBlobStores,
+  NatsKeyValueStores,
 } from '@orderflow/messaging';
 import { orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
 import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
@@ -70,7 +71,10 @@ before(async () => {
       await startOrderStorage(context, { topology, store, relayPollIntervalMs: 100 });
     }),
     await runService({ ...common, name: 'order-status' }, async (context) => {
-      const statusStore = await KvStatusStore.open(context.nc, topology.kv.orderStatus);
+      const statusStore = await KvStatusStore.open(
+        new NatsKeyValueStores(context.nc),
+        topology.kv.orderStatus,
+      );
       await startOrderStatus(context, { topology, store: statusStore, broadcaster: context.transport });
     }),
     await runService({ ...common, name: 'gateway' }, async (context) => {

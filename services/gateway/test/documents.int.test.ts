@@ -16,6 +16,7 @@ import {
   type PayloadOf,
   type RunningService,
   NatsBlobStores,
+  NatsKeyValueStores,
 } from '@orderflow/messaging';
 import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
@@ -52,7 +53,7 @@ before(async () => {
   };
   services.push(
     await runService({ ...common, name: 'order-status' }, async (context) => {
-      const store = await KvStatusStore.open(context.nc, topology.kv.orderStatus);
+      const store = await KvStatusStore.open(new NatsKeyValueStores(context.nc), topology.kv.orderStatus);
       await startOrderStatus(context, { topology, store, broadcaster: context.transport });
     }),
     await runService({ ...common, name: 'gateway' }, async (context) => {

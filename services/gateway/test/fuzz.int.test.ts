@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { CURRENCIES, orderingTopology } from '@orderflow/contracts';
-import { runService, type RunningService, NatsBlobStores } from '@orderflow/messaging';
+import { runService, type RunningService, NatsBlobStores, NatsKeyValueStores } from '@orderflow/messaging';
 import { orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
 import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
 import { migrate, migrateInboxOutbox, openPostgres, type SqlStore } from '@orderflow/sql';
@@ -52,7 +52,10 @@ before(async () => {
       await startOrderStorage(context, { topology, store, relayPollIntervalMs: 100 });
     }),
     await runService({ ...common, name: 'order-status' }, async (context) => {
-      const statusStore = await KvStatusStore.open(context.nc, topology.kv.orderStatus);
+      const statusStore = await KvStatusStore.open(
+        new NatsKeyValueStores(context.nc),
+        topology.kv.orderStatus,
+      );
       await startOrderStatus(context, { topology, store: statusStore, broadcaster: context.transport });
     }),
     await runService({ ...common, name: 'gateway' }, async (context) => {

@@ -1,6 +1,6 @@
 // Composition root of order-status: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
+import { NatsKeyValueStores, runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { KvStatusStore } from './adapters/kv-status-store.ts';
 import { startOrderStatus } from './app.ts';
 import { configFromEnv } from './config.ts';
@@ -23,7 +23,9 @@ await runService(
   async (context) =>
     startOrderStatus(context, {
       topology,
-      store: await KvStatusStore.open(context.nc, topology.kv.orderStatus, { replicas: config.kvReplicas }),
+      store: await KvStatusStore.open(new NatsKeyValueStores(context.nc), topology.kv.orderStatus, {
+        replicas: config.kvReplicas,
+      }),
       broadcaster: context.transport,
       concurrency: config.concurrency,
       maxDeliver: config.maxDeliver,

@@ -15,6 +15,7 @@ import {
 } from '@orderflow/contracts';
 import {
   connectNats,
+  NatsKeyValueStores,
   NatsTransport,
   RemoteError,
   ValidationError,
@@ -53,7 +54,7 @@ async function system(options: { replicas: number; wrap?: Wrap }) {
           logger: pino({ level: 'silent' }),
         },
         async (context) => {
-          const store = await KvStatusStore.open(context.nc, topology.kv.orderStatus);
+          const store = await KvStatusStore.open(new NatsKeyValueStores(context.nc), topology.kv.orderStatus);
           await startOrderStatus(context, {
             topology,
             store: options.wrap ? options.wrap(store) : store,
@@ -268,7 +269,7 @@ describe('order-status against real NATS', () => {
       });
       assert.equal(view.creditNoteNumber, null);
       // The record as an earlier version of order-status wrote it: no creditNoteNumber in the view.
-      const store = await KvStatusStore.open(s.nc, s.topology.kv.orderStatus);
+      const store = await KvStatusStore.open(new NatsKeyValueStores(s.nc), s.topology.kv.orderStatus);
       const current = await store.read(orderId);
       assert.ok(current?.record.view);
       const { creditNoteNumber: _dropped, ...old } = current.record.view;

@@ -7,7 +7,7 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { Base64UrlPaddedCodec, Objm, type ObjectStore } from '@nats-io/obj';
+import { Base64UrlPaddedCodec, Objm, type ObjectResult, type ObjectStore } from '@nats-io/obj';
 import type { BlobStore, BlobStores } from '../ports/blob-store.ts';
 import {
   StoreConflictError,
@@ -16,12 +16,16 @@ import {
   StoreUnavailableError,
 } from '../ports/errors.ts';
 import type { KeyValueEntry, KeyValueStore, KeyValueStores } from '../ports/key-value.ts';
+import { checkBucketName, checkItemName, checkRevision } from '../ports/names.ts';
 
 // A failed `Nats-Expected-Last-Subject-Sequence` check: another writer came first.
 const WRONG_LAST_SEQUENCE: ReadonlySet<number> = new Set([
   JetStreamApiCodes.StreamWrongLastSequence,
   JetStreamApiCodes.StreamWrongLastSequenceUnknown,
 ]);
+
+// How long a blob read may go without a chunk before it checks whether the object was replaced.
+const STALL_MS = 500;
 
 function isMissingStream(error: unknown): boolean {
   return (
@@ -118,19 +122,53 @@ export class NatsBlobStore implements BlobStore {
   }
 
   async get(name: string): Promise<Uint8Array> {
+    checkItemName(this.bucket, name);
     const direct = await this.#directGet(name);
     if (direct) return direct;
-    let bytes: Uint8Array | null;
     try {
-      bytes = await this.objects.getBlob(name);
+      for (;;) {
+        const object = await this.objects.get(name);
+        if (!object) throw new StoreNotFoundError(this.bucket, name);
+        const bytes = await this.#read(name, object);
+        if (bytes) return bytes;
+      }
     } catch (error) {
       throw storeFailure(this.bucket, name, error);
     }
-    if (!bytes) throw new StoreNotFoundError(this.bucket, name);
-    return bytes;
+  }
+
+  /**
+   * The object's bytes, or `undefined` when it was replaced or deleted while being read. nats.js
+   * (`getBlob` too) then waits for ever: a put purges the old chunks, which the reader's consumer,
+   * made after it read the old info, never receives. So when no chunk comes for a while, the info is
+   * asked again; another `nuid` means the object changed and the caller reads it anew.
+   */
+  async #read(name: string, object: ObjectResult): Promise<Uint8Array | undefined> {
+    object.error.catch(() => undefined); // the stream's read rejects with the same error
+    const reader = object.data.getReader();
+    const chunks: Uint8Array[] = [];
+    let next = reader.read();
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(resolve, STALL_MS, 'stalled')));
+      const step = await Promise.race([next, stalled]).finally(() => clearTimeout(timer));
+      if (step === 'stalled') {
+        const now = await this.objects.info(name);
+        if (now?.nuid === object.info.nuid && !now.deleted) continue;
+        void reader.cancel();
+        return undefined;
+      }
+      if (step.done) break;
+      chunks.push(step.value);
+      next = reader.read();
+    }
+    const failed = await object.error;
+    if (failed) throw failed;
+    return Buffer.concat(chunks);
   }
 
   async stat(name: string): Promise<{ size: number } | undefined> {
+    checkItemName(this.bucket, name);
     try {
       const info = await this.objects.info(name);
       return info && !info.deleted ? { size: info.size } : undefined;
@@ -144,12 +182,22 @@ export class NatsBlobStore implements BlobStore {
     bytes: Uint8Array,
     options: { description?: string } = {},
   ): Promise<{ size: number }> {
+    checkItemName(this.bucket, name);
     try {
       const info = await this.objects.putBlob(
         { name, ...(options.description !== undefined && { description: options.description }) },
         bytes,
       );
       return { size: info.size };
+    } catch (error) {
+      throw storeFailure(this.bucket, name, error);
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    checkItemName(this.bucket, name);
+    try {
+      await this.objects.delete(name);
     } catch (error) {
       throw storeFailure(this.bucket, name, error);
     }
@@ -171,6 +219,7 @@ export class NatsBlobStores implements BlobStores {
 
   /** Binds to an existing bucket: `StoreNotFoundError` when there is none, `StoreUnavailableError` on an outage. */
   async open(bucket: string): Promise<BlobStore> {
+    checkBucketName(bucket);
     try {
       return new NatsBlobStore(await this.#objm.open(bucket), bucket, this.#directApi);
     } catch (error) {
@@ -182,6 +231,7 @@ export class NatsBlobStores implements BlobStores {
     bucket: string,
     options: { replicas?: number; description?: string } = {},
   ): Promise<BlobStore> {
+    checkBucketName(bucket);
     try {
       const objects = await this.#objm.create(bucket, {
         replicas: options.replicas ?? 1,
@@ -207,6 +257,7 @@ export class NatsKeyValueStore implements KeyValueStore {
   ) {}
 
   async get(key: string): Promise<KeyValueEntry> {
+    checkItemName(this.bucket, key);
     let entry;
     try {
       entry = await this.kv.get(key);
@@ -218,6 +269,7 @@ export class NatsKeyValueStore implements KeyValueStore {
   }
 
   async create(key: string, value: Uint8Array): Promise<number> {
+    checkItemName(this.bucket, key);
     try {
       return await this.kv.create(key, value);
     } catch (error) {
@@ -227,11 +279,23 @@ export class NatsKeyValueStore implements KeyValueStore {
   }
 
   async update(key: string, value: Uint8Array, revision: number): Promise<number> {
+    checkItemName(this.bucket, key);
+    checkRevision(this.bucket, key, revision);
     try {
       return await this.kv.update(key, value, revision);
     } catch (error) {
       if (isConflict(error)) throw new StoreConflictError(this.bucket, key, revision, { cause: error });
       throw storeFailure(this.bucket, key, error);
+    }
+  }
+
+  async keys(): Promise<string[]> {
+    try {
+      const keys: string[] = [];
+      for await (const key of await this.kv.keys()) keys.push(key);
+      return keys;
+    } catch (error) {
+      throw storeFailure(this.bucket, undefined, error);
     }
   }
 }
@@ -247,6 +311,7 @@ export class NatsKeyValueStores implements KeyValueStores {
     bucket: string,
     options: { replicas?: number; history?: number; description?: string } = {},
   ): Promise<KeyValueStore> {
+    checkBucketName(bucket);
     try {
       const kv = await this.#kvm.create(bucket, {
         history: options.history ?? 1,

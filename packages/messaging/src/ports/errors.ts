@@ -5,6 +5,7 @@ export const StoreErrorCode = {
   NotFound: 'STORE_NOT_FOUND',
   Unavailable: 'STORE_UNAVAILABLE',
   Conflict: 'STORE_CONFLICT',
+  InvalidName: 'STORE_INVALID_NAME',
 } as const;
 export type StoreErrorCode = (typeof StoreErrorCode)[keyof typeof StoreErrorCode];
 
@@ -59,5 +60,17 @@ export class StoreConflictError extends StoreError {
       `${store}: ${key} is not at revision ${expectedRevision}`,
       options,
     );
+  }
+}
+
+/**
+ * A bucket, key or object name outside the portable rule (see `checkBucketName`, `checkItemName`).
+ * Bad input, not an outage: asking again with the same name fails the same way.
+ */
+export class StoreInvalidNameError extends StoreError {
+  override name = 'StoreInvalidNameError';
+  constructor(store: string, key: string | undefined, reason: string) {
+    const what = key === undefined ? `bucket name ${JSON.stringify(store)}` : `name ${JSON.stringify(key)}`;
+    super(StoreErrorCode.InvalidName, store, key, `invalid ${what}: ${reason}`);
   }
 }

@@ -1,13 +1,16 @@
-import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/nats-core';
+import {
+  StoreConflictError,
+  StoreNotFoundError,
+  type KeyValueStore,
+  type KeyValueStores,
+} from '@orderflow/messaging';
 import type { StatusRecord } from '../domain/status.ts';
 import { OrderStatusError, StatusErrorCode } from '../errors.ts';
 
 /** A record as read, with the revision a compare-and-set write must name. */
 export interface VersionedRecord {
   readonly record: StatusRecord;
-  /** KV revision of the entry (its stream sequence in the bucket). */
+  /** Revision of the entry in the key-value bucket. */
   readonly revision: number;
 }
 
@@ -23,26 +26,19 @@ export interface StatusStore {
   ids(): Promise<string[]>;
 }
 
-// A failed `Nats-Expected-Last-Subject-Sequence` check: another writer came first.
-const WRONG_LAST_SEQUENCE: ReadonlySet<number> = new Set([
-  JetStreamApiCodes.StreamWrongLastSequence,
-  JetStreamApiCodes.StreamWrongLastSequenceUnknown,
-]);
-
-function isConflict(error: unknown): boolean {
-  if (error instanceof JetStreamApiError) return WRONG_LAST_SEQUENCE.has(error.code);
-  return error instanceof Error && /wrong last sequence/i.test(error.message);
-}
-
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
-/** {@link StatusStore} in a JetStream KV bucket: key = order id, value = the JSON record. */
+/**
+ * {@link StatusStore} in a key-value bucket (JetStream KV, SQL or in memory): key = order id, value =
+ * the JSON record. Store outages reject with `StoreUnavailableError` (retried in place).
+ */
 export class KvStatusStore implements StatusStore {
-  private constructor(readonly kv: KV) {}
+  constructor(readonly kv: KeyValueStore) {}
 
   /** Creates the bucket if needed (idempotent; replicas may start at once) and binds to it. */
-  static async open(nc: NatsConnection, bucket: string, options: { replicas?: number } = {}) {
-    const kv = await new Kvm(nc).create(bucket, {
+  static async open(stores: KeyValueStores, bucket: string, options: { replicas?: number } = {}) {
+    const kv = await stores.create(bucket, {
       history: 1,
       replicas: options.replicas ?? 1,
       description: 'order-status: the view of each order (key = order id)',
@@ -51,10 +47,15 @@ export class KvStatusStore implements StatusStore {
   }
 
   async read(orderId: string): Promise<VersionedRecord | undefined> {
-    const entry = await this.kv.get(orderId);
-    if (!entry || entry.operation !== 'PUT') return undefined;
+    let entry;
     try {
-      return { record: entry.json<StatusRecord>(), revision: entry.revision };
+      entry = await this.kv.get(orderId);
+    } catch (error) {
+      if (error instanceof StoreNotFoundError) return undefined;
+      throw error;
+    }
+    try {
+      return { record: JSON.parse(decoder.decode(entry.value)) as StatusRecord, revision: entry.revision };
     } catch (error) {
       throw new OrderStatusError(StatusErrorCode.CorruptRecord, `record of order ${orderId} is not JSON`, {
         cause: error,
@@ -62,10 +63,8 @@ export class KvStatusStore implements StatusStore {
     }
   }
 
-  async ids(): Promise<string[]> {
-    const ids: string[] = [];
-    for await (const key of await this.kv.keys()) ids.push(key);
-    return ids;
+  ids(): Promise<string[]> {
+    return this.kv.keys();
   }
 
   async write(orderId: string, record: StatusRecord, revision: number): Promise<boolean> {
@@ -75,7 +74,7 @@ export class KvStatusStore implements StatusStore {
       else await this.kv.update(orderId, value, revision);
       return true;
     } catch (error) {
-      if (isConflict(error)) return false;
+      if (error instanceof StoreConflictError) return false;
       throw error;
     }
   }
