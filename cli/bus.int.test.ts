@@ -156,7 +156,7 @@ test('services cannot delete or update streams or consumers', async () => {
     /not declared/,
   );
   await assert.rejects(
-    remote.ensureConsumer({ ...decl, name: durable, filterSubject: topology.filters.orders }),
+    remote.ensureConsumer({ ...decl, name: durable, filterSubject: topology.filters.deliveries }),
     /filter must be/,
   );
   // ... nor may it ask in another identity's name.
