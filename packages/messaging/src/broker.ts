@@ -33,6 +33,13 @@ export interface RabbitBrokerConfig {
    * runner asks for 15 s heartbeats, so a broker that went away unannounced is noticed within ~30 s.
    */
   readonly url: string;
+  /**
+   * The topology was declared by `provisionRabbit` and the URL's user is the service's own identity
+   * (named like the service): the transport only checks exchanges and queues (`RabbitTransport`'s
+   * `provisioned` mode) and names its private queues after the service. Default false: the user may
+   * declare everything itself.
+   */
+  readonly provisioned?: boolean;
 }
 
 /** Which broker a service connects to, and how. Only the composition root (`main.ts`) picks it. */

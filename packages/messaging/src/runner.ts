@@ -190,6 +190,8 @@ async function openRabbit(
   });
   const transport = await RabbitTransport.create(connection, {
     source: `orderflow/${config.name}`,
+    identity: config.name,
+    ...(broker.provisioned === true && { provisioned: true }),
     logger,
     metrics: options.metrics,
   }).catch(async (error: unknown) => {

@@ -77,7 +77,8 @@ export function natsAuthSettings(env: EnvSettings): NatsAuth {
  *   `NATS_NKEY_SEED_FILE` and `NATS_CA_FILE` (the service's own credentials on a secured bus), and
  *   `deadLetterReplicas` from the caller (its `STREAM_REPLICAS`);
  * - on RabbitMQ: `AMQP_URL` (default `amqp://127.0.0.1:5672`; `amqp:` or `amqps:`, user, password and
- *   vhost in the URL).
+ *   vhost in the URL) and `AMQP_PROVISIONED=true` when `provisionRabbit` declared the topology and the
+ *   user is the service's own identity.
  * The other broker's variables are ignored.
  */
 export function brokerSettings(
@@ -90,7 +91,7 @@ export function brokerSettings(
     const url = env.text('AMQP_URL', 'amqp://127.0.0.1:5672');
     if (!URL.canParse(url) || !['amqp:', 'amqps:'].includes(new URL(url).protocol))
       env.problems.push('AMQP_URL must be an amqp:// or amqps:// URL');
-    return { kind, url };
+    return { kind, url, ...(env.flag('AMQP_PROVISIONED') && { provisioned: true }) };
   }
   return {
     kind,

@@ -39,6 +39,11 @@ test('BROKER=rabbitmq reads AMQP_URL (default amqp://127.0.0.1:5672) and ignores
     kind: 'rabbitmq',
     url: 'amqps://svc:pw@mq:5671/orderflow',
   });
+  assert.deepEqual(read({ BROKER: 'rabbitmq', AMQP_PROVISIONED: 'true' }).broker, {
+    kind: 'rabbitmq',
+    url: 'amqp://127.0.0.1:5672',
+    provisioned: true,
+  });
 });
 
 test('an unknown BROKER or a non-AMQP AMQP_URL is a problem, reported with the others; the password is not echoed', () => {
