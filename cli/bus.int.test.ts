@@ -284,8 +284,11 @@ test('runService with an nkey binds its durables through the provisioner, withou
     {
       name: 'payment-processor',
       version: '0.1.0',
-      servers: server.url,
-      auth: { nkeySeedFile: credentials.nkeySeedFile, caFile: credentials.caFile! },
+      broker: {
+        kind: 'nats',
+        servers: server.url,
+        auth: { nkeySeedFile: credentials.nkeySeedFile, caFile: credentials.caFile! },
+      },
       streams: topology.streams,
       handleSignals: false,
       logger: pino({ level: 'silent' }),

@@ -17,7 +17,7 @@ import { pino } from 'pino';
 import { consumers, services, streams, traceOrder } from './commands/inspect.ts';
 
 let server: NatsServer;
-let service: RunningService;
+let service: RunningService<'nats'>;
 const topology = orderingTopology({
   namespace: uniqueName('cli')
     .toLowerCase()
@@ -33,7 +33,7 @@ before(async () => {
     {
       name: 'inspect-test',
       version: '2.0.0',
-      servers: server.url,
+      broker: { kind: 'nats', servers: server.url },
       handleSignals: false,
       logger: pino({ level: 'silent' }),
       // The production stream too: the CLI refuses a NATS without it (not Orderflow's).
@@ -63,7 +63,7 @@ const capture = () => {
 
 test('services lists the instance and its endpoints from $SRV.STATS', async () => {
   const { lines, say } = capture();
-  const found = await services(service.nc, say, { waitMs: 500 });
+  const found = await services(service.broker.nc, say, { waitMs: 500 });
   assert.equal(found.length, 1);
   assert.equal(found[0]?.name, 'inspect-test');
   assert.ok(
@@ -77,8 +77,8 @@ test('services lists the instance and its endpoints from $SRV.STATS', async () =
 });
 
 test('trace prints the order timeline with its trace ids; streams and consumers show positions', async () => {
-  const { transport } = service;
-  const owners = new OwnerPublisher(service.nc); // each event as its producing service publishes it
+  const { transport } = service.broker;
+  const owners = new OwnerPublisher(service.broker.nc); // each event as its producing service publishes it
   const now = new Date().toISOString();
   await owners.publish(
     PaymentAuthorized,
@@ -112,7 +112,7 @@ test('trace prints the order timeline with its trace ids; streams and consumers 
   await waitFor(async () => (await transport.deadLetters.list({ consumer: durable.name })).length === 1);
 
   const trace = capture();
-  const entries = await traceOrder(service.nc, orderId, trace.say, topology);
+  const entries = await traceOrder(service.broker.nc, orderId, trace.say, topology);
   assert.deepEqual(
     entries.map((e) => e.type),
     [PaymentAuthorized.type, OrderConfirmed.type, PaymentAuthorized.type],
@@ -134,17 +134,17 @@ test('trace prints the order timeline with its trace ids; streams and consumers 
     trace.lines.some((l) => l.startsWith('dead letter') && l.includes(durable.name)),
     trace.lines.join('\n'),
   );
-  assert.deepEqual(await traceOrder(service.nc, 'o-none', () => undefined, topology), []);
+  assert.deepEqual(await traceOrder(service.broker.nc, 'o-none', () => undefined, topology), []);
 
   const s = capture();
-  assert.ok((await streams(service.nc, s.say)) >= 2);
+  assert.ok((await streams(service.broker.nc, s.say)) >= 2);
   assert.ok(
     s.lines.some((l) => l.startsWith(topology.stream) && /\s4\s/.test(l)),
     s.lines.join('\n'),
   );
 
   const c = capture();
-  const rows = await consumers(service.nc, c.say, { stream: topology.stream });
+  const rows = await consumers(service.broker.nc, c.say, { stream: topology.stream });
   const row = rows.find((r) => r.name === durable.name);
   assert.ok(row, c.lines.join('\n'));
   assert.equal(row.pending, 0, 'every payment event was delivered');

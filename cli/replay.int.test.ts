@@ -13,7 +13,7 @@ import { progressBar, replay } from './commands/replay.ts';
 
 let nats: NatsServer;
 let store: SqlStore;
-let service: RunningService;
+let service: RunningService<'nats'>;
 const topology = orderingTopology({ namespace: uniqueName('replay') });
 
 before(async () => {
@@ -25,13 +25,15 @@ before(async () => {
     {
       name: 'order-storage',
       version: '0.1.0',
-      servers: nats.url,
+      broker: { kind: 'nats', servers: nats.url },
       streams: topology.streams,
       handleSignals: false,
       logger: pino({ level: 'silent' }),
     },
     (context) =>
-      startOrderStorage(context, { topology, store, relayPollIntervalMs: 100 }).then(() => undefined),
+      startOrderStorage(context, { topology, store, nats: context.broker, relayPollIntervalMs: 100 }).then(
+        () => undefined,
+      ),
   );
 });
 after(async () => {
@@ -73,7 +75,7 @@ test('replay rebuilds order_summaries from the log with progress, and the read m
 
   const lines: string[] = [];
   const result = await replay({
-    nc: service.nc,
+    nc: service.broker.nc,
     store,
     topology,
     out: { write: (text) => lines.push(text), isTTY: false },

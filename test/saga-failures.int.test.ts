@@ -53,7 +53,7 @@ async function system() {
   await migrate(invoiceDb, invoiceMigrations, { component: 'create-invoice' });
   const common = {
     version: '0.1.0',
-    servers: nats.url,
+    broker: { kind: 'nats' as const, servers: nats.url },
     streams: topology.streams,
     handleSignals: false,
     logger: pino({ level: 'silent' }),
@@ -63,6 +63,7 @@ async function system() {
     await runService({ ...common, name: 'order-storage' }, async (context) => {
       storage = await startOrderStorage(context, {
         topology,
+        nats: context.broker,
         store: storageDb,
         retry: fast,
         relayPollIntervalMs: 100,
@@ -81,7 +82,7 @@ async function system() {
         topology,
         book: new SqlInvoiceBook(invoiceDb, { consumer: topology.consumers.createInvoice.all.name }),
         pdfs: await ObjectStorePdfArchive.open(
-          new NatsBlobStores(context.nc),
+          new NatsBlobStores(context.broker.nc),
           topology.objectStores.invoices,
         ),
         maxDeliver: 3,

@@ -1,5 +1,16 @@
 export { defaultRetryPolicy, retryDelay } from './backoff.ts';
 export { CoreBroadcaster } from './broadcast.ts';
+export { BrokerKind, BrokerUnsupportedError, requireNatsBroker } from './broker.ts';
+export type {
+  BrokerConfig,
+  BrokerConnection,
+  BrokerConnections,
+  ConnectionOf,
+  NatsBrokerConfig,
+  NatsBrokerConnection,
+  RabbitBrokerConfig,
+  RabbitBrokerConnection,
+} from './broker.ts';
 export { compareVersions, connectionInboxPrefix, connectNats, serverFeatures } from './connection.ts';
 export type { ConnectionConfig, ServerFeatures } from './connection.ts';
 export { ConsumerRuntime, PULL_EXPIRES_MS } from './consumer.ts';
@@ -71,8 +82,6 @@ export type { ConsumerPosition, EndpointStats, ServiceInstance, StreamSummary } 
 export { decodeAndValidate } from './middleware/decode.ts';
 export { MaxDeliveriesExceededError, retryAndDeadLetter } from './middleware/dead-letter.ts';
 export type { DeadLetterWriter } from './middleware/dead-letter.ts';
-export { idempotency } from './middleware/idempotency.ts';
-export type { IdempotencyStore } from './middleware/idempotency.ts';
 export { logging } from './middleware/logging.ts';
 export { checkProducer, subjectMatches } from './middleware/producer.ts';
 export { consumerMetrics, metrics } from './middleware/metrics.ts';
@@ -123,9 +132,9 @@ export {
   tracingOff,
 } from './trace-context.ts';
 export type { SendSpanInit } from './trace-context.ts';
-export { EnvSettings, natsAuthSettings, serviceSettings } from './service-settings.ts';
+export { brokerSettings, EnvSettings, natsAuthSettings, serviceSettings } from './service-settings.ts';
 export type { NatsAuth, ServiceSettings } from './service-settings.ts';
-export type { Readiness, RunningService, ServiceConfig, ServiceContext } from './runner.ts';
+export type { Readiness, RunningService, ServiceConfig, ServiceContext, SetupContext } from './runner.ts';
 export { consumerConfig, ensureConsumer, ensureStream, streamConfig } from './topology.ts';
 export type { ConsumerDeclaration, EnsureConsumer, StreamDeclaration } from './topology.ts';
 export { NatsTransport } from './transport.ts';
@@ -163,6 +172,8 @@ export { MemoryBroker, MemoryDeadLetters } from './memory/broker.ts';
 export type { StoredMessage } from './memory/broker.ts';
 export { MemoryTransport } from './memory/transport.ts';
 export type { MemoryTransportOptions } from './memory/transport.ts';
+export { connectRabbit, redactedUrl } from './rabbitmq/connection.ts';
+export type { RabbitConnectionConfig } from './rabbitmq/connection.ts';
 export { on } from './types.ts';
 export type {
   BatchItem,

@@ -6,7 +6,6 @@ import { readEnvelope, type Envelope } from './envelope.ts';
 import { MessagingError, ProducerError } from './errors.ts';
 import { decodeAndValidate } from './middleware/decode.ts';
 import { retryAndDeadLetter, type DeadLetterWriter } from './middleware/dead-letter.ts';
-import { idempotency, type IdempotencyStore } from './middleware/idempotency.ts';
 import { logging } from './middleware/logging.ts';
 import { consumerMetrics, metrics, typeLabel } from './middleware/metrics.ts';
 import { checkProducer, isForged } from './middleware/producer.ts';
@@ -33,12 +32,11 @@ export interface PipelineOptions {
   serverMaxDeliver: number;
   registry: Registry;
   tracer?: Tracer;
-  idempotency?: IdempotencyStore;
 }
 
 /**
  * The consumer pipeline every transport runs: metrics, logging, retry and dead letter, decode and
- * validate, producer check, tracing, idempotency, the consumer's own middleware, then dispatch to the
+ * validate, producer check, tracing, the consumer's own middleware (where an inbox goes), then dispatch to the
  * typed handler. Broker-specific code only supplies {@link Delivery} objects and settles them.
  */
 export function consumerPipeline(options: PipelineOptions): DeliveryHandler {
@@ -71,7 +69,6 @@ export function consumerPipeline(options: PipelineOptions): DeliveryHandler {
     decodeAndValidate(registry), // envelope + schema
     ...(spec.producers ? [checkProducer(spec.producers)] : []), // ce-source owns the subject; before the inbox
     tracing(options.tracer ?? trace.getTracer('@orderflow/messaging')), // span child of the producer's
-    ...(options.idempotency ? [idempotency(options.idempotency)] : []),
     ...(spec.middleware ?? []),
   ];
   return middleware.reduceRight<DeliveryHandler>((next, wrap) => wrap(next), dispatcher(spec, publisher));

@@ -1,18 +1,25 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/nats-core';
 import { pino, type Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { connectNats, type ServerFeatures } from './connection.ts';
+import {
+  BrokerKind,
+  type BrokerConfig,
+  type BrokerConnection,
+  type ConnectionOf,
+  type NatsBrokerConfig,
+  type RabbitBrokerConfig,
+} from './broker.ts';
+import { connectNats } from './connection.ts';
 import { MessagingError } from './errors.ts';
-import type { IdempotencyStore } from './middleware/idempotency.ts';
+import { connectRabbit, redactedUrl } from './rabbitmq/connection.ts';
+import { RabbitTransport } from './rabbitmq/transport.ts';
 import { startTracing, type TracingHandle, type TracingSettings } from './telemetry.ts';
 import type { StreamDeclaration } from './topology.ts';
 import { inboxPrefix } from './security/permissions.ts';
 import { ProvisioningTopology, RemoteProvisioner } from './security/provisioning.ts';
-import type { NatsAuth } from './service-settings.ts';
-import { NatsTransport, type NatsTransportOptions } from './transport.ts';
+import { NatsTransport, type NatsTransportOptions, type Transport } from './transport.ts';
 
 /**
  * prom-client's process metrics, less the three `nodejs_active_*_total` gauges: a gauge named
@@ -30,29 +37,24 @@ function collectProcessMetrics(registry: Registry): void {
 
 /** Settings of one service process. Only the composition root (`main.ts`) builds this from the environment. */
 export interface ServiceConfig {
-  /** Service name: `ce-source` is `orderflow/<name>`, and the `$SRV` name. */
+  /** Service name: `ce-source` is `orderflow/<name>`, the `$SRV` name and the broker connection's name. */
   name: string;
   version: string;
-  /** NATS URL(s). */
-  servers: string | string[];
-  /**
-   * Credentials on a secured bus. With an nkey the service is one identity of the server's config:
-   * its inbox prefix is `_INBOX_<name>`, and its durable consumers are created by the provisioner
-   * (`ProvisioningTopology.subject(name)`), since the service may not create them itself.
-   */
-  auth?: NatsAuth;
+  /** The broker and how to reach it (`brokerSettings` reads `BROKER`, `NATS_URL`, `AMQP_URL`…). */
+  broker: BrokerConfig;
   /** Port of the health and metrics HTTP server; 0 picks a free one (default 0). */
   httpPort?: number;
   /** Time in-flight handlers get to finish on SIGTERM before they are nak'd (default 10 000 ms). */
   drainDeadlineMs?: number;
   /** Streams to provision before anything starts. */
   streams?: readonly StreamDeclaration[];
-  /** Replicas of the dead-letter stream (default 1; 3 in a cluster). */
-  deadLetterReplicas?: number;
   logger?: Logger;
-  /** Install SIGTERM/SIGINT handlers that drain and exit (default true). */
+  /**
+   * The runner owns the process (default true): SIGTERM/SIGINT drain and exit 0, and a broker
+   * connection lost for good (RabbitMQ does not reconnect) drains and exits 1, for the supervisor to
+   * restart the service.
+   */
   handleSignals?: boolean;
-  idempotency?: IdempotencyStore;
   /**
    * Export spans with the OpenTelemetry SDK (from `tracingSettingsFromEnv(process.env, …)` in
    * `main.ts`). Unset: no SDK is loaded and tracing costs next to nothing.
@@ -62,21 +64,23 @@ export interface ServiceConfig {
 
 /** What `/readyz` reports. */
 export interface Readiness {
-  /** Started, not draining, connected to NATS and every consumer consuming: `/readyz` answers 200. */
+  /** Started, not draining, connected to the broker and every consumer consuming: `/readyz` answers 200. */
   readonly ready: boolean;
   /** `setup` finished (consumers and endpoints started). */
   readonly started: boolean;
   readonly draining: boolean;
-  /** Connected to a NATS server now (false from a disconnect until the reconnect). */
+  /**
+   * Connected to the broker now: on NATS false from a disconnect until the reconnect; on RabbitMQ false
+   * from the loss of the connection on (it is not reopened).
+   */
   readonly connected: boolean;
   /** Consumers not pulling right now (see {@link RunningConsumer.consuming}). */
   readonly notConsuming: readonly string[];
 }
 
+/** What a service's `app.ts` gets: the broker-neutral transport and the process's facilities. */
 export interface ServiceContext {
-  readonly transport: NatsTransport;
-  readonly nc: NatsConnection;
-  readonly features: ServerFeatures;
+  readonly transport: Transport;
   readonly logger: Logger;
   readonly metrics: Registry;
   /** Registers a clean-up run after consumers and endpoints stopped, before the connection closes (last registered first). */
@@ -90,42 +94,44 @@ export interface ServiceContext {
   readiness(): Readiness;
 }
 
-export interface RunningService extends ServiceContext {
+/**
+ * What the composition root's `setup` gets: the {@link ServiceContext} plus the concrete connection, to
+ * build broker-specific adapters (`new NatsBlobStores(broker.nc)`).
+ */
+export type SetupContext<K extends BrokerKind = BrokerKind> = ServiceContext & {
+  readonly broker: ConnectionOf<K>;
+};
+
+/** A started service; `K` is its broker's kind (`RunningService<'nats'>` has `broker.nc`). */
+export interface RunningService<K extends BrokerKind = BrokerKind> extends ServiceContext {
+  readonly broker: ConnectionOf<K>;
   /** Port of the health/metrics server. */
   readonly httpPort: number;
   /** Drains and closes everything; resolves when done. Idempotent. */
   stop(): Promise<void>;
 }
 
-/**
- * Runs a service: connects (reconnecting forever, checking the server version), provisions streams,
- * lets `setup` start consumers and endpoints, serves `/healthz` (alive), `/readyz` (200 only while
- * started, not draining, connected to NATS and every consumer consuming; 503 with the reasons
- * otherwise, see {@link Readiness}) and `/metrics`, and on SIGTERM/SIGINT drains: stops pulling,
- * lets in-flight handlers finish within `drainDeadlineMs`, naks the rest, closes the connection.
- */
-export async function runService(
+/** The runner's view of an open broker connection. */
+interface OpenBroker {
+  readonly connection: BrokerConnection;
+  readonly transport: Transport;
+  connected(): boolean;
+  draining(): boolean;
+  /** Closes the connection (after the transport closed). */
+  close(): Promise<void>;
+}
+
+async function openNats(
   config: ServiceConfig,
-  setup: (context: ServiceContext) => Promise<void>,
-): Promise<RunningService> {
-  const logger = config.logger ?? pino({ name: config.name });
-  const metricsRegistry = new Registry();
-  metricsRegistry.setDefaultLabels({ service: config.name });
-  collectProcessMetrics(metricsRegistry);
-  const cleanups: (() => Promise<void> | void)[] = [];
-  const drainSteps: (() => Promise<void> | void)[] = [];
-  let ready = false;
-  let stopping: Promise<void> | undefined;
-
-  // Before anything starts a span; shut down last, so the spans of the drain are exported too.
-  const tracing: TracingHandle | undefined = config.tracing ? await startTracing(config.tracing) : undefined;
-  if (tracing) logger.info({ url: config.tracing?.url, protocol: config.tracing?.protocol }, 'tracing on');
-
-  const secured = config.auth?.nkeySeedFile !== undefined;
+  broker: NatsBrokerConfig,
+  options: { logger: Logger; metrics: Registry },
+): Promise<OpenBroker> {
+  const { logger } = options;
+  const secured = broker.auth?.nkeySeedFile !== undefined;
   const { nc, features } = await connectNats({
-    servers: config.servers,
+    servers: broker.servers,
     name: config.name,
-    ...config.auth,
+    ...broker.auth,
     ...(secured && { inboxPrefix: inboxPrefix(config.name) }),
   });
   logger.info({ server: nc.getServer(), version: features.version }, 'connected to NATS');
@@ -138,23 +144,130 @@ export async function runService(
       }
     }
   })();
-  const options: NatsTransportOptions = {
+  const transportOptions: NatsTransportOptions = {
     source: `orderflow/${config.name}`,
     logger,
-    metrics: metricsRegistry,
+    metrics: options.metrics,
     service: { name: config.name, version: config.version },
-    ...(config.deadLetterReplicas !== undefined && { deadLetterReplicas: config.deadLetterReplicas }),
-    ...(config.idempotency && { idempotency: config.idempotency }),
+    ...(broker.deadLetterReplicas !== undefined && { deadLetterReplicas: broker.deadLetterReplicas }),
   };
   if (secured) {
     const subject = ProvisioningTopology.subject(config.name);
-    options.ensureConsumer = new RemoteProvisioner(nc, await jetstreamManager(nc), subject).ensureConsumer;
+    transportOptions.ensureConsumer = new RemoteProvisioner(
+      nc,
+      await jetstreamManager(nc),
+      subject,
+    ).ensureConsumer;
   }
-  const transport = await NatsTransport.create(nc, options);
+  const transport = await NatsTransport.create(nc, transportOptions).catch(async (error: unknown) => {
+    await nc.close();
+    throw error;
+  });
+  return {
+    connection: { kind: BrokerKind.Nats, nc, transport, features },
+    transport,
+    connected: () => connected && !nc.isClosed(),
+    draining: () => nc.isDraining(),
+    close: () => nc.drain().catch(() => nc.close()),
+  };
+}
+
+async function openRabbit(
+  config: ServiceConfig,
+  broker: RabbitBrokerConfig,
+  options: { logger: Logger; metrics: Registry; lost: (error: unknown) => void },
+): Promise<OpenBroker> {
+  const { logger } = options;
+  const connection = await connectRabbit({ url: broker.url, name: config.name, logger });
+  logger.info({ url: redactedUrl(broker.url) }, 'connected to RabbitMQ');
+  let connected = true;
+  let closing = false;
+  // amqplib emits 'error' before 'close' on a failure; without a listener it would crash the process.
+  connection.on('error', (error: unknown) => logger.warn({ err: error }, 'RabbitMQ connection error'));
+  connection.on('close', (error: unknown) => {
+    connected = false;
+    if (!closing) options.lost(error);
+  });
+  const transport = await RabbitTransport.create(connection, {
+    source: `orderflow/${config.name}`,
+    identity: config.name,
+    ...(broker.provisioned === true && { provisioned: true }),
+    logger,
+    metrics: options.metrics,
+  }).catch(async (error: unknown) => {
+    closing = true;
+    await connection.close().catch(() => undefined);
+    throw error;
+  });
+  return {
+    connection: { kind: BrokerKind.RabbitMQ, connection, transport },
+    transport,
+    connected: () => connected,
+    draining: () => false,
+    close: async () => {
+      closing = true;
+      if (connected) await connection.close().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Runs a service: connects to the configured broker (NATS: reconnecting forever, checking the server
+ * version; RabbitMQ: waiting for the broker at start, see below), provisions streams, lets `setup`
+ * start consumers and endpoints, serves `/healthz` (alive), `/readyz` (200 only while started, not
+ * draining, connected to the broker and every consumer consuming; 503 with the reasons otherwise, see
+ * {@link Readiness}) and `/metrics`, and on SIGTERM/SIGINT drains: stops pulling, lets in-flight
+ * handlers finish within `drainDeadlineMs`, naks the rest, closes the connection.
+ *
+ * RabbitMQ connections are not reopened once lost (their channels and consumers went with them):
+ * readiness turns 503 at once, and a runner that owns the process (`handleSignals`) drains and exits
+ * with code 1 so its supervisor starts a fresh process.
+ */
+export async function runService<B extends BrokerConfig>(
+  config: ServiceConfig & { readonly broker: B },
+  setup: (context: SetupContext<B['kind']>) => Promise<void>,
+): Promise<RunningService<B['kind']>> {
+  const logger = config.logger ?? pino({ name: config.name });
+  const metricsRegistry = new Registry();
+  metricsRegistry.setDefaultLabels({ service: config.name });
+  collectProcessMetrics(metricsRegistry);
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const drainSteps: (() => Promise<void> | void)[] = [];
+  const ownsProcess = config.handleSignals ?? true;
+  let ready = false;
+  let stopping: Promise<void> | undefined;
+  const started: { stop?: () => Promise<void> } = {}; // `stop` once there is something to stop
+
+  // Before anything starts a span; shut down last, so the spans of the drain are exported too.
+  const tracing: TracingHandle | undefined = config.tracing ? await startTracing(config.tracing) : undefined;
+  if (tracing) logger.info({ url: config.tracing?.url, protocol: config.tracing?.protocol }, 'tracing on');
+
+  const onLost = (error: unknown): void => {
+    logger.error({ err: error }, 'broker connection lost; it is not reopened');
+    if (!ownsProcess || stopping || !started.stop) return;
+    void started.stop().then(
+      () => process.exit(1),
+      () => process.exit(1),
+    );
+  };
+  const broker: BrokerConfig = config.broker;
+  let open: OpenBroker;
+  try {
+    open =
+      broker.kind === BrokerKind.Nats
+        ? await openNats(config, broker, { logger, metrics: metricsRegistry })
+        : await openRabbit(config, broker, { logger, metrics: metricsRegistry, lost: onLost });
+  } catch (error) {
+    await tracing?.shutdown().catch(() => undefined);
+    throw error instanceof MessagingError
+      ? error
+      : new MessagingError('START_FAILED', `${config.name} failed to start`, { cause: error });
+  }
+  const { transport } = open;
 
   const readiness = (): Readiness => {
-    const draining = stopping !== undefined || nc.isDraining();
-    const up = connected && !nc.isClosed();
+    const draining = stopping !== undefined || open.draining();
+    const up = open.connected();
     const notConsuming = transport.consumers.filter((c) => !c.consuming).map((c) => c.name);
     return {
       ready: ready && !draining && up && notConsuming.length === 0,
@@ -188,14 +301,14 @@ export async function runService(
 
   const context: ServiceContext = {
     transport,
-    nc,
-    features,
     logger,
     metrics: metricsRegistry,
     onStop: (cleanup) => cleanups.push(cleanup),
     onDrain: (step) => drainSteps.push(step),
     readiness,
   };
+  // openNats/openRabbit built the connection of the kind `config.broker` names.
+  const connection = open.connection as ConnectionOf<B['kind']>;
 
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
@@ -215,15 +328,16 @@ export async function runService(
           logger.error({ err: error }, 'clean-up failed');
         }
       }
-      await nc.drain().catch(() => nc.close());
+      await open.close();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await tracing?.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'span export failed'));
       logger.info('stopped');
     })());
+  started.stop = stop;
 
   try {
     await transport.provision(config.streams ?? []);
-    await setup(context);
+    await setup({ ...context, broker: connection });
   } catch (error) {
     await stop();
     throw error instanceof MessagingError
@@ -231,9 +345,9 @@ export async function runService(
       : new MessagingError('START_FAILED', `${config.name} failed to start`, { cause: error });
   }
   ready = true;
-  logger.info({ httpPort }, 'started');
+  logger.info({ httpPort, broker: broker.kind }, 'started');
 
-  if (config.handleSignals ?? true) {
+  if (ownsProcess) {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
         void stop().then(
@@ -243,5 +357,5 @@ export async function runService(
       });
     }
   }
-  return { ...context, httpPort, stop };
+  return { ...context, broker: connection, httpPort, stop };
 }

@@ -1,3 +1,5 @@
+import { BrokerKind, type BrokerConfig } from './broker.ts';
+
 /**
  * Reads a service's settings from environment variables in its composition root (`main.ts`), the only
  * place allowed to look at the environment. Every problem is collected, so a misconfigured service
@@ -35,6 +37,16 @@ export class EnvSettings {
     return this.optionalText(name) === 'true';
   }
 
+  /** One of `values`, or `fallback` when unset or empty. */
+  oneOf<const T extends string>(name: string, values: readonly T[], fallback: T): T {
+    const value = this.text(name, fallback);
+    if (!(values as readonly string[]).includes(value)) {
+      this.problems.push(`${name} must be one of ${values.join(', ')} (got "${value}")`);
+      return fallback;
+    }
+    return value as T;
+  }
+
   /** A URL, or `fallback` when unset or empty. */
   url(name: string, fallback: string): string {
     const value = this.text(name, fallback);
@@ -58,12 +70,41 @@ export function natsAuthSettings(env: EnvSettings): NatsAuth {
   return { ...(nkeySeedFile !== undefined && { nkeySeedFile }), ...(caFile !== undefined && { caFile }) };
 }
 
+/**
+ * Reads the broker a service runs on:
+ * - `BROKER`: `nats` (default) or `rabbitmq`;
+ * - on NATS: `NATS_URL` (default `nats://127.0.0.1:4222`; several nodes of a cluster comma-separated),
+ *   `NATS_NKEY_SEED_FILE` and `NATS_CA_FILE` (the service's own credentials on a secured bus), and
+ *   `deadLetterReplicas` from the caller (its `STREAM_REPLICAS`);
+ * - on RabbitMQ: `AMQP_URL` (default `amqp://127.0.0.1:5672`; `amqp:` or `amqps:`, user, password and
+ *   vhost in the URL) and `AMQP_PROVISIONED=true` when `provisionRabbit` declared the topology and the
+ *   user is the service's own identity.
+ * The other broker's variables are ignored.
+ */
+export function brokerSettings(
+  env: EnvSettings,
+  options: { deadLetterReplicas?: number } = {},
+): BrokerConfig {
+  const kind = env.oneOf('BROKER', [BrokerKind.Nats, BrokerKind.RabbitMQ], BrokerKind.Nats);
+  if (kind === BrokerKind.RabbitMQ) {
+    // Not echoed in the problem: the URL may hold a password.
+    const url = env.text('AMQP_URL', 'amqp://127.0.0.1:5672');
+    if (!URL.canParse(url) || !['amqp:', 'amqps:'].includes(new URL(url).protocol))
+      env.problems.push('AMQP_URL must be an amqp:// or amqps:// URL');
+    return { kind, url, ...(env.flag('AMQP_PROVISIONED') && { provisioned: true }) };
+  }
+  return {
+    kind,
+    servers: env.text('NATS_URL', 'nats://127.0.0.1:4222'),
+    auth: natsAuthSettings(env),
+    ...(options.deadLetterReplicas !== undefined && { deadLetterReplicas: options.deadLetterReplicas }),
+  };
+}
+
 /** Settings every Orderflow service reads under the same names, with the same defaults. */
 export interface ServiceSettings {
-  /** `NATS_URL` (default `nats://127.0.0.1:4222`); several nodes of a cluster comma-separated. */
-  natsUrl: string;
-  /** `NATS_NKEY_SEED_FILE`, `NATS_CA_FILE`: the service's own credentials on a secured bus. */
-  natsAuth: NatsAuth;
+  /** `BROKER` and its connection settings (see {@link brokerSettings}); dead letters get `STREAM_REPLICAS`. */
+  broker: BrokerConfig;
   /** `STREAM_REPLICAS`: replicas of the streams the service provisions and of its dead letters (default 1; 3 in a cluster). */
   streamReplicas: number;
   /** `HTTP_PORT` of the health and metrics server (default 0: a free port). */
@@ -83,10 +124,10 @@ export interface ServiceSettings {
 }
 
 export function serviceSettings(env: EnvSettings, defaults: { maxDeliver: number }): ServiceSettings {
+  const streamReplicas = env.int('STREAM_REPLICAS', 1, 1, 5);
   return {
-    natsUrl: env.text('NATS_URL', 'nats://127.0.0.1:4222'),
-    natsAuth: natsAuthSettings(env),
-    streamReplicas: env.int('STREAM_REPLICAS', 1, 1, 5),
+    broker: brokerSettings(env, { deadLetterReplicas: streamReplicas }),
+    streamReplicas,
     httpPort: env.int('HTTP_PORT', 0, 0, 65_535),
     namespace: env.optionalText('ORDERFLOW_NAMESPACE'),
     concurrency: env.int('CONCURRENCY', 16, 1, 1_000),

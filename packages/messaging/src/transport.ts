@@ -17,7 +17,6 @@ import {
 } from './dead-letters.ts';
 import type { Envelope } from './envelope.ts';
 import { MessagingError } from './errors.ts';
-import type { IdempotencyStore } from './middleware/idempotency.ts';
 import { JetStreamPublisher } from './publisher.ts';
 import { RpcClient, RpcServer, type ServiceIdentity } from './rpc.ts';
 import {
@@ -53,6 +52,8 @@ export interface Transport extends EventPublisher, Requester, Broadcaster {
   /** Answers requests on an endpoint, load-balanced across every instance serving it. */
   serve<E extends EndpointContract>(endpoint: E, handler: EndpointHandler<E>): void;
   readonly deadLetters: DeadLetterStore;
+  /** The consumers started by {@link consume} and not stopped yet (readiness looks at `consuming`). */
+  readonly consumers: readonly RunningConsumer[];
   /** Stops consumers (draining), endpoints and listeners; leaves the connection to its owner. */
   close(options?: { deadlineMs?: number }): Promise<void>;
 }
@@ -64,8 +65,6 @@ export interface NatsTransportOptions {
   /** Prometheus registry for consumer metrics (default: a private one). */
   metrics?: Registry;
   tracer?: Tracer;
-  /** Used by every consumer unless it brings its own idempotency (e.g. a SQL inbox). */
-  idempotency?: IdempotencyStore;
   /** Identity for `$SRV` discovery of this process's endpoints (default: named after `source`). */
   service?: ServiceIdentity;
   /** Replicas of the dead-letter stream (default 1; 3 in a cluster). */
@@ -134,7 +133,6 @@ export class NatsTransport implements Transport {
     });
   }
 
-  /** The consumers started by {@link consume} and not stopped yet. */
   get consumers(): readonly RunningConsumer[] {
     return [...this.#consumers];
   }
@@ -244,7 +242,6 @@ export class NatsTransport implements Transport {
       serverMaxDeliver: common.maxDeliver,
       registry: this.registry,
       ...(this.options.tracer && { tracer: this.options.tracer }),
-      ...(this.options.idempotency && { idempotency: this.options.idempotency }),
     });
     const runtime = new ConsumerRuntime({
       js: this.js,

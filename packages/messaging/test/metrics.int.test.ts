@@ -26,7 +26,7 @@ test('dead letters are counted under the type of the message, whatever killed it
     {
       name: 'dl-metrics-test',
       version: '1.0.0',
-      servers: server.url,
+      broker: { kind: 'nats', servers: server.url },
       handleSignals: false,
       logger: pino({ level: 'silent' }),
       streams: [{ name: stream, subjects: [`${stream}.>`] }],
@@ -47,7 +47,7 @@ test('dead letters are counted under the type of the message, whatever killed it
     },
   );
   try {
-    const { transport, nc } = service;
+    const { transport, nc } = service.broker;
     // 1. the handler refuses it for good; 2. it keeps failing until maxDeliver;
     await transport.publish(ThingHappened, { key: 'permanent', n: 1 }, { subject: `${stream}.a` });
     await transport.publish(ThingHappened, { key: 'retried', n: 2 }, { subject: `${stream}.b` });

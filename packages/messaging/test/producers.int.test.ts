@@ -10,13 +10,23 @@ import {
   NatsTransport,
   on,
   subjectMatches,
-  type IdempotencyStore,
+  type Middleware,
   type ProducerDeclaration,
 } from '../src/mod.ts';
 
 // Real nats-server. Two producers own one subject namespace each of one stream; consumers declare them.
 const Paid = defineEvent({ name: 'test.paid', schema: Type.Object({ key: Type.String() }) });
 const Shipped = defineEvent({ name: 'test.shipped', schema: Type.Object({ key: Type.String() }) });
+
+/** An inbox in the consumer's own middleware: skips (acks) an event whose `ce-id` it saw handled. */
+function inbox(seen: Set<string>): Middleware {
+  return (next) => async (delivery) => {
+    const id = delivery.envelope?.id;
+    if (id !== undefined && seen.has(id)) return delivery.ack();
+    await next(delivery);
+    if (id !== undefined) seen.add(id);
+  };
+}
 
 let server: NatsServer;
 let nc: NatsConnection;
@@ -94,21 +104,18 @@ describe('consumers check the producer', () => {
     assert.match(letters[2]!.reason, /no producer is declared/);
   });
 
-  test('a forged event never reaches the idempotency store, so the real one with its id is still handled', async () => {
+  test("a forged event never reaches the consumer's own middleware (an inbox), so the real one with its id is still handled", async () => {
     const { name, producers } = await stream();
     const seen = new Set<string>();
-    const store: IdempotencyStore = {
-      seen: async (consumer, id) => seen.has(`${consumer}/${id}`),
-      remember: async (consumer, id) => void seen.add(`${consumer}/${id}`),
-    };
     const { nc: nc2 } = await connectNats({ servers: server.url, name: 'producers-inbox' });
-    const transport = await NatsTransport.create(nc2, { source: 'orderflow/reader', idempotency: store });
+    const transport = await NatsTransport.create(nc2, { source: 'orderflow/reader' });
     try {
       const handled: string[] = [];
       await transport.consume({
         name: uniqueName('inbox'),
         stream: name,
         producers,
+        middleware: [inbox(seen)],
         handlers: [on(Paid, async (e) => void handled.push(e.data.key))],
       });
       // Different Nats-Msg-Ids (different subjects' retries are not the point here), same ce-id.
@@ -220,19 +227,14 @@ describe('message ids cannot be pre-empted by another producer', () => {
     const consumer = uniqueName('preempt');
     const seen = new Set<string>();
     const { nc: nc2 } = await connectNats({ servers: server.url, name: 'producers-preempt' });
-    const transport = await NatsTransport.create(nc2, {
-      source: 'orderflow/reader',
-      idempotency: {
-        seen: async (_c, eventId) => seen.has(eventId),
-        remember: async (_c, eventId) => void seen.add(eventId),
-      },
-    });
+    const transport = await NatsTransport.create(nc2, { source: 'orderflow/reader' });
     try {
       await transport.consume({
         name: consumer,
         stream: name,
         producers,
         orderingKey: 'subject',
+        middleware: [inbox(seen)],
         handlers: [on(Paid, async (e) => void handled.push(e.data.key))],
       });
       const letters = await waitFor(async () => {

@@ -16,7 +16,7 @@ test('a service exposes liveness, readiness, metrics and $SRV discovery, and sto
     {
       name: 'runner-test',
       version: '1.2.3',
-      servers: server.url,
+      broker: { kind: 'nats', servers: server.url },
       handleSignals: false,
       logger: pino({ level: 'silent' }),
       streams: [{ name: stream, subjects: [`${stream}.>`] }],
@@ -41,8 +41,8 @@ test('a service exposes liveness, readiness, metrics and $SRV discovery, and sto
   assert.match(line('orderflow_consumer_lag') ?? '', /\} 0$/);
   assert.match(line('orderflow_handler_duration_seconds_count') ?? '', /\} 1$/);
 
-  const ping = await service.nc.request('$SRV.PING.runner-test', '', { timeout: 2_000 });
-  const stats = await service.nc.request('$SRV.INFO', '', { timeout: 2_000 });
+  const ping = await service.broker.nc.request('$SRV.PING.runner-test', '', { timeout: 2_000 });
+  const stats = await service.broker.nc.request('$SRV.INFO', '', { timeout: 2_000 });
   assert.equal(ping.json<{ type: string }>().type, 'io.nats.micro.v1.ping_response');
   assert.equal(stats.json<{ version: string }>().version, '1.2.3');
 
@@ -63,7 +63,7 @@ test('readyz is 503 while NATS is down and 200 again once the service is reconne
     {
       name: 'outage-test',
       version: '1.0.0',
-      servers: nats.url,
+      broker: { kind: 'nats', servers: nats.url },
       handleSignals: false,
       logger: pino({ level: 'silent' }),
       streams: [{ name: stream, subjects: [`${stream}.>`] }],
@@ -103,7 +103,7 @@ test('a deleted durable consumer is re-provisioned: readyz is 503 until it is ba
     {
       name: 'durable-test',
       version: '1.0.0',
-      servers: server.url,
+      broker: { kind: 'nats', servers: server.url },
       handleSignals: false,
       logger: pino({ level: 'silent' }),
       streams: [{ name: stream, subjects: [`${stream}.>`] }],
@@ -121,7 +121,7 @@ test('a deleted durable consumer is re-provisioned: readyz is 503 until it is ba
     await waitFor(() => handled.includes(1));
     assert.equal((await readyz(service.httpPort)).status, 200);
 
-    const jsm = service.transport.jsm;
+    const jsm = service.broker.transport.jsm;
     const redrive = DeadLetterTopology.redriveDurable(stream, 'keeper');
     await jsm.consumers.delete(stream, 'keeper');
     await jsm.consumers.delete(DeadLetterTopology.stream, redrive);

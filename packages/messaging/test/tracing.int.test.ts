@@ -122,7 +122,7 @@ describe('spans exported over OTLP/HTTP', () => {
       {
         name: 'tracing-test',
         version: '1.0.0',
-        servers: server.url,
+        broker: { kind: 'nats', servers: server.url },
         handleSignals: false,
         logger: pino({ level: 'silent' }),
         streams: [{ name: stream, subjects: [`${stream}.events.>`] }],

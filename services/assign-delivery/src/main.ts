@@ -16,12 +16,10 @@ await runService(
     name: 'assign-delivery',
     tracing: tracingSettingsFromEnv(process.env, { serviceName: 'assign-delivery' }),
     version: '0.1.0',
-    servers: config.natsUrl,
-    auth: config.natsAuth,
+    broker: config.broker,
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,
-    deadLetterReplicas: config.streamReplicas,
   },
   async (context) => {
     context.onStop(() => store.close());

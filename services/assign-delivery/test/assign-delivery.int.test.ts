@@ -59,7 +59,7 @@ async function system(dialect: 'postgres' | 'pglite') {
         {
           name: 'assign-delivery',
           version: '0.1.0',
-          servers: nats.url,
+          broker: { kind: 'nats', servers: nats.url },
           streams: topology.streams,
           handleSignals: false,
           logger: pino({ level: 'silent' }),

@@ -93,7 +93,7 @@ async function system(dialect: 'postgres' | 'pglite') {
         {
           name: 'create-invoice',
           version: '0.1.0',
-          servers: nats.url,
+          broker: { kind: 'nats', servers: nats.url },
           streams: topology.streams,
           handleSignals: false,
           logger: pino({ level: 'silent' }),
@@ -103,7 +103,7 @@ async function system(dialect: 'postgres' | 'pglite') {
             topology,
             book,
             pdfs: await ObjectStorePdfArchive.open(
-              new NatsBlobStores(context.nc),
+              new NatsBlobStores(context.broker.nc),
               topology.objectStores.invoices,
             ),
             concurrency: 8,

@@ -1,6 +1,6 @@
 // Composition root of email-notify: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService, tracingSettingsFromEnv, NatsBlobStores } from '@orderflow/messaging';
+import { NatsBlobStores, requireNatsBroker, runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { migrate, openSqlStore } from '@orderflow/sql';
 import { ObjectStorePdfs } from './adapters/object-store-pdfs.ts';
 import { SmtpMailer } from './adapters/smtp-mailer.ts';
@@ -9,6 +9,9 @@ import { startEmailNotify } from './app.ts';
 import { configFromEnv } from './config.ts';
 
 const config = configFromEnv(process.env);
+const broker = requireNatsBroker(config.broker, 'email-notify', [
+  'the invoice PDFs it attaches (JetStream object store)',
+]);
 const topology = orderingTopology({ namespace: config.namespace, streamReplicas: config.streamReplicas });
 const store = await openSqlStore({
   ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }),
@@ -23,12 +26,10 @@ await runService(
     name: 'email-notify',
     tracing: tracingSettingsFromEnv(process.env, { serviceName: 'email-notify' }),
     version: '0.1.0',
-    servers: config.natsUrl,
-    auth: config.natsAuth,
+    broker,
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,
-    deadLetterReplicas: config.streamReplicas,
   },
   async (context) => {
     context.onStop(() => store.close());
@@ -37,7 +38,7 @@ await runService(
       topology,
       log: new SqlMailLog(store, { leaseMs: config.claimLeaseMs }),
       mailer,
-      pdfs: new ObjectStorePdfs(new NatsBlobStores(context.nc)),
+      pdfs: new ObjectStorePdfs(new NatsBlobStores(context.broker.nc)),
       maxDeliver: config.maxDeliver,
     });
   },

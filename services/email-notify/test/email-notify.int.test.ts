@@ -113,7 +113,7 @@ async function system(options: {
         {
           name: 'email-notify',
           version: '0.1.0',
-          servers: nats.url,
+          broker: { kind: 'nats', servers: nats.url },
           streams: topology.streams,
           handleSignals: false,
           logger: pino({ level: 'silent' }),
@@ -127,7 +127,7 @@ async function system(options: {
               i === 0 ? (options.markSentFailures ?? 0) : 0,
             ),
             mailer,
-            pdfs: new ObjectStorePdfs(new NatsBlobStores(context.nc)),
+            pdfs: new ObjectStorePdfs(new NatsBlobStores(context.broker.nc)),
             retry: { initialDelayMs: 20, maxDelayMs: 200 },
           }),
       ),

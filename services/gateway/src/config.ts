@@ -1,4 +1,4 @@
-import { EnvSettings, natsAuthSettings, type NatsAuth, ConfigError } from '@orderflow/messaging';
+import { brokerSettings, EnvSettings, type BrokerConfig, ConfigError } from '@orderflow/messaging';
 import type { GatewayLimits } from './app.ts';
 import { ASYMMETRIC_ALGORITHMS, type AsymmetricAlgorithm } from './adapters/jwt-authenticator.ts';
 import { DEFAULT_AUDIENCE, DEV_ISSUER } from './adapters/dev-issuer.ts';
@@ -38,9 +38,11 @@ export type AuthConfig =
 
 /** Settings of a gateway replica. */
 export interface GatewayConfig {
-  natsUrl: string;
-  /** `NATS_NKEY_SEED_FILE`, `NATS_CA_FILE`: the gateway's own credentials on a secured bus. */
-  natsAuth: NatsAuth;
+  /**
+   * `BROKER` (`nats` default, `rabbitmq`) with `NATS_URL`, `NATS_NKEY_SEED_FILE`, `NATS_CA_FILE` (the
+   * gateway's own credentials on a secured bus) or `AMQP_URL`: see `brokerSettings`.
+   */
+  broker: BrokerConfig;
   /** Public HTTP port of the API (default 3000). */
   port: number;
   /** `HOST`: bind address (default 127.0.0.1, this machine only; `0.0.0.0` in a container). */
@@ -143,9 +145,11 @@ export function configFromEnv(env: Record<string, string | undefined>): GatewayC
   const traceUrl = url('ORDERFLOW_TRACE_URL', true);
   const mailboxUrl = url('MAILBOX_URL');
   const pspUrl = url('PSP_URL');
+  const brokerEnv = new EnvSettings(env);
+  const broker = brokerSettings(brokerEnv);
+  issues.push(...brokerEnv.problems);
   const config: GatewayConfig = {
-    natsUrl: env.NATS_URL ?? 'nats://127.0.0.1:4222',
-    natsAuth: natsAuthSettings(new EnvSettings(env)),
+    broker,
     port: int('PORT', 3000, 0, 65_535),
     host: text('HOST') ?? '127.0.0.1',
     bodyLimitBytes: int('BODY_LIMIT_BYTES', 64 * 1024, 1, 10 * 1024 * 1024),

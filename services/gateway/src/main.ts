@@ -1,6 +1,6 @@
 // Composition root of the gateway: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService, tracingSettingsFromEnv, NatsBlobStores } from '@orderflow/messaging';
+import { NatsBlobStores, requireNatsBroker, runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { BroadcastStatusFeed } from './adapters/broadcast-status-feed.ts';
 import { DEV_ALGORITHM, DevIssuer } from './adapters/dev-issuer.ts';
 import { JwtAuthenticator } from './adapters/jwt-authenticator.ts';
@@ -11,6 +11,10 @@ import { configFromEnv } from './config.ts';
 import { listen } from './server.ts';
 
 const config = configFromEnv(process.env);
+const broker = requireNatsBroker(config.broker, 'gateway', [
+  'the invoice PDF downloads (JetStream object store)',
+  'the operations console (streams, consumers and dead letters on JetStream, $SRV discovery)',
+]);
 const topology = orderingTopology({ namespace: config.namespace, streamReplicas: config.streamReplicas });
 const { auth } = config;
 const devIssuer =
@@ -46,8 +50,7 @@ await runService(
   {
     name: 'gateway',
     version: '0.1.0',
-    servers: config.natsUrl,
-    auth: config.natsAuth,
+    broker,
     tracing: tracingSettingsFromEnv(process.env, { serviceName: 'gateway' }),
   },
   async (context) => {
@@ -55,10 +58,13 @@ await runService(
     const app = createGateway({
       topology,
       requester: context.transport,
-      invoices: new ObjectStoreInvoices(new NatsBlobStores(context.nc), topology.objectStores.invoices),
+      invoices: new ObjectStoreInvoices(
+        new NatsBlobStores(context.broker.nc),
+        topology.objectStores.invoices,
+      ),
       statusChanges,
       metrics: context.metrics,
-      ready: () => context.readiness().ready, // connected to NATS, started, not draining
+      ready: () => context.readiness().ready, // connected to the broker, started, not draining
       bodyLimitBytes: config.bodyLimitBytes,
       requestTimeoutMs: config.requestTimeoutMs,
       logger: context.logger,
@@ -66,7 +72,7 @@ await runService(
       ...(devIssuer && { tokens: devIssuer }),
       limits: config.limits,
       ...(config.hstsMaxAgeS !== undefined && { hstsMaxAgeS: config.hstsMaxAgeS }),
-      console: { operations: natsOperations(context.nc, context.transport), ...config.console },
+      console: { operations: natsOperations(context.broker.nc, context.broker.transport), ...config.console },
     });
     const server = await listen(app, { port: config.port, host: config.host, timeouts: config.timeouts });
     context.logger.info(

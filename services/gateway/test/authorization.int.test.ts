@@ -61,18 +61,18 @@ before(async () => {
   await migrate(store, orderStorageMigrations, { component: 'order-storage' });
   const common = {
     version: '0.1.0',
-    servers: nats.url,
+    broker: { kind: 'nats' as const, servers: nats.url },
     streams: topology.streams,
     handleSignals: false,
     logger: pino({ level: 'silent' }),
   };
   services.push(
     await runService({ ...common, name: 'order-storage' }, async (context) => {
-      await startOrderStorage(context, { topology, store, relayPollIntervalMs: 100 });
+      await startOrderStorage(context, { topology, store, nats: context.broker, relayPollIntervalMs: 100 });
     }),
     await runService({ ...common, name: 'order-status' }, async (context) => {
       const statusStore = await KvStatusStore.open(
-        new NatsKeyValueStores(context.nc),
+        new NatsKeyValueStores(context.broker.nc),
         topology.kv.orderStatus,
       );
       await startOrderStatus(context, { topology, store: statusStore, broadcaster: context.transport });
@@ -81,13 +81,19 @@ before(async () => {
       gatewayOptions = {
         topology,
         requester: context.transport,
-        invoices: new ObjectStoreInvoices(new NatsBlobStores(context.nc), topology.objectStores.invoices),
+        invoices: new ObjectStoreInvoices(
+          new NatsBlobStores(context.broker.nc),
+          topology.objectStores.invoices,
+        ),
         statusChanges: new BroadcastStatusFeed(context.transport, topology.notifications.statusChangedAll),
         metrics: context.metrics,
         authenticator: auth.authenticator,
         tokens: auth.issuer,
         // No SMTP sink or PSP here: their console routes answer 503.
-        console: { operations: natsOperations(context.nc, context.transport), livePeriodMs: 200 },
+        console: {
+          operations: natsOperations(context.broker.nc, context.broker.transport),
+          livePeriodMs: 200,
+        },
       };
       app = createGateway(gatewayOptions);
       const server = await listen(app, { port: 0 });

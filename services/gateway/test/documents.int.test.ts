@@ -46,21 +46,27 @@ before(async () => {
   nats = await startNatsServer();
   const common = {
     version: '0.1.0',
-    servers: nats.url,
+    broker: { kind: 'nats' as const, servers: nats.url },
     streams: topology.streams,
     handleSignals: false,
     logger: pino({ level: 'silent' }),
   };
   services.push(
     await runService({ ...common, name: 'order-status' }, async (context) => {
-      const store = await KvStatusStore.open(new NatsKeyValueStores(context.nc), topology.kv.orderStatus);
+      const store = await KvStatusStore.open(
+        new NatsKeyValueStores(context.broker.nc),
+        topology.kv.orderStatus,
+      );
       await startOrderStatus(context, { topology, store, broadcaster: context.transport });
     }),
     await runService({ ...common, name: 'gateway' }, async (context) => {
       const app = createGateway({
         topology,
         requester: context.transport,
-        invoices: new ObjectStoreInvoices(new NatsBlobStores(context.nc), topology.objectStores.invoices),
+        invoices: new ObjectStoreInvoices(
+          new NatsBlobStores(context.broker.nc),
+          topology.objectStores.invoices,
+        ),
         authenticator: auth.authenticator,
         tokens: auth.issuer,
       });

@@ -42,18 +42,18 @@ before(async () => {
   await migrate(store, orderStorageMigrations, { component: 'order-storage' });
   const common = {
     version: '0.1.0',
-    servers: nats.url,
+    broker: { kind: 'nats' as const, servers: nats.url },
     streams: topology.streams,
     handleSignals: false,
     logger: pino({ level: 'silent' }),
   };
   services.push(
     await runService({ ...common, name: 'order-storage' }, async (context) => {
-      await startOrderStorage(context, { topology, store, relayPollIntervalMs: 100 });
+      await startOrderStorage(context, { topology, store, nats: context.broker, relayPollIntervalMs: 100 });
     }),
     await runService({ ...common, name: 'order-status' }, async (context) => {
       const statusStore = await KvStatusStore.open(
-        new NatsKeyValueStores(context.nc),
+        new NatsKeyValueStores(context.broker.nc),
         topology.kv.orderStatus,
       );
       await startOrderStatus(context, { topology, store: statusStore, broadcaster: context.transport });
@@ -62,7 +62,10 @@ before(async () => {
       const app = createGateway({
         topology,
         requester: context.transport,
-        invoices: new ObjectStoreInvoices(new NatsBlobStores(context.nc), topology.objectStores.invoices),
+        invoices: new ObjectStoreInvoices(
+          new NatsBlobStores(context.broker.nc),
+          topology.objectStores.invoices,
+        ),
         bodyLimitBytes: BODY_LIMIT,
         requestTimeoutMs: 10_000,
         authenticator: auth.authenticator,

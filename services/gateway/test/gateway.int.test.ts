@@ -29,11 +29,16 @@ before(async () => {
   store = await openPostgres({ url: DATABASE_URL, schema, poolSize: 3 });
   await migrateInboxOutbox(store);
   await migrate(store, orderStorageMigrations, { component: 'order-storage' });
-  const common = { version: '0.1.0', servers: nats.url, streams: topology.streams, handleSignals: false };
+  const common = {
+    version: '0.1.0',
+    broker: { kind: 'nats' as const, servers: nats.url },
+    streams: topology.streams,
+    handleSignals: false,
+  };
   storage = await runService(
     { ...common, name: 'order-storage', logger: pino({ level: 'silent' }) },
     async (context) => {
-      await startOrderStorage(context, { topology, store, relayPollIntervalMs: 100 });
+      await startOrderStorage(context, { topology, store, nats: context.broker, relayPollIntervalMs: 100 });
     },
   );
   gatewayService = await runService(
@@ -42,7 +47,10 @@ before(async () => {
       const app = createGateway({
         topology,
         requester: context.transport,
-        invoices: new ObjectStoreInvoices(new NatsBlobStores(context.nc), topology.objectStores.invoices),
+        invoices: new ObjectStoreInvoices(
+          new NatsBlobStores(context.broker.nc),
+          topology.objectStores.invoices,
+        ),
         metrics: context.metrics,
         requestTimeoutMs: 2_000,
         authenticator: auth.authenticator,

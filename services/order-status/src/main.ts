@@ -1,11 +1,19 @@
 // Composition root of order-status: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { NatsKeyValueStores, runService, tracingSettingsFromEnv } from '@orderflow/messaging';
+import {
+  NatsKeyValueStores,
+  requireNatsBroker,
+  runService,
+  tracingSettingsFromEnv,
+} from '@orderflow/messaging';
 import { KvStatusStore } from './adapters/kv-status-store.ts';
 import { startOrderStatus } from './app.ts';
 import { configFromEnv } from './config.ts';
 
 const config = configFromEnv(process.env);
+const broker = requireNatsBroker(config.broker, 'order-status', [
+  'the order status store (JetStream KV bucket)',
+]);
 const topology = orderingTopology({ namespace: config.namespace, streamReplicas: config.streamReplicas });
 
 await runService(
@@ -13,17 +21,15 @@ await runService(
     name: 'order-status',
     tracing: tracingSettingsFromEnv(process.env, { serviceName: 'order-status' }),
     version: '0.1.0',
-    servers: config.natsUrl,
-    auth: config.natsAuth,
+    broker,
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,
-    deadLetterReplicas: config.streamReplicas,
   },
   async (context) =>
     startOrderStatus(context, {
       topology,
-      store: await KvStatusStore.open(new NatsKeyValueStores(context.nc), topology.kv.orderStatus, {
+      store: await KvStatusStore.open(new NatsKeyValueStores(context.broker.nc), topology.kv.orderStatus, {
         replicas: config.kvReplicas,
       }),
       broadcaster: context.transport,

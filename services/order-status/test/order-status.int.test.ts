@@ -48,13 +48,16 @@ async function system(options: { replicas: number; wrap?: Wrap }) {
         {
           name: 'order-status',
           version: '0.1.0',
-          servers: nats.url,
+          broker: { kind: 'nats', servers: nats.url },
           streams: topology.streams,
           handleSignals: false,
           logger: pino({ level: 'silent' }),
         },
         async (context) => {
-          const store = await KvStatusStore.open(new NatsKeyValueStores(context.nc), topology.kv.orderStatus);
+          const store = await KvStatusStore.open(
+            new NatsKeyValueStores(context.broker.nc),
+            topology.kv.orderStatus,
+          );
           await startOrderStatus(context, {
             topology,
             store: options.wrap ? options.wrap(store) : store,

@@ -43,6 +43,7 @@ import {
   type EndpointContract,
   type Envelope,
   type MessageContract,
+  type NatsBrokerConnection,
   type PayloadOf,
   type RetryPolicy,
   type ServiceContext,
@@ -89,6 +90,11 @@ export interface OrderStorageOptions {
   topology: OrderingTopology;
   /** The service's SQL store, migrated (`orderStorageMigrations` and `migrateInboxOutbox`). */
   store: SqlStore;
+  /**
+   * The NATS connection the event log, the order history, the outbox relay and the read-model
+   * projection still use directly (`main.ts` passes `broker`; order-storage runs on NATS only so far).
+   */
+  nats: NatsBrokerConnection;
   /** Handlers at once per consumer in this replica (default 16). */
   concurrency?: number;
   /** Attempts before dead-lettering (default 8). */
@@ -145,7 +151,7 @@ export async function startOrderStorage(
   options: OrderStorageOptions,
 ): Promise<OrderStorage> {
   const { topology, store } = options;
-  const { transport } = context;
+  const { transport } = options.nats;
   const aggregate = orderAggregate(topology);
   const log = new JetStreamEventLog(transport.js, transport.jsm, transport);
   const orders = new AggregateStore(aggregate, { log });
@@ -166,7 +172,7 @@ export async function startOrderStorage(
   context.onStop(() => relay.stop());
 
   const projection = await startProjection({
-    nc: context.nc,
+    nc: options.nats.nc,
     sql: store,
     source: aggregate,
     projection: orderSummaries,

@@ -86,7 +86,7 @@ async function system(backend: 'postgres' | 'pglite' = 'postgres'): Promise<Syst
     {
       name: 'order-storage',
       version: '0.1.0',
-      servers: nats.url,
+      broker: { kind: 'nats', servers: nats.url },
       streams: topology.streams,
       handleSignals: false,
       logger: pino({ level: 'silent' }),
@@ -94,6 +94,7 @@ async function system(backend: 'postgres' | 'pglite' = 'postgres'): Promise<Syst
     async (context) => {
       storage = await startOrderStorage(context, {
         topology,
+        nats: context.broker,
         store,
         retry: { initialDelayMs: 20, maxDelayMs: 200 },
         relayPollIntervalMs: 100,

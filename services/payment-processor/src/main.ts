@@ -13,12 +13,10 @@ await runService(
     name: 'payment-processor',
     tracing: tracingSettingsFromEnv(process.env, { serviceName: 'payment-processor' }),
     version: '0.1.0',
-    servers: config.natsUrl,
-    auth: config.natsAuth,
+    broker: config.broker,
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,
-    deadLetterReplicas: config.streamReplicas,
   },
   (context) =>
     startPaymentProcessor(context, {

@@ -44,14 +44,14 @@ async function system(options: {
   transientRetryMs?: number;
 }) {
   const topology = orderingTopology({ namespace: uniqueName('pp') });
-  const replicas: RunningService[] = [];
+  const replicas: RunningService<'nats'>[] = [];
   for (let i = 0; i < options.replicas; i++) {
     replicas.push(
       await runService(
         {
           name: 'payment-processor',
           version: '0.1.0',
-          servers: nats.url,
+          broker: { kind: 'nats', servers: nats.url },
           streams: topology.streams,
           handleSignals: false,
           logger: pino({ level: 'silent' }),
@@ -255,7 +255,7 @@ describe('payment-processor against a real nats-server and a real PSP process', 
       assert.equal(refunds[0]?.amount, 3750);
       // both requests are handled once the consumer has nothing pending
       await waitFor(async () => {
-        const jsm = s.replicas[0]!.transport.jsm;
+        const jsm = s.replicas[0]!.broker.transport.jsm;
         const info = await jsm.consumers.info(
           s.topology.stream,
           s.topology.consumers.paymentProcessor.orders.name,

@@ -28,7 +28,6 @@ import {
   TimeoutError,
   ValidationError,
 } from '../errors.ts';
-import type { IdempotencyStore } from '../middleware/idempotency.ts';
 import { consumerPipeline } from '../pipeline.ts';
 import { fallbackMsgId } from '../publisher.ts';
 import type { StreamDeclaration } from '../topology.ts';
@@ -65,7 +64,6 @@ export interface MemoryTransportOptions {
   /** Prometheus registry for consumer metrics (default: a private one). */
   metrics?: Registry;
   tracer?: Tracer;
-  idempotency?: IdempotencyStore;
 }
 
 const STOP_NAK_DELAY_MS = 50;
@@ -239,7 +237,6 @@ export class MemoryTransport implements Transport {
       serverMaxDeliver,
       registry: this.registry,
       ...(this.options.tracer && { tracer: this.options.tracer }),
-      ...(this.options.idempotency && { idempotency: this.options.idempotency }),
     });
     const consumer = new MemoryConsumer({
       broker: this.broker,

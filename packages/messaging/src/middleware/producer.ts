@@ -19,7 +19,8 @@ function tokensMatch(want: readonly string[], have: readonly string[]): boolean 
  * Producer check, a second line behind the broker's permissions: every decoded event must be on a
  * subject some declaration covers, carry that declaration's `ce-source` and one of its types. Anything
  * else is a {@link ProducerError} (permanent: dead-lettered with code `UNEXPECTED_PRODUCER`) and never
- * reaches the idempotency store or a handler, so a forged event cannot mark the real one as seen.
+ * reaches the consumer's own middleware or a handler, so a forged event cannot mark the real one as seen
+ * in an inbox.
  * Runs on the decoded envelope, whichever CloudEvents mode it came in.
  */
 export function checkProducer(producers: readonly ProducerDeclaration[]): Middleware {

@@ -32,7 +32,6 @@ import {
   TimeoutError,
   ValidationError,
 } from '../errors.ts';
-import type { IdempotencyStore } from '../middleware/idempotency.ts';
 import { consumerPipeline } from '../pipeline.ts';
 import { SERVICE_ERROR_CODE_HEADER, SERVICE_ERROR_HEADER } from '../rpc.ts';
 import type { StreamDeclaration } from '../topology.ts';
@@ -111,7 +110,6 @@ export interface RabbitTransportOptions {
   logger?: Logger;
   metrics?: Registry;
   tracer?: Tracer;
-  idempotency?: IdempotencyStore;
 }
 
 type Table = Record<string, unknown>;
@@ -156,6 +154,10 @@ export class RabbitTransport implements Transport {
     watchChannel(plain, onError('listener'));
     this.deadLetters = new RabbitDeadLetters(connection, this.#publisher);
     this.#rpc = new RpcChannel(connection, rpc, this.identity, this.logger);
+  }
+
+  get consumers(): readonly RunningConsumer[] {
+    return [...this.#consumers];
   }
 
   static async create(connection: ChannelModel, options: RabbitTransportOptions): Promise<RabbitTransport> {
@@ -317,7 +319,6 @@ export class RabbitTransport implements Transport {
       serverMaxDeliver,
       registry: this.registry,
       ...(this.options.tracer && { tracer: this.options.tracer }),
-      ...(this.options.idempotency && { idempotency: this.options.idempotency }),
     });
     const consumer = new RabbitConsumer({
       channel: ch,
