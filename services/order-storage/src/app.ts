@@ -20,7 +20,6 @@ import {
   PaymentDeclined,
   PaymentFailed,
   PaymentRefunded,
-  sourceOf,
   type OrderingTopology,
   type OrderStatus,
 } from '@orderflow/contracts';
@@ -155,8 +154,7 @@ export async function startOrderStorage(
 
   const relay = new OutboxRelay({
     store,
-    js: transport.js,
-    source: sourceOf('order-storage'),
+    publisher: transport,
     registry: context.metrics,
     logger: context.logger,
     ...(options.relayPollIntervalMs !== undefined && { pollIntervalMs: options.relayPollIntervalMs }),
