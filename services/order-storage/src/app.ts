@@ -164,13 +164,14 @@ export async function startOrderStorage(
   context.onStop(() => relay.stop());
 
   const projection = await startProjection({
-    nc: context.nc,
+    log,
     sql: store,
     source: aggregate,
     projection: orderSummaries,
     consumerName: topology.consumer('order-storage', 'orders').name,
     // A foreign client's garbage on orders.* must not freeze the read model.
     onUndecodable: 'dead-letter',
+    deadLetters: transport.deadLetters,
   });
   context.onStop(() => projection.stop().catch(() => undefined));
   projection.closed.catch((error: unknown) => context.logger.error({ err: error }, 'read model stopped'));
