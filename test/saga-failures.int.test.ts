@@ -19,7 +19,12 @@ import {
   type RunningService,
   NatsBlobStores,
 } from '@orderflow/messaging';
-import { orderStorageMigrations, startOrderStorage, type OrderStorage } from '@orderflow/order-storage';
+import {
+  jetStreamPorts,
+  orderStorageMigrations,
+  startOrderStorage,
+  type OrderStorage,
+} from '@orderflow/order-storage';
 import { HttpPaymentGateway, startPaymentProcessor } from '@orderflow/payment-processor';
 import { spawnPaymentProvider, type PaymentProviderProcess } from '@orderflow/payment-provider';
 import { migrate, migrateInboxOutbox, openPostgres, type SqlStore } from '@orderflow/sql';
@@ -64,6 +69,7 @@ async function system() {
       storage = await startOrderStorage(context, {
         topology,
         store: storageDb,
+        ...jetStreamPorts(context.transport, topology),
         retry: fast,
         relayPollIntervalMs: 100,
       });

@@ -12,7 +12,7 @@ import {
   type RunningService,
   NatsBlobStores,
 } from '@orderflow/messaging';
-import { orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
+import { jetStreamPorts, orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
 import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
 import { migrate, migrateInboxOutbox, openPostgres, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
@@ -67,7 +67,12 @@ before(async () => {
   };
   services.push(
     await runService({ ...common, name: 'order-storage' }, async (context) => {
-      await startOrderStorage(context, { topology, store, relayPollIntervalMs: 100 });
+      await startOrderStorage(context, {
+        topology,
+        store,
+        ...jetStreamPorts(context.transport, topology),
+        relayPollIntervalMs: 100,
+      });
     }),
     await runService({ ...common, name: 'order-status' }, async (context) => {
       const statusStore = await KvStatusStore.open(context.nc, topology.kv.orderStatus);

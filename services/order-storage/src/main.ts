@@ -2,6 +2,7 @@
 import { orderingTopology } from '@orderflow/contracts';
 import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { openServiceStore } from '@orderflow/sql';
+import { jetStreamPorts } from './adapters/jetstream-ports.ts';
 import { orderStorageMigrations } from './adapters/sql-db.ts';
 import { startOrderStorage } from './app.ts';
 import { configFromEnv } from './config.ts';
@@ -27,6 +28,8 @@ await runService(
     await startOrderStorage(context, {
       topology,
       store,
+      // On NATS: the aggregate's log is the bus's stream, the history is read from it.
+      ...jetStreamPorts(context.transport, topology),
       ...(config.concurrency !== undefined && { concurrency: config.concurrency }),
       maxDeliver: config.maxDeliver,
       retry: { initialDelayMs: config.retryInitialDelayMs, maxDelayMs: config.retryMaxDelayMs },

@@ -34,7 +34,7 @@ import { headers as natsHeaders } from '@nats-io/nats-core';
 import { migrate, migrateInboxOutbox, openPglite, openPostgres, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
-import { orderStorageMigrations, startOrderStorage, type OrderStorage } from '../src/mod.ts';
+import { jetStreamPorts, orderStorageMigrations, startOrderStorage, type OrderStorage } from '../src/mod.ts';
 
 // Real servers: one nats-server for the file; PostgreSQL with a schema per test (PGlite in memory for
 // one). Every test has its own namespace (stream, subjects, endpoints).
@@ -95,6 +95,7 @@ async function system(backend: 'postgres' | 'pglite' = 'postgres'): Promise<Syst
       storage = await startOrderStorage(context, {
         topology,
         store,
+        ...jetStreamPorts(context.transport, topology),
         retry: { initialDelayMs: 20, maxDelayMs: 200 },
         relayPollIntervalMs: 100,
       });
