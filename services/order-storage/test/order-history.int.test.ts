@@ -136,10 +136,10 @@ const harnesses: { name: string; open(): Promise<HistoryHarness> }[] = [
 
 const now = () => new Date().toISOString();
 
-for (const { name, open } of harnesses) {
+for (const { name, ...harness } of harnesses) {
   describe(`order history on ${name}`, () => {
     test("the order's events and every source's, in order, with their producers; a repeated event once", async () => {
-      const h = await open();
+      const h = await harness.open();
       try {
         const aggregate = orderAggregate(h.topology);
         const handle = commandHandler(new AggregateStore(aggregate, { log: h.log }));
@@ -209,7 +209,7 @@ for (const { name, open } of harnesses) {
     });
 
     test('an order nobody wrote has no history', async () => {
-      const h = await open();
+      const h = await harness.open();
       try {
         assert.deepEqual(await h.history.read(randomUUID()), { events: [], skipped: [] });
       } finally {
