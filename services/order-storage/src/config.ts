@@ -1,8 +1,27 @@
 import { EnvSettings, serviceSettings, type ServiceSettings, ConfigError } from '@orderflow/messaging';
 import { sqlStoreSettings, type SqlStoreSettings } from '@orderflow/sql';
 
+/** Where the Order aggregate's log lives (`ORDER_EVENT_LOG`). */
+export const EventLogKind = { JetStream: 'jetstream', Sql: 'sql' } as const;
+export type EventLogKind = (typeof EventLogKind)[keyof typeof EventLogKind];
+
 /** Settings of an order-storage replica. */
-export type OrderStorageConfig = ServiceSettings & SqlStoreSettings;
+export type OrderStorageConfig = ServiceSettings &
+  SqlStoreSettings & {
+    /**
+     * `jetstream` (default): the log is `orders.<id>` in the bus's stream. `sql`: a SQL event log in
+     * the service's store, forwarded to the bus (for a broker without a stream to append to).
+     */
+    readonly eventLog: EventLogKind;
+  };
+
+function eventLogKind(env: EnvSettings): EventLogKind {
+  const value = env.text('ORDER_EVENT_LOG', EventLogKind.JetStream);
+  const kinds: readonly string[] = Object.values(EventLogKind);
+  if (kinds.includes(value)) return value as EventLogKind;
+  env.problems.push(`ORDER_EVENT_LOG must be one of ${kinds.join(', ')}: ${value}`);
+  return EventLogKind.JetStream;
+}
 
 /** Builds the config from environment variables, reporting every problem at once. */
 export function configFromEnv(vars: Record<string, string | undefined>): OrderStorageConfig {
@@ -10,6 +29,7 @@ export function configFromEnv(vars: Record<string, string | undefined>): OrderSt
   const config: OrderStorageConfig = {
     ...serviceSettings(env, { maxDeliver: 8 }),
     ...sqlStoreSettings(env, 'order-storage'),
+    eventLog: eventLogKind(env),
   };
   if (env.problems.length > 0) throw new ConfigError(env.problems);
   return config;

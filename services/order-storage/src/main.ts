@@ -1,8 +1,9 @@
 // Composition root of order-storage: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { runService, tracingSettingsFromEnv } from '@orderflow/messaging';
+import { runService, tracingSettingsFromEnv, type ServiceContext } from '@orderflow/messaging';
 import { openServiceStore } from '@orderflow/sql';
 import { jetStreamPorts } from './adapters/jetstream-ports.ts';
+import { sqlPorts } from './adapters/sql-ports.ts';
 import { orderStorageMigrations } from './adapters/sql-db.ts';
 import { startOrderStorage } from './app.ts';
 import { configFromEnv } from './config.ts';
@@ -10,6 +11,22 @@ import { configFromEnv } from './config.ts';
 const config = configFromEnv(process.env);
 const topology = orderingTopology({ namespace: config.namespace, streamReplicas: config.streamReplicas });
 const store = await openServiceStore(config, 'order-storage', orderStorageMigrations);
+
+/**
+ * The event log and history: on JetStream the aggregate's log is the bus's stream and the history is
+ * read from it; on SQL both live in the store and a forwarder publishes each commit (stopped after
+ * order-storage, since stop steps run last registered first).
+ */
+async function ports(context: ServiceContext) {
+  if (config.eventLog === 'jetstream') return jetStreamPorts(context.transport, topology);
+  const { forwarder, ...sql } = await sqlPorts(store, context.transport, topology, {
+    registry: context.metrics,
+    logger: context.logger,
+  });
+  await forwarder.start();
+  context.onStop(() => forwarder.stop());
+  return sql;
+}
 
 await runService(
   {
@@ -28,8 +45,7 @@ await runService(
     await startOrderStorage(context, {
       topology,
       store,
-      // On NATS: the aggregate's log is the bus's stream, the history is read from it.
-      ...jetStreamPorts(context.transport, topology),
+      ...(await ports(context)),
       ...(config.concurrency !== undefined && { concurrency: config.concurrency }),
       maxDeliver: config.maxDeliver,
       retry: { initialDelayMs: config.retryInitialDelayMs, maxDelayMs: config.retryMaxDelayMs },

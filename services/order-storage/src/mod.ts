@@ -2,6 +2,7 @@ export { jetStreamPorts } from './adapters/jetstream-ports.ts';
 export { orderAggregate } from './adapters/order-aggregate.ts';
 export { JetStreamOrderHistory, readOrderHistory } from './adapters/order-history.ts';
 export { SqlOrderHistory } from './adapters/sql-order-history.ts';
+export { ORDER_FORWARDER, sqlPorts } from './adapters/sql-ports.ts';
 export { orderSummaries, orderSummary } from './adapters/read-model.ts';
 export type { OrderReadModelTables, OrderSummary } from './adapters/read-model.ts';
 export { OrderStorageDb, orderStorageMigrations } from './adapters/sql-db.ts';
@@ -17,7 +18,7 @@ export type {
   OrderHistoryRecorder,
   SkippedMessage,
 } from './ports/order-history.ts';
-export { configFromEnv } from './config.ts';
+export { configFromEnv, EventLogKind } from './config.ts';
 export type { OrderStorageConfig } from './config.ts';
 export { requestFingerprint } from './domain/fingerprint.ts';
 export {
