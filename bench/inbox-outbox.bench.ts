@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connectNats } from '@orderflow/messaging';
+import { connectNats, JetStreamPublisher } from '@orderflow/messaging';
 import {
   migrateInboxOutbox,
   openPglite,
@@ -102,7 +102,7 @@ export async function run(args: string[]): Promise<void> {
   const server = await benchServer();
   const { nc, features } = await connectNats({ servers: server.url, name: 'bench-inbox-outbox' });
   const jsm = await jetstreamManager(nc);
-  const js = jetstream(nc);
+  const publisher = new JetStreamPublisher(jetstream(nc), { source: 'orderflow/bench' });
   const measurements: Measurement[] = [];
   console.log(
     `inbox + outbox: ${options.count} events x ${options.rounds} rounds per store, ` +
@@ -116,8 +116,7 @@ export async function run(args: string[]): Promise<void> {
         const { store, remove } = await openStore(kind, options);
         const relay = new OutboxRelay({
           store,
-          js,
-          source: 'orderflow/bench',
+          publisher,
           pollIntervalMs: 100,
           batchSize: 500,
         });

@@ -5,7 +5,12 @@ import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { orderingTopology } from '@orderflow/contracts';
 import { runService, type RunningService } from '@orderflow/messaging';
-import { orderStorageMigrations, orderSummary, startOrderStorage } from '@orderflow/order-storage';
+import {
+  jetStreamPorts,
+  orderStorageMigrations,
+  orderSummary,
+  startOrderStorage,
+} from '@orderflow/order-storage';
 import { migrate, migrateInboxOutbox, openPglite, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
@@ -31,9 +36,12 @@ before(async () => {
       logger: pino({ level: 'silent' }),
     },
     (context) =>
-      startOrderStorage(context, { topology, store, nats: context.broker, relayPollIntervalMs: 100 }).then(
-        () => undefined,
-      ),
+      startOrderStorage(context, {
+        topology,
+        store,
+        ...jetStreamPorts(context.broker.transport, topology),
+        relayPollIntervalMs: 100,
+      }).then(() => undefined),
   );
 });
 after(async () => {

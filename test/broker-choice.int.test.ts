@@ -34,8 +34,9 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const natsOnly: [service: string, needs: RegExp][] = [
-  ['order-storage', /order event log/],
+const natsOnly: [service: string, needs: RegExp, env?: Record<string, string>][] = [
+  // On RabbitMQ order-storage keeps its log in SQL by default; only the JetStream log needs NATS.
+  ['order-storage', /order event log on JetStream/, { ORDER_EVENT_LOG: 'jetstream' }],
   ['order-status', /order status store \(JetStream KV bucket\)/],
   ['create-invoice', /invoice PDF archive/],
   ['email-notify', /invoice PDFs it attaches/],
@@ -46,8 +47,9 @@ test('services whose adapters need NATS refuse BROKER=rabbitmq at start, naming 
   // Nothing listens there: a service that tried to connect first would wait instead of failing.
   const amqpUrl = `amqp://127.0.0.1:${await freePort()}`;
   await Promise.all(
-    natsOnly.map(async ([service, needs]) => {
+    natsOnly.map(async ([service, needs, env]) => {
       const run = start(service, {
+        ...env,
         BROKER: 'rabbitmq',
         AMQP_URL: amqpUrl,
         AUTH_DEV_KEY_FILE: '/nonexistent/dev-key.json', // the gateway's auth must be configured first

@@ -19,7 +19,12 @@ import {
   type RunningService,
   NatsBlobStores,
 } from '@orderflow/messaging';
-import { orderStorageMigrations, startOrderStorage, type OrderStorage } from '@orderflow/order-storage';
+import {
+  jetStreamPorts,
+  orderStorageMigrations,
+  startOrderStorage,
+  type OrderStorage,
+} from '@orderflow/order-storage';
 import { HttpPaymentGateway, startPaymentProcessor } from '@orderflow/payment-processor';
 import { spawnPaymentProvider, type PaymentProviderProcess } from '@orderflow/payment-provider';
 import { migrate, migrateInboxOutbox, openPostgres, type SqlStore } from '@orderflow/sql';
@@ -63,8 +68,8 @@ async function system() {
     await runService({ ...common, name: 'order-storage' }, async (context) => {
       storage = await startOrderStorage(context, {
         topology,
-        nats: context.broker,
         store: storageDb,
+        ...jetStreamPorts(context.broker.transport, topology),
         retry: fast,
         relayPollIntervalMs: 100,
       });

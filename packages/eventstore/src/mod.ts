@@ -18,6 +18,8 @@ export {
 } from './errors.ts';
 export type { EventDecodeCode } from './errors.ts';
 export { JetStreamEventLog } from './event-log.ts';
+export { EventForwarder, FORWARDER_COMPONENT, forwarderMigrations } from './forwarder.ts';
+export type { EventForwarderOptions } from './forwarder.ts';
 export type { JetStreamEventLogOptions } from './event-log.ts';
 export { rebuildProjection, startProjection } from './projection.ts';
 export type { ProjectionOptions, ProjectionSource, RebuildOptions, RebuildResult } from './projection.ts';

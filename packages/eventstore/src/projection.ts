@@ -1,9 +1,7 @@
-import { jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/nats-core';
-import { isTransient, PULL_EXPIRES_MS, writeDeadLetter, type DeadLetterSource } from '@orderflow/messaging';
+import { isTransient, type DeadLetterSource, type DeadLetterStore } from '@orderflow/messaging';
 import type { SqlStore } from '@orderflow/sql';
 import type { Aggregate } from './aggregate.ts';
-import { EventDecodeError, EventStoreError, ProjectionError } from './errors.ts';
+import { EventDecodeError, EventStoreError, EventStoreErrorCode, ProjectionError } from './errors.ts';
 import {
   activate,
   applyCommits,
@@ -33,7 +31,11 @@ export type ProjectionSource<E extends DomainEvent> = Pick<
 >;
 
 export interface ProjectionOptions<E extends DomainEvent, T extends string> {
-  nc: NatsConnection;
+  /**
+   * Where the commits come from: followed with {@link EventLog.subscribe} from the checkpoint on
+   * (on JetStream an ordered consumer of this instance's own; on SQL a poll of the commits table).
+   */
+  log: EventLog;
   /** The read model's store; the checkpoint lives there too. */
   sql: SqlStore;
   source: ProjectionSource<E>;
@@ -48,10 +50,12 @@ export interface ProjectionOptions<E extends DomainEvent, T extends string> {
   retryDelayMs?: number;
   /**
    * What an event that cannot be decoded does (a foreign client's garbage on the aggregate's subjects):
-   * `stop` the projection (default), or write it to the dead-letter stream (consumer =
-   * `consumerName`, with the reason) and go on with the next event.
+   * `stop` the projection (default), or write it to `deadLetters` (consumer = `consumerName`, with the
+   * reason) and go on with the next event.
    */
   onUndecodable?: 'stop' | 'dead-letter';
+  /** Where undecodable events go with `onUndecodable: 'dead-letter'` (e.g. `transport.deadLetters`). */
+  deadLetters?: DeadLetterStore;
 }
 
 /** Longest pause between retries of a batch that fails for a dependency outage. */
@@ -62,31 +66,27 @@ const DRY = Symbol('dry');
 /** Resolves after the messages already delivered to the client (microtasks away) have been taken. */
 const dry = () => new Promise<typeof DRY>((resolve) => setImmediate(() => resolve(DRY)));
 
-function toCommit(stream: string, m: JsMsg): StoredCommit {
-  return { stream, subject: m.subject, sequence: m.seq, headers: m.headers, body: m.data };
-}
-
-/** A projection's message as the dead-letter writer sees a delivery. */
-function asDelivery(stream: string, consumer: string, m: JsMsg): DeadLetterSource {
+/** A projection's commit as the dead-letter writer sees a delivery. */
+function asDelivery(consumer: string, c: StoredCommit): DeadLetterSource {
   const entries = (): [string, string][] =>
-    m.headers
-      ? [...m.headers.keys()].flatMap((k) => m.headers!.values(k).map((v): [string, string] => [k, v]))
+    c.headers
+      ? [...c.headers.keys()].flatMap((k) => c.headers!.values(k).map((v): [string, string] => [k, v]))
       : [];
   return {
-    stream,
+    stream: c.stream,
     consumer,
-    subject: m.subject,
-    streamSequence: m.seq,
-    deliveryCount: m.info.deliveryCount,
+    subject: c.subject,
+    streamSequence: c.sequence,
+    deliveryCount: 1,
     headerEntries: entries,
-    body: m.data,
+    body: c.body,
     redriven: false,
   };
 }
 
 /**
- * Feeds a projection in stream order from an ordered consumer of its own that starts right after the
- * SQL checkpoint, the position of record. Each batch of commits is applied in one transaction that
+ * Feeds a projection in stream order from a subscription to the log of its own that starts right
+ * after the SQL checkpoint, the position of record. Each batch of commits is applied in one transaction that
  * locks the projection's position and moves the checkpoint; a commit at or below the checkpoint is
  * passed over. So several instances (replicas of a service) may run one projection: each reads the
  * log, the lock serialises their batches, and every commit is applied once. A failing batch is retried
@@ -99,22 +99,20 @@ function asDelivery(stream: string, consumer: string, m: JsMsg): DeadLetterSourc
 export async function startProjection<E extends DomainEvent, T extends string>(
   options: ProjectionOptions<E, T>,
 ): Promise<RunningProjection> {
-  const { nc, sql, source, projection } = options;
+  const { log, sql, source, projection } = options;
   checkProjection(projection);
+  if (options.onUndecodable === 'dead-letter' && !options.deadLetters) {
+    throw new EventStoreError(
+      EventStoreErrorCode.Config,
+      `projection ${projection.name}: onUndecodable 'dead-letter' needs a deadLetters store`,
+    );
+  }
   const batchSize = options.batchSize ?? 100;
   const maxAttempts = options.maxAttempts ?? 5;
   const retryDelayMs = options.retryDelayMs ?? 200;
   const consumerName = options.consumerName ?? `projection_${projection.name}`;
   const start = await initialise(sql, projection);
-  const consumer = await jetstream(nc).consumers.get(source.stream, {
-    filter_subjects: source.subjects,
-    ...(start.sequence > 0 && { opt_start_seq: start.sequence + 1 }),
-  });
-  // Short pulls: when the node holding the consumer dies, missed heartbeats recreate it within ~5 s.
-  const messages: ConsumerMessages = await consumer.consume({
-    max_messages: batchSize,
-    expires: PULL_EXPIRES_MS,
-  });
+  const messages = log.subscribe(source.stream, source.subjects, { fromSequence: start.sequence + 1 });
 
   let checkpoint = start.sequence;
   let stopping = false;
@@ -129,11 +127,10 @@ export async function startProjection<E extends DomainEvent, T extends string>(
     }
   };
 
-  const applyBatch = (batch: readonly JsMsg[]): Promise<Position> =>
+  const applyBatch = (commits: readonly StoredCommit[]): Promise<Position> =>
     sql.transaction(async (tx) => {
       // The row lock orders this batch with a rebuild's swap: after a swap the batch goes to the new generation.
       const position = await lockPosition(tx, projection.name);
-      const commits = batch.map((m) => toCommit(source.stream, m));
       const target = {
         projection,
         codec: source.codec,
@@ -144,24 +141,23 @@ export async function startProjection<E extends DomainEvent, T extends string>(
       return { generation: position.generation, sequence: await applyCommits(tx, target, commits) };
     });
 
-  const js = jetstream(nc);
-  const flush = async (batch: JsMsg[]): Promise<void> => {
+  const flush = async (batch: StoredCommit[]): Promise<void> => {
     let outageDelayMs = retryDelayMs;
     for (let attempt = 1; ; attempt++) {
       try {
         advance(await applyBatch(batch));
         return;
       } catch (error) {
-        const sequence = batch[0]?.seq;
+        const sequence = batch[0]?.sequence;
         if (error instanceof EventDecodeError) {
           // Keep the read model as current as the log allows: apply what precedes the bad commit.
-          const before = batch.filter((m) => m.seq < error.sequence);
+          const before = batch.filter((c) => c.sequence < error.sequence);
           if (before.length > 0) await flush(before);
-          const bad = batch.find((m) => m.seq === error.sequence);
-          if (options.onUndecodable !== 'dead-letter' || !bad)
+          const bad = batch.find((c) => c.sequence === error.sequence);
+          if (options.onUndecodable !== 'dead-letter' || !options.deadLetters || !bad)
             throw new ProjectionError(projection.name, error.sequence, error.message, { cause: error });
-          await writeDeadLetter(js, asDelivery(source.stream, consumerName, bad), error);
-          const after = batch.filter((m) => m.seq > error.sequence);
+          await options.deadLetters.write(asDelivery(consumerName, bad), error);
+          const after = batch.filter((c) => c.sequence > error.sequence);
           if (after.length > 0) await flush(after);
           return;
         }
@@ -185,17 +181,17 @@ export async function startProjection<E extends DomainEvent, T extends string>(
   };
 
   const loop = (async () => {
-    // A batch is what has arrived by the time the consumer runs dry (or `batchSize`). "Dry" is a
-    // macrotask without a next message: nats.js's getPending() counts queued pull requests as
-    // messages, so after a pull it stays above 0 and a batch waiting for it would wait for the next
-    // commit, however late.
+    // A batch is what has arrived by the time the subscription runs dry (or `batchSize`). "Dry" is a
+    // macrotask without a next commit: the log's own pending counts are no help (nats.js's getPending()
+    // counts queued pull requests as messages, so a batch waiting for it would wait for the next
+    // commit, however late).
     const iterator = messages[Symbol.asyncIterator]();
     const takeNext = () => {
       const next = iterator.next();
       next.catch(() => undefined); // awaited below; until then a failure must not count as unhandled
       return next;
     };
-    const batch: JsMsg[] = [];
+    const batch: StoredCommit[] = [];
     let next = takeNext();
     for (;;) {
       const result = batch.length === 0 ? await next : await Promise.race([next, dry()]);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { migrate, SqlConstraintError, type Migration, type SqlStore } from '@orderflow/sql';
+import { migrate, SqlConstraintError, type Migration, type SqlExecutor, type SqlStore } from '@orderflow/sql';
 import { commitMessage, headersOf, subjectPattern } from './commit-message.ts';
 import {
   AppendError,
@@ -107,15 +107,19 @@ export class SqlEventLog implements EventLog {
     return new SqlEventLog(sql, options);
   }
 
-  async version(stream: string, subject: string): Promise<number> {
+  /**
+   * {@link EventLog.version}; with `db`, read through that executor (inside a transaction of the same
+   * store, so that what the transaction records can be placed after the version it saw).
+   */
+  async version(stream: string, subject: string, db: SqlExecutor = this.sql): Promise<number> {
     const { rows } = await this.#read(stream, () =>
-      this.sql.query<{ position: number }>(
+      db.query<{ position: number }>(
         `SELECT position FROM eventstore_commits WHERE stream = $1 AND subject = $2
           ORDER BY position DESC LIMIT 1`,
         [stream, subject],
       ),
     );
-    return rows[0]?.position ?? 0;
+    return Number(rows[0]?.position ?? 0);
   }
 
   async lastSequence(stream: string): Promise<number> {

@@ -13,15 +13,17 @@ import {
 import { openPglite, openPostgres, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, type NatsServer } from '@orderflow/testing';
 import {
+  AggregateStore,
   commandHandler,
   EventDecodeError,
   ProjectionError,
   rebuildProjection,
+  SqlEventLog,
   startProjection,
   type Projection,
   type RebuildProgress,
 } from '../src/mod.ts';
-import { AccountOpened, MoneyDepositedV1, type AccountEvent } from './fixtures/account.ts';
+import { accountAggregate, AccountOpened, MoneyDepositedV1, type AccountEvent } from './fixtures/account.ts';
 import { balancesProjection, type BalanceTables } from './fixtures/balances.ts';
 import { accountFixture, connect, type AccountFixture } from './fixtures/harness.ts';
 
@@ -129,7 +131,12 @@ for (const backend of backends) {
       const written = await writeHistory(fixture, 3);
       const store = await backend.open();
       try {
-        const options = { nc, sql: store.sql, source: fixture.account, projection: balancesProjection };
+        const options = {
+          log: fixture.log,
+          sql: store.sql,
+          source: fixture.account,
+          projection: balancesProjection,
+        };
         let running = await startProjection(options);
         await running.waitFor(written);
         const { balances } = await rows(store.sql);
@@ -173,7 +180,12 @@ for (const backend of backends) {
       const fixture = await accountFixture(nc);
       const store = await backend.open();
       try {
-        const options = { nc, sql: store.sql, source: fixture.account, projection: balancesProjection };
+        const options = {
+          log: fixture.log,
+          sql: store.sql,
+          source: fixture.account,
+          projection: balancesProjection,
+        };
         const [a, b] = await Promise.all([startProjection(options), startProjection(options)]);
         const written = await writeHistory(fixture, 3);
         await Promise.all([a.waitFor(written), b.waitFor(written)]);
@@ -199,7 +211,7 @@ for (const backend of backends) {
       const store = await backend.open();
       try {
         const running = await startProjection({
-          nc,
+          log: fixture.log,
           sql: store.sql,
           source: fixture.account,
           projection: balancesProjection,
@@ -265,7 +277,7 @@ for (const backend of backends) {
       };
       try {
         const running = await startProjection({
-          nc,
+          log: fixture.log,
           sql: store.sql,
           source: fixture.account,
           projection: flaky,
@@ -295,7 +307,7 @@ for (const backend of backends) {
       const slow = balancesAfter(() => new Promise((resolve) => setTimeout(resolve, 20)));
       try {
         const running = await startProjection({
-          nc,
+          log: fixture.log,
           sql: store.sql,
           source: fixture.account,
           projection: slow,
@@ -325,7 +337,7 @@ for (const backend of backends) {
       });
       try {
         const running = await startProjection({
-          nc,
+          log: fixture.log,
           sql: store.sql,
           source: fixture.account,
           projection: flaky,
@@ -354,12 +366,13 @@ for (const backend of backends) {
       const durable = uniqueName('balances');
       try {
         const running = await startProjection({
-          nc,
+          log: fixture.log,
           sql: store.sql,
           source: fixture.account,
           projection: balancesProjection,
           consumerName: durable,
           onUndecodable: 'dead-letter',
+          deadLetters: transport.deadLetters,
         });
         await running.waitFor(written, { timeoutMs: 10_000 });
         assert.equal((await rows(store.sql)).balances.length, 2, 'the events after the bad one were applied');
@@ -386,7 +399,7 @@ for (const backend of backends) {
       const store = await backend.open();
       try {
         const running = await startProjection({
-          nc,
+          log: fixture.log,
           sql: store.sql,
           source: fixture.account,
           projection: balancesProjection,
@@ -429,6 +442,121 @@ for (const backend of backends) {
         );
         assert.equal(generations.rows[0]?.n, 2, 'the active generation and one leftover, not more');
       } finally {
+        await store.dispose();
+      }
+    });
+  });
+}
+
+// The same runner on the SQL event log: commits followed by polling the commits table, the read
+// model and the log in one database.
+for (const backend of backends) {
+  describe(`projections from a SQL event log on ${backend.name}`, () => {
+    test('catch-up, live updates and a restart from the checkpoint apply every commit once', async () => {
+      const store = await backend.open();
+      try {
+        const log = await SqlEventLog.create(store.sql, {
+          source: 'orderflow/eventstore-test',
+          pollIntervalMs: 20,
+        });
+        const account = accountAggregate(uniqueName('ACC').toUpperCase());
+        const handle = commandHandler(new AggregateStore(account, { log }));
+        for (const id of ['acc0', 'acc1']) {
+          await handle(id, { type: 'open', owner: `owner-${id}` });
+          await handle(id, { type: 'deposit', amount: 3_000 });
+        }
+        const options = {
+          log,
+          sql: store.sql,
+          source: account,
+          projection: balancesProjection,
+          batchSize: 2,
+        };
+        let running = await startProjection(options);
+        await running.waitFor(await log.lastSequence(account.stream));
+        assert.deepEqual(
+          (await rows(store.sql)).balances.map((b) => [b.id, b.balance, b.movements]),
+          [
+            ['acc0', 3_000, 1],
+            ['acc1', 3_000, 1],
+          ],
+        );
+        const live = await handle('acc1', { type: 'withdraw', amount: 1_500 }); // with a fee: two events
+        await running.waitFor(live.version);
+        await running.stop();
+        const whileStopped = await handle('acc0', { type: 'deposit', amount: 5 });
+        running = await startProjection(options);
+        await running.waitFor(whileStopped.version);
+        const { balances, movements } = await rows(store.sql);
+        assert.deepEqual(
+          balances.map((b) => [b.id, b.balance]),
+          [
+            ['acc0', 3_005],
+            ['acc1', 3_000 - 1_500 - 2],
+          ],
+        );
+        assert.equal(movements.length, 2 + 2 + 1, 'no movement applied twice');
+        await running.stop();
+      } finally {
+        await store.dispose();
+      }
+    });
+
+    test('an undecodable commit is dead-lettered through the given store and the projection goes on', async () => {
+      const store = await backend.open();
+      const transport = await NatsTransport.create(nc, { source: 'orderflow/eventstore-test' });
+      try {
+        await transport.provision([deadLetterStream()]);
+        const log = await SqlEventLog.create(store.sql, {
+          source: 'orderflow/eventstore-test',
+          pollIntervalMs: 20,
+        });
+        const account = accountAggregate(uniqueName('ACC').toUpperCase());
+        const handle = commandHandler(new AggregateStore(account, { log }));
+        await handle('acc0', { type: 'open', owner: 'owner0' });
+        // A commit whose body is not JSON, as a foreign writer to the table could leave it.
+        const bad = await handle('acc9', { type: 'open', owner: 'owner9' });
+        await store.sql.query(
+          "UPDATE eventstore_commits SET body = convert_to('{\"owner\":', 'UTF8') WHERE position = $1",
+          [bad.version],
+        );
+        const last = (await handle('acc1', { type: 'open', owner: 'owner1' })).version;
+        const durable = uniqueName('balances');
+        const running = await startProjection({
+          log,
+          sql: store.sql,
+          source: account,
+          projection: balancesProjection,
+          consumerName: durable,
+          onUndecodable: 'dead-letter',
+          deadLetters: transport.deadLetters,
+        });
+        await running.waitFor(last, { timeoutMs: 10_000 });
+        assert.deepEqual(
+          (await rows(store.sql)).balances.map((b) => b.id),
+          ['acc0', 'acc1'],
+        );
+        const letters = (await transport.deadLetters.list({ stream: account.stream })).filter(
+          (l) => l.consumer === durable,
+        );
+        assert.deepEqual(
+          letters.map((l) => [l.streamSequence, l.code]),
+          [[bad.version, 'UNDECODABLE_EVENT']],
+        );
+        await running.stop();
+        await assert.rejects(
+          () =>
+            startProjection({
+              log,
+              sql: store.sql,
+              source: account,
+              projection: balancesProjection,
+              onUndecodable: 'dead-letter',
+            }),
+          /deadLetters/,
+        );
+      } finally {
+        await transport.close();
         await store.dispose();
       }
     });

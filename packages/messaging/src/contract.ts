@@ -1,4 +1,4 @@
-import type { Static, TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { DecodeError, ErrorCode, ValidationError } from './errors.ts';
 
@@ -74,6 +74,30 @@ export function defineCommand<const TName extends string, S extends TSchema>(
   definition: ContractDefinition<TName, S>,
 ): MessageContract<TName, S> {
   return define('command', definition);
+}
+
+const RECORDED_TYPE = /^(.+)\.v([1-9][0-9]*)$/;
+const recordedContracts = new Map<string, MessageContract>();
+
+/**
+ * The contract of a message validated against its own contract when it was recorded (an outbox row,
+ * a commit of an event log) and forwarded later by code that does not know that contract: its
+ * `ce-type` is `type` and any payload passes. Throws a {@link DecodeError} (`UNKNOWN_TYPE`) when
+ * `type` is not `<name>.v<version>`.
+ */
+export function recordedContract(type: string): MessageContract {
+  const known = recordedContracts.get(type);
+  if (known) return known;
+  const match = RECORDED_TYPE.exec(type);
+  if (!match) throw new DecodeError(ErrorCode.UnknownType, `"${type}" is not a message type (<name>.v<n>)`);
+  const contract = define('event', {
+    name: match[1] ?? '',
+    version: Number(match[2]),
+    schema: Type.Unknown(),
+    description: 'forwarded as recorded',
+  });
+  recordedContracts.set(type, contract);
+  return contract;
 }
 
 /** Looks contracts up by `ce-type`, telling an unknown message apart from an unsupported version of a known one. */

@@ -169,6 +169,11 @@ function toDeadLetter(stored: StoredMsg): DeadLetter {
  * ({@link DeadLetters}), on RabbitMQ (`RabbitDeadLetters`) and in memory.
  */
 export interface DeadLetterStore {
+  /**
+   * Files a message that cannot be handled, with the failure as its reason and code. Idempotent per
+   * (stream, sequence, consumer): writing the same delivery again stores one letter.
+   */
+  write(delivery: DeadLetterSource, error: unknown): Promise<void>;
   /** Dead letters in arrival order, optionally of one stream/consumer. */
   list(filter?: { stream?: string; consumer?: string; limit?: number }): Promise<DeadLetter[]>;
   /** One dead letter by its `seq`, or `undefined`. */
@@ -190,6 +195,10 @@ export class DeadLetters implements DeadLetterStore {
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
   ) {}
+
+  write(delivery: DeadLetterSource, error: unknown): Promise<void> {
+    return writeDeadLetter(this.js, delivery, error);
+  }
 
   /** Dead letters in arrival order, optionally of one stream/consumer. */
   async list(filter: { stream?: string; consumer?: string; limit?: number } = {}): Promise<DeadLetter[]> {

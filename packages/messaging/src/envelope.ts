@@ -2,6 +2,7 @@ import { randomFillSync, randomUUID } from 'node:crypto';
 import { InvalidArgumentError, MsgHdrsImpl, type MsgHdrs } from '@nats-io/nats-core';
 import { trace } from '@opentelemetry/api';
 import { DecodeError, ErrorCode } from './errors.ts';
+import type { PublishOptions } from './types.ts';
 
 /**
  * A CloudEvents 1.0 event as handled by the toolkit. On NATS the toolkit publishes it in binary mode:
@@ -63,6 +64,8 @@ export interface EnvelopeInit<T> {
   /** The message being handled: correlation, causation and trace are carried from it. */
   causedBy?: Pick<Envelope, 'id' | 'correlationId' | 'traceparent'>;
   correlationId?: string;
+  /** Default: `causedBy`'s id. */
+  causationId?: string | undefined;
   /** The producer's span (set by a traced publish); default: the active span, else a child of `causedBy`'s trace. */
   traceparent?: string | undefined;
 }
@@ -118,9 +121,38 @@ export function createEnvelope<T>(init: EnvelopeInit<T>): Envelope<T> {
     dataContentType: JSON_CONTENT_TYPE,
     traceparent: init.traceparent ?? currentTraceparent(init.causedBy?.traceparent),
     correlationId: init.correlationId ?? init.causedBy?.correlationId ?? id,
-    causationId: init.causedBy?.id,
+    causationId: 'causationId' in init ? init.causationId : init.causedBy?.id,
     data: init.data,
   };
+}
+
+/**
+ * The envelope of a publish: attributes from `options.recorded` when the event was recorded earlier,
+ * else decided now (correlation, causation and trace carried over from `options.causedBy`).
+ */
+export function publishedEnvelope<T>(
+  type: string,
+  source: string,
+  data: T,
+  options: Pick<PublishOptions, 'id' | 'about' | 'causedBy' | 'recorded'>,
+  traceparent?: string,
+): Envelope<T> {
+  const { recorded } = options;
+  return createEnvelope({
+    type,
+    source,
+    data,
+    ...(options.id !== undefined && { id: options.id }),
+    ...(options.about !== undefined && { subject: options.about }),
+    ...(recorded
+      ? {
+          time: recorded.time,
+          correlationId: recorded.correlationId,
+          causationId: recorded.causationId,
+          traceparent: traceparent ?? recorded.traceparent,
+        }
+      : { causedBy: options.causedBy, traceparent }),
+  });
 }
 
 const CR_OR_LF = /[\r\n]/;

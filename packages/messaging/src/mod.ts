@@ -14,7 +14,7 @@ export type {
 export { compareVersions, connectionInboxPrefix, connectNats, serverFeatures } from './connection.ts';
 export type { ConnectionConfig, ServerFeatures } from './connection.ts';
 export { ConsumerRuntime, PULL_EXPIRES_MS } from './consumer.ts';
-export { ContractRegistry, defineCommand, defineEvent } from './contract.ts';
+export { ContractRegistry, defineCommand, defineEvent, recordedContract } from './contract.ts';
 export type { ContractDefinition, MessageContract, MessageKind, PayloadOf } from './contract.ts';
 export {
   DeadLetterError,
@@ -191,6 +191,7 @@ export type {
   ProducerDeclaration,
   PublishOptions,
   PublishReceipt,
+  RecordedAttributes,
   Requester,
   RequestContext,
   RequestOptions,

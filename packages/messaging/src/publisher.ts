@@ -10,7 +10,14 @@ import {
 import { randomUUID } from 'node:crypto';
 import type { Tracer } from '@opentelemetry/api';
 import type { MessageContract, PayloadOf } from './contract.ts';
-import { createEnvelope, encodeData, envelopeHeaders, Header, utf8Bytes, type Envelope } from './envelope.ts';
+import {
+  encodeData,
+  envelopeHeaders,
+  Header,
+  publishedEnvelope,
+  utf8Bytes,
+  type Envelope,
+} from './envelope.ts';
 import { ConcurrencyError, PublishError } from './errors.ts';
 import { ReplyInbox, type PendingReply, type ReplyHandlers } from './rpc.ts';
 import { messagingTracer, sendInSpan, tracingOff } from './trace-context.ts';
@@ -177,7 +184,7 @@ export class JetStreamPublisher implements EventPublisher {
         subject: options.subject,
         messageId: id,
         about: options.about,
-        causedBy: options.causedBy?.traceparent,
+        causedBy: options.recorded ? options.recorded.traceparent : options.causedBy?.traceparent,
       },
       (traceparent) => this.#deliver(contract, data, options, timeoutMs, id, traceparent),
     );
@@ -191,15 +198,13 @@ export class JetStreamPublisher implements EventPublisher {
     id: string,
     traceparent: string | undefined,
   ): Promise<PublishReceipt> {
-    const envelope = createEnvelope({
-      type: contract.type,
-      source: this.options.source,
+    const envelope = publishedEnvelope(
+      contract.type,
+      this.options.source,
       data,
-      id,
-      subject: options.about,
-      causedBy: options.causedBy,
+      { ...options, id },
       traceparent,
-    });
+    );
     const headers = envelopeHeaders(envelope); // sets Nats-Msg-Id = ce-id
     const expected = options.expectedLastSubjectSequence;
     if (expected !== undefined) {

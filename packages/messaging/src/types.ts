@@ -17,6 +17,21 @@ export interface PublishOptions {
   expectedLastSubjectSequence?: number;
   /** Time to wait for the stream's ack per attempt (default 5000 ms). */
   timeoutMs?: number;
+  /**
+   * CloudEvent attributes decided when the event was written, for an event published later from where
+   * it was recorded in the transaction of its state change (an outbox row, a commit of a SQL event
+   * log): published with this `ce-time`, correlation and causation instead of ones decided now, and
+   * the publish span is a child of `traceparent`. Overrides `causedBy`. Default: decided at publish.
+   */
+  recorded?: RecordedAttributes;
+}
+
+/** See {@link PublishOptions.recorded}. */
+export interface RecordedAttributes {
+  readonly time: string;
+  readonly correlationId: string;
+  readonly causationId?: string | undefined;
+  readonly traceparent?: string | undefined;
 }
 
 /** The stream's acknowledgement: the message is persisted (or was already, `duplicate`). */

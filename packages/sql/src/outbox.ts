@@ -120,14 +120,13 @@ export interface OutboxMessageOptions {
   id?: string;
   /** The event being handled: its correlation id, id (as causation) and trace are carried over. */
   causedBy?: Envelope;
-  /** `ce-source`; default: the relay's. */
-  source?: string;
 }
 
 /**
  * Builds an {@link OutboxMessage} for a contract: validates `data` against the contract's schema
  * (throws `ValidationError`, nothing is written) and fixes now the attributes the relay would
- * otherwise fill in later: time, correlation and causation ids, trace context.
+ * otherwise fill in later: time, correlation and causation ids, trace context. Its `ce-source` is
+ * the relay's publisher's (the service's identity on the bus).
  */
 export function outboxMessage<C extends MessageContract>(
   contract: C,
@@ -137,7 +136,7 @@ export function outboxMessage<C extends MessageContract>(
   const parsed = contract.parse(data);
   const envelope = createEnvelope({
     type: contract.type,
-    source: options.source ?? '',
+    source: '',
     data: parsed,
     subject: options.key,
     ...(options.id !== undefined && { id: options.id }),
@@ -149,7 +148,6 @@ export function outboxMessage<C extends MessageContract>(
   };
   if (envelope.causationId !== undefined) headers[Header.CausationId] = envelope.causationId;
   if (envelope.traceparent !== undefined) headers[Header.TraceParent] = envelope.traceparent;
-  if (options.source !== undefined) headers[Header.Source] = options.source;
   return {
     id: envelope.id,
     subject: options.subject,

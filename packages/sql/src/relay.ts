@@ -1,13 +1,4 @@
-import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
-import {
-  envelopeHeaders,
-  fallbackMsgId,
-  Header,
-  isOwnCopy,
-  messagingTracer,
-  sendInSpan,
-  type Envelope,
-} from '@orderflow/messaging';
+import { Header, recordedContract, type EventPublisher, type PublishReceipt } from '@orderflow/messaging';
 import { pino, type Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { OutboxRelayError } from './errors.ts';
@@ -16,10 +7,12 @@ import type { OutboxBacklog, PendingOutboxMessage, SqlExecutor, SqlStore } from 
 
 export interface OutboxRelayOptions {
   store: SqlStore;
-  /** `jetstream(nc)`: rows are published with `js.publish`, `msgID` = row id. */
-  js: JetStreamClient;
-  /** `ce-source` of rows that do not carry their own, e.g. `orderflow/order-storage`. */
-  source: string;
+  /**
+   * Where rows go: the service's transport (or any {@link EventPublisher}). Each row is published with
+   * its id as message id (the broker's de-duplication key) and the attributes it was written with; its
+   * `ce-source` is the publisher's.
+   */
+  publisher: EventPublisher;
   /** The outbox written to (default: a plain `SqlOutbox`). */
   outbox?: SqlOutbox;
   /**
@@ -34,7 +27,7 @@ export interface OutboxRelayOptions {
   pollIntervalMs?: number;
   /** Rows read per pass (default 100). */
   batchSize?: number;
-  /** Time to wait for the stream's ack of one row (default 5000 ms). */
+  /** Time to wait for the broker's ack of one row, per attempt (default 5000 ms). */
   publishTimeoutMs?: number;
   /** After a pass with failures, wait this long before the next, doubling up to `maxRetryDelayMs` (default 250 ms). */
   retryDelayMs?: number;
@@ -62,8 +55,9 @@ export interface RelayPass {
 }
 
 /**
- * Publishes outbox rows to JetStream. Delivery is at least once, made exactly-once in the stream by
- * `Nats-Msg-Id` = row id within the stream's duplicate window (default 2 minutes):
+ * Publishes outbox rows through an {@link EventPublisher}. Delivery is at least once, made exactly-once
+ * by the broker's de-duplication of the message id = row id (JetStream: `Nats-Msg-Id` within the
+ * stream's duplicate window, default 2 minutes):
  * - rows are read in `seq` order; rows of one key are published one after another, each only after
  *   the previous one was acknowledged, so a key's order holds; when a row fails, later rows of its key
  *   wait for the next pass; other keys go on;
@@ -78,7 +72,6 @@ export class OutboxRelay {
   readonly #logger: Logger;
   readonly #published: Counter<'duplicate'> | undefined;
   readonly #failures: Counter | undefined;
-  readonly #tracer = messagingTracer();
   #running: Promise<void> | undefined;
   #stopping = false;
   #wanted = false;
@@ -253,64 +246,24 @@ export class OutboxRelay {
     return { published: published.length, duplicates, failed: failures.length, skipped: false };
   }
 
-  #jsm: Promise<JetStreamManager> | undefined;
-
   /**
-   * Publishes a row in a PRODUCER span, child of the context the row was written in (its stored
-   * `traceparent`): the message then names this span, so the trace shows when it really left.
+   * Publishes one row with the attributes it was written with. The publisher checks a duplicate ack
+   * against the stored message, so a message id another publisher took first does not make the row
+   * vanish (see `PublishReceipt.preempted`).
    */
-  #publish(row: PendingOutboxMessage): Promise<{ duplicate: boolean }> {
+  #publish(row: PendingOutboxMessage): Promise<PublishReceipt> {
     const header = (name: string): string | undefined => row.headers[name];
-    return sendInSpan(
-      this.#tracer,
-      {
-        type: row.type,
-        subject: row.subject,
-        messageId: row.id,
-        about: header(Header.Subject) ?? row.key,
-        causedBy: header(Header.TraceParent),
-      },
-      (traceparent) => this.#publishRow(row, traceparent),
-    );
-  }
-
-  /**
-   * Publishes one row. A duplicate ack is checked against the stored message: when another publisher
-   * took the row's message id first, the row is stored under a fallback id instead of being lost.
-   */
-  async #publishRow(
-    row: PendingOutboxMessage,
-    traceparent: string | undefined,
-  ): Promise<{ duplicate: boolean }> {
-    const header = (name: string): string | undefined => row.headers[name];
-    const envelope: Envelope = {
+    return this.#options.publisher.publish(recordedContract(row.type), row.data, {
+      subject: row.subject,
       id: row.id,
-      type: row.type,
-      source: header(Header.Source) ?? this.#options.source,
-      subject: header(Header.Subject) ?? row.key,
-      time: header(Header.Time) ?? row.createdAt.toISOString(),
-      dataContentType: 'application/json',
-      traceparent: traceparent ?? header(Header.TraceParent),
-      correlationId: header(Header.CorrelationId) ?? row.id,
-      causationId: header(Header.CausationId),
-      data: row.data,
-    };
-    const headers = envelopeHeaders(envelope);
-    for (const [name, value] of Object.entries(row.headers)) {
-      if (!headers.has(name)) headers.set(name, value);
-    }
-    for (let msgID = row.id, fallbacks = 0; ; fallbacks++) {
-      const ack: PubAck = await this.#options.js.publish(row.subject, JSON.stringify(row.data), {
-        msgID,
-        headers,
-        timeout: this.#options.publishTimeoutMs,
-      });
-      const fallback = ack.duplicate ? fallbackMsgId(envelope, row.subject, fallbacks) : undefined;
-      if (fallback === undefined) return ack;
-      const jsm = await (this.#jsm ??= this.#options.js.jetstreamManager());
-      if (await isOwnCopy(jsm, ack, row.subject, envelope)) return ack;
-      this.#logger.warn({ id: row.id, subject: row.subject }, 'message id taken by another message');
-      msgID = fallback;
-    }
+      about: header(Header.Subject) ?? row.key,
+      timeoutMs: this.#options.publishTimeoutMs,
+      recorded: {
+        time: header(Header.Time) ?? row.createdAt.toISOString(),
+        correlationId: header(Header.CorrelationId) ?? row.id,
+        causationId: header(Header.CausationId),
+        traceparent: header(Header.TraceParent),
+      },
+    });
   }
 }

@@ -76,7 +76,7 @@ export type TransactionalHandler<C extends MessageContract = MessageContract> = 
   tx: SqlTransaction,
 ) => Promise<void>;
 
-/** A message written to the outbox in a handler's transaction, relayed to JetStream afterwards. */
+/** A message written to the outbox in a handler's transaction, relayed to the broker afterwards. */
 export interface OutboxMessage {
   /** `ce-id` and `Nats-Msg-Id`: relaying twice stores it once. */
   id: string;
@@ -87,9 +87,9 @@ export interface OutboxMessage {
   key: string;
   data: unknown;
   /**
-   * Extra headers. CloudEvents attributes given here (`ce-source`, `ce-subject`, `ce-time`,
-   * `ce-correlationid`, `ce-causationid`, `traceparent`) override the relay's defaults
-   * (source of the relay, `key`, time of the write, `id`, none, a new trace).
+   * CloudEvents attributes fixed at the write (`ce-subject`, `ce-time`, `ce-correlationid`,
+   * `ce-causationid`, `traceparent`); the relay's defaults otherwise (`key`, time of the write, `id`,
+   * none, a new trace). Other headers are not published; `ce-source` is the relay publisher's.
    */
   headers?: Record<string, string>;
 }

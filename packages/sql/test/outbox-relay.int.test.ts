@@ -24,13 +24,17 @@ import { pgliteHarness, postgresHarness, streamMessages } from './support.ts';
 let server: NatsServer;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
+/** The relays' publisher: the toolkit's transport, as a service has it. */
+let transport: NatsTransport;
 const pglite = pgliteHarness();
 before(async () => {
   server = await startNatsServer();
   ({ nc } = await connectNats({ servers: server.url, name: 'outbox-relay-test' }));
   jsm = await jetstreamManager(nc);
+  transport = await NatsTransport.create(nc, { source: 'orderflow/test' });
 });
 after(async () => {
+  await transport.close();
   await nc.close();
   await server.dispose();
   await pglite.close();
@@ -58,12 +62,7 @@ for (const [name, harness] of [
     test('publishes rows once, per key in write order, as CloudEvents with Nats-Msg-Id, and reports lag', async () => {
       const db = await harness.open();
       const registry = new Registry();
-      const relay = new OutboxRelay({
-        store: db.store,
-        js: jetstream(nc),
-        source: 'orderflow/test',
-        registry,
-      });
+      const relay = new OutboxRelay({ store: db.store, publisher: transport, registry });
       try {
         await migrateInboxOutbox(db.store);
         const stream = await newStream();
@@ -117,7 +116,7 @@ for (const [name, harness] of [
 
     test('a message id taken first by another publisher does not make the row vanish as a duplicate', async () => {
       const db = await harness.open();
-      const relay = new OutboxRelay({ store: db.store, js: jetstream(nc), source: 'orderflow/test' });
+      const relay = new OutboxRelay({ store: db.store, publisher: transport });
       const { nc: impostorNc } = await connectNats({ servers: server.url, name: 'outbox-impostor' });
       const impostor = await NatsTransport.create(impostorNc, { source: 'orderflow/impostor' });
       try {
@@ -150,7 +149,7 @@ for (const [name, harness] of [
 
     test('a failing row holds back later rows of its key only, until it can be published', async () => {
       const db = await harness.open();
-      const relay = new OutboxRelay({ store: db.store, js: jetstream(nc), source: 'orderflow/test' });
+      const relay = new OutboxRelay({ store: db.store, publisher: transport });
       try {
         await migrateInboxOutbox(db.store);
         const stream = await newStream();
@@ -195,12 +194,7 @@ for (const [name, harness] of [
     test('a running relay publishes right after a commit when notified, and stops cleanly', async () => {
       const db = await harness.open();
       // A poll interval far beyond the wait below: only notify() can make the relay publish in time.
-      const relay = new OutboxRelay({
-        store: db.store,
-        js: jetstream(nc),
-        source: 'orderflow/test',
-        pollIntervalMs: 600_000,
-      });
+      const relay = new OutboxRelay({ store: db.store, publisher: transport, pollIntervalMs: 600_000 });
       try {
         await migrateInboxOutbox(db.store);
         const stream = await newStream();
@@ -230,8 +224,8 @@ for (const [name, harness] of [
 
     test('exactlyOnce: an event delivered twice changes state once and relays its outbox event once', async () => {
       const db = await harness.open();
-      const transport = await NatsTransport.create(nc, { source: 'orderflow/test' });
-      const relay = new OutboxRelay({ store: db.store, js: jetstream(nc), source: 'orderflow/counter' });
+      const counter = await NatsTransport.create(nc, { source: 'orderflow/counter' });
+      const relay = new OutboxRelay({ store: db.store, publisher: counter });
       try {
         await migrateInboxOutbox(db.store);
         await db.store.query('CREATE TABLE totals (item text PRIMARY KEY, total int NOT NULL)');
@@ -242,7 +236,7 @@ for (const [name, harness] of [
         relay.start();
         let handled = 0;
         const consumer = uniqueName('counter');
-        await transport.consume({
+        await counter.consume({
           name: consumer,
           stream: input.name,
           handlers: [
@@ -299,7 +293,7 @@ for (const [name, harness] of [
         assert.equal(relayed?.header(Header.CausationId), event.id);
         assert.equal(relayed?.header(Header.Source), 'orderflow/counter');
       } finally {
-        await transport.close();
+        await counter.close();
         await relay.stop();
         await db.dispose();
       }

@@ -13,7 +13,7 @@ import {
   NatsBlobStores,
   NatsKeyValueStores,
 } from '@orderflow/messaging';
-import { orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
+import { jetStreamPorts, orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
 import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
 import { migrate, migrateInboxOutbox, openPostgres, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
@@ -68,7 +68,12 @@ before(async () => {
   };
   services.push(
     await runService({ ...common, name: 'order-storage' }, async (context) => {
-      await startOrderStorage(context, { topology, store, nats: context.broker, relayPollIntervalMs: 100 });
+      await startOrderStorage(context, {
+        topology,
+        store,
+        ...jetStreamPorts(context.broker.transport, topology),
+        relayPollIntervalMs: 100,
+      });
     }),
     await runService({ ...common, name: 'order-status' }, async (context) => {
       const statusStore = await KvStatusStore.open(

@@ -4,7 +4,7 @@ import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { CURRENCIES, orderingTopology } from '@orderflow/contracts';
 import { runService, type RunningService, NatsBlobStores, NatsKeyValueStores } from '@orderflow/messaging';
-import { orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
+import { jetStreamPorts, orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
 import { KvStatusStore, startOrderStatus } from '@orderflow/order-status';
 import { migrate, migrateInboxOutbox, openPostgres, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, type NatsServer } from '@orderflow/testing';
@@ -49,7 +49,12 @@ before(async () => {
   };
   services.push(
     await runService({ ...common, name: 'order-storage' }, async (context) => {
-      await startOrderStorage(context, { topology, store, nats: context.broker, relayPollIntervalMs: 100 });
+      await startOrderStorage(context, {
+        topology,
+        store,
+        ...jetStreamPorts(context.broker.transport, topology),
+        relayPollIntervalMs: 100,
+      });
     }),
     await runService({ ...common, name: 'order-status' }, async (context) => {
       const statusStore = await KvStatusStore.open(

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { orderingTopology } from '@orderflow/contracts';
 import { runService, type RunningService, NatsBlobStores } from '@orderflow/messaging';
-import { orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
+import { jetStreamPorts, orderStorageMigrations, startOrderStorage } from '@orderflow/order-storage';
 import { migrate, migrateInboxOutbox, openPostgres, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
@@ -38,7 +38,12 @@ before(async () => {
   storage = await runService(
     { ...common, name: 'order-storage', logger: pino({ level: 'silent' }) },
     async (context) => {
-      await startOrderStorage(context, { topology, store, nats: context.broker, relayPollIntervalMs: 100 });
+      await startOrderStorage(context, {
+        topology,
+        store,
+        ...jetStreamPorts(context.broker.transport, topology),
+        relayPollIntervalMs: 100,
+      });
     },
   );
   gatewayService = await runService(

@@ -7,10 +7,12 @@ import {
   DeliveryAssigned,
   DeliveryFailed,
   DeliveryUnavailable,
+  eventIdFor,
   InvoiceCreated,
   InvoiceFailed,
   OrderConfirmed,
   orderingTopology,
+  OrderPlaced,
   PaymentAuthorized,
   PaymentDeclined,
   PaymentFailed,
@@ -23,6 +25,7 @@ import {
   createEnvelope,
   decodeEnvelope,
   envelopeHeaders,
+  Header,
   NatsTransport,
   RemoteError,
   runService,
@@ -34,7 +37,13 @@ import { headers as natsHeaders } from '@nats-io/nats-core';
 import { migrate, migrateInboxOutbox, openPglite, openPostgres, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
-import { orderStorageMigrations, startOrderStorage, type OrderStorage } from '../src/mod.ts';
+import {
+  jetStreamPorts,
+  orderStorageMigrations,
+  sqlPorts,
+  startOrderStorage,
+  type OrderStorage,
+} from '../src/mod.ts';
 
 // Real servers: one nats-server for the file; PostgreSQL with a schema per test (PGlite in memory for
 // one). Every test has its own namespace (stream, subjects, endpoints).
@@ -72,7 +81,10 @@ interface System {
 
 type PlaceRequest = PayloadOf<OrderingTopology['endpoints']['placeOrder']['request']>;
 
-async function system(backend: 'postgres' | 'pglite' = 'postgres'): Promise<System> {
+async function system(
+  backend: 'postgres' | 'pglite' = 'postgres',
+  eventLog: 'jetstream' | 'sql' = 'jetstream',
+): Promise<System> {
   const topology = orderingTopology({ namespace: uniqueName('os') });
   const schema = uniqueName('order_storage');
   const store: SqlStore =
@@ -92,10 +104,21 @@ async function system(backend: 'postgres' | 'pglite' = 'postgres'): Promise<Syst
       logger: pino({ level: 'silent' }),
     },
     async (context) => {
+      let ports;
+      if (eventLog === 'sql') {
+        const { forwarder, ...sql } = await sqlPorts(store, context.transport, topology, {
+          pollIntervalMs: 20,
+        });
+        await forwarder.start();
+        context.onStop(() => forwarder.stop());
+        ports = sql;
+      } else {
+        ports = jetStreamPorts(context.broker.transport, topology);
+      }
       storage = await startOrderStorage(context, {
         topology,
-        nats: context.broker,
         store,
+        ...ports,
         retry: { initialDelayMs: 20, maxDelayMs: 200 },
         relayPollIntervalMs: 100,
       });
@@ -338,6 +361,79 @@ describe('placing', () => {
       );
       await waitFor(async () => (await s.storage.summary(orderId))?.status === 'cancelled');
       await rejectsWith(s.client.request(endpoint, { orderId }), 410, 'PAYMENT_TOKEN_GONE');
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('with a SQL event log (ORDER_EVENT_LOG=sql)', () => {
+  test('the log, read model and history live in SQL; each commit reaches the bus through the forwarder', async () => {
+    const s = await system('pglite', 'sql');
+    const jsm = s.client.jsm;
+    try {
+      const { orderId } = await s.place(await s.register());
+      const t = s.topology.subjects;
+      await waitFor(async () => (await s.storage.summary(orderId))?.status === 'placed');
+      const onBus = async (type: string) =>
+        (
+          await jsm.streams
+            .getMessage(s.topology.stream, { last_by_subj: t.order(orderId) })
+            .catch(() => null)
+        )?.header.get(Header.Type) === type;
+      await waitFor(() => onBus('order.placed.v2'));
+      const placed = await jsm.streams.getMessage(s.topology.stream, { last_by_subj: t.order(orderId) });
+      assert.equal(
+        placed?.header.get(Header.Id),
+        eventIdFor(OrderPlaced, orderId),
+        'the commit id, as on JetStream',
+      );
+      assert.equal(placed?.header.get(Header.Source), 'orderflow/order-storage');
+
+      await s.publish(
+        DeliveryAssigned,
+        { orderId, courierId: 'k-1', courierName: 'Kim', assignedAt: now() },
+        t.delivery(orderId),
+        orderId,
+      );
+      await s.publish(
+        PaymentAuthorized,
+        {
+          orderId,
+          paymentId: 'ch_1',
+          amount: { amount: 2500, currency: 'EUR' as const },
+          authorizedAt: now(),
+        },
+        t.payment(orderId),
+        orderId,
+      );
+      await s.publish(
+        InvoiceCreated,
+        {
+          orderId,
+          invoiceNumber: '2026-000001',
+          year: 2026,
+          sequence: 1,
+          total: { amount: 2500, currency: 'EUR' as const },
+          pdf: { bucket: 'INVOICES', name: `${orderId}.pdf`, size: 10 },
+          issuedAt: now(),
+        },
+        t.invoice(orderId),
+        orderId,
+      );
+      await waitFor(async () => (await s.storage.summary(orderId))?.status === 'confirmed');
+      await waitFor(() => onBus('order.confirmed.v1'));
+      const history = await s.history(orderId);
+      assert.deepEqual(
+        history.map((e) => [e.type, e.source]),
+        [
+          ['order.placed.v2', 'orderflow/order-storage'],
+          ['delivery.assigned.v1', 'orderflow/assign-delivery'],
+          ['payment.authorized.v1', 'orderflow/payment-processor'],
+          ['invoice.created.v1', 'orderflow/create-invoice'],
+          ['order.confirmed.v1', 'orderflow/order-storage'],
+        ],
+      );
     } finally {
       await s.close();
     }

@@ -19,6 +19,7 @@ import {
   TransientError,
   ValidationError,
 } from '../errors.ts';
+import type { Envelope } from '../envelope.ts';
 import type { Transport } from '../transport.ts';
 import { on, type ConsumerSpec } from '../types.ts';
 
@@ -152,6 +153,35 @@ export function transportConformance(name: string, harness: () => TransportHarne
       assert.equal(second.correlationId, first.id);
       assert.equal(second.causationId, first.id);
       assert.match(second.traceparent ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+    });
+
+    test('publishes an event recorded earlier with the attributes it was recorded with', async () => {
+      const { transport, stream, spec } = await setup();
+      const got = deferred<Envelope>();
+      await transport.consume(spec([on(ThingHappened, async (event) => got.resolve(event))]));
+      const trace = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+      await transport.publish(
+        ThingHappened,
+        { key: 'r', n: 1 },
+        {
+          subject: `${stream}.r`,
+          id: 'recorded-1',
+          about: 'r',
+          recorded: {
+            time: '2026-01-02T03:04:05.678Z',
+            correlationId: 'corr-1',
+            causationId: 'cause-1',
+            traceparent: trace,
+          },
+        },
+      );
+      const event = await got.promise;
+      assert.deepEqual(
+        [event.id, event.time, event.correlationId, event.causationId, event.subject],
+        ['recorded-1', '2026-01-02T03:04:05.678Z', 'corr-1', 'cause-1', 'r'],
+      );
+      // The publish is a child of the recorded context: same trace.
+      assert.equal(event.traceparent?.split('-')[1], trace.split('-')[1]);
     });
 
     test('publishBatch validates every payload before sending any and resolves receipts in input order', async () => {

@@ -12,6 +12,7 @@ import {
   encodeHeaderValue,
   envelopeHeaders,
   Header,
+  publishedEnvelope,
   readEnvelope,
   utf8Bytes,
   type Envelope,
@@ -136,14 +137,7 @@ export class MemoryTransport implements Transport {
   ): Promise<PublishReceipt> {
     try {
       contract.parse(data);
-      const envelope = createEnvelope({
-        type: contract.type,
-        source: this.options.source,
-        data,
-        ...(options.id !== undefined && { id: options.id }),
-        ...(options.about !== undefined && { subject: options.about }),
-        ...(options.causedBy && { causedBy: options.causedBy }),
-      });
+      const envelope = publishedEnvelope(contract.type, this.options.source, data, options);
       return Promise.resolve(this.#store(envelope, options));
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));

@@ -18,6 +18,7 @@ import {
   encodeData,
   envelopeHeaders,
   Header,
+  publishedEnvelope,
   readEnvelope,
   type Envelope,
 } from '../envelope.ts';
@@ -215,14 +216,7 @@ export class RabbitTransport implements Transport {
     let envelope: Envelope;
     try {
       contract.parse(data);
-      envelope = createEnvelope({
-        type: contract.type,
-        source: this.options.source,
-        data,
-        ...(options.id !== undefined && { id: options.id }),
-        ...(options.about !== undefined && { subject: options.about }),
-        ...(options.causedBy && { causedBy: options.causedBy }),
-      });
+      envelope = publishedEnvelope(contract.type, this.options.source, data, options);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }

@@ -7,23 +7,14 @@ import {
   type OrderEventSource,
   type OrderingTopology,
 } from '@orderflow/contracts';
-import type { Aggregate } from '@orderflow/eventstore';
-import { decodeEnvelope, type MessageContract, type PayloadOf } from '@orderflow/messaging';
+import type { Aggregate, StoredCommit } from '@orderflow/eventstore';
+import { decodeEnvelope, type MessageContract } from '@orderflow/messaging';
 import type { OrderCommand, OrderEvent, OrderState } from '../domain/order.ts';
+import type { HistoryEntry, OrderHistory, OrderHistoryRead, SkippedMessage } from '../ports/order-history.ts';
 
-/** One entry of the `order.get-history` reply. */
-export type HistoryEntry = PayloadOf<
-  OrderingTopology['endpoints']['getOrderHistory']['response']
->['events'][number];
-
-/** A stored message of the order's subjects that is not a readable event of its source. */
-export interface SkippedMessage {
-  readonly subject: string;
-  readonly sequence: number;
-  readonly reason: string;
-}
-
-const CONTRACTS: ReadonlyMap<string, MessageContract> = new Map(OrderingEvents.map((c) => [c.type, c]));
+export const CONTRACTS: ReadonlyMap<string, MessageContract> = new Map(
+  OrderingEvents.map((c) => [c.type, c]),
+);
 const ORDER_SOURCES: ReadonlySet<string> = new Set<OrderEventSource>(ORDER_EVENT_SOURCES);
 
 /**
@@ -47,13 +38,13 @@ export async function readOrderHistory(
     readonly aggregate: Aggregate<OrderState, OrderCommand, OrderEvent>;
   },
   orderId: string,
-): Promise<{ events: HistoryEntry[]; skipped: SkippedMessage[] }> {
+): Promise<OrderHistoryRead> {
   const { jsm, topology, aggregate } = deps;
   const filter = topology.subjects.orderHistory(orderId);
   const events: HistoryEntry[] = [];
   const skipped: SkippedMessage[] = [];
   const seen = new Set<string>();
-  const add = (entry: Omit<HistoryEntry, 'version'> & { id: string; source: string }) => {
+  const add = (entry: UnnumberedEntry) => {
     const key = `${entry.source} ${entry.id}`;
     if (seen.has(key)) return;
     seen.add(key);
@@ -82,22 +73,9 @@ export async function readOrderHistory(
           headers: message.header,
           body: message.data,
         };
-        const envelope = decodeEnvelope(commit.headers, commit.body);
-        if (envelope.source !== aggregate.producer) {
-          skip(`${envelope.source} is not the producer of ${message.subject}`);
-          continue;
-        }
-        for (const event of aggregate.codec.decode(commit, orderId)) {
-          add({
-            type: event.metadata.storedType,
-            time: event.metadata.time,
-            data: event.data,
-            id: event.metadata.id,
-            source: envelope.source,
-            subject: orderId,
-            ...(envelope.traceparent !== undefined && { traceparent: envelope.traceparent }),
-          });
-        }
+        const decoded = orderEntries(aggregate, commit, orderId);
+        if (typeof decoded === 'string') skip(decoded);
+        else for (const entry of decoded) add(entry);
         continue;
       }
       const envelope = decodeEnvelope(message.header, message.data);
@@ -134,9 +112,42 @@ export async function readOrderHistory(
   return { events, skipped };
 }
 
-/** The customer an order belongs to: the one its `order.placed` names (undefined when the history has none). */
-export function ownerOf(events: readonly HistoryEntry[]): string | undefined {
-  const placed = events.find((entry) => entry.type.startsWith('order.placed.'));
-  const data = placed?.data as { readonly customer?: { readonly customerId?: unknown } } | undefined;
-  return typeof data?.customer?.customerId === 'string' ? data.customer.customerId : undefined;
+type UnnumberedEntry = Omit<HistoryEntry, 'version'> & { id: string; source: string };
+
+/**
+ * The history entries of one commit of the Order aggregate, or why it is not readable (a commit
+ * another source wrote on the order's subject). Throws what the codec throws on garbage.
+ */
+export function orderEntries(
+  aggregate: Aggregate<OrderState, OrderCommand, OrderEvent>,
+  commit: StoredCommit,
+  orderId: string,
+): UnnumberedEntry[] | string {
+  const envelope = decodeEnvelope(commit.headers, commit.body);
+  if (envelope.source !== aggregate.producer) {
+    return `${envelope.source} is not the producer of ${commit.subject}`;
+  }
+  return aggregate.codec.decode(commit, orderId).map((event) => ({
+    type: event.metadata.storedType,
+    time: event.metadata.time,
+    data: event.data,
+    id: event.metadata.id,
+    source: envelope.source,
+    subject: orderId,
+    ...(envelope.traceparent !== undefined && { traceparent: envelope.traceparent }),
+  }));
+}
+
+/**
+ * {@link OrderHistory} on the JetStream `ORDERING` stream, which holds every source's events: reading
+ * is {@link readOrderHistory}; recording is nothing to do.
+ */
+export class JetStreamOrderHistory implements OrderHistory {
+  constructor(private readonly deps: Parameters<typeof readOrderHistory>[0]) {}
+
+  read(orderId: string): Promise<OrderHistoryRead> {
+    return readOrderHistory(this.deps, orderId);
+  }
+
+  async record(): Promise<void> {}
 }

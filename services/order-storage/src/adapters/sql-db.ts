@@ -61,6 +61,26 @@ export const orderStorageMigrations: readonly Migration[] = [
         created_at timestamptz NOT NULL DEFAULT now()
       );`,
   },
+  {
+    version: 5,
+    // Read only when the event log is SQL (no stream keeps the other services' events for a history).
+    name: 'order history: the events other services reported about an order',
+    sql: `
+      CREATE TABLE order_history (
+        seq bigserial NOT NULL UNIQUE,
+        order_id text NOT NULL,
+        source text NOT NULL,
+        event_id text NOT NULL,
+        type text NOT NULL,
+        time text NOT NULL,
+        data jsonb NOT NULL,
+        traceparent text,
+        -- the order's version in the event log when this was recorded: it comes after that commit
+        after_version bigint NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (order_id, source, event_id)
+      );`,
+  },
 ];
 
 /** An idempotency key as the customer who sent it owns it. */
@@ -208,10 +228,10 @@ export class OrderStorageDb {
    * concurrent writers the later one sees the earlier one's fact. A payment outcome (charge or decline)
    * also forgets the order's payment token in that statement: nothing is left to charge with it.
    */
-  async recordFact(orderId: string, fact: OrderFact): Promise<OrderFacts> {
+  async recordFact(orderId: string, fact: OrderFact, db: SqlExecutor = this.store): Promise<OrderFacts> {
     const [column, value] = factColumn(fact);
     const outcome = fact.kind === 'payment' || fact.kind === 'declined';
-    const { rows } = await this.store.query<FactsRow>(
+    const { rows } = await db.query<FactsRow>(
       `WITH dropped AS (
          UPDATE payment_tokens SET token = NULL WHERE order_id = $1 AND $3::boolean AND token IS NOT NULL
        )

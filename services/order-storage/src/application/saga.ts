@@ -1,0 +1,89 @@
+import { ContractsError, eventIdFor, OrderConfirmed, OrderingErrorCode } from '@orderflow/contracts';
+import { DomainError, InvalidAggregateIdError } from '@orderflow/eventstore';
+import { PermanentError, type Envelope, type MessageContract } from '@orderflow/messaging';
+import type { OrderFacts } from '../adapters/sql-db.ts';
+import { admitFact, storedFact, type ReportedFact } from '../domain/facts.ts';
+import type { OrderCommand } from '../domain/order.ts';
+import type { OrderStorageDeps } from './deps.ts';
+
+/** The saga rules of order-storage: how what other services report moves the order. */
+export interface SagaRules {
+  /**
+   * Records a fact another service reports about an order, with the event in the order's history, if
+   * it can be true of the order (see `admitFact`); one that cannot, or one about an unknown order, is
+   * dead-lettered with its code.
+   */
+  readonly record: (orderId: string, reported: ReportedFact, event: Envelope) => Promise<OrderFacts>;
+  /** Keeps an event that establishes no fact in the order's history (before acting on it). */
+  readonly remember: (orderId: string, event: Envelope) => Promise<void>;
+  /**
+   * Runs a command decided by an incoming event, with the deterministic commit id of the event it
+   * `produces`; a rule that says no dead-letters the event with its reason.
+   */
+  readonly act: (
+    orderId: string,
+    command: OrderCommand,
+    produces: MessageContract,
+    causedBy: Envelope,
+  ) => Promise<void>;
+  /** `order.confirmed` once payment, invoice and courier are all known. */
+  readonly confirmIfComplete: (facts: OrderFacts, event: Envelope) => Promise<void>;
+}
+
+const permanent = (event: Envelope, orderId: string, error: DomainError | InvalidAggregateIdError) =>
+  new PermanentError(`${event.type} for order ${orderId}: ${error.message}`, {
+    cause: error,
+    code: error.code,
+  });
+
+export function sagaRules(deps: OrderStorageDeps): SagaRules {
+  const { store, db, orders, handle, history } = deps;
+  const act: SagaRules['act'] = async (orderId, command, produces, causedBy) => {
+    try {
+      await handle(orderId, command, { commitId: eventIdFor(produces, orderId), causedBy });
+    } catch (error) {
+      if (error instanceof DomainError || error instanceof InvalidAggregateIdError) {
+        throw permanent(causedBy, orderId, error);
+      }
+      throw error;
+    }
+  };
+  return {
+    act,
+    async record(orderId, reported, event) {
+      try {
+        const { state } = await orders.load(orderId);
+        admitFact(state, await db.facts(orderId), reported);
+      } catch (error) {
+        if (error instanceof DomainError) throw permanent(event, orderId, error);
+        if (error instanceof ContractsError || error instanceof InvalidAggregateIdError) {
+          throw new PermanentError(error.message, { cause: error, code: OrderingErrorCode.InvalidId });
+        }
+        throw error;
+      }
+      return store.transaction(async (tx) => {
+        const facts = await db.recordFact(orderId, storedFact(reported), tx);
+        await history.record(tx, orderId, event);
+        return facts;
+      });
+    },
+    async remember(orderId, event) {
+      await store.transaction((tx) => history.record(tx, orderId, event));
+    },
+    async confirmIfComplete(facts, event) {
+      if (facts.paymentId && facts.invoiceNumber && facts.courierId) {
+        await act(
+          facts.orderId,
+          {
+            type: 'confirm',
+            paymentId: facts.paymentId,
+            invoiceNumber: facts.invoiceNumber,
+            courierId: facts.courierId,
+          },
+          OrderConfirmed,
+          event,
+        );
+      }
+    },
+  };
+}
