@@ -13,6 +13,7 @@ import {
   connectNats,
   DeadLetterTopology,
   ensureBusSecrets,
+  NatsBlobStores,
   NatsTransport,
   ProvisioningTopology,
   readSeedFile,
@@ -245,10 +246,17 @@ test('KV and object store work for their owners and readers, and refuse the othe
       .open(topology.kv.orderStatus)
       .then((kv) => kv.put('o-3', 'x')),
   );
-  const writer = await new Objm(await connectAs('create-invoice')).open(topology.objectStores.invoices);
-  await writer.putBlob({ name: 'invoice-1.pdf' }, new Uint8Array([1, 2, 3]));
+  // create-invoice's own blob store (not nats.js's putBlob, which purges what it replaces).
+  const writer = await new NatsBlobStores(await connectAs('create-invoice')).open(
+    topology.objectStores.invoices,
+  );
+  const mark = log.length;
+  await writer.put('invoice-1.pdf', new Uint8Array([0]));
+  // A second put of the name (a retry whose first ack was lost) replaces it without a purge.
+  await writer.put('invoice-1.pdf', new Uint8Array([1, 2, 3]));
   const reader = await new Objm(await connectAs('gateway')).open(topology.objectStores.invoices);
   assert.deepEqual([...((await reader.getBlob('invoice-1.pdf')) ?? [])], [1, 2, 3]);
+  assert.deepEqual(violationsSince(mark), [], 'the owner replaces its objects without a violation');
   await assert.rejects(reader.putBlob({ name: 'forged.pdf' }, new Uint8Array([9])));
 });
 

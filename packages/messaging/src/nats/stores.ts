@@ -2,11 +2,13 @@ import { createHash } from 'node:crypto';
 import {
   JetStreamApiCodes,
   JetStreamApiError,
+  jetstream,
   jetstreamManager,
   type DirectStreamAPI,
+  type JetStreamClient,
 } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/nats-core';
+import { headers as natsHeaders, nuid, type NatsConnection } from '@nats-io/nats-core';
 import { Base64UrlPaddedCodec, Objm, type ObjectResult, type ObjectStore } from '@nats-io/obj';
 import type { BlobStore, BlobStores } from '../ports/blob-store.ts';
 import {
@@ -55,6 +57,8 @@ interface ObjectMeta {
 }
 
 const DIGEST_PREFIX = 'SHA-256=';
+/** Chunk size of a put: nats.js's default, below the server's default 1 MiB max payload. */
+const CHUNK_BYTES = 128 * 1024;
 
 /**
  * {@link BlobStore} on a JetStream object store bucket.
@@ -76,6 +80,7 @@ export class NatsBlobStore implements BlobStore {
     private readonly objects: ObjectStore,
     readonly bucket: string,
     private readonly direct?: () => Promise<DirectStreamAPI>,
+    private readonly js?: JetStreamClient,
   ) {
     this.#stream = `OBJ_${bucket}`;
   }
@@ -177,6 +182,14 @@ export class NatsBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * Writes the chunks, then the object's record (a rollup of its subject), in nats.js's object-store
+   * format, so nats.js and `get` read it. Unlike nats.js's `putBlob` it never purges: nats.js purges
+   * the chunks of the object it replaces and, after a failed put, the chunks it wrote, and a writer
+   * holds no purge right on the bus (a retried put after a lost ack, or a node that failed mid-put,
+   * was a permission violation). Such chunks stay in the stream, unreferenced, until its limits drop
+   * them; a replaced object is rare (create-invoice writes each PDF once).
+   */
   async put(
     name: string,
     bytes: Uint8Array,
@@ -184,11 +197,43 @@ export class NatsBlobStore implements BlobStore {
   ): Promise<{ size: number }> {
     checkItemName(this.bucket, name);
     try {
-      const info = await this.objects.putBlob(
-        { name, ...(options.description !== undefined && { description: options.description }) },
-        bytes,
+      if (!this.js) {
+        const info = await this.objects.putBlob(
+          { name, ...(options.description !== undefined && { description: options.description }) },
+          bytes,
+        );
+        return { size: info.size };
+      }
+      const id = nuid.next();
+      const chunkSubject = `$O.${this.bucket}.C.${id}`;
+      let chunks = 0;
+      for (let at = 0; at < bytes.length; at += CHUNK_BYTES) {
+        await this.js.publish(chunkSubject, bytes.subarray(at, at + CHUNK_BYTES));
+        chunks += 1;
+      }
+      const digest = Base64UrlPaddedCodec.encode(createHash('sha256').update(bytes).digest());
+      const record = {
+        name,
+        description: options.description ?? '',
+        options: { max_chunk_size: CHUNK_BYTES },
+        bucket: this.bucket,
+        nuid: id,
+        size: bytes.length,
+        chunks,
+        mtime: new Date().toISOString(),
+        digest: `${DIGEST_PREFIX}${digest}`,
+        deleted: false,
+      };
+      const h = natsHeaders();
+      h.set('Nats-Rollup', 'sub');
+      await this.js.publish(
+        `$O.${this.bucket}.M.${Base64UrlPaddedCodec.encode(name)}`,
+        JSON.stringify(record),
+        {
+          headers: h,
+        },
       );
-      return { size: info.size };
+      return { size: bytes.length };
     } catch (error) {
       throw storeFailure(this.bucket, name, error);
     }
@@ -208,12 +253,14 @@ export class NatsBlobStore implements BlobStore {
 export class NatsBlobStores implements BlobStores {
   readonly #objm: Objm;
   readonly #nc: NatsConnection;
+  readonly #js: JetStreamClient;
   #direct: Promise<DirectStreamAPI> | undefined;
   /** Direct-get client of the connection, made once (no JetStream API check: the stores did that). */
   readonly #directApi = (): Promise<DirectStreamAPI> =>
     (this.#direct ??= jetstreamManager(this.#nc, { checkAPI: false }).then((jsm) => jsm.direct));
   constructor(nc: NatsConnection) {
     this.#nc = nc;
+    this.#js = jetstream(nc);
     this.#objm = new Objm(nc);
   }
 
@@ -221,7 +268,7 @@ export class NatsBlobStores implements BlobStores {
   async open(bucket: string): Promise<BlobStore> {
     checkBucketName(bucket);
     try {
-      return new NatsBlobStore(await this.#objm.open(bucket), bucket, this.#directApi);
+      return new NatsBlobStore(await this.#objm.open(bucket), bucket, this.#directApi, this.#js);
     } catch (error) {
       throw storeFailure(bucket, undefined, error);
     }
@@ -237,7 +284,7 @@ export class NatsBlobStores implements BlobStores {
         replicas: options.replicas ?? 1,
         ...(options.description !== undefined && { description: options.description }),
       });
-      return new NatsBlobStore(objects, bucket, this.#directApi);
+      return new NatsBlobStore(objects, bucket, this.#directApi, this.#js);
     } catch (error) {
       throw new StoreUnavailableError(bucket, undefined, { cause: error });
     }
