@@ -38,6 +38,7 @@ export {
 export { checkBucketName, checkItemName, checkRevision } from './ports/names.ts';
 export { NatsBlobStore, NatsBlobStores, NatsKeyValueStore, NatsKeyValueStores } from './nats/stores.ts';
 export { FileBlobStores } from './fs/blob-store.ts';
+export { blobDirProblems, blobStoresFor } from './blob-choice.ts';
 export { MemoryBlobStores, MemoryKeyValueStores } from './memory/stores.ts';
 export { ORIGINAL_SEQUENCE_HEADER, ORIGINAL_SUBJECT_HEADER } from './delivery.ts';
 export {

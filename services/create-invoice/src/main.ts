@@ -1,6 +1,6 @@
 // Composition root of create-invoice: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { NatsBlobStores, requireNatsBroker, runService, tracingSettingsFromEnv } from '@orderflow/messaging';
+import { blobStoresFor, runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { openServiceStore } from '@orderflow/sql';
 import { ObjectStorePdfArchive } from './adapters/object-store-pdfs.ts';
 import { invoiceMigrations, SqlInvoiceBook } from './adapters/sql-invoice-book.ts';
@@ -8,9 +8,6 @@ import { startCreateInvoice } from './app.ts';
 import { configFromEnv } from './config.ts';
 
 const config = configFromEnv(process.env);
-const broker = requireNatsBroker(config.broker, 'create-invoice', [
-  'the invoice PDF archive (JetStream object store)',
-]);
 const topology = orderingTopology({ namespace: config.namespace, streamReplicas: config.streamReplicas });
 const store = await openServiceStore(config, 'create-invoice', invoiceMigrations);
 
@@ -19,7 +16,7 @@ await runService(
     name: 'create-invoice',
     tracing: tracingSettingsFromEnv(process.env, { serviceName: 'create-invoice' }),
     version: '0.1.0',
-    broker,
+    broker: config.broker,
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,
@@ -29,12 +26,11 @@ await runService(
     await startCreateInvoice(context, {
       topology,
       book: new SqlInvoiceBook(store, { consumer: topology.consumers.createInvoice.all.name }),
+      // The JetStream object store on NATS; on RabbitMQ the files in BLOB_DIR.
       pdfs: await ObjectStorePdfArchive.open(
-        new NatsBlobStores(context.broker.nc),
+        blobStoresFor(context.broker, config.blobDir),
         topology.objectStores.invoices,
-        {
-          replicas: config.objectStoreReplicas,
-        },
+        { replicas: config.objectStoreReplicas },
       ),
       seller: config.seller,
       concurrency: config.concurrency,

@@ -1,8 +1,16 @@
-import { EnvSettings, serviceSettings, type ServiceSettings, ConfigError } from '@orderflow/messaging';
+import {
+  blobDirProblems,
+  EnvSettings,
+  serviceSettings,
+  type ServiceSettings,
+  ConfigError,
+} from '@orderflow/messaging';
 import { sqlStoreSettings, type SqlStoreSettings } from '@orderflow/sql';
 
 /** Settings of an email-notify replica. */
 export interface EmailNotifyConfig extends ServiceSettings, SqlStoreSettings {
+  /** `BLOB_DIR`: the directory the invoice PDFs are shared in on RabbitMQ (required there; unused on NATS). */
+  blobDir: string | undefined;
   smtp: {
     host: string;
     port: number;
@@ -22,6 +30,7 @@ export function configFromEnv(vars: Record<string, string | undefined>): EmailNo
   const config: EmailNotifyConfig = {
     ...serviceSettings(env, { maxDeliver: 10 }),
     ...sqlStoreSettings(env, 'email-notify'),
+    blobDir: env.optionalText('BLOB_DIR'),
     smtp: {
       host: env.text('SMTP_HOST', '127.0.0.1'),
       port: env.int('SMTP_PORT', 2525, 1, 65_535),
@@ -33,6 +42,7 @@ export function configFromEnv(vars: Record<string, string | undefined>): EmailNo
     mailFrom: env.text('MAIL_FROM', 'Orderflow <orders@orderflow.local>'),
     claimLeaseMs: env.int('CLAIM_LEASE_MS', 60_000, 1, 3_600_000),
   };
-  if (env.problems.length > 0) throw new ConfigError(env.problems);
+  const problems = [...env.problems, ...blobDirProblems(config.broker, config.blobDir)];
+  if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

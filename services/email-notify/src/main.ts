@@ -1,6 +1,6 @@
 // Composition root of email-notify: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { NatsBlobStores, requireNatsBroker, runService, tracingSettingsFromEnv } from '@orderflow/messaging';
+import { blobStoresFor, runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { migrate, openSqlStore } from '@orderflow/sql';
 import { ObjectStorePdfs } from './adapters/object-store-pdfs.ts';
 import { SmtpMailer } from './adapters/smtp-mailer.ts';
@@ -9,9 +9,6 @@ import { startEmailNotify } from './app.ts';
 import { configFromEnv } from './config.ts';
 
 const config = configFromEnv(process.env);
-const broker = requireNatsBroker(config.broker, 'email-notify', [
-  'the invoice PDFs it attaches (JetStream object store)',
-]);
 const topology = orderingTopology({ namespace: config.namespace, streamReplicas: config.streamReplicas });
 const store = await openSqlStore({
   ...(config.databaseUrl !== undefined && { databaseUrl: config.databaseUrl }),
@@ -26,7 +23,7 @@ await runService(
     name: 'email-notify',
     tracing: tracingSettingsFromEnv(process.env, { serviceName: 'email-notify' }),
     version: '0.1.0',
-    broker,
+    broker: config.broker,
     httpPort: config.httpPort,
     drainDeadlineMs: config.drainDeadlineMs,
     streams: topology.streams,
@@ -38,7 +35,8 @@ await runService(
       topology,
       log: new SqlMailLog(store, { leaseMs: config.claimLeaseMs }),
       mailer,
-      pdfs: new ObjectStorePdfs(new NatsBlobStores(context.broker.nc)),
+      // The JetStream object store on NATS; on RabbitMQ the files in BLOB_DIR create-invoice writes.
+      pdfs: new ObjectStorePdfs(blobStoresFor(context.broker, config.blobDir)),
       maxDeliver: config.maxDeliver,
     });
   },

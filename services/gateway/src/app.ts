@@ -125,6 +125,8 @@ export interface GatewayOptions {
   clientAddress?: (c: Context) => string;
   /** The operations console's sources (`/console/…`, operators only; none: those routes answer 503). */
   console?: ConsoleOptions;
+  /** Without `console`: why, the detail of the routes' 503 `CONSOLE_UNAVAILABLE` (default: no console). */
+  consoleUnavailable?: string;
 }
 
 /** Issues development tokens to new customers. */
@@ -736,7 +738,14 @@ export function createGateway(options: GatewayOptions): Hono<Env> {
     app.route('/console', consoleApi(topology, requester, call, options.console));
   } else {
     app.all('/console/*', (c) =>
-      send(c, problem(503, 'CONSOLE_UNAVAILABLE', 'this gateway has no operations console')),
+      send(
+        c,
+        problem(
+          503,
+          'CONSOLE_UNAVAILABLE',
+          options.consoleUnavailable ?? 'this gateway has no operations console',
+        ),
+      ),
     );
   }
 

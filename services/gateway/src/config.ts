@@ -1,4 +1,10 @@
-import { brokerSettings, EnvSettings, type BrokerConfig, ConfigError } from '@orderflow/messaging';
+import {
+  blobDirProblems,
+  brokerSettings,
+  EnvSettings,
+  type BrokerConfig,
+  ConfigError,
+} from '@orderflow/messaging';
 import type { GatewayLimits } from './app.ts';
 import { ASYMMETRIC_ALGORITHMS, type AsymmetricAlgorithm } from './adapters/jwt-authenticator.ts';
 import { DEFAULT_AUDIENCE, DEV_ISSUER } from './adapters/dev-issuer.ts';
@@ -43,6 +49,8 @@ export interface GatewayConfig {
    * gateway's own credentials on a secured bus) or `AMQP_URL`: see `brokerSettings`.
    */
   broker: BrokerConfig;
+  /** `BLOB_DIR`: the directory create-invoice writes the invoice PDFs to on RabbitMQ (required there; unused on NATS). */
+  blobDir: string | undefined;
   /** Public HTTP port of the API (default 3000). */
   port: number;
   /** `HOST`: bind address (default 127.0.0.1, this machine only; `0.0.0.0` in a container). */
@@ -147,9 +155,11 @@ export function configFromEnv(env: Record<string, string | undefined>): GatewayC
   const pspUrl = url('PSP_URL');
   const brokerEnv = new EnvSettings(env);
   const broker = brokerSettings(brokerEnv);
-  issues.push(...brokerEnv.problems);
+  const blobDir = text('BLOB_DIR');
+  issues.push(...brokerEnv.problems, ...blobDirProblems(broker, blobDir));
   const config: GatewayConfig = {
     broker,
+    blobDir,
     port: int('PORT', 3000, 0, 65_535),
     host: text('HOST') ?? '127.0.0.1',
     bodyLimitBytes: int('BODY_LIMIT_BYTES', 64 * 1024, 1, 10 * 1024 * 1024),

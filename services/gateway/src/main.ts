@@ -1,6 +1,6 @@
 // Composition root of the gateway: the only place that reads the environment.
 import { orderingTopology } from '@orderflow/contracts';
-import { NatsBlobStores, requireNatsBroker, runService, tracingSettingsFromEnv } from '@orderflow/messaging';
+import { blobStoresFor, BrokerKind, runService, tracingSettingsFromEnv } from '@orderflow/messaging';
 import { BroadcastStatusFeed } from './adapters/broadcast-status-feed.ts';
 import { DEV_ALGORITHM, DevIssuer } from './adapters/dev-issuer.ts';
 import { JwtAuthenticator } from './adapters/jwt-authenticator.ts';
@@ -11,10 +11,6 @@ import { configFromEnv } from './config.ts';
 import { listen } from './server.ts';
 
 const config = configFromEnv(process.env);
-const broker = requireNatsBroker(config.broker, 'gateway', [
-  'the invoice PDF downloads (JetStream object store)',
-  'the operations console (streams, consumers and dead letters on JetStream, $SRV discovery)',
-]);
 const topology = orderingTopology({ namespace: config.namespace, streamReplicas: config.streamReplicas });
 const { auth } = config;
 const devIssuer =
@@ -50,7 +46,7 @@ await runService(
   {
     name: 'gateway',
     version: '0.1.0',
-    broker,
+    broker: config.broker,
     tracing: tracingSettingsFromEnv(process.env, { serviceName: 'gateway' }),
   },
   async (context) => {
@@ -58,8 +54,9 @@ await runService(
     const app = createGateway({
       topology,
       requester: context.transport,
+      // The JetStream object store on NATS; on RabbitMQ the files in BLOB_DIR create-invoice writes.
       invoices: new ObjectStoreInvoices(
-        new NatsBlobStores(context.broker.nc),
+        blobStoresFor(context.broker, config.blobDir),
         topology.objectStores.invoices,
       ),
       statusChanges,
@@ -72,7 +69,18 @@ await runService(
       ...(devIssuer && { tokens: devIssuer }),
       limits: config.limits,
       ...(config.hstsMaxAgeS !== undefined && { hstsMaxAgeS: config.hstsMaxAgeS }),
-      console: { operations: natsOperations(context.broker.nc, context.broker.transport), ...config.console },
+      // The console inspects JetStream and $SRV discovery: on RabbitMQ its routes answer 503.
+      ...(context.broker.kind === BrokerKind.Nats
+        ? {
+            console: {
+              operations: natsOperations(context.broker.nc, context.broker.transport),
+              ...config.console,
+            },
+          }
+        : {
+            consoleUnavailable:
+              'the operations console needs NATS (BROKER=nats); this gateway runs on RabbitMQ',
+          }),
     });
     const server = await listen(app, { port: config.port, host: config.host, timeouts: config.timeouts });
     context.logger.info(

@@ -1,7 +1,11 @@
 import { EnvSettings, serviceSettings, type ServiceSettings, ConfigError } from '@orderflow/messaging';
+import { sqlStoreSettings, type SqlStoreSettings } from '@orderflow/sql';
 
-/** Settings of an order-status replica. */
-export interface OrderStatusConfig extends ServiceSettings {
+/**
+ * Settings of an order-status replica. The SQL settings (`DATABASE_URL`, `DATA_DIR`, `DB_SCHEMA`) are
+ * used on RabbitMQ only, where the status store is a table of that store instead of a KV bucket.
+ */
+export interface OrderStatusConfig extends ServiceSettings, SqlStoreSettings {
   /** `KV_REPLICAS`: replicas of the KV bucket (default 1; 3 in a cluster). */
   kvReplicas: number;
 }
@@ -11,6 +15,7 @@ export function configFromEnv(vars: Record<string, string | undefined>): OrderSt
   const env = new EnvSettings(vars);
   const config: OrderStatusConfig = {
     ...serviceSettings(env, { maxDeliver: 10 }),
+    ...sqlStoreSettings(env, 'order-status'),
     kvReplicas: env.int('KV_REPLICAS', 1, 1, 5),
   };
   if (env.problems.length > 0) throw new ConfigError(env.problems);
