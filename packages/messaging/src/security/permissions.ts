@@ -220,6 +220,33 @@ export function identityPermissions(
   };
 }
 
+/**
+ * A responder may also publish into the inboxes of the identities that call its endpoints.
+ * `allow_responses` is kept by the server the request came through: a reply sent after the
+ * responder reconnected to another node of a cluster (a node killed mid-request) was refused as a
+ * permission violation. The grant is no wider than the callers: only `_INBOX_<caller>.>` of identities
+ * whose `requests` name one of its endpoints.
+ */
+function withCallerInboxes(
+  identity: BusIdentity,
+  identities: readonly BusIdentity[],
+  permissions: UserPermissions,
+): UserPermissions {
+  const served = new Set((identity.serves ?? []).map((e) => e.subject));
+  if (served.size === 0) return permissions;
+  const callers = identities.filter(
+    (i) => i.name !== identity.name && (i.requests ?? []).some((r) => served.has(r)),
+  );
+  if (callers.length === 0) return permissions;
+  return {
+    ...permissions,
+    publish: {
+      ...permissions.publish,
+      allow: unique([...permissions.publish.allow, ...callers.map((c) => `${inboxPrefix(c.name)}.>`)]),
+    },
+  };
+}
+
 /** Permissions of every identity, with the durables of all of them taken out of each one's wildcards. */
 export function busPermissions(identities: readonly BusIdentity[]): Map<string, UserPermissions> {
   const durables = identities.flatMap((i) => i.consumers ?? []);
@@ -229,7 +256,10 @@ export function busPermissions(identities: readonly BusIdentity[]): Map<string, 
     if (names.has(identity.name))
       throw new MessagingError('INVALID_CONFIG', `identity "${identity.name}" is declared twice`);
     names.add(identity.name);
-    result.set(identity.name, identityPermissions(identity, durables));
+    result.set(
+      identity.name,
+      withCallerInboxes(identity, identities, identityPermissions(identity, durables)),
+    );
   }
   return result;
 }
