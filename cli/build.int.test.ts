@@ -1,6 +1,7 @@
 // `npm start`'s path: the services bundled by scripts/build.mjs and run by the system with plain node.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -131,9 +132,11 @@ test("npm start's CLI runs from its bundle: up starts the system and stops it on
       if (!healthy) await new Promise((resolve) => setTimeout(resolve, 250));
     }
     assert.ok(healthy, `the gateway answered /healthz (run from anywhere: cwd is ${tmpdir()}):\n${output}`);
-    const pid = Number(
-      /"pid":\s*(\d+)/.exec(await readFile(join(dataDir, 'orderflow-up.json'), 'utf8'))?.[1],
-    );
+    // up writes its state file once everything is ready, which may be after the gateway answers.
+    const stateFile = join(dataDir, 'orderflow-up.json');
+    for (const until = Date.now() + 60_000; !existsSync(stateFile) && Date.now() < until;)
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    const pid = Number(/"pid":\s*(\d+)/.exec(await readFile(stateFile, 'utf8'))?.[1]);
     assert.equal(pid, up.pid, 'the state file names the bundled CLI as the supervisor');
   } finally {
     up.kill('SIGTERM');
