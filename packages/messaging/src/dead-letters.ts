@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { headers as natsHeaders } from '@nats-io/nats-core';
 import {
   JetStreamApiCodes,
@@ -111,7 +112,22 @@ function isServerDirective(name: string): boolean {
   );
 }
 
-/** Writes dead letters. Idempotent per (stream, sequence, consumer): a repeated write is de-duplicated. */
+/**
+ * What identifies a dead letter for de-duplication: the delivery's (stream, consumer, position), its
+ * position being the stream sequence or, on a broker without sequences (RabbitMQ: 0), the message's
+ * CloudEvents id. Unique per write for a message back from a redrive (which may die again, each time a
+ * letter of its own) and for one with neither.
+ */
+export function deadLetterKey(delivery: DeadLetterSource): string {
+  const position =
+    delivery.streamSequence > 0
+      ? String(delivery.streamSequence)
+      : delivery.headerEntries().find(([name]) => name.toLowerCase() === Header.Id)?.[1];
+  const attempt = delivery.redriven || position === undefined ? `r:${randomUUID()}` : 'o';
+  return `dl:${delivery.stream}:${delivery.consumer}:${position ?? '-'}:${attempt}`;
+}
+
+/** Writes a dead letter to the JetStream dead-letter stream; see `DeadLetterStore.write` for repeats. */
 export async function writeDeadLetter(
   js: JetStreamClient,
   delivery: DeadLetterSource,
@@ -134,8 +150,7 @@ export async function writeDeadLetter(
   h.set(DeadLetterHeader.Time, new Date().toISOString());
   await js.publish(DeadLetterTopology.deadLetterSubject(delivery.stream, delivery.consumer), delivery.body, {
     headers: h,
-    // A redriven message may die again; its redrive sequence keeps the id unique per attempt.
-    msgID: `dl:${delivery.stream}:${delivery.consumer}:${delivery.streamSequence}:${delivery.redriven ? 'r' : 'o'}:${Date.now()}`,
+    msgID: deadLetterKey(delivery),
     timeout: 10_000,
   });
 }
@@ -170,8 +185,11 @@ function toDeadLetter(stored: StoredMsg): DeadLetter {
  */
 export interface DeadLetterStore {
   /**
-   * Files a message that cannot be handled, with the failure as its reason and code. Idempotent per
-   * (stream, sequence, consumer): writing the same delivery again stores one letter.
+   * Files a message that cannot be handled, with the failure as its reason and code. Writing the same
+   * delivery's letter again (`deadLetterKey`: stream, consumer and sequence, or event id on RabbitMQ) — a redelivery after the `onDeadLetter` hook failed, or after a
+   * crash between the write and the ack — keeps one letter: on JetStream within the dead-letter
+   * stream's duplicate window (2 min), on RabbitMQ within the writing process, in memory always. A
+   * message that came back through a redrive is a new attempt: its letters are not de-duplicated.
    */
   write(delivery: DeadLetterSource, error: unknown): Promise<void>;
   /** Dead letters in arrival order, optionally of one stream/consumer. */

@@ -52,7 +52,7 @@ export function consumerPipeline(options: PipelineOptions): DeliveryHandler {
     retryAndDeadLetter({
       write: options.writeDeadLetter,
       ...(onDeadLetter && {
-        beforeDeadLetter: async (delivery: Delivery, error: unknown) => {
+        afterDeadLetter: async (delivery: Delivery, error: unknown) => {
           // A delivery beyond maxDeliver is dead-lettered before the decoding step runs.
           const envelope = delivery.envelope ?? decodedOrNothing(delivery, registry);
           // Not the owner's event (forged, or on another's subject): it says nothing about the

@@ -197,9 +197,11 @@ export interface ConsumerSpec {
    * Called when a decoded message is about to be dead-lettered (a permanent failure, or the last
    * attempt), with the failure: the place to publish the typed outcome of a step that cannot complete
    * (e.g. `payment.failed`), so that the rest of the system can react instead of waiting forever.
-   * Runs before the dead letter is written; if it throws, nothing is written and the message is
-   * redelivered later (paced), so it must be idempotent (publish with a deterministic id). On the
-   * server's last delivery the dead letter is written even if it throws, so nothing stays unsettled.
+   * Runs once the dead letter is written, before the message is acked; if it throws, the message is
+   * redelivered later (paced), its letter written again (one is kept, see `DeadLetterStore.write`) and
+   * the hook run again, so it must be idempotent (publish with a deterministic id). On the server's
+   * last delivery the message is acked even if it throws, so nothing stays unsettled. Written first,
+   * the letter cannot be lost to a redelivery that finds the step already ended by the hook's outcome.
    * Not called for messages that could not be decoded (no envelope: nothing typed to report).
    */
   onDeadLetter?: (event: Envelope, error: unknown, context: HandlerContext) => Promise<void>;

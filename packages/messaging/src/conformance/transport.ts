@@ -9,7 +9,7 @@ import { after, describe, test } from 'node:test';
 import { Type } from '@sinclair/typebox';
 import { deferred, uniqueName, waitFor } from '@orderflow/testing';
 import { defineEndpoint } from '../rpc.ts';
-import { defineCommand, defineEvent } from '../contract.ts';
+import { defineCommand, defineEvent, type PayloadOf } from '../contract.ts';
 import {
   ConcurrencyError,
   EndpointError,
@@ -472,6 +472,52 @@ export function transportConformance(name: string, harness: () => TransportHarne
       });
       assert.equal(letter?.code, 'ORDER_UNKNOWN');
       assert.equal(attempts, 1);
+    });
+
+    test('the dead letter is filed before the onDeadLetter hook runs; a failing hook is retried and the letter kept once', async () => {
+      const { transport, stream, spec, publish } = await setup();
+      const { PermanentError } = await import('../errors.ts');
+      // 'settled': the hook's outcome ends the step, so its redelivery finds nothing left to fail (as a
+      // charge is not retried once `payment.failed` cancelled the order). 'stubborn': fails every time.
+      const deliveries = new Map<string, number>();
+      const hookCalls = new Map<string, number>();
+      const lettersAtHook: number[] = [];
+      const consumer = spec(
+        [
+          on(ThingHappened, async (event) => {
+            const { key } = event.data;
+            deliveries.set(key, (deliveries.get(key) ?? 0) + 1);
+            if (key === 'settled' && (hookCalls.get(key) ?? 0) > 0) return;
+            throw new PermanentError(`${key} refused`, { code: 'REFUSED' });
+          }),
+        ],
+        {
+          onDeadLetter: async (event) => {
+            const { key } = event.data as PayloadOf<typeof ThingHappened>;
+            const calls = (hookCalls.get(key) ?? 0) + 1;
+            hookCalls.set(key, calls);
+            lettersAtHook.push(
+              (await transport.deadLetters.list({ stream })).filter((l) => l.subject === `${stream}.${key}`)
+                .length,
+            );
+            if (calls === 1) throw new Error('the outcome could not be published');
+          },
+        },
+      );
+      await transport.consume(consumer);
+      // One after the other: a RabbitMQ listing holds the letters it reads, hiding them from another.
+      await publish('settled', 1);
+      await waitFor(() => (deliveries.get('settled') ?? 0) >= 2 && lettersAtHook.length === 1);
+      await publish('stubborn', 1);
+      await waitFor(() => lettersAtHook.length === 3);
+      assert.deepEqual(lettersAtHook, [1, 1, 1], 'the letter exists whenever the hook runs');
+      assert.equal(hookCalls.get('settled'), 1, 'settled: its redelivery succeeded');
+      const letters = await transport.deadLetters.list({ stream, consumer: consumer.name });
+      assert.deepEqual(
+        letters.map((l) => `${l.subject.slice(stream.length + 1)} ${l.code}`).sort(),
+        ['settled REFUSED', 'stubborn REFUSED'],
+        'one letter each: the settled step keeps its letter, the retried one is not filed twice',
+      );
     });
 
     test('stop() drains: the in-flight handler finishes and is acked, nothing is redelivered', async () => {

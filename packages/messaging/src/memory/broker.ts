@@ -1,6 +1,7 @@
 import {
   DeadLetterError,
   DeadLetterTopology,
+  deadLetterKey,
   type DeadLetter,
   type DeadLetterSource,
   type DeadLetterStore,
@@ -628,12 +629,17 @@ function isCopied(name: string): boolean {
  */
 export class MemoryDeadLetters implements DeadLetterStore {
   readonly #letters = new Map<number, DeadLetter>();
+  /** Keys of every letter written (`deadLetterKey`): a repeated write keeps the first. */
+  readonly #written = new Set<string>();
   #seq = 0;
 
   constructor(private readonly broker: MemoryBroker) {}
 
   async write(delivery: DeadLetterSource, error: unknown): Promise<void> {
     this.broker.checkDeadLetters();
+    const key = deadLetterKey(delivery);
+    if (this.#written.has(key)) return;
+    this.#written.add(key);
     const headers: Record<string, string> = {};
     for (const [name, value] of delivery.headerEntries()) {
       if (isCopied(name) && !(name in headers)) headers[name] = value;

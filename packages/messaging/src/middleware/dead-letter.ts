@@ -34,28 +34,40 @@ const isOutage = (error: unknown): boolean => isTransient(error) || isBrokerUnav
  * - A delivery beyond `maxDeliver` (the process died during earlier attempts) is dead-lettered
  *   without running the handler again.
  * If writing the dead letter fails, the message is nak'd and tried again later: it is never dropped.
+ * Writing the same delivery's letter again (a retry after the hook failed, a crash before the ack)
+ * leaves one letter where the store de-duplicates (`DeadLetterStore.write`).
  */
 export function retryAndDeadLetter(options: {
   write: DeadLetterWriter;
   /**
-   * Runs before the dead letter is written (see `ConsumerSpec.onDeadLetter`); a failure naks the
-   * message for a later attempt, except on the server's last delivery (`serverMaxDeliver`).
+   * Runs after the dead letter is written (see `ConsumerSpec.onDeadLetter`); a failure naks the
+   * message for a later attempt, which writes the same letter again (the store keeps one) and runs the
+   * hook again, except on the server's last delivery (`serverMaxDeliver`), which is acked.
    */
-  beforeDeadLetter?: (d: Delivery, error: unknown) => Promise<void>;
+  afterDeadLetter?: (d: Delivery, error: unknown) => Promise<void>;
   /** The server's own delivery cap; a message delivered that often is never redelivered. */
   serverMaxDeliver?: number;
   onDeadLetter?: (d: Delivery, error: unknown) => void;
 }): Middleware {
+  // The letter before the hook: the hook's outcome (e.g. `payment.failed`) ends the order, after which
+  // a redelivery may find nothing left to fail (the step is settled) and would never write the letter.
   const deadLetter = async (delivery: Delivery, error: unknown): Promise<void> => {
-    if (options.beforeDeadLetter) {
+    try {
+      await options.write(delivery, error);
+    } catch (writeError) {
+      delivery.logger.error({ err: writeError }, 'dead letter could not be written; will retry');
+      delivery.nak(retryDelay(delivery.retry, delivery.deliveryCount));
+      return;
+    }
+    if (options.afterDeadLetter) {
       try {
-        await options.beforeDeadLetter(delivery, error);
+        await options.afterDeadLetter(delivery, error);
       } catch (hookError) {
         const last = delivery.deliveryCount >= (options.serverMaxDeliver ?? Number.POSITIVE_INFINITY);
         delivery.logger.error(
           { err: hookError },
           last
-            ? 'dead-letter hook failed on the last delivery; dead-lettering without it'
+            ? 'dead-letter hook failed on the last delivery; the dead letter stays without its outcome'
             : 'dead-letter hook failed; will retry',
         );
         if (!last) {
@@ -63,13 +75,6 @@ export function retryAndDeadLetter(options: {
           return;
         }
       }
-    }
-    try {
-      await options.write(delivery, error);
-    } catch (writeError) {
-      delivery.logger.error({ err: writeError }, 'dead letter could not be written; will retry');
-      delivery.nak(retryDelay(delivery.retry, delivery.deliveryCount));
-      return;
     }
     options.onDeadLetter?.(delivery, error);
     delivery.ack();

@@ -9,6 +9,7 @@ import {
   DeadLetterError,
   DeadLetterHeader,
   DeadLetterTopology,
+  deadLetterKey,
   type DeadLetter,
   type DeadLetterSource,
   type DeadLetterStore,
@@ -936,6 +937,9 @@ function nextSeq(): number {
   return lastSeq;
 }
 
+/** How many dead letters' keys a RabbitMQ transport remembers to keep a repeated write to one letter. */
+const WRITTEN_KEYS_KEPT = 10_000;
+
 /**
  * {@link DeadLetterStore} on one quorum queue. Listing reads every letter on a channel of its own and
  * closes it, which returns them all to the queue; a redrive takes its letter out the same way and
@@ -943,12 +947,17 @@ function nextSeq(): number {
  * `list` of another process are briefly invisible to this one.
  */
 export class RabbitDeadLetters implements DeadLetterStore {
+  /** Keys of the letters this process wrote, newest last: RabbitMQ itself de-duplicates nothing. */
+  readonly #written = new Set<string>();
+
   constructor(
     private readonly connection: ChannelModel,
     private readonly publisher: ChannelSlot<ConfirmChannel>,
   ) {}
 
   async write(delivery: DeadLetterSource, error: unknown): Promise<void> {
+    const key = deadLetterKey(delivery);
+    if (this.#written.has(key)) return;
     const headers: Table = {};
     for (const [name, value] of delivery.headerEntries()) {
       if (!name.startsWith('Orderflow-')) headers[name] = value;
@@ -979,6 +988,8 @@ export class RabbitDeadLetters implements DeadLetterStore {
     } catch (cause) {
       throw new DeadLetterError('DEAD_LETTER_WRITE_FAILED', 'the broker refused the dead letter', { cause });
     }
+    this.#written.add(key);
+    if (this.#written.size > WRITTEN_KEYS_KEPT) this.#written.delete(this.#written.values().next().value!);
   }
 
   /** Reads every letter on a fresh channel; `keep` may ack some of them before the channel closes. */
