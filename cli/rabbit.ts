@@ -5,8 +5,11 @@ import {
   type OrderingTopology,
 } from '@orderflow/contracts';
 import {
+  ensureRabbitPasswords,
   provisionRabbit,
   rabbitBusPermissions,
+  rabbitPasswordFile,
+  rabbitUrl,
   type RabbitConsumerDeclaration,
   type RabbitIdentityAccess,
 } from '@orderflow/messaging';
@@ -66,6 +69,31 @@ export function provisionOrderingRabbit(
     ...(options.userPrefix !== undefined && { userPrefix: options.userPrefix }),
     ...(options.rabbitmqctl !== undefined && { rabbitmqctl: options.rabbitmqctl }),
   });
+}
+
+/**
+ * How each identity of the ordering context will connect once {@link provisionOrderingRabbit} ran with
+ * the same options: the same users, password files and URLs it returns, without asking the broker
+ * (the passwords are made here if missing, and reused by the provisioning). So a system can hand each
+ * process its URL before the users exist.
+ */
+export async function orderingRabbitAccess(
+  topology: OrderingTopology,
+  options: Pick<ProvisionOrderingRabbitOptions, 'url' | 'vhost' | 'secretsDir' | 'userPrefix' | 'chaos'>,
+): Promise<Map<string, RabbitIdentityAccess>> {
+  const names = orderingBusIdentities(topology, { chaos: options.chaos ?? false }).map((i) => i.name);
+  const passwords = await ensureRabbitPasswords(options.secretsDir, names);
+  const prefix = options.userPrefix ?? '';
+  return new Map(
+    names.map((name) => [
+      name,
+      {
+        user: `${prefix}${name}`,
+        passwordFile: rabbitPasswordFile(options.secretsDir, name),
+        url: rabbitUrl(options.url, `${prefix}${name}`, passwords.get(name) ?? '', options.vhost),
+      },
+    ]),
+  );
 }
 
 /** `orderflow rabbit permissions`: every identity's permissions, one block each. */

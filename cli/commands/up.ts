@@ -1,3 +1,5 @@
+import { BrokerKind } from '@orderflow/messaging';
+import { WrongBrokerError } from '../errors.ts';
 import { describeEvent, logFormatter } from '../logs.ts';
 import { readUpState, removeUpState, statePath, writeUpState } from '../state.ts';
 import { checkSystemConfig, createSystem, SERVICES, serviceExists, type SystemConfig } from '../system.ts';
@@ -86,6 +88,8 @@ export async function up(options: UpOptions): Promise<number> {
   started = true;
   if (!signalled) {
     const { apiUrl, mailboxUrl, natsUrl, pspUrl, skipped } = running;
+    // `up` starts NATS systems only (for now); its state file records a NATS URL.
+    if (natsUrl === undefined) throw new WrongBrokerError('orderflow up', BrokerKind.Nats, running.broker);
     say('up:');
     say(`  API      ${apiUrl}   (demo order: node --import tsx cli/orderflow.ts place)`);
     say(`           bearer tokens: POST /customers answers one for the new customer; an operator token:`);
