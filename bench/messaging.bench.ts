@@ -23,6 +23,7 @@ import {
   on,
   RabbitTopology,
   RabbitTransport,
+  type Transport,
 } from '@orderflow/messaging';
 import { createRabbitVhost } from '@orderflow/testing';
 import { BenchOrderPlaced, benchOrder, type BenchOrder } from './fixtures.ts';
@@ -184,7 +185,7 @@ async function toolkitConnect(url: string): Promise<{ nc: NatsConnection; transp
   return { nc, transport: await NatsTransport.create(nc, { source: 'orderflow/bench' }) };
 }
 
-function toolkitPublish(transport: NatsTransport, subject: string, orders: readonly BenchOrder[]) {
+function toolkitPublish(transport: Transport, subject: string, orders: readonly BenchOrder[]) {
   return (i: number) => {
     const order = orders[i] as BenchOrder;
     return transport.publish(BenchOrderPlaced, order, { subject, about: order.orderId });
@@ -365,6 +366,16 @@ async function consumePhase(context: Context, variants: Variant[], round: number
   }
 }
 
+/** Starts `consume`, and `publish` once it says it is consuming; resolves when both are done. */
+async function consumeThenPublish(
+  consume: (started: () => void) => Promise<void>,
+  publish: () => Promise<unknown>,
+): Promise<void> {
+  let consuming!: () => void;
+  const started = new Promise<void>((resolve) => (consuming = resolve));
+  await Promise.all([consume(consuming), started.then(publish)]);
+}
+
 /** A consumer is running on an empty stream; the publisher then sends `count`; timed until all are handled. */
 async function bothPhase(context: Context, variant: Variant, round: number): Promise<Measurement> {
   const { options, orders } = context;
@@ -386,16 +397,12 @@ async function bothPhase(context: Context, variant: Variant, round: number): Pro
     }
     const { nc, transport } = await toolkitConnect(context.url);
     const noTicks = new Progress('unused', 0);
-    const m = await measure(context, 'both', variant, round, async (progress) => {
-      let consuming!: () => void;
-      const started = new Promise<void>((resolve) => (consuming = resolve));
-      await Promise.all([
-        toolkitConsume(transport, options, stream, 'toolkit', options.count, progress, consuming),
-        started.then(() =>
-          windowed(options.count, options.inflight, toolkitPublish(transport, subject, orders), noTicks),
-        ),
-      ]);
-    });
+    const m = await measure(context, 'both', variant, round, (progress) =>
+      consumeThenPublish(
+        (started) => toolkitConsume(transport, options, stream, 'toolkit', options.count, progress, started),
+        () => windowed(options.count, options.inflight, toolkitPublish(transport, subject, orders), noTicks),
+      ),
+    );
     await transport.close();
     await nc.close();
     return m;
@@ -701,11 +708,53 @@ async function rabbitStreams(context: RabbitContext, tag: string) {
   return { stream, subject, rawExchange, rawQueue, close: () => ch.close() };
 }
 
-async function rabbitToolkit(
-  context: RabbitContext,
-): Promise<{ connection: ChannelModel; transport: RabbitTransport }> {
+/** One side of a RabbitMQ phase over a connection of its own: raw amqplib or the toolkit. */
+interface RabbitClient {
+  /** Publishes order `i` of the phase's orders to the side's exchange; resolves once confirmed. */
+  publisher(s: RabbitStreams): (i: number) => Promise<unknown>;
+  /** Consumes `count` messages from `queue` (raw: a queue; toolkit: a durable of the stream). */
+  consume(s: RabbitStreams, queue: string, progress: Progress, started?: () => void): Promise<void>;
+  close(): Promise<void>;
+}
+
+type RabbitStreams = Awaited<ReturnType<typeof rabbitStreams>>;
+
+async function rabbitClient(context: RabbitContext, variant: Variant): Promise<RabbitClient> {
+  const { options, orders } = context;
   const connection = await amqp.connect(context.url);
-  return { connection, transport: await RabbitTransport.create(connection, { source: 'orderflow/bench' }) };
+  if (variant === 'raw') {
+    const ch = await connection.createConfirmChannel();
+    return {
+      publisher: (s) => rawRabbitPublish(ch, s.rawExchange, s.subject, orders),
+      consume: (_s, queue, progress, started) =>
+        rawRabbitConsume(connection, queue, options, options.count, progress, started),
+      close: () => connection.close(),
+    };
+  }
+  const transport = await RabbitTransport.create(connection, { source: 'orderflow/bench' });
+  return {
+    publisher: (s) => toolkitPublish(transport, s.subject, orders),
+    consume: (s, name, progress, started) =>
+      rabbitToolkitConsume(transport, options, s.stream, name, options.count, progress, started),
+    close: async () => {
+      await transport.close();
+      await connection.close();
+    },
+  };
+}
+
+/** Runs `use` with a fresh client of `variant`, closed after. */
+async function withRabbitClient<T>(
+  context: RabbitContext,
+  variant: Variant,
+  use: (client: RabbitClient) => Promise<T>,
+): Promise<T> {
+  const client = await rabbitClient(context, variant);
+  try {
+    return await use(client);
+  } finally {
+    await client.close();
+  }
 }
 
 async function rabbitPublishPhase(
@@ -713,55 +762,25 @@ async function rabbitPublishPhase(
   variant: Variant,
   round: number,
 ): Promise<Measurement> {
-  const { options, orders } = context;
+  const { options } = context;
   const s = await rabbitStreams(context, `p${round}${variant}`);
   try {
-    if (variant === 'raw') {
-      const connection = await amqp.connect(context.url);
-      const ch = await connection.createConfirmChannel();
-      const m = await measure(
+    return await withRabbitClient(context, variant, (client) =>
+      measure(
         context,
         'publish',
         variant,
         round,
-        (progress) =>
-          windowed(
-            options.count,
-            options.inflight,
-            rawRabbitPublish(ch, s.rawExchange, s.subject, orders),
-            progress,
-          ),
+        (progress) => windowed(options.count, options.inflight, client.publisher(s), progress),
         RABBIT_PHASE_PREFIX,
-      );
-      await connection.close();
-      return m;
-    }
-    const { connection, transport } = await rabbitToolkit(context);
-    const m = await measure(
-      context,
-      'publish',
-      variant,
-      round,
-      (progress) =>
-        windowed(
-          options.count,
-          options.inflight,
-          (i) => {
-            const order = orders[i] as BenchOrder;
-            return transport.publish(BenchOrderPlaced, order, { subject: s.subject, about: order.orderId });
-          },
-          progress,
-        ),
-      RABBIT_PHASE_PREFIX,
+      ),
     );
-    await transport.close();
-    await connection.close();
-    return m;
   } finally {
     await s.close();
   }
 }
 
+/** Both variants read their own queue, filled by the same toolkit publishes. */
 async function rabbitConsumePhase(
   context: RabbitContext,
   variants: Variant[],
@@ -775,54 +794,27 @@ async function rabbitConsumePhase(
   const rawQueue = await s.rawQueue(`raw-c${round}`, RabbitTopology.streamExchange(s.stream));
   await ch.close();
   try {
-    {
-      const { connection, transport } = await rabbitToolkit(context);
+    await withRabbitClient(context, 'toolkit', async (client) => {
       const progress = new Progress(`round ${round} filling ${s.stream}`, options.count);
-      await windowed(
-        options.count,
-        options.inflight,
-        (i) => {
-          const order = context.orders[i] as BenchOrder;
-          return transport.publish(BenchOrderPlaced, order, { subject: s.subject, about: order.orderId });
-        },
-        progress,
-      );
+      await windowed(options.count, options.inflight, client.publisher(s), progress);
       progress.done();
-      await transport.close();
-      await connection.close();
-    }
+    });
     const results: Measurement[] = [];
     for (const variant of variants) {
       await settle(200);
-      if (variant === 'raw') {
-        const connection = await amqp.connect(context.url);
-        results.push(
-          await measure(
+      const queue = variant === 'raw' ? rawQueue : toolkitName;
+      results.push(
+        await withRabbitClient(context, variant, (client) =>
+          measure(
             context,
             'consume',
             variant,
             round,
-            (progress) => rawRabbitConsume(connection, rawQueue, options, options.count, progress),
+            (progress) => client.consume(s, queue, progress),
             RABBIT_PHASE_PREFIX,
           ),
-        );
-        await connection.close();
-      } else {
-        const { connection, transport } = await rabbitToolkit(context);
-        results.push(
-          await measure(
-            context,
-            'consume',
-            variant,
-            round,
-            (progress) =>
-              rabbitToolkitConsume(transport, options, s.stream, toolkitName, options.count, progress),
-            RABBIT_PHASE_PREFIX,
-          ),
-        );
-        await transport.close();
-        await connection.close();
-      }
+        ),
+      );
     }
     return results;
   } finally {
@@ -830,76 +822,31 @@ async function rabbitConsumePhase(
   }
 }
 
+/** A consumer is running on an empty queue; the publisher then sends `count`; timed until all are handled. */
 async function rabbitBothPhase(
   context: RabbitContext,
   variant: Variant,
   round: number,
 ): Promise<Measurement> {
-  const { options, orders } = context;
+  const { options } = context;
   const s = await rabbitStreams(context, `b${round}${variant}`);
   const noTicks = new Progress('unused', 0);
   try {
-    if (variant === 'raw') {
-      const queue = await s.rawQueue(`raw-b${round}`);
-      const connection = await amqp.connect(context.url);
-      const ch = await connection.createConfirmChannel();
-      const m = await measure(
+    const queue = variant === 'raw' ? await s.rawQueue(`raw-b${round}`) : 'toolkit';
+    return await withRabbitClient(context, variant, (client) =>
+      measure(
         context,
         'both',
         variant,
         round,
-        async (progress) => {
-          let consuming!: () => void;
-          const started = new Promise<void>((resolve) => (consuming = resolve));
-          await Promise.all([
-            rawRabbitConsume(connection, queue, options, options.count, progress, consuming),
-            started.then(() =>
-              windowed(
-                options.count,
-                options.inflight,
-                rawRabbitPublish(ch, s.rawExchange, s.subject, orders),
-                noTicks,
-              ),
-            ),
-          ]);
-        },
-        RABBIT_PHASE_PREFIX,
-      );
-      await connection.close();
-      return m;
-    }
-    const { connection, transport } = await rabbitToolkit(context);
-    const m = await measure(
-      context,
-      'both',
-      variant,
-      round,
-      async (progress) => {
-        let consuming!: () => void;
-        const started = new Promise<void>((resolve) => (consuming = resolve));
-        await Promise.all([
-          rabbitToolkitConsume(transport, options, s.stream, 'toolkit', options.count, progress, consuming),
-          started.then(() =>
-            windowed(
-              options.count,
-              options.inflight,
-              (i) => {
-                const order = orders[i] as BenchOrder;
-                return transport.publish(BenchOrderPlaced, order, {
-                  subject: s.subject,
-                  about: order.orderId,
-                });
-              },
-              noTicks,
-            ),
+        (progress) =>
+          consumeThenPublish(
+            (started) => client.consume(s, queue, progress, started),
+            () => windowed(options.count, options.inflight, client.publisher(s), noTicks),
           ),
-        ]);
-      },
-      RABBIT_PHASE_PREFIX,
+        RABBIT_PHASE_PREFIX,
+      ),
     );
-    await transport.close();
-    await connection.close();
-    return m;
   } finally {
     await s.close();
   }
