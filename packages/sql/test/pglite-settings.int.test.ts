@@ -15,7 +15,7 @@ test('openPglite starts the backend with the memory settings, and a service may 
     try {
       for (const [name, value] of Object.entries(PGLITE_SETTINGS))
         assert.equal(await show(store, name), value);
-      assert.equal(PGLITE_SETTINGS.shared_buffers, '16MB');
+      assert.equal(PGLITE_SETTINGS.shared_buffers, '8MB');
       await store.query('CREATE TABLE kept (id int PRIMARY KEY)');
       await store.query('INSERT INTO kept VALUES (1)');
     } finally {
