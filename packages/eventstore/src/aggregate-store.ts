@@ -26,7 +26,9 @@ export interface AggregateStoreOptions {
   /**
    * Instances whose last known state is kept in memory (least recently used first out; default 1000,
    * 0 = none). A load then only replays what other writers appended since: one round trip for the
-   * version when nothing changed. Like a snapshot, the cache is never trusted beyond the log.
+   * version when nothing changed. Like a snapshot, the cache is never trusted beyond the log: the
+   * command handler decides on it without that round trip, but only an append that the log accepts
+   * at the cached version acts on such a decision.
    */
   cacheSize?: number;
 }
@@ -82,6 +84,23 @@ export class AggregateStore<S, C, E extends DomainEvent> {
     this.#cache.delete(id); // re-inserted last: the Map's order is the recency order
     this.#cache.set(id, { snapshotVersion: this.aggregate.snapshotVersion, version, eventCount, state });
     if (this.#cache.size > this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value as string);
+  }
+
+  /**
+   * What this store last knew of the instance (its last load or append here), without asking the log;
+   * an instance it knows nothing of is taken to be new (initial state, version 0). Undefined when the
+   * store keeps no state in memory (`cacheSize` 0). Another writer may have appended since: the result
+   * is a guess, safe to act on only through {@link append}, whose expected version refuses it then.
+   */
+  unverified(id: string): LoadedAggregate<S> | undefined {
+    if (this.#cacheSize === 0) return undefined;
+    const cached = this.#cache.get(id);
+    if (!cached || cached.snapshotVersion !== this.aggregate.snapshotVersion) {
+      const state = this.aggregate.initialState();
+      return { id, state, version: 0, eventCount: 0, replayedCommits: 0, fromVersion: undefined };
+    }
+    const { state, version, eventCount } = cached;
+    return { id, state, version, eventCount, replayedCommits: 0, fromVersion: version };
   }
 
   /**
@@ -193,6 +212,12 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * appends them as one commit expecting the loaded version. A conflict reloads and decides again on
  * the newer state, up to `maxAttempts`; a {@link DomainError} from `decide` is thrown at once.
  *
+ * The first decision is taken on {@link AggregateStore.unverified} (what this process last knew, or
+ * a new instance), with no read of the log: when it yields events and the log accepts them at that
+ * version, that is the result (one round trip: the append). A conflict, no events or an error there
+ * are not results — the command is then handled as above on the state loaded from the log, so every
+ * outcome other than an accepted append is decided on the log's current state.
+ *
  * Commands for one instance through one handler run one after the other, so a process never has two
  * appends to the same subject in flight with the same expected version. Optimistic concurrency still
  * guards against other processes; note that on a clustered stream nats-server before 2.10 does not
@@ -224,6 +249,34 @@ export function commandHandler<S, C, E extends DomainEvent>(
   };
   return (id, command, commandOptions = {}) =>
     oneAtATime(id, async () => {
+      // First on what this process last knew, without asking the log for the version: acted on only
+      // when the decision appends (the expected version refuses it if another writer came first).
+      // Anything else it yields — no events, a domain error, a conflict — is decided again below on
+      // the state loaded from the log, and is not counted as an attempt.
+      const guess = store.unverified(id);
+      if (guess) {
+        let events: readonly E[] = [];
+        try {
+          events = store.aggregate.decide(command, guess.state, { now: clock(), newId });
+        } catch {
+          // Decided again on the loaded state, where a real error recurs.
+        }
+        if (events.length > 0) {
+          try {
+            const after = await store.append(guess, events, commandOptions);
+            return {
+              id,
+              events: after.duplicate ? [] : events,
+              state: after.state,
+              version: after.version,
+              attempts: 1,
+              duplicate: after.duplicate,
+            };
+          } catch (error) {
+            if (!(error instanceof WrongExpectedVersionError)) throw error;
+          }
+        }
+      }
       for (let attempt = 1; ; attempt++) {
         const loaded = await store.load(id);
         const events = store.aggregate.decide(command, loaded.state, { now: clock(), newId });

@@ -264,6 +264,52 @@ describe('event store on JetStream', () => {
     assert.deepEqual(again.state, (await store({ cacheSize: 0 }).load('a1')).state);
   });
 
+  test('the command handler decides first on what it last knew, without asking the log for the version', async () => {
+    const { log, store } = await accountFixture(nc);
+    let versionReads = 0;
+    const counting: EventLog = {
+      version: (stream, subject) => {
+        versionReads++;
+        return log.version(stream, subject);
+      },
+      lastSequence: (stream) => log.lastSequence(stream),
+      read: (stream, subject, range) => log.read(stream, subject, range),
+      subscribe: (stream, subject, options) => log.subscribe(stream, subject, options),
+      append: (commit, expected) => log.append(commit, expected),
+    };
+    const mine = new AggregateStore(store().aggregate, { log: counting });
+    const handle = commandHandler(mine);
+    // An instance it never saw is taken to be new; after that, the state its appends left.
+    assert.equal((await handle('a1', { type: 'open', owner: 'ada' })).attempts, 1);
+    assert.equal((await handle('a1', { type: 'deposit', amount: 10 })).state.balance, 10);
+    assert.equal(versionReads, 0);
+
+    // Another writer appends: the guess (balance 10) is refused by the expected version, and the
+    // command is decided again on the state loaded from the log.
+    const theirs = commandHandler(store());
+    await theirs('a1', { type: 'deposit', amount: 5 });
+    const deposited = await handle('a1', { type: 'deposit', amount: 1 });
+    assert.equal(deposited.state.balance, 16);
+    assert.equal(deposited.attempts, 1, 'the refused guess is not an attempt');
+    assert.equal(versionReads, 1);
+
+    // A guess that a rule refuses is decided again on the loaded state, where the rule may allow it.
+    await theirs('a1', { type: 'deposit', amount: 100 });
+    const withdrawn = await handle('a1', { type: 'withdraw', amount: 50 });
+    assert.equal(withdrawn.state.balance, 66);
+    assert.equal(versionReads, 2);
+    // An instance opened elsewhere: the guess "new" decides nothing for a deposit, the log says it exists.
+    await theirs('b1', { type: 'open', owner: 'bob' });
+    assert.equal((await handle('b1', { type: 'deposit', amount: 3 })).state.balance, 3);
+    // Opening an instance opened elsewhere: appended on the guess "new", refused (expected version
+    // 0), decided again on the loaded state, where the rule refuses it.
+    await theirs('c1', { type: 'open', owner: 'cy' });
+    await assert.rejects(handle('c1', { type: 'open', owner: 'cy' }), (e: unknown) => {
+      return e instanceof DomainError && e.code === 'ACCOUNT_EXISTS';
+    });
+    assert.deepEqual((await store({ cacheSize: 0 }).load('a1')).state, withdrawn.state);
+  });
+
   test('events stored by older code (v1) are upcast on load', async () => {
     const { account, store } = await accountFixture(nc);
     const s = store();

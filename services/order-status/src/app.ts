@@ -19,7 +19,7 @@ import {
   type ServiceContext,
   type Transport,
 } from '@orderflow/messaging';
-import type { StatusStore } from './adapters/kv-status-store.ts';
+import type { StatusStore, VersionedRecord } from './adapters/kv-status-store.ts';
 import { applyFact, factOf } from './domain/status.ts';
 import { OrderStatusError, StatusErrorCode } from './errors.ts';
 
@@ -36,7 +36,8 @@ import { OrderStatusError, StatusErrorCode } from './errors.ts';
  * Updates are idempotent and lose nothing under replicas: a record keeps the facts of the events
  * applied, keyed by stream sequence (a sequence already there changes nothing); the view is their fold
  * in sequence order (an event handled late by another replica is slotted in, not dropped); the write is
- * a compare-and-set on the KV revision, re-read and re-applied when another replica wrote first.
+ * a compare-and-set on the KV revision, re-read and re-applied when another replica wrote first. A
+ * replica writes on the record it wrote last without reading it again (one round trip per change).
  * Notifications are best effort: sent once per successful write, lost if the process dies in between.
  */
 export interface OrderStatusOptions {
@@ -50,29 +51,73 @@ export interface OrderStatusOptions {
   retry?: Partial<RetryPolicy>;
   /** Compare-and-set attempts per delivery before a retry with backoff (default 20). */
   casAttempts?: number;
+  /** Orders whose last written record (and revision) the replica keeps to write on without a read (default 10 000). */
+  knownRecords?: number;
 }
 
-/** Applies one event to its order's record; broadcasts when the view changed. */
+/**
+ * The records this replica last wrote, with their revisions, most recent last (bounded). A write
+ * names the revision it starts from, so a record here that another writer has replaced since is
+ * refused by the store, never written over; records are only added, so one that says an event is
+ * applied is right.
+ */
+class KnownRecords {
+  readonly #records = new Map<string, VersionedRecord>();
+
+  constructor(private readonly capacity: number) {}
+
+  get(orderId: string): VersionedRecord | undefined {
+    return this.#records.get(orderId);
+  }
+
+  set(orderId: string, entry: VersionedRecord): void {
+    this.#records.delete(orderId); // re-inserted last: the Map's order is the recency order
+    this.#records.set(orderId, entry);
+    if (this.#records.size > this.capacity) this.#records.delete(this.#records.keys().next().value as string);
+  }
+
+  forget(orderId: string): void {
+    this.#records.delete(orderId);
+  }
+}
+
+/**
+ * Applies one event to its order's record; broadcasts when the view changed. It starts from the record
+ * this replica last wrote — or, for an order it has not written, from none (the first event of an
+ * order creates its record) — without reading the store; a lost compare-and-set then reads the record.
+ */
 async function applyEvent(
   options: OrderStatusOptions,
+  known: KnownRecords,
   event: Envelope,
   contractName: OrderingEvent['type'],
   context: HandlerContext,
 ): Promise<void> {
   const target = factOf({ type: contractName, data: event.data } as OrderingEvent);
   if (!target) return;
+  const { orderId } = target;
   const applied = { seq: context.streamSequence, type: event.type, at: event.time, fact: target.fact };
   const attempts = options.casAttempts ?? 20;
+  let current: VersionedRecord | undefined = known.get(orderId);
   for (let attempt = 1; attempt <= attempts; attempt++) {
-    const current = await options.store.read(target.orderId);
-    const result = applyFact(target.orderId, current?.record, applied);
+    const result = applyFact(orderId, current?.record, applied);
     if (!result.changed) return; // applied before: a redelivery or a replica's copy
-    if (await options.store.write(target.orderId, result.record, current?.revision ?? 0)) {
+    let revision: number | undefined;
+    try {
+      revision = await options.store.write(orderId, result.record, current?.revision ?? 0);
+    } catch (error) {
+      known.forget(orderId); // written or not: unknown
+      throw error;
+    }
+    if (revision !== undefined) {
+      known.set(orderId, { record: result.record, revision });
       const view = result.record.view;
       if (view) notify(options, view, result.previous, event);
       return;
     }
+    // Another writer came first (or what this replica knew was behind): read what is there.
     context.working();
+    current = await options.store.read(orderId);
   }
   throw new OrderStatusError(
     StatusErrorCode.Contended,
@@ -104,6 +149,7 @@ function notify(
 export function orderStatusConsumer(options: OrderStatusOptions): ConsumerSpec {
   // Every stored event but the customer's, and the versions still read (`order.placed.v1`).
   const projected = [...OrderingEvents, ...LegacyOrderingEvents].filter((c) => c !== CustomerRegistered);
+  const known = new KnownRecords(options.knownRecords ?? 10_000);
   return {
     ...options.topology.consumers.orderStatus.all,
     ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
@@ -111,7 +157,7 @@ export function orderStatusConsumer(options: OrderStatusOptions): ConsumerSpec {
     ...(options.retry && { retry: options.retry }),
     handlers: [
       ...projected.map((contract) =>
-        on(contract, (event, context) => applyEvent(options, event, contract.name, context)),
+        on(contract, (event, context) => applyEvent(options, known, event, contract.name, context)),
       ),
       ...ignore(CustomerRegistered),
     ],

@@ -7,16 +7,19 @@ import { OrderStatusError, StatusErrorCode } from '../src/errors.ts';
 
 const record = (n: number): StatusRecord => ({ facts: [], view: null, n }) as unknown as StatusRecord;
 
-test('reads what it wrote with its revision; a lost compare-and-set is false, not an error', async () => {
+test('reads what it wrote with its revision; a lost compare-and-set is undefined, not an error', async () => {
   const store = await KvStatusStore.open(new MemoryKeyValueStores(), 'order-status');
   assert.equal(await store.read('o-1'), undefined);
-  assert.equal(await store.write('o-1', record(1), 0), true);
+  const created = await store.write('o-1', record(1), 0);
   const first = await store.read('o-1');
   assert.ok(first);
   assert.deepEqual(first.record, record(1));
-  assert.equal(await store.write('o-1', record(2), 0), false, 'a second create lost');
-  assert.equal(await store.write('o-1', record(2), first.revision), true);
-  assert.equal(await store.write('o-1', record(3), first.revision), false, 'a stale revision lost');
+  assert.equal(created, first.revision, 'the write resolves with the revision a read then gives');
+  assert.equal(await store.write('o-1', record(2), 0), undefined, 'a second create lost');
+  const updated = await store.write('o-1', record(2), first.revision);
+  assert.equal(updated, (await store.read('o-1'))?.revision);
+  assert.ok(updated !== undefined && updated > first.revision);
+  assert.equal(await store.write('o-1', record(3), first.revision), undefined, 'a stale revision lost');
   assert.deepEqual((await store.read('o-1'))?.record, record(2));
   await store.write('o-2', record(1), 0);
   assert.deepEqual((await store.ids()).sort(), ['o-1', 'o-2']);

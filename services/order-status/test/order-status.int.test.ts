@@ -219,6 +219,40 @@ describe('order-status against real NATS', () => {
     }
   });
 
+  test('a replica writes on the record it wrote last without reading it; a record replaced since is read', async () => {
+    let reads = 0;
+    let writes = 0;
+    const counting: Wrap = (store) => ({
+      read: (orderId) => (reads++, store.read(orderId)),
+      ids: () => store.ids(),
+      write: (orderId, record, revision) => (writes++, store.write(orderId, record, revision)),
+    });
+    const s = await system({ replicas: 1, wrap: counting });
+    try {
+      const orderId = randomUUID();
+      const [placed, ...rest] = referenceFlow(s.topology, orderId, 9);
+      const publish = (e: (typeof rest)[number] | typeof placed) =>
+        s.owners.publish(e.contract, e.data, { subject: e.subject, about: orderId });
+      await publish(placed);
+      await waitFor(() => s.notificationsOf(orderId).length === 1);
+      assert.deepEqual({ reads, writes }, { reads: 0, writes: 1 }, 'the first event creates the record');
+
+      // Another writer replaces the record: the next write from what this replica knew is refused.
+      const other = await KvStatusStore.open(new NatsKeyValueStores(s.nc), s.topology.kv.orderStatus);
+      const current = await other.read(orderId);
+      assert.ok(current);
+      assert.ok(await other.write(orderId, current.record, current.revision));
+      for (const e of rest) await publish(e);
+      await waitFor(() => s.notificationsOf(orderId).length === 5);
+      assert.deepEqual({ reads, writes }, { reads: 1, writes: 6 });
+      const view = await s.status(orderId);
+      assert.equal(view.version, 5);
+      assert.equal(view.status, 'confirmed');
+    } finally {
+      await s.close();
+    }
+  });
+
   test('a redelivery after a write whose ack was lost does not apply the event twice', async () => {
     // The first write of an invoice fact succeeds and then fails, as if the process died before the
     // ack: the message comes again and must find its sequence applied.

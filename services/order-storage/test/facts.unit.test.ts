@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DomainError } from '@orderflow/eventstore';
-import { admitFact, type OrderFacts, type ReportedFact } from '../src/domain/facts.ts';
+import {
+  admitFact,
+  verdictNeedsCurrentStatus,
+  type OrderFacts,
+  type ReportedFact,
+} from '../src/domain/facts.ts';
 import { evolve, initialOrderState, type OrderEvent, type OrderState } from '../src/domain/order.ts';
 
 // Given the order's own events and the facts recorded so far, when another service reports a fact,
@@ -249,4 +254,47 @@ describe('admitFact: given the order and its facts, when a service reports a fac
   for (const [name, events, known, fact, then] of cases) {
     test(`${name} → ${then}`, () => assert.equal(verdict(events, known, fact), then));
   }
+});
+
+describe('verdictNeedsCurrentStatus', () => {
+  // Every state an order can be in once placed, and recorded facts that make verdicts differ.
+  const histories: OrderEvent[][] = [
+    [placed],
+    [placed, cancelRequested],
+    [placed, confirmed],
+    [placed, cancelled('customer_request')],
+    [placed, cancelled('payment_declined')],
+  ];
+  const knowns: Partial<OrderFacts>[] = [
+    {},
+    { paymentId: 'ch_1' },
+    { declined: true },
+    { refundId: 're_1' },
+    { invoiceNumber: '2026-000001' },
+    { courierId: 'k-1' },
+    { deliveryUnavailable: true },
+    { creditNoteNumber: 'CN-1' },
+  ];
+  const facts: ReportedFact[] = [
+    payment(),
+    { kind: 'declined' },
+    refund('customer_request'),
+    refund('delivery_unavailable'),
+    { kind: 'invoice', invoiceNumber: '2026-000001' },
+    { kind: 'invoice', invoiceNumber: '2026-000002' },
+    { kind: 'credit-note', creditNoteNumber: 'CN-1' },
+    courier(),
+    courier('k-2'),
+    { kind: 'courier-released', courierId: 'k-1' },
+    { kind: 'delivery-unavailable' },
+  ];
+
+  test('a kind that does not need it gets one verdict in every placed state; every other kind does not', () => {
+    for (const fact of facts) {
+      const differs = knowns.some(
+        (known) => new Set(histories.map((events) => verdict(events, known, fact))).size > 1,
+      );
+      assert.equal(verdictNeedsCurrentStatus(fact.kind), differs, `${fact.kind}: ${JSON.stringify(fact)}`);
+    }
+  });
 });

@@ -18,10 +18,11 @@ export interface VersionedRecord {
 export interface StatusStore {
   read(orderId: string): Promise<VersionedRecord | undefined>;
   /**
-   * Writes `record` if the entry is still at `revision` (0: only if there is none). Resolves `false`
-   * when another writer came first (nothing written), so the caller reads again and re-applies.
+   * Writes `record` if the entry is still at `revision` (0: only if there is none). Resolves with the
+   * entry's new revision, or `undefined` when another writer came first (nothing written), so the
+   * caller reads again and re-applies.
    */
-  write(orderId: string, record: StatusRecord, revision: number): Promise<boolean>;
+  write(orderId: string, record: StatusRecord, revision: number): Promise<number | undefined>;
   /** Every order id with a record, in no particular order (a scan: for the operations console). */
   ids(): Promise<string[]>;
 }
@@ -67,14 +68,14 @@ export class KvStatusStore implements StatusStore {
     return this.kv.keys();
   }
 
-  async write(orderId: string, record: StatusRecord, revision: number): Promise<boolean> {
+  async write(orderId: string, record: StatusRecord, revision: number): Promise<number | undefined> {
     const value = encoder.encode(JSON.stringify(record));
     try {
-      if (revision === 0) await this.kv.create(orderId, value);
-      else await this.kv.update(orderId, value, revision);
-      return true;
+      return revision === 0
+        ? await this.kv.create(orderId, value)
+        : await this.kv.update(orderId, value, revision);
     } catch (error) {
-      if (error instanceof StoreConflictError) return false;
+      if (error instanceof StoreConflictError) return undefined;
       throw error;
     }
   }

@@ -2,7 +2,7 @@ import { ContractsError, eventIdFor, OrderConfirmed, OrderingErrorCode } from '@
 import { DomainError, InvalidAggregateIdError } from '@orderflow/eventstore';
 import { PermanentError, type Envelope, type MessageContract } from '@orderflow/messaging';
 import type { OrderFacts } from '../adapters/sql-db.ts';
-import { admitFact, storedFact, type ReportedFact } from '../domain/facts.ts';
+import { admitFact, storedFact, verdictNeedsCurrentStatus, type ReportedFact } from '../domain/facts.ts';
 import type { OrderCommand } from '../domain/order.ts';
 import type { OrderStorageDeps } from './deps.ts';
 
@@ -52,7 +52,10 @@ export function sagaRules(deps: OrderStorageDeps): SagaRules {
     act,
     async record(orderId, reported, event) {
       try {
-        const { state } = await orders.load(orderId);
+        // The state this process last knew is enough where the verdict does not read the current
+        // status (it saves the log's version round trip); a guess of an order it never saw is not.
+        const known = verdictNeedsCurrentStatus(reported.kind) ? undefined : orders.unverified(orderId);
+        const { state } = known && known.state.status !== 'new' ? known : await orders.load(orderId);
         admitFact(state, await db.facts(orderId), reported);
       } catch (error) {
         if (error instanceof DomainError) throw permanent(event, orderId, error);

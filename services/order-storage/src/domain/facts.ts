@@ -72,6 +72,29 @@ const conflict = (what: string, known: string, reported: string): never =>
   reject(OrderingErrorCode.FactConflict, `${what} ${known} is recorded; the event reports ${reported}`);
 
 /**
+ * Whether {@link admitFact}'s verdict on a fact of this kind depends on the order's current status
+ * beyond its having been placed. For the kinds where it does not (an invoice, a courier, no courier),
+ * the verdict reads only the recorded facts and whether the order exists; an order never returns to
+ * `new`, so any state of the order seen since it was placed gives the verdict its current state gives.
+ */
+export function verdictNeedsCurrentStatus(kind: ReportedFact['kind']): boolean {
+  switch (kind) {
+    case 'invoice':
+    case 'courier':
+    case 'delivery-unavailable':
+      return false;
+    case 'payment':
+    case 'declined':
+    case 'refund':
+    case 'credit-note':
+    case 'courier-released':
+      return true;
+    default:
+      return kind satisfies never;
+  }
+}
+
+/**
  * Whether an event another service reports about an order can be true, given the order's own state
  * and the facts recorded so far. Returns normally when it can — a repeat of a recorded fact too (a
  * redelivery must finish what the first delivery started) — and throws a {@link DomainError} with a
