@@ -10,9 +10,15 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { OrderingTopology } from '@orderflow/contracts';
-import { connectNats, NatsTransport, ProvisioningTopology, RemoteProvisioner } from '@orderflow/messaging';
-import { freePort, startNatsServer, waitFor } from '@orderflow/testing';
+import { orderingBusIdentities, OrderingTopology } from '@orderflow/contracts';
+import {
+  connectNats,
+  NatsTransport,
+  ProvisioningTopology,
+  RemoteProvisioner,
+  removeRabbitUsers,
+} from '@orderflow/messaging';
+import { createRabbitVhost, freePort, startNatsServer, waitFor } from '@orderflow/testing';
 import { busCredentials } from './bus.ts';
 import { doctor } from './commands/doctor.ts';
 import { STATE_FILE, type UpState } from './state.ts';
@@ -67,7 +73,8 @@ test('up records where it runs; dlq, tail and doctor find it there; a clean stop
     assert.match(up.output.stdout, /Ctrl-C to stop\./, up.output.stdout);
     const state = JSON.parse(readFileSync(join(dataDir, STATE_FILE), 'utf8')) as UpState;
     assert.equal(state.pid, up.child.pid);
-    assert.equal(state.natsUrl, `nats://127.0.0.1:${nats}`);
+    const natsUrl = state.natsUrl ?? assert.fail('the state names no NATS');
+    assert.equal(natsUrl, `nats://127.0.0.1:${nats}`);
     assert.equal(state.apiUrl, `http://127.0.0.1:${gateway}`);
 
     // A dead letter on that system, so `dlq list` shows it only if it talks to the right NATS. Its bus
@@ -75,8 +82,7 @@ test('up records where it runs; dlq, tail and doctor find it there; a clean stop
     // order-storage's identity appended.
     const secrets = { dir: join(dataDir, 'secrets'), tls: { caFile: join(dataDir, 'secrets', 'ca.pem') } };
     const as = async (identity: 'order-storage' | 'payment-processor' | 'operator') =>
-      (await connectNats({ servers: state.natsUrl, name: 'cli-test', ...busCredentials(secrets, identity) }))
-        .nc;
+      (await connectNats({ servers: natsUrl, name: 'cli-test', ...busCredentials(secrets, identity) })).nc;
     const nc = await as('payment-processor');
     const consumer = OrderingTopology.consumers.paymentProcessor.orders;
     const transport = await NatsTransport.create(nc, {
@@ -128,6 +134,71 @@ test('up records where it runs; dlq, tail and doctor find it there; a clean stop
     const stopped = await up.exited;
     assert.equal(stopped.code, 0, stopped.stdout.slice(-2000));
     assert.equal(existsSync(join(dataDir, STATE_FILE)), false, 'the state file is removed on a clean stop');
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('up --broker rabbitmq records the vhost and the operator login; the NATS commands say they need NATS; doctor checks the vhost', async () => {
+  const vhost = await createRabbitVhost();
+  const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-cli-rabbit-'));
+  const [gateway, psp, smtp, mailbox] = await Promise.all([1, 2, 3, 4].map(() => freePort()));
+  const portFlags = [
+    ...['--port', String(gateway), '--psp-port', String(psp)],
+    ...['--smtp-port', String(smtp), '--mailbox-port', String(mailbox)],
+  ];
+  const up = start([
+    ...['up', '--broker', 'rabbitmq', '--vhost', vhost.name, '--only', 'gateway', '--data-dir', dataDir],
+    ...portFlags,
+  ]);
+  try {
+    await waitFor(() => up.output.stdout.includes('Ctrl-C to stop.') || up.child.exitCode !== null, {
+      timeoutMs: 120_000,
+    });
+    assert.match(up.output.stdout, /Ctrl-C to stop\./, up.output.stdout);
+    assert.doesNotMatch(up.output.stdout, /NATS {5}/);
+    const passwordFile = join(dataDir, 'secrets', 'rabbitmq', 'operator.amqp-password');
+    assert.match(up.output.stdout, new RegExp(`RabbitMQ amqp://127\\.0\\.0\\.1:5672 vhost ${vhost.name}`));
+    assert.ok(
+      up.output.stdout.includes(`operator: user ${vhost.name}-operator, password in ${passwordFile}`),
+    );
+    const state = JSON.parse(readFileSync(join(dataDir, STATE_FILE), 'utf8')) as UpState;
+    assert.equal(state.broker, 'rabbitmq');
+    assert.equal(state.natsUrl, undefined);
+    assert.deepEqual(state.rabbit, {
+      url: 'amqp://127.0.0.1:5672',
+      vhost: vhost.name,
+      operatorUser: `${vhost.name}-operator`,
+      operatorPasswordFile: passwordFile,
+    });
+
+    for (const command of [['tail'], ['dlq', 'list'], ['streams']]) {
+      const result = await run([...command, '--data-dir', dataDir]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        oneLine(result),
+        new RegExp(
+          `orderflow ${command[0]} needs NATS; this system runs on RabbitMQ \\(orderflow up, pid ${up.child.pid}`,
+        ),
+      );
+    }
+    const checked = await run(['doctor', '--data-dir', dataDir, ...portFlags]);
+    assert.match(
+      checked.stdout,
+      new RegExp(`orderflow up\\s+running .*RabbitMQ amqp://127\\.0\\.0\\.1:5672 vhost ${vhost.name}`),
+    );
+    assert.match(
+      checked.stdout,
+      new RegExp(`✔  running RabbitMQ\\s+.* as ${vhost.name}-operator: 0 dead letter`),
+    );
+    assert.match(checked.stdout, /running gateway\s.*ready/);
+  } finally {
+    up.child.kill('SIGTERM');
+    const stopped = await up.exited;
+    assert.equal(stopped.code, 0, stopped.stdout.slice(-2000));
+    assert.equal(existsSync(join(dataDir, STATE_FILE)), false, 'the state file is removed on a clean stop');
+    const identities = orderingBusIdentities(OrderingTopology).map((i) => i.name);
+    await Promise.all(identities.map((i) => removeRabbitUsers([i], { userPrefix: `${vhost.name}-` })));
+    await vhost.dispose();
     await rm(dataDir, { recursive: true, force: true });
   }
 });

@@ -29,10 +29,13 @@ export class WrongBrokerError extends CliError {
     readonly what: string,
     readonly needs: BrokerKind,
     readonly broker: BrokerKind,
+    /** Where the system was found, or what to do instead. */
+    hint?: string,
   ) {
     super(
       'WRONG_BROKER',
-      `${what} needs ${BROKER_LABELS[needs]}; this system runs on ${BROKER_LABELS[broker]}`,
+      `${what} needs ${BROKER_LABELS[needs]}; this system runs on ${BROKER_LABELS[broker]}` +
+        (hint === undefined ? '' : ` (${hint})`),
     );
   }
 }

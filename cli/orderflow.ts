@@ -17,11 +17,19 @@ import { bus } from './commands/bus.ts';
 import { provision } from './commands/provision.ts';
 import { provisionOrderingRabbit, rabbitPermissionsText } from './rabbit.ts';
 import type { NatsTarget } from './bus.ts';
-import { CliError } from './errors.ts';
-import { readUpState, statePath } from './state.ts';
-import { devOperatorToken, RUNTIMES, SERVICES, type Runtime, type ServiceName } from './system.ts';
+import { CliError, WrongBrokerError } from './errors.ts';
+import { brokerOf, readUpState, statePath } from './state.ts';
+import {
+  devOperatorToken,
+  RABBIT_DEFAULTS,
+  RUNTIMES,
+  SERVICES,
+  type Runtime,
+  type ServiceName,
+} from './system.ts';
 import { connectOrderflow } from './nats.ts';
 import { OrderingTopology } from '@orderflow/contracts';
+import { BrokerKind } from '@orderflow/messaging';
 import { orderStorageMigrations } from '@orderflow/order-storage';
 import { openServiceStore } from '@orderflow/sql';
 
@@ -40,6 +48,12 @@ const HELP = `orderflow <command> [options]
                 --raw-logs                 print the services' JSON logs as they are
                 --runtime tsx|dist         run services from sources through tsx (default) or from the
                                            bundles of \`npm run build\` (what \`npm start\` does)
+                --broker nats|rabbitmq     the broker (env BROKER, default nats). rabbitmq: the local
+                                           RabbitMQ, administered with rabbitmqctl (no nats-server);
+                                           one user per identity, passwords in DATA_DIR/secrets/rabbitmq
+                --amqp-url <amqp://host:port>  RabbitMQ (env AMQP_URL without its credentials and vhost,
+                                           default amqp://127.0.0.1:5672)
+                --vhost <name>             RabbitMQ vhost of the system (default orderflow; users <vhost>-<identity>)
   place       place a demo order through the gateway and follow its status
                 --token tok_visa|tok_decline|tok_insufficient_funds   --country DE|AQ|…   --api <url>
   provision   create the streams, KV bucket and object store as the provisioning identity
@@ -70,7 +84,9 @@ const HELP = `orderflow <command> [options]
   tail [--order <id>]   print live order.status-changed notifications
                 place, dlq and tail find the system \`up\` runs on the data directory (its state file
                 DATA_DIR/orderflow-up.json); --nats <url> / NATS_URL and --api <url> / PORT win over it;
-                --data-dir <dir> (env DATA_DIR, default ./data)
+                --data-dir <dir> (env DATA_DIR, default ./data). On a system on RabbitMQ only place,
+                token and doctor work: the commands that read NATS (dlq, tail, services, streams,
+                consumers, trace, replay, provision) say they need NATS and exit 1
   token --operator [--data-dir <dir>] [--subject <name>]
               print an operator token signed with the development key of the system in DATA_DIR
               (for /metrics, all orders, every order's live changes); customers get theirs at sign-up
@@ -95,14 +111,34 @@ a schema per service; else PGlite under DATA_DIR/<service>), PORT (gateway), LOG
 const env = process.env;
 const dataDirOf = (flag: string | undefined): string => flag ?? (env.DATA_DIR || './data');
 
-/** Where a command finds NATS: `--nats`, else `NATS_URL`, else the running `up` on the data directory, else 4222. */
-function natsUrlFor(flag: string | undefined, dataDir: string): string {
+/**
+ * Where `orderflow <command>` finds NATS: `--nats`, else `NATS_URL`, else the running `up` on the data
+ * directory, else 4222. A {@link WrongBrokerError} when that `up` runs on RabbitMQ.
+ */
+function natsUrlFor(flag: string | undefined, dataDir: string, command: string): string {
   if (flag) return flag;
   if (env.NATS_URL) return env.NATS_URL;
   const state = readUpState(dataDir);
   if (!state) return 'nats://127.0.0.1:4222';
+  if (state.natsUrl === undefined || brokerOf(state) !== BrokerKind.Nats)
+    throw new WrongBrokerError(
+      `orderflow ${command}`,
+      BrokerKind.Nats,
+      brokerOf(state),
+      `orderflow up, pid ${state.pid}: ${statePath(dataDir)}; --nats <url> names another system`,
+    );
   process.stderr.write(`NATS ${state.natsUrl} (orderflow up, pid ${state.pid}: ${statePath(dataDir)})\n`);
   return state.natsUrl;
+}
+
+/** `amqp://host:port` of an AMQP URL, without its credentials and vhost (a service's `AMQP_URL` has both). */
+function brokerAddress(url: string): string {
+  if (!URL.canParse(url)) throw new UsageError('AMQP_URL / --url: not a URL');
+  const base = new URL(url);
+  base.username = '';
+  base.password = '';
+  base.pathname = '';
+  return base.toString().replace(/\/$/, '');
 }
 
 /** Where a command finds the gateway: `--api`, else `PORT`, else the running `up`, else port 3000. */
@@ -204,8 +240,19 @@ async function main(argv: string[]): Promise<number> {
           'data-dir': { type: 'string' },
           'raw-logs': { type: 'boolean', default: false },
           runtime: { type: 'string', default: 'tsx' },
+          broker: { type: 'string' },
+          'amqp-url': { type: 'string' },
+          vhost: { type: 'string' },
         },
       });
+      const broker = values.broker ?? (env.BROKER || BrokerKind.Nats);
+      if (broker !== BrokerKind.Nats && broker !== BrokerKind.RabbitMQ)
+        throw new UsageError(`--broker / BROKER: one of nats, rabbitmq, got "${broker}"`);
+      const onRabbit = broker === BrokerKind.RabbitMQ;
+      if (!onRabbit && (values['amqp-url'] !== undefined || values.vhost !== undefined))
+        throw new UsageError('--amqp-url and --vhost go with --broker rabbitmq');
+      if (onRabbit && (values['nats-port'] !== undefined || values['nats-monitor-port'] !== undefined))
+        throw new UsageError('--nats-port and --nats-monitor-port go with NATS, not --broker rabbitmq');
       const runtime = values.runtime;
       if (!(RUNTIMES as readonly string[]).includes(runtime))
         throw new UsageError(`--runtime: one of ${RUNTIMES.join(', ')}, got "${runtime}"`);
@@ -214,18 +261,27 @@ async function main(argv: string[]): Promise<number> {
         if (!(SERVICES as readonly string[]).includes(name))
           throw new UsageError(`--only: unknown service "${name}"`);
       const monitor = values['nats-monitor-port'];
+      const nats = {
+        ...(env.NATS_URL && { natsUrl: env.NATS_URL }),
+        ...(env.NATS_SECRETS_DIR && { secretsDir: env.NATS_SECRETS_DIR }),
+        ...(env.STREAM_REPLICAS && { streamReplicas: replicasCount(env.STREAM_REPLICAS) }),
+        natsPort: values['nats-port']
+          ? int(values['nats-port'], '--nats-port', 4222)
+          : await portOrFree(4222),
+        ...(monitor !== undefined && { natsMonitorPort: int(monitor, '--nats-monitor-port', 8222) }),
+      };
+      const rabbit = {
+        broker,
+        amqpUrl: values['amqp-url'] ?? (env.AMQP_URL ? brokerAddress(env.AMQP_URL) : RABBIT_DEFAULTS.amqpUrl),
+        rabbitVhost: values.vhost ?? RABBIT_DEFAULTS.vhost,
+      };
       return up({
         rawLogs: values['raw-logs'],
         system: {
           dataDir: values['data-dir'] ?? (env.DATA_DIR || './data'),
-          ...(env.NATS_URL && { natsUrl: env.NATS_URL }),
-          ...(env.NATS_SECRETS_DIR && { secretsDir: env.NATS_SECRETS_DIR }),
-          ...(env.STREAM_REPLICAS && { streamReplicas: replicasCount(env.STREAM_REPLICAS) }),
+          // The NATS settings of the environment are for NATS systems; on RabbitMQ they do not apply.
+          ...(onRabbit ? rabbit : nats),
           ...(env.DATABASE_URL && { databaseUrl: env.DATABASE_URL }),
-          natsPort: values['nats-port']
-            ? int(values['nats-port'], '--nats-port', 4222)
-            : await portOrFree(4222),
-          ...(monitor !== undefined && { natsMonitorPort: int(monitor, '--nats-monitor-port', 8222) }),
           gatewayPort: int(values.port ?? env.PORT, '--port / PORT', 3000),
           pspPort: values['psp-port'] ? int(values['psp-port'], '--psp-port', 4010) : await portOrFree(4010),
           smtpPort: values['smtp-port']
@@ -273,7 +329,10 @@ async function main(argv: string[]): Promise<number> {
       });
       const [action, seq] = positionals;
       const natsUrl = () =>
-        natsTarget(natsUrlFor(values.nats, dataDirOf(values['data-dir'])), dataDirOf(values['data-dir']));
+        natsTarget(
+          natsUrlFor(values.nats, dataDirOf(values['data-dir']), 'dlq'),
+          dataDirOf(values['data-dir']),
+        );
       const consumer = values.consumer === undefined ? {} : { consumer: values.consumer };
       switch (action) {
         case 'list':
@@ -313,7 +372,7 @@ async function main(argv: string[]): Promise<number> {
       const say = (line: string) => process.stdout.write(`${line}\n`);
       const dataDir = dataDirOf(values['data-dir']);
       const nc = await connectOrderflow(
-        natsTarget(natsUrlFor(values.nats, dataDir), dataDir),
+        natsTarget(natsUrlFor(values.nats, dataDir, command), dataDir),
         'orderflow-cli',
       );
       try {
@@ -343,7 +402,7 @@ async function main(argv: string[]): Promise<number> {
       const dataDir = dataDirOf(values['data-dir']);
       // The read model is order-storage's: the rebuild reads its log as order-storage does.
       const nc = await connectOrderflow(
-        natsTarget(natsUrlFor(values.nats, dataDir), dataDir, 'order-storage'),
+        natsTarget(natsUrlFor(values.nats, dataDir, 'replay'), dataDir, 'order-storage'),
         'orderflow-cli',
       );
       const store = await openServiceStore(
@@ -396,7 +455,10 @@ async function main(argv: string[]): Promise<number> {
         options: { order: { type: 'string' }, nats: { type: 'string' }, 'data-dir': { type: 'string' } },
       });
       return tail(
-        natsTarget(natsUrlFor(values.nats, dataDirOf(values['data-dir'])), dataDirOf(values['data-dir'])),
+        natsTarget(
+          natsUrlFor(values.nats, dataDirOf(values['data-dir']), 'tail'),
+          dataDirOf(values['data-dir']),
+        ),
         values.order === undefined ? {} : { orderId: values.order },
       );
     }
@@ -446,7 +508,11 @@ async function main(argv: string[]): Promise<number> {
     case 'provision': {
       const { values } = parseArgs({ args: rest, options: { serve: { type: 'boolean', default: false } } });
       return provision(
-        natsTarget(natsUrlFor(undefined, dataDirOf(undefined)), dataDirOf(undefined), 'provisioner'),
+        natsTarget(
+          natsUrlFor(undefined, dataDirOf(undefined), 'provision'),
+          dataDirOf(undefined),
+          'provisioner',
+        ),
         {
           serve: values.serve,
           replicas: env.STREAM_REPLICAS ? replicasCount(env.STREAM_REPLICAS) : 1,
@@ -507,12 +573,8 @@ async function main(argv: string[]): Promise<number> {
       }
       if (action !== 'provision')
         throw new UsageError('rabbit: permissions | provision [--url …] [--vhost …]');
-      const base = new URL(values.url ?? env.AMQP_URL ?? 'amqp://127.0.0.1:5672');
-      base.username = '';
-      base.password = '';
-      base.pathname = '';
       const access = await provisionOrderingRabbit(OrderingTopology, {
-        url: base.toString(),
+        url: brokerAddress(values.url ?? env.AMQP_URL ?? RABBIT_DEFAULTS.amqpUrl),
         vhost: values.vhost,
         secretsDir: values['secrets-dir'] ?? secretsDirOf(dataDirOf(undefined)),
         userPrefix: values['user-prefix'],

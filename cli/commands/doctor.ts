@@ -4,12 +4,19 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { OrderingTopology } from '@orderflow/contracts';
-import { compareVersions, connectNats } from '@orderflow/messaging';
+import {
+  compareVersions,
+  connectNats,
+  connectRabbit,
+  RabbitTopology,
+  rabbitUrl,
+  readRabbitPassword,
+} from '@orderflow/messaging';
 import pg from 'pg';
 import { reasonOf } from '../errors.ts';
 import type { NatsTarget } from '../bus.ts';
 import { connectOrderflow } from '../nats.ts';
-import type { UpState } from '../state.ts';
+import { describeBus, type UpState } from '../state.ts';
 import { SERVICES, serviceExists } from '../system.ts';
 import { ROOT_DIR } from '../root.ts';
 
@@ -97,20 +104,45 @@ export async function doctor(options: DoctorOptions): Promise<number> {
   if (running) {
     await report('orderflow up', async () => ({
       ok: true,
-      detail: `running (pid ${running.pid}, since ${running.startedAt}): API ${running.apiUrl}, NATS ${running.natsUrl}`,
+      detail: `running (pid ${running.pid}, since ${running.startedAt}): API ${running.apiUrl}, ${describeBus(running)}`,
     }));
-    await report('running NATS', async () => {
-      const nc = await connectOrderflow(
-        { ...options.natsCredentials, servers: options.natsUrl ?? running.natsUrl },
-        'orderflow-doctor',
-      );
-      const version = nc.info?.version ?? '?';
-      await nc.close();
-      return {
-        ok: true,
-        detail: `${options.natsUrl ?? running.natsUrl}: nats-server ${version}, ${OrderingTopology.stream} stream present`,
-      };
-    });
+    const rabbit = running.rabbit;
+    const natsUrl = rabbit ? undefined : (options.natsUrl ?? running.natsUrl);
+    if (rabbit)
+      await report('running RabbitMQ', async () => {
+        // As the operator, who may read the dead-letter queue the provisioning declared.
+        const password = await readRabbitPassword(rabbit.operatorPasswordFile);
+        const connection = await connectRabbit({
+          url: rabbitUrl(rabbit.url, rabbit.operatorUser, password, rabbit.vhost),
+          name: 'orderflow-doctor',
+          waitOnFirstConnect: false,
+        });
+        connection.on('error', () => undefined);
+        try {
+          const ch = await connection.createChannel();
+          ch.on('error', () => undefined);
+          const { messageCount } = await ch.checkQueue(RabbitTopology.deadLetterQueue);
+          return {
+            ok: true,
+            detail: `${rabbit.url} vhost ${rabbit.vhost} as ${rabbit.operatorUser}: ${messageCount} dead letter(s)`,
+          };
+        } finally {
+          await connection.close().catch(() => undefined);
+        }
+      });
+    if (natsUrl !== undefined)
+      await report('running NATS', async () => {
+        const nc = await connectOrderflow(
+          { ...options.natsCredentials, servers: natsUrl },
+          'orderflow-doctor',
+        );
+        const version = nc.info?.version ?? '?';
+        await nc.close();
+        return {
+          ok: true,
+          detail: `${natsUrl}: nats-server ${version}, ${OrderingTopology.stream} stream present`,
+        };
+      });
     await report('running gateway', async () => {
       const response = await fetch(`${running.apiUrl}/readyz`, { signal: AbortSignal.timeout(5_000) }).catch(
         (error: unknown) => {

@@ -1,7 +1,6 @@
-import { BrokerKind } from '@orderflow/messaging';
-import { WrongBrokerError } from '../errors.ts';
+import { BrokerKind, rabbitPasswordFile } from '@orderflow/messaging';
 import { describeEvent, logFormatter } from '../logs.ts';
-import { readUpState, removeUpState, statePath, writeUpState } from '../state.ts';
+import { describeBus, readUpState, removeUpState, statePath, writeUpState, type UpState } from '../state.ts';
 import { checkSystemConfig, createSystem, SERVICES, serviceExists, type SystemConfig } from '../system.ts';
 import { ROOT_DIR } from '../root.ts';
 
@@ -15,7 +14,8 @@ const rootDir = ROOT_DIR;
 
 /**
  * `orderflow up`: starts the whole system in the foreground and keeps it running; SIGINT/SIGTERM stop
- * it in order (gateway, services, PSP and SMTP sink, NATS), a second signal kills what is left.
+ * it in order (gateway, services, PSP and SMTP sink, NATS), a second signal kills what is left. On
+ * RabbitMQ the broker is not started or stopped: the system's users and queues stay in its vhost.
  */
 export async function up(options: UpOptions): Promise<number> {
   const format = logFormatter({ raw: options.rawLogs });
@@ -29,7 +29,7 @@ export async function up(options: UpOptions): Promise<number> {
   const other = readUpState(dataDir);
   if (other) {
     say(
-      `another orderflow up (pid ${other.pid}) runs on ${dataDir}: API ${other.apiUrl}, NATS ${other.natsUrl}; ` +
+      `another orderflow up (pid ${other.pid}) runs on ${dataDir}: API ${other.apiUrl}, ${describeBus(other)}; ` +
         'stop it first, or use another --data-dir',
     );
     return 2;
@@ -49,7 +49,8 @@ export async function up(options: UpOptions): Promise<number> {
       return;
     }
     signalled = signal;
-    say(`${signal}: stopping (gateway, services drain, then PSP, SMTP sink, NATS; again to kill)`);
+    const last = options.system.broker === BrokerKind.RabbitMQ ? 'SMTP sink' : 'SMTP sink, NATS';
+    say(`${signal}: stopping (gateway, services drain, then PSP, ${last}; again to kill)`);
     wake();
     // While starting, stopping makes the start give up.
     if (!started) void running.stop();
@@ -87,9 +88,7 @@ export async function up(options: UpOptions): Promise<number> {
   }
   started = true;
   if (!signalled) {
-    const { apiUrl, mailboxUrl, natsUrl, pspUrl, skipped } = running;
-    // `up` starts NATS systems only (for now); its state file records a NATS URL.
-    if (natsUrl === undefined) throw new WrongBrokerError('orderflow up', BrokerKind.Nats, running.broker);
+    const { apiUrl, mailboxUrl, natsUrl, pspUrl, skipped, rabbit } = running;
     say('up:');
     say(`  API      ${apiUrl}   (demo order: node --import tsx cli/orderflow.ts place)`);
     say(`           bearer tokens: POST /customers answers one for the new customer; an operator token:`);
@@ -98,7 +97,26 @@ export async function up(options: UpOptions): Promise<number> {
     say(`  mailbox  ${mailboxUrl}/messages   (development only: every mail, no authentication)`);
     say(`  PSP      ${pspUrl}/ledger   (development only: fake PSP, its /admin changes its behaviour)`);
     const operator = running.operatorCredentials;
-    say(`  NATS     ${natsUrl}${operator ? ` (TLS, nkeys: CLI credentials ${operator.nkeySeedFile})` : ''}`);
+    // The operator's RabbitMQ login (what `rabbitmqctl`-less tools and the management UI take).
+    const rabbitOperator: UpState['rabbit'] = rabbit && {
+      url: rabbit.url,
+      vhost: rabbit.vhost,
+      operatorUser: `${rabbit.userPrefix}operator`,
+      operatorPasswordFile: rabbitPasswordFile(rabbit.secretsDir, 'operator'),
+    };
+    if (natsUrl !== undefined)
+      say(
+        `  NATS     ${natsUrl}${operator ? ` (TLS, nkeys: CLI credentials ${operator.nkeySeedFile})` : ''}`,
+      );
+    if (rabbitOperator) {
+      say(
+        `  RabbitMQ ${rabbitOperator.url} vhost ${rabbitOperator.vhost} (a user per identity: ${rabbit?.userPrefix}<identity>)`,
+      );
+      say(
+        `           operator: user ${rabbitOperator.operatorUser}, password in ${rabbitOperator.operatorPasswordFile}`,
+      );
+      say('           dlq, tail and the gateway console need NATS: not available on this system');
+    }
     if (options.system.natsMonitorPort !== undefined)
       say(
         `  NATS monitoring http://127.0.0.1:${options.system.natsMonitorPort}/   (development only: no authentication)`,
@@ -112,7 +130,9 @@ export async function up(options: UpOptions): Promise<number> {
     await writeUpState(dataDir, {
       pid: process.pid,
       startedAt: new Date().toISOString(),
-      natsUrl,
+      broker: running.broker,
+      ...(natsUrl !== undefined && { natsUrl }),
+      ...(rabbitOperator && { rabbit: rabbitOperator }),
       apiUrl,
       mailboxUrl,
       pspUrl,
@@ -135,16 +155,21 @@ function systemPorts(system: UpOptions['system']): Record<string, number> {
     'payment-provider': system.pspPort ?? 4010,
     'smtp-sink SMTP': system.smtpPort ?? 2525,
     'smtp-sink mailbox': system.mailboxPort ?? 8025,
-    ...(system.natsUrl === undefined && { 'private nats-server': system.natsPort ?? 4222 }),
-    ...(system.natsUrl === undefined &&
+    ...(privateNats(system) && { 'private nats-server': system.natsPort ?? 4222 }),
+    ...(privateNats(system) &&
       system.natsMonitorPort !== undefined && { 'nats-server monitoring': system.natsMonitorPort }),
   };
 }
 
 /** Processes `up` will start: infrastructure plus the replicas of every service that exists. */
 function expectedReplicas(system: UpOptions['system']): number {
-  const infra = system.natsUrl === undefined ? 3 : 2;
+  const infra = privateNats(system) ? 3 : 2;
   return SERVICES.filter(
     (name) => (system.only ?? SERVICES).includes(name) && serviceExists(rootDir, name),
   ).reduce((n, name) => n + (system.replicas?.[name] ?? 1), infra);
+}
+
+/** Whether `up` starts a nats-server of its own. */
+function privateNats(system: UpOptions['system']): boolean {
+  return (system.broker ?? BrokerKind.Nats) === BrokerKind.Nats && system.natsUrl === undefined;
 }
