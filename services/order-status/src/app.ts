@@ -34,8 +34,8 @@ import { OrderStatusError, StatusErrorCode } from './errors.ts';
  * Serves `order.get-status` → the `OrderView`, or 404 `ORDER_NOT_FOUND`.
  *
  * Updates are idempotent and lose nothing under replicas: a record keeps the facts of the events
- * applied, keyed by stream sequence (a sequence already there changes nothing); the view is their fold
- * in sequence order (an event handled late by another replica is slotted in, not dropped); the write is
+ * applied, keyed by stream sequence (a sequence already there changes nothing; on RabbitMQ, without
+ * sequences, by event id, folded by event time); the view is their fold in sequence order (an event handled late by another replica is slotted in, not dropped); the write is
  * a compare-and-set on the KV revision, re-read and re-applied when another replica wrote first. A
  * replica writes on the record it wrote last without reading it again (one round trip per change).
  * Notifications are best effort: sent once per successful write, lost if the process dies in between.
@@ -96,7 +96,13 @@ async function applyEvent(
   const target = factOf({ type: contractName, data: event.data } as OrderingEvent);
   if (!target) return;
   const { orderId } = target;
-  const applied = { seq: context.streamSequence, type: event.type, at: event.time, fact: target.fact };
+  const applied = {
+    seq: context.streamSequence,
+    id: event.id,
+    type: event.type,
+    at: event.time,
+    fact: target.fact,
+  };
   const attempts = options.casAttempts ?? 20;
   let current: VersionedRecord | undefined = known.get(orderId);
   for (let attempt = 1; attempt <= attempts; attempt++) {

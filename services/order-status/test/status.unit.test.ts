@@ -107,6 +107,38 @@ describe('order-status projection', () => {
     assert.deepEqual(shuffled?.view, inOrder?.view);
   });
 
+  test('given a broker without stream sequences (RabbitMQ: all 0), then events are told apart by id and folded by time', () => {
+    /** The event `n` of the flow as RabbitMQ delivers it: sequence 0, its own id, the time of step n. */
+    const unsequenced = (n: number, event: OrderingEvent): AppliedFact => ({
+      ...appliedAt(n, event),
+      seq: 0,
+      id: `event-${n}`,
+    });
+    const steps: [number, OrderingEvent][] = [
+      [1, placed],
+      [4, authorized],
+      [7, invoiced],
+      [8, assigned],
+      [9, confirmed],
+    ];
+    const apply = (order: [number, OrderingEvent][]) => {
+      let record: StatusRecord | undefined;
+      for (const [n, event] of order) {
+        const result = applyFact(orderId, record, unsequenced(n, event));
+        if (result.changed) record = result.record;
+      }
+      return record;
+    };
+    const record = apply(steps);
+    const sequenced = given(...steps);
+    const { lastSequence, ...sequencedView } = sequenced?.view ?? {};
+    assert.equal(lastSequence, 9);
+    assert.deepEqual(record?.view, sequencedView, 'the same view, without a sequence');
+    // A redelivery (same id) changes nothing; a retried event arriving late is folded by its time.
+    assert.deepEqual(applyFact(orderId, record, unsequenced(4, authorized)), { changed: false });
+    assert.deepEqual(apply([steps[0]!, steps[2]!, steps[3]!, steps[4]!, steps[1]!])?.view, record?.view);
+  });
+
   test('given events before order.placed was seen, then no view yet, and the full view once it comes', () => {
     assert.equal(given([4, authorized])?.view, null);
     assert.equal(given([4, authorized], [1, placed])?.view?.status, 'paid');

@@ -17,6 +17,9 @@ import type {
  * - order-independent: an event that arrives after a later one (two replicas handle two events of one
  *   order at once; per-key order only holds within a process) is slotted in by its sequence and the
  *   view is folded again, instead of being dropped or overwriting newer state.
+ * On a broker without stream sequences (RabbitMQ: every sequence is 0) the event's id (`ce-id`) is its
+ * key and its time (`ce-time`) its place in the fold: the producers' clocks order an order's events,
+ * which are causally chained (each step is published after the one it reacts to was handled).
  */
 
 /** What one event says about an order (only what the view needs; no contact data, no card token). */
@@ -43,9 +46,12 @@ export type Fact =
   | { kind: 'confirmed'; paymentId: string; invoiceNumber: string; courierId: string }
   | { kind: 'cancelled'; reason: CancellationReason };
 
-/** A fact as applied: the event's stream sequence, `ce-type` and `ce-time`. */
+/** A fact as applied: the event's stream sequence, `ce-id`, `ce-type` and `ce-time`. */
 export interface AppliedFact {
+  /** 0 on a broker without stream sequences. */
   readonly seq: number;
+  /** `ce-id` (absent in the records of versions that did not keep it, all with sequences). */
+  readonly id?: string;
   readonly type: string;
   readonly at: string;
   readonly fact: Fact;
@@ -208,7 +214,7 @@ function evolve(view: Draft, fact: Exclude<Fact, { kind: 'placed' }>): void {
 
 /** The view of an order from its facts (any order; folded by sequence). `null` without `placed`. */
 export function project(orderId: string, facts: readonly AppliedFact[]): OrderView | null {
-  const sorted = [...facts].sort((a, b) => a.seq - b.seq);
+  const sorted = [...facts].sort(byPosition);
   const placed = sorted.find((f) => f.fact.kind === 'placed');
   if (!placed || placed.fact.kind !== 'placed') return null;
   const last = sorted[sorted.length - 1] ?? placed;
@@ -229,7 +235,7 @@ export function project(orderId: string, facts: readonly AppliedFact[]): OrderVi
     placedAt: p.placedAt,
     updatedAt: last.at,
     version: sorted.length,
-    lastSequence: last.seq,
+    ...(last.seq > 0 && { lastSequence: last.seq }),
   };
   for (const applied of sorted) {
     if (applied.fact.kind !== 'placed') evolve(view, applied.fact);
@@ -242,14 +248,24 @@ export type Applied =
   | { readonly changed: false }
   | { readonly changed: true; readonly record: StatusRecord; readonly previous: OrderView | null };
 
+/** Fold order: by stream sequence; without sequences (all 0) by time, ties in arrival order. */
+function byPosition(a: AppliedFact, b: AppliedFact): number {
+  return a.seq - b.seq || a.at.localeCompare(b.at);
+}
+
+/** Whether two applied facts are the same event: the same sequence, or without sequences the same id. */
+function sameEvent(a: AppliedFact, b: AppliedFact): boolean {
+  return b.seq > 0 ? a.seq === b.seq : a.id !== undefined && a.id === b.id;
+}
+
 /**
- * Applies a fact to the record of `orderId` (`undefined` when there is none yet). A sequence that is
- * already in the record changes nothing.
+ * Applies a fact to the record of `orderId` (`undefined` when there is none yet). An event that is
+ * already in the record (its sequence; without sequences, its id) changes nothing.
  */
 export function applyFact(orderId: string, record: StatusRecord | undefined, applied: AppliedFact): Applied {
   const facts = record?.facts ?? [];
-  if (facts.some((f) => f.seq === applied.seq)) return { changed: false };
-  const next = [...facts, applied].sort((a, b) => a.seq - b.seq);
+  if (facts.some((f) => sameEvent(f, applied))) return { changed: false };
+  const next = [...facts, applied].sort(byPosition);
   return {
     changed: true,
     previous: record?.view ?? null,
