@@ -2,19 +2,27 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { freePort, waitFor } from '@orderflow/testing';
+import { BrokerKind, removeRabbitUsers } from '@orderflow/messaging';
+import { createRabbitVhost, freePort, waitFor, type RabbitVhost } from '@orderflow/testing';
 import { demoOrder, GatewayClient, TERMINAL, type PlaceOrderBody } from '../../cli/api.ts';
 import { condense } from '../../cli/logs.ts';
 import { mapLimit } from '../../cli/map-limit.ts';
-import { SERVICES, startSystem, type RunningSystem, type SystemConfig } from '../../cli/system.ts';
+import {
+  createSystem,
+  SERVICES,
+  type RabbitSystem,
+  type RunningSystem,
+  type SystemConfig,
+} from '../../cli/system.ts';
 import type { OrderView } from '@orderflow/contracts';
 
 export { mapLimit };
 
 /**
- * The whole system as separate processes for a system test: a private nats-server, the fake PSP, the
- * SMTP sink and every service, on free ports, with PGlite in a temporary DATA_DIR. Keeps the last
- * lines of every program's output so a failing wait can say which service misbehaved.
+ * The whole system as separate processes for a system test: a private nats-server (or, with `broker:
+ * 'rabbitmq'`, a fresh vhost of the local RabbitMQ, deleted with the system's users by `dispose`),
+ * the fake PSP, the SMTP sink and every service, on free ports, with PGlite in a temporary DATA_DIR.
+ * Keeps the last lines of every program's output so a failing wait can say which service misbehaved.
  */
 export interface TestSystem {
   readonly system: RunningSystem;
@@ -55,8 +63,9 @@ const SYSTEM_TEST_LIMITS: Record<string, string> = {
 };
 
 export async function startTestSystem(
-  options: Pick<SystemConfig, 'replicas' | 'env' | 'chaosIdentity'> = {},
+  options: Pick<SystemConfig, 'replicas' | 'env' | 'chaosIdentity' | 'broker'> = {},
 ): Promise<TestSystem> {
+  const vhost = options.broker === BrokerKind.RabbitMQ ? await createRabbitVhost() : undefined;
   const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-system-'));
   const lines = new Map<string, string[]>();
   const events: string[] = [];
@@ -69,11 +78,20 @@ export async function startTestSystem(
   const [natsPort, gatewayPort, pspPort, smtpPort, mailboxPort] = await Promise.all(
     Array.from({ length: 5 }, () => freePort()),
   );
-  let system: RunningSystem;
+  let system: RunningSystem | undefined;
+  /** Stops what runs and removes what the run made: processes, data, the vhost and its users. */
+  const teardown = async () => {
+    try {
+      await system?.stop();
+    } finally {
+      await removeTestRabbit(vhost, system?.rabbit);
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  };
   try {
-    system = await startSystem({
+    system = await createSystem({
       dataDir,
-      natsPort: natsPort!,
+      ...(vhost ? { broker: BrokerKind.RabbitMQ, rabbitVhost: vhost.name } : { natsPort: natsPort! }),
       gatewayPort: gatewayPort!,
       pspPort: pspPort!,
       smtpPort: smtpPort!,
@@ -94,13 +112,13 @@ export async function startTestSystem(
       onLog: (line) => keep(`${line.program}#${line.replica}`, condense(line.line), lines),
       onEvent: (event) => events.push(`${new Date().toISOString()} ${JSON.stringify(event)}`),
     });
+    await system.supervisor.start();
   } catch (error) {
-    await rm(dataDir, { recursive: true, force: true });
+    await teardown();
     throw new Error(`the system did not start:\n${render(lines, events)}`, { cause: error });
   }
   if (system.skipped.length > 0) {
-    await system.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    await teardown();
     throw new Error(
       `services missing from services/ (every one of ${SERVICES.join(', ')} is needed): ${system.skipped.join(', ')}`,
     );
@@ -126,11 +144,21 @@ export async function startTestSystem(
       const response = await fetch(`${system.mailboxUrl}/messages`);
       return ((await response.json()) as { messages: Mail[] }).messages;
     },
-    async dispose() {
-      await system.stop();
-      await rm(dataDir, { recursive: true, force: true });
-    },
+    dispose: teardown,
   };
+}
+
+/** Deletes a test vhost and the users a system made for it. */
+async function removeTestRabbit(
+  vhost: RabbitVhost | undefined,
+  rabbit: RabbitSystem | undefined,
+): Promise<void> {
+  if (!vhost) return;
+  // One `rabbitmqctl` per user (about a second of CPU each), so at once.
+  await Promise.all(
+    (rabbit?.identities ?? []).map((i) => removeRabbitUsers([i], { userPrefix: rabbit?.userPrefix ?? '' })),
+  );
+  await vhost.dispose();
 }
 
 function render(lines: Map<string, string[]>, events: readonly string[]): string {

@@ -1,0 +1,8 @@
+// The whole system as separate processes on RabbitMQ, through its HTTP API: the scenarios of
+// test/support/scenarios.ts on a fresh vhost of the local RabbitMQ (users per identity made by the
+// system's provisioning, removed with the vhost afterwards), the fake PSP, the SMTP sink, PGlite in a
+// temp DATA_DIR. A smaller burst than on NATS keeps the file near a minute and a half on two cores.
+import { BrokerKind } from '@orderflow/messaging';
+import { describeSystemScenarios } from './support/scenarios.ts';
+
+describeSystemScenarios({ broker: BrokerKind.RabbitMQ, burst: 200 });
