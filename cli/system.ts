@@ -84,7 +84,8 @@ export interface SystemConfig {
   broker?: BrokerKind;
   /**
    * RabbitMQ without credentials or vhost (default `amqp://127.0.0.1:5672`); only with `broker:
-   * 'rabbitmq'`. Each process gets its own user's URL on it.
+   * 'rabbitmq'`. Each process gets its own user's URL on it, with this URL's query (e.g.
+   * `?heartbeat=60`, in seconds; the services ask for 15 without one).
    */
   amqpUrl?: string;
   /**

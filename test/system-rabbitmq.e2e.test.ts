@@ -5,4 +5,10 @@
 import { BrokerKind } from '@orderflow/messaging';
 import { describeSystemScenarios } from './support/scenarios.ts';
 
-describeSystemScenarios({ broker: BrokerKind.RabbitMQ, burst: 200 });
+// payment-processor's orders queue has a single active consumer (per-order order across replicas):
+// one replica handles the burst, the others stand by; the SIGKILL scenario kills that one.
+describeSystemScenarios({
+  broker: BrokerKind.RabbitMQ,
+  burst: 200,
+  orderedConsumerReplicas: 'single-active',
+});

@@ -11,6 +11,7 @@ import { mapLimit, waitTerminal } from './support/system.ts';
 describeSystemScenarios({
   broker: BrokerKind.Nats,
   burst: 500,
+  orderedConsumerReplicas: 'spread',
   brokerTests: ({ sys, customer, place }) => {
     test('nats-server restarts (SIGTERM, same store) mid-flow: every order still completes', async () => {
       const c = await customer();

@@ -9,6 +9,7 @@ import { condense } from '../../cli/logs.ts';
 import { mapLimit } from '../../cli/map-limit.ts';
 import {
   createSystem,
+  RABBIT_DEFAULTS,
   SERVICES,
   type RabbitSystem,
   type RunningSystem,
@@ -91,7 +92,17 @@ export async function startTestSystem(
   try {
     system = await createSystem({
       dataDir,
-      ...(vhost ? { broker: BrokerKind.RabbitMQ, rabbitVhost: vhost.name } : { natsPort: natsPort! }),
+      ...(vhost
+        ? {
+            broker: BrokerKind.RabbitMQ,
+            rabbitVhost: vhost.name,
+            // 60 s heartbeats instead of 15: a process starved of CPU for half a minute on a machine
+            // shared with other runs (seen: order-status during a burst at load 38 on two cores) would
+            // lose its connection for good and be restarted, which the tests count. NATS tolerates
+            // that long by default (pings every 2 minutes).
+            amqpUrl: `${RABBIT_DEFAULTS.amqpUrl}?heartbeat=60`,
+          }
+        : { natsPort: natsPort! }),
       gatewayPort: gatewayPort!,
       pspPort: pspPort!,
       smtpPort: smtpPort!,
@@ -106,7 +117,8 @@ export async function startTestSystem(
       baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info' },
       restart: { initialDelayMs: 100, maxDelayMs: 2_000, stableAfterMs: 5_000 },
       stopDeadlineMs: 15_000,
-      readyTimeoutMs: 90_000,
+      // Every service compiles PGlite at once: minutes on two cores shared with other runs.
+      readyTimeoutMs: 180_000,
       // An interrupted test run takes the children down with it.
       ownProcessGroup: false,
       onLog: (line) => keep(`${line.program}#${line.replica}`, condense(line.line), lines),
@@ -115,7 +127,8 @@ export async function startTestSystem(
     await system.supervisor.start();
   } catch (error) {
     await teardown();
-    throw new Error(`the system did not start:\n${render(lines, events)}`, { cause: error });
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`the system did not start (${reason}):\n${render(lines, events)}`, { cause: error });
   }
   if (system.skipped.length > 0) {
     await teardown();
