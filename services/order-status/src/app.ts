@@ -35,9 +35,10 @@ import { OrderStatusError, StatusErrorCode } from './errors.ts';
  *
  * Updates are idempotent and lose nothing under replicas: a record keeps the facts of the events
  * applied, keyed by stream sequence (a sequence already there changes nothing; on RabbitMQ, without
- * sequences, by event id, folded by event time); the view is their fold in sequence order (an event handled late by another replica is slotted in, not dropped); the write is
- * a compare-and-set on the KV revision, re-read and re-applied when another replica wrote first. A
- * replica writes on the record it wrote last without reading it again (one round trip per change).
+ * sequences, by event id, folded by event time); the view is their fold in sequence order (an event
+ * handled late by another replica is slotted in, not dropped); the write is a compare-and-set on the
+ * KV revision, re-read and re-applied when another replica wrote first. A replica writes on the
+ * record it wrote last without reading it again (one round trip per change).
  * Notifications are best effort: sent once per successful write, lost if the process dies in between.
  */
 export interface OrderStatusOptions {
