@@ -18,7 +18,11 @@ export interface SqlStoreFeatures {
   serialisesTransactions: boolean;
 }
 
-/** One empty database (a fresh PGlite, or a new PostgreSQL schema) for one test. */
+/**
+ * One empty database for one test: a new PostgreSQL schema, or a PGlite whose schemas were emptied (a
+ * fresh instance, or one shared by the file, emptied before each test, which then serves one test at
+ * a time).
+ */
 export interface SqlStoreUnderTest {
   store: SqlStore;
   /** The store a second replica of the service would open on the same data (PGlite: `store` itself). */

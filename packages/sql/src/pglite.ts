@@ -31,6 +31,9 @@ export const PGLITE_SETTINGS: Readonly<Record<string, string>> = {
 
 type Driver = Pick<PGliteInterface, 'query' | 'exec'>;
 
+/** What a store uses of a PGlite instance. */
+export type PgliteSession = Pick<PGliteInterface, 'query' | 'exec' | 'transaction' | 'close'>;
+
 async function execute<R>(
   driver: Driver,
   sql: string,
@@ -60,7 +63,7 @@ class PgliteStore implements SqlStore {
   readonly dialect = 'pglite' as const;
   readonly #scope = new StoreScope();
 
-  constructor(private readonly db: PGliteInterface) {}
+  constructor(private readonly db: PgliteSession) {}
 
   query<R extends Record<string, unknown> = Record<string, unknown>>(
     sql: string,
@@ -109,8 +112,11 @@ export function pgliteStartParams(settings: Readonly<Record<string, string>> = {
   ];
 }
 
-/** A store on an already open PGlite instance (e.g. a `clone()`); the store owns it and closes it. */
-export function wrapPglite(db: PGliteInterface): SqlStore {
+/**
+ * A store on an already open PGlite instance (e.g. a `clone()`); the store owns it: its `close()`
+ * waits for running work, then calls `db.close()`.
+ */
+export function wrapPglite(db: PgliteSession): SqlStore {
   return new PgliteStore(db);
 }
 

@@ -1,6 +1,7 @@
-// The key-value and blob conformance suites against the SQL stores, on PGlite (a fresh in-memory
-// database per test) and on PostgreSQL (a schema per test, dropped afterwards). The PostgreSQL store
-// under test reaches the server through a TCP relay, so an outage is the server vanishing mid-use.
+// The key-value and blob conformance suites against the SQL stores, on PGlite (one in-memory database
+// for the file, emptied before each test) and on PostgreSQL (a schema per test, dropped afterwards).
+// The PostgreSQL store under test reaches the server through a TCP relay, so an outage is the server
+// vanishing mid-use.
 import { createServer, connect, type Socket } from 'node:net';
 import { after } from 'node:test';
 import { blobStoreConformance } from '@orderflow/messaging/conformance/blob-store';
