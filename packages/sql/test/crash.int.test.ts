@@ -1,6 +1,7 @@
 // Crash windows of the inbox and outbox, with service processes killed by SIGKILL.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { cp } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
@@ -24,9 +25,10 @@ before(async () => {
   jsm = await jetstreamManager(nc);
 });
 after(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  await killAll();
   await nc.close();
   await server.dispose();
+  if (pgliteTemplate) await (await pgliteTemplate).remove();
 });
 
 /** Where a service keeps its data: a PostgreSQL schema or a PGlite directory, removed by `dispose`. */
@@ -35,6 +37,20 @@ interface Database {
   /** Opens the store from the test (for PGlite only while no service process has it open). */
   open(): Promise<SqlStore>;
   dispose(): Promise<void>;
+}
+
+/**
+ * A PGlite data directory initialised once for the file, copied for each test. Creating one runs
+ * initdb (seconds of CPU, a minute on a loaded machine), reopening one takes a fraction of that: the
+ * service processes of a test then open an existing directory, as after their first start.
+ */
+let pgliteTemplate: Promise<{ path: string; remove: () => Promise<void> }> | undefined;
+function initialisedPgliteDir() {
+  return (pgliteTemplate ??= (async () => {
+    const dir = await tempDir('orderflow-sql-crash-template-');
+    await (await openSqlStore({ dataDir: dir.path, schema: '' })).close();
+    return dir;
+  })());
 }
 
 const databases: Record<string, () => Promise<Database>> = {
@@ -48,6 +64,7 @@ const databases: Record<string, () => Promise<Database>> = {
   },
   PGlite: async () => {
     const dir = await tempDir('orderflow-sql-crash-');
+    await cp((await initialisedPgliteDir()).path, dir.path, { recursive: true });
     return {
       args: ['', dir.path, ''],
       open: () => openSqlStore({ dataDir: dir.path, schema: '' }),
@@ -57,8 +74,11 @@ const databases: Record<string, () => Promise<Database>> = {
 };
 
 interface Service {
+  mode: string;
   child: ChildProcess;
   lines: string[];
+  /** What the process wrote to stderr (also echoed to the test's stderr). */
+  stderr: string[];
   exited: Promise<number | null>;
 }
 
@@ -66,25 +86,63 @@ function startService(database: Database, mode: string, ...args: string[]): Serv
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', fixture, server.url, ...database.args, mode, ...args],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
+    { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   children.add(child);
   const lines: string[] = [];
+  const stderr: string[] = [];
   createInterface({ input: child.stdout }).on('line', (line) => lines.push(line));
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr.push(chunk.toString());
+    process.stderr.write(chunk);
+  });
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => {
       children.delete(child);
       resolve(code);
     }),
   );
-  return { child, lines, exited };
+  return { mode, child, lines, stderr, exited };
+}
+
+/**
+ * Waits until `service` printed `line`. Fails as soon as the process exits without having printed it,
+ * and on timeout, with the process's stderr in the message.
+ */
+async function printed(service: Service, line: string, timeoutMs = 60_000): Promise<void> {
+  const failure = (why: string) =>
+    new Error(`${service.mode}: ${why} before printing "${line}"; stderr:\n${service.stderr.join('')}`);
+  const exit = service.exited.then((code) => ({ code }));
+  const seen = waitFor(() => service.lines.includes(line), { timeoutMs }).then(() => undefined);
+  let exitedFirst: { code: number | null } | undefined;
+  try {
+    exitedFirst = await Promise.race([seen, exit]);
+  } catch {
+    throw failure(`no line in ${timeoutMs} ms`);
+  }
+  if (exitedFirst && !service.lines.includes(line)) {
+    seen.catch(() => undefined);
+    throw failure(`exited with code ${exitedFirst.code}`);
+  }
 }
 
 async function kill(service: Service): Promise<void> {
   service.child.kill('SIGKILL');
   await service.exited;
+}
+
+/** Kills the service processes still running and waits for their exit, so none writes into `dispose`. */
+async function killAll(): Promise<void> {
+  await Promise.all(
+    [...children].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          child.kill('SIGKILL');
+        }),
+    ),
+  );
 }
 
 async function newStream(): Promise<{ name: string; subject: (key: string) => string }> {
@@ -117,7 +175,7 @@ for (const [name, create] of Object.entries(databases)) {
           durable,
           output.subject('pen'),
         );
-        await waitFor(() => victim.lines.includes('ready'), { timeoutMs: 30_000 });
+        await printed(victim, 'ready');
         const event = createEnvelope({
           type: ItemCounted.type,
           source: 'orderflow/test',
@@ -127,7 +185,7 @@ for (const [name, create] of Object.entries(databases)) {
           headers: envelopeHeaders(event),
           msgID: event.id,
         });
-        await waitFor(() => victim.lines.includes(`committed ${event.id}`));
+        await printed(victim, `committed ${event.id}`);
         await kill(victim);
         assert.deepEqual(
           victim.lines.filter((l) => l.startsWith('applying')),
@@ -136,7 +194,7 @@ for (const [name, create] of Object.entries(databases)) {
 
         const restarted = startService(database, 'consume', input.name, durable, output.subject('pen'));
         try {
-          await waitFor(() => restarted.lines.includes(`committed ${event.id}`), { timeoutMs: 30_000 });
+          await printed(restarted, `committed ${event.id}`);
           assert.deepEqual(
             restarted.lines.filter((l) => l.startsWith('applying')),
             [],
@@ -157,6 +215,7 @@ for (const [name, create] of Object.entries(databases)) {
           [`total-${event.id}`],
         );
       } finally {
+        await killAll();
         await database.dispose();
       }
     });
@@ -167,7 +226,7 @@ for (const [name, create] of Object.entries(databases)) {
         const output = await newStream();
         const id = uniqueName('evt');
         const victim = startService(database, 'write-crash-before-relay', output.subject('pen'), id);
-        await waitFor(() => victim.lines.includes('committed'), { timeoutMs: 30_000 });
+        await printed(victim, 'committed');
         await kill(victim);
         assert.equal(
           (await jsm.streams.info(output.name)).state.messages,
@@ -199,6 +258,7 @@ for (const [name, create] of Object.entries(databases)) {
         assert.deepEqual(stored[0]?.data, { item: 'pen', total: 1 });
         assert.deepEqual(await totals(database), [{ item: 'pen', total: 1 }]);
       } finally {
+        await killAll();
         await database.dispose();
       }
     });

@@ -114,7 +114,7 @@ export function pgliteHarness(): SqlStoreHarness & { close(): Promise<void> } {
 /** A temporary directory, deleted by the returned function. */
 export async function tempDir(prefix: string): Promise<{ path: string; remove: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
-  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+  return { path, remove: () => rm(path, { recursive: true, force: true, maxRetries: 5 }) };
 }
 
 /** Every message a stream holds, in stream order: its subject, `Nats-Msg-Id`, headers and JSON body. */
