@@ -127,7 +127,12 @@ export function describeSystemScenarios(options: SystemScenarioOptions): void {
       (await eventTypes(orderId)).filter((t) => t.startsWith('order.'));
 
     before(async () => {
-      sys = await startTestSystem({ broker, replicas: { 'payment-processor': PAYMENT_REPLICAS } });
+      // The services' real first start: their PGlite databases created from an empty DATA_DIR.
+      sys = await startTestSystem({
+        broker,
+        replicas: { 'payment-processor': PAYMENT_REPLICAS },
+        firstStart: true,
+      });
     });
 
     after(async () => {

@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { BrokerKind, removeRabbitUsers } from '@orderflow/messaging';
+import { seedPgliteDataDir } from '@orderflow/sql/testing';
 import { createRabbitVhost, freePort, waitFor, type RabbitVhost } from '@orderflow/testing';
 import { demoOrder, GatewayClient, TERMINAL, type PlaceOrderBody } from '../../cli/api.ts';
 import { condense } from '../../cli/logs.ts';
@@ -63,11 +65,34 @@ const SYSTEM_TEST_LIMITS: Record<string, string> = {
   RATE_LIMIT_SIGNUPS_BURST: '100000',
 };
 
+/** The services with a SQL store (a dependency on `@orderflow/sql`): PGlite in `DATA_DIR/<service>`. */
+function sqlServices(): string[] {
+  return SERVICES.filter((name) => {
+    try {
+      const manifest = JSON.parse(
+        readFileSync(new URL(`../../services/${name}/package.json`, import.meta.url), 'utf8'),
+      ) as { dependencies?: Record<string, string> };
+      return manifest.dependencies?.['@orderflow/sql'] !== undefined;
+    } catch {
+      return false;
+    }
+  });
+}
+
 export async function startTestSystem(
-  options: Pick<SystemConfig, 'replicas' | 'env' | 'chaosIdentity' | 'broker'> = {},
+  options: Pick<SystemConfig, 'replicas' | 'env' | 'chaosIdentity' | 'broker'> & {
+    /**
+     * Start on an empty DATA_DIR, as `up` does the first time: every SQL service creates its PGlite
+     * database (initdb, seconds of CPU each, all at once). Default: the databases are initialised
+     * beforehand ({@link seedPgliteDataDir}) and the services reopen them, as on any later start.
+     */
+    firstStart?: boolean;
+  } = {},
 ): Promise<TestSystem> {
-  const vhost = options.broker === BrokerKind.RabbitMQ ? await createRabbitVhost() : undefined;
+  const { firstStart = false, ...config } = options;
+  const vhost = config.broker === BrokerKind.RabbitMQ ? await createRabbitVhost() : undefined;
   const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-system-'));
+  if (!firstStart) await Promise.all(sqlServices().map((name) => seedPgliteDataDir(join(dataDir, name))));
   const lines = new Map<string, string[]>();
   const events: string[] = [];
   const keep = (key: string, line: string, store: Map<string, string[]>) => {
@@ -107,12 +132,12 @@ export async function startTestSystem(
       pspPort: pspPort!,
       smtpPort: smtpPort!,
       mailboxPort: mailboxPort!,
-      ...options,
+      ...config,
       env: {
-        ...options.env,
+        ...config.env,
         // One client on 127.0.0.1 placing hundreds of orders a second: above the gateway's per-client
         // limits, which services/gateway/test/authorization.int.test.ts checks.
-        gateway: { ...SYSTEM_TEST_LIMITS, ...options.env?.gateway },
+        gateway: { ...SYSTEM_TEST_LIMITS, ...config.env?.gateway },
       },
       baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info' },
       restart: { initialDelayMs: 100, maxDelayMs: 2_000, stableAfterMs: 5_000 },

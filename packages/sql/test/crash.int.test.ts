@@ -1,7 +1,6 @@
 // Crash windows of the inbox and outbox, with service processes killed by SIGKILL.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cp } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
@@ -9,6 +8,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { connectNats, createEnvelope, envelopeHeaders } from '@orderflow/messaging';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { openSqlStore } from '../src/open.ts';
+import { seedPgliteDataDir } from '../src/testing.ts';
 import type { SqlStore } from '../src/types.ts';
 import { ItemCounted } from './fixtures/contracts.ts';
 import { dropSchema, POSTGRES_URL, streamMessages, tempDir } from './support.ts';
@@ -28,7 +28,6 @@ after(async () => {
   await killAll();
   await nc.close();
   await server.dispose();
-  if (pgliteTemplate) await (await pgliteTemplate).remove();
 });
 
 /** Where a service keeps its data: a PostgreSQL schema or a PGlite directory, removed by `dispose`. */
@@ -37,20 +36,6 @@ interface Database {
   /** Opens the store from the test (for PGlite only while no service process has it open). */
   open(): Promise<SqlStore>;
   dispose(): Promise<void>;
-}
-
-/**
- * A PGlite data directory initialised once for the file, copied for each test. Creating one runs
- * initdb (seconds of CPU, a minute on a loaded machine), reopening one takes a fraction of that: the
- * service processes of a test then open an existing directory, as after their first start.
- */
-let pgliteTemplate: Promise<{ path: string; remove: () => Promise<void> }> | undefined;
-function initialisedPgliteDir() {
-  return (pgliteTemplate ??= (async () => {
-    const dir = await tempDir('orderflow-sql-crash-template-');
-    await (await openSqlStore({ dataDir: dir.path, schema: '' })).close();
-    return dir;
-  })());
 }
 
 const databases: Record<string, () => Promise<Database>> = {
@@ -64,7 +49,9 @@ const databases: Record<string, () => Promise<Database>> = {
   },
   PGlite: async () => {
     const dir = await tempDir('orderflow-sql-crash-');
-    await cp((await initialisedPgliteDir()).path, dir.path, { recursive: true });
+    // Initialised beforehand (initdb costs seconds of CPU, a minute on a loaded machine): the service
+    // processes reopen an existing database, as after their first start.
+    await seedPgliteDataDir(dir.path);
     return {
       args: ['', dir.path, ''],
       open: () => openSqlStore({ dataDir: dir.path, schema: '' }),
