@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chaos } from './commands/chaos.ts';
 import { doctor, type DoctorPort } from './commands/doctor.ts';
-import { FAULT_CLASSES, type FaultClass } from './chaos/faults.ts';
+import { FAULT_CLASSES, faultProblems, type FaultClass } from './chaos/faults.ts';
 import { dlq } from './commands/dlq.ts';
 import { consumers, services, streams, traceOrder } from './commands/inspect.ts';
 import { replay } from './commands/replay.ts';
@@ -94,12 +94,18 @@ const HELP = `orderflow <command> [options]
               \`up\` on the data directory, that system; takes up's port and --data-dir flags, --nats
   chaos       run the whole system under load, inject faults, check the invariants (exit 1 on a violation)
                 --orders <n> (default 300)  --seed <n> (default: time)  --rate <orders/s> (default 10)
-                --nats single|cluster       --faults kill,nats-restart,node-kill,pg-outage,psp,rolling-restart,poison
+                --broker nats|rabbitmq (default nats)  --nats single|cluster (NATS only)
+                --faults kill,nats-restart,node-kill,broker-restart,pg-outage,psp,rolling-restart,poison
+                  (default: those of the broker: nats-restart on one nats-server, node-kill on a cluster,
+                  broker-restart on RabbitMQ — it restarts the RabbitMQ node: only on a node you own)
                 --kills-per-service <n> (default 2)  --payment-replicas <n> (default 3)
                 --report <file.json>        --log <file> (every line the services print, at level info)
                 --settle-timeout <s> (default 300: how long the system may take to become consistent)
                 PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); the run uses a
                 fresh database on it and drops it afterwards (also on Ctrl-C, which exits 130)
+                RabbitMQ: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672, a user that may open
+                vhosts); the run uses a fresh vhost and users on it and deletes them afterwards;
+                needs rabbitmqctl (root on the broker's machine)
 
 Environment: NATS_URL (external NATS, cluster nodes comma-separated; else a private nats-server),
 NATS_SECRETS_DIR (bus credentials: <identity>.nk seeds and ca.pem; default DATA_DIR/secrets, which up generates),
@@ -469,6 +475,7 @@ async function main(argv: string[]): Promise<number> {
           orders: { type: 'string', default: '300' },
           seed: { type: 'string' },
           rate: { type: 'string', default: '10' },
+          broker: { type: 'string', default: 'nats' },
           nats: { type: 'string', default: 'single' },
           faults: { type: 'string' },
           'kills-per-service': { type: 'string', default: '2' },
@@ -483,17 +490,26 @@ async function main(argv: string[]): Promise<number> {
         if (!Number.isInteger(n) || n < min) throw new UsageError(`${what} must be an integer ≥ ${min}`);
         return n;
       };
+      if (values.broker !== 'nats' && values.broker !== 'rabbitmq')
+        throw new UsageError(`--broker must be nats or rabbitmq, got "${values.broker}"`);
       if (values.nats !== 'single' && values.nats !== 'cluster')
         throw new UsageError(`--nats must be single or cluster, got "${values.nats}"`);
       const faults = values.faults?.split(',').map((f) => f.trim());
       for (const fault of faults ?? [])
         if (!(FAULT_CLASSES as readonly string[]).includes(fault))
           throw new UsageError(`--faults: unknown fault "${fault}" (one of ${FAULT_CLASSES.join(', ')})`);
+      const mode = { broker: values.broker, nats: values.nats } as const;
+      const problems = faultProblems((faults ?? []) as FaultClass[], mode);
+      if (values.broker === 'rabbitmq' && values.nats === 'cluster')
+        problems.push('--nats cluster needs --broker nats');
+      if (problems.length > 0) throw new UsageError(problems.join('; '));
       return chaos({
         orders: count(values.orders, '--orders', 1),
         seed: values.seed === undefined ? Date.now() % 1_000_000 : count(values.seed, '--seed', 0),
         ratePerSecond: count(values.rate, '--rate', 1),
+        broker: values.broker,
         nats: values.nats,
+        ...(env.AMQP_URL && { amqpUrl: env.AMQP_URL }),
         ...(faults && { faults: faults as FaultClass[] }),
         killsPerService: count(values['kills-per-service'], '--kills-per-service', 0),
         paymentReplicas: count(values['payment-replicas'], '--payment-replicas', 1),

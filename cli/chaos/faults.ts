@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { NatsConnection } from '@nats-io/nats-core';
-import type { OrderingTopology } from '@orderflow/contracts';
 import type { NatsCluster } from '@orderflow/testing';
 import type { Supervisor } from '../supervisor.ts';
 import type { ServiceName } from '../system.ts';
+import type { ChaosBroker, ChaosBus } from './bus.ts';
 import type { PgProxy } from './pg-proxy.ts';
-import { publishPoison, type PoisonMessage } from './poison.ts';
+import type { PoisonMessage } from './poison.ts';
+import type { RabbitNode } from './rabbit-node.ts';
 import type { SeededRandom } from './random.ts';
 
 /** The classes of fault the harness injects (issue: "Prove it survives"). */
@@ -16,6 +16,11 @@ export const FAULT_CLASSES = [
   'nats-restart',
   /** One node of the 3-node JetStream cluster is killed (SIGKILL) and brought back. */
   'node-kill',
+  /**
+   * RabbitMQ: the node's application is stopped (`rabbitmqctl stop_app`, every connection closed) and
+   * started again after a random delay. It restarts the node the run talks to, every vhost on it.
+   */
+  'broker-restart',
   /** PostgreSQL unreachable for 10–20 s: every connection reset, new ones refused. */
   'pg-outage',
   /** The payment provider answers 5xx in bursts, fails after committing, then answers too late. */
@@ -26,6 +31,30 @@ export const FAULT_CLASSES = [
   'poison',
 ] as const;
 export type FaultClass = (typeof FAULT_CLASSES)[number];
+
+/** The broker the system runs on, and on NATS its shape. */
+export interface BrokerMode {
+  readonly broker: ChaosBroker;
+  /** NATS only. */
+  readonly nats: 'single' | 'cluster';
+}
+
+/** The fault classes that apply to a broker mode (each breaks the broker its own way). */
+export function faultClassesFor(mode: BrokerMode): FaultClass[] {
+  const brokerFault: FaultClass =
+    mode.broker === 'rabbitmq' ? 'broker-restart' : mode.nats === 'single' ? 'nats-restart' : 'node-kill';
+  const brokerFaults: readonly FaultClass[] = ['nats-restart', 'node-kill', 'broker-restart'];
+  return FAULT_CLASSES.filter((f) => f === brokerFault || !brokerFaults.includes(f));
+}
+
+/** Problems of a fault list for a broker mode, all at once (empty when every class applies). */
+export function faultProblems(faults: readonly FaultClass[], mode: BrokerMode): string[] {
+  const applicable = faultClassesFor(mode);
+  const where = mode.broker === 'rabbitmq' ? 'RabbitMQ' : `NATS ${mode.nats}`;
+  return faults
+    .filter((f) => !applicable.includes(f))
+    .map((f) => `fault ${f} does not apply to ${where} (there: ${applicable.join(', ')})`);
+}
 
 export interface FaultStep {
   readonly fault: FaultClass;
@@ -79,11 +108,15 @@ export interface FaultTargets {
   readonly pspUrl: string;
   /** payment-processor's deadline for a PSP call: `psp` makes the PSP slower than this. */
   readonly pspTimeoutMs: number;
-  readonly nc: NatsConnection;
-  readonly topology: OrderingTopology;
+  /** The harness's side of the bus: publishes the poison. */
+  readonly bus: ChaosBus;
+  /** RabbitMQ mode: the node to restart. */
+  readonly rabbitNode?: RabbitNode;
   /** Receives the poison messages published, to explain the dead letters later. */
   readonly onPoison: (messages: readonly PoisonMessage[]) => void;
   readonly readyTimeoutMs: number;
+  /** Figures of a fault worth telling the operator (how long the broker took to stop and start…). */
+  readonly onNote?: (note: string) => void;
 }
 
 /** Injects one fault and resolves when it has been lifted; returns what was hit. */
@@ -112,6 +145,20 @@ export async function injectFault(step: FaultStep, targets: FaultTargets): Promi
       await nodes[index]!.start();
       return `nats node n${index}`;
     }
+    case 'broker-restart': {
+      const node = targets.rabbitNode;
+      if (!node) throw new Error('broker-restart needs RabbitMQ (--broker rabbitmq)');
+      const restartsBefore = replicaRestarts(supervisor, targets.services);
+      const took = await node.restart(random.int(500, 3_000));
+      targets.onNote?.(
+        `RabbitMQ stop_app ${took.stopMs} ms, down ${took.downMs} ms, start_app ${took.startMs} ms`,
+      );
+      // Every service lost its connection (not reopened on RabbitMQ): it exits and is restarted.
+      await untilRestarted(supervisor, restartsBefore, targets.readyTimeoutMs);
+      for (const service of targets.services)
+        await supervisor.waitReady(service, { timeoutMs: targets.readyTimeoutMs });
+      return 'RabbitMQ node';
+    }
     case 'pg-outage': {
       const proxy = targets.pgProxy;
       if (!proxy) throw new Error('pg-outage needs PostgreSQL (DATABASE_URL mode)');
@@ -134,13 +181,43 @@ export async function injectFault(step: FaultStep, targets: FaultTargets): Promi
       return targets.services.join(', ');
     }
     case 'poison': {
-      targets.onPoison(await publishPoison(targets.nc, targets.topology));
-      return 'ORDERING stream';
+      targets.onPoison(await targets.bus.publishPoison());
+      return targets.bus.broker === 'rabbitmq' ? 'events exchange' : 'ORDERING stream';
     }
     default: {
       const unknown: never = step.fault;
       throw new Error(`unknown fault ${String(unknown)}`);
     }
+  }
+}
+
+/** Restarts so far of each replica of `services`, by `program#replica`. */
+function replicaRestarts(supervisor: Supervisor, services: readonly ServiceName[]): Map<string, number> {
+  return new Map(
+    supervisor
+      .list()
+      .filter((r) => (services as readonly string[]).includes(r.program))
+      .map((r) => [`${r.program}#${r.replica}`, r.restarts]),
+  );
+}
+
+/** Waits until every replica in `before` was restarted since; fails naming those that were not. */
+async function untilRestarted(
+  supervisor: Supervisor,
+  before: ReadonlyMap<string, number>,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const waiting = supervisor.list().flatMap((r) => {
+      const name = `${r.program}#${r.replica}`;
+      const restarts = before.get(name);
+      return restarts !== undefined && r.restarts <= restarts ? [name] : [];
+    });
+    if (waiting.length === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(`not restarted after the broker restart: ${waiting.join(', ')}`);
+    await sleep(100);
   }
 }
 

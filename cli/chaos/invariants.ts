@@ -7,7 +7,7 @@ import type { PoisonMessage } from './poison.ts';
 /**
  * The invariants a chaos run checks once the system is quiet. Each is computed from what the system
  * itself reports — the gateway's views and histories, the PSP's ledger, the SMTP sink's mailbox, the
- * dead-letter stream and (with PostgreSQL) the services' own tables — never from what the harness
+ * dead letters (stream or queue) and (with PostgreSQL) the services' own tables — never from what the harness
  * thinks it did, except for the order kinds it chose.
  */
 
@@ -65,7 +65,10 @@ export interface Observations {
   readonly poison: readonly PoisonMessage[];
   readonly answers: AnswerTally;
   readonly database?: DatabaseFacts;
-  /** Lines nats-server logged about a refused publish or subscription (every process has its own identity). */
+  /**
+   * Lines the broker logged about an operation it refused (every process has its own identity):
+   * nats-server's `Publish Violation` / `Subscription Violation`, RabbitMQ's `access_refused`.
+   */
   readonly permissionViolations?: readonly string[];
 }
 
@@ -541,22 +544,35 @@ function stepFailures(o: Observations): Invariant {
 }
 
 /**
+ * Which message a dead letter is of, for "dead-lettered twice by one consumer": its stream sequence
+ * where the broker numbers the stored messages (NATS), else its `ce-id` (RabbitMQ keeps no sequence;
+ * a copy published twice there is two messages with one id), else its subject.
+ */
+function messageOfLetter(letter: DeadLetter): string {
+  if (letter.streamSequence > 0) return `#${letter.streamSequence}`;
+  const eventId = letter.headers['ce-id'];
+  return eventId ? `id ${eventId}` : `subject ${letter.subject}`;
+}
+
+/**
  * The dead letters are exactly the poison messages, each with its expected code, and the permanent
  * step failures the orders' kinds call for (the charge of an `invalid-card` order, refused by the PSP);
- * none else.
+ * none else. A letter is the poison's by its subject (each poison message has one of its own), and
+ * must agree with what else the poison is known by: its stream sequence (NATS) and its `ce-id`.
  */
 function deadLetters(o: Observations): Invariant {
   const problems: string[] = [];
-  const poisonBySequence = new Map(o.poison.map((p) => [p.streamSequence, p]));
+  const poisonBySubject = new Map(o.poison.map((p) => [p.subject, p]));
   const invalidCards = new Set(
     o.orders.filter((order) => order.kind === 'invalid-card').map((x) => x.orderId),
   );
-  const lettered = new Set<number>();
+  const lettered = new Set<string>();
   const seen = new Set<string>();
   let stepFailures = 0;
   for (const letter of o.deadLetters) {
-    const poison = poisonBySequence.get(letter.streamSequence);
-    const what = `${letter.consumer} ${letter.subject} #${letter.streamSequence} ${letter.code}`;
+    const poison = poisonBySubject.get(letter.subject);
+    const message = messageOfLetter(letter);
+    const what = `${letter.consumer} ${letter.subject} ${message} ${letter.code}`;
     const stepFailure =
       !poison &&
       invalidCards.has(orderOfLetter(letter)) &&
@@ -564,17 +580,25 @@ function deadLetters(o: Observations): Invariant {
       letter.code === FAILED_STEPS.payment_failed.code;
     if (stepFailure) stepFailures += 1;
     else if (!poison) problems.push(`unexplained dead letter: ${what}: ${letter.reason}`);
-    else if (!poison.expectedCodes.includes(letter.code))
-      problems.push(`${what}: expected ${poison.expectedCodes.join(' or ')} for ${poison.kind}`);
+    else {
+      if (!poison.expectedCodes.includes(letter.code))
+        problems.push(`${what}: expected ${poison.expectedCodes.join(' or ')} for ${poison.kind}`);
+      if (poison.streamSequence !== undefined && letter.streamSequence !== poison.streamSequence)
+        problems.push(`${what}: the poison ${poison.kind} on its subject is #${poison.streamSequence}`);
+      if (poison.eventId !== undefined && letter.headers['ce-id'] !== poison.eventId)
+        problems.push(`${what}: the poison ${poison.kind} on its subject has ce-id ${poison.eventId}`);
+      lettered.add(poison.subject);
+    }
     if (letter.reason.trim() === '') problems.push(`${what}: no reason`);
-    const key = `${letter.consumer} ${letter.streamSequence}`;
+    const key = `${letter.consumer} ${message}`;
     if (seen.has(key)) problems.push(`${what}: dead-lettered twice by one consumer`);
     seen.add(key);
-    lettered.add(letter.streamSequence);
   }
   for (const p of o.poison)
-    if (!lettered.has(p.streamSequence))
-      problems.push(`poison ${p.kind} on ${p.subject} #${p.streamSequence} not dead-lettered`);
+    if (!lettered.has(p.subject))
+      problems.push(
+        `poison ${p.kind} on ${p.subject}${p.streamSequence === undefined ? '' : ` #${p.streamSequence}`} not dead-lettered`,
+      );
   return invariant(
     'dead letters: only the injected poison and the permanent step failures, each with its reason',
     { poisonPublished: o.poison.length, stepFailures, deadLetters: o.deadLetters.length },

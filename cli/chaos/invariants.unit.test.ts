@@ -4,6 +4,7 @@ import type { CancellationReason, OrderStatus, OrderView } from '@orderflow/cont
 import type { DeadLetter } from '@orderflow/messaging';
 import { checkInvariants, type LedgerEntry, type Observations } from './invariants.ts';
 import type { DrivenOrder, OrderKind } from './load.ts';
+import type { PoisonMessage } from './poison.ts';
 
 // The chaos invariants on hand-made observations: what a run would report for orders whose saga step
 // failed permanently, and what must count as a violation.
@@ -48,7 +49,7 @@ function letter(orderId: string, consumer: string, code: string, seq: number): D
 
 function observe(
   orders: { orderId: string; kind: OrderKind; view: OrderView }[],
-  extra: { ledger?: LedgerEntry[]; deadLetters?: DeadLetter[] } = {},
+  extra: { ledger?: LedgerEntry[]; deadLetters?: DeadLetter[]; poison?: PoisonMessage[] } = {},
 ): Observations {
   const driven: DrivenOrder[] = orders.map((o) => ({
     orderId: o.orderId,
@@ -81,7 +82,7 @@ function observe(
     ledger: extra.ledger ?? [],
     mails: [],
     deadLetters: extra.deadLetters ?? [],
-    poison: [],
+    poison: extra.poison ?? [],
     answers: { counts: {}, unexpected: [], gaveUp: [] },
   };
 }
@@ -148,5 +149,93 @@ describe('chaos invariants: a saga step that failed permanently', () => {
       }),
     );
     assert.match(named(report, 'dead letters').problems[0] ?? '', /unexplained dead letter/);
+  });
+});
+
+describe('chaos invariants: poison and its dead letters, on either broker', () => {
+  const poison = (kind: PoisonMessage['kind'], n: number, streamSequence?: number): PoisonMessage => ({
+    kind,
+    subject: `payments.poison-${n}`,
+    eventId: kind === 'no-headers' ? undefined : `poison-event-${n}`,
+    streamSequence,
+    expectedCodes: kind === 'wrong-schema' ? ['VALIDATION_FAILED'] : ['DECODE_FAILED'],
+  });
+  /** A dead letter of `p` as `consumer` wrote it: on RabbitMQ without a stream sequence. */
+  const letterOf = (
+    p: PoisonMessage,
+    consumer: string,
+    changes: { code?: string; streamSequence?: number; eventId?: string } = {},
+  ): DeadLetter => ({
+    seq: 1,
+    stream: 'ORDERING',
+    consumer,
+    subject: p.subject,
+    streamSequence: changes.streamSequence ?? p.streamSequence ?? 0,
+    deliveries: 1,
+    reason: 'poison',
+    code: changes.code ?? p.expectedCodes[0] ?? '',
+    deadLetteredAt: at,
+    headers:
+      (changes.eventId ?? p.eventId) === undefined ? {} : { 'ce-id': changes.eventId ?? p.eventId ?? '' },
+    body: new Uint8Array(),
+  });
+  const deadLetterInvariant = (letters: DeadLetter[], published: PoisonMessage[]) =>
+    named(checkInvariants(observe([], { deadLetters: letters, poison: published })), 'dead letters');
+
+  test('RabbitMQ: poison without stream sequences is matched by its subject and ce-id, one letter per consumer', () => {
+    const published = [poison('bad-json', 1), poison('wrong-schema', 2), poison('no-headers', 3)];
+    const letters = published.flatMap((p) => [
+      letterOf(p, 'order-status-all'),
+      letterOf(p, 'email-notify-all'),
+    ]);
+    const invariant = deadLetterInvariant(letters, published);
+    assert.deepEqual(invariant.problems, []);
+    assert.equal(invariant.counts.deadLetters, 6);
+  });
+
+  test('a letter on a poison subject with another ce-id, stream sequence or code is a violation', () => {
+    const onRabbit = poison('bad-json', 1);
+    const onNats = poison('bad-json', 2, 40);
+    const invariant = deadLetterInvariant(
+      [
+        letterOf(onRabbit, 'order-status-all', { eventId: 'someone-else' }),
+        letterOf(onRabbit, 'email-notify-all', { code: 'UNKNOWN_TYPE' }),
+        letterOf(onNats, 'order-status-all', { streamSequence: 41 }),
+      ],
+      [onRabbit, onNats],
+    );
+    assert.deepEqual(invariant.problems, [
+      'order-status-all payments.poison-1 id someone-else DECODE_FAILED: the poison bad-json on its subject has ce-id poison-event-1',
+      'email-notify-all payments.poison-1 id poison-event-1 UNKNOWN_TYPE: expected DECODE_FAILED for bad-json',
+      'order-status-all payments.poison-2 #41 DECODE_FAILED: the poison bad-json on its subject is #40',
+    ]);
+  });
+
+  test('one message dead-lettered twice by one consumer is a violation, on RabbitMQ by its ce-id', () => {
+    const p = poison('wrong-schema', 1);
+    const invariant = deadLetterInvariant(
+      [letterOf(p, 'order-status-all'), letterOf(p, 'order-status-all')],
+      [p],
+    );
+    assert.deepEqual(invariant.problems, [
+      'order-status-all payments.poison-1 id poison-event-1 VALIDATION_FAILED: dead-lettered twice by one consumer',
+    ]);
+  });
+
+  test('poison that no consumer dead-lettered, and a letter no poison explains, are violations', () => {
+    const lettered = poison('bad-json', 1);
+    const missing = poison('no-headers', 2);
+    const stray: DeadLetter = {
+      ...letterOf(lettered, 'order-status-all', { eventId: 'e-9' }),
+      subject: 'payments.o-9',
+    };
+    const invariant = deadLetterInvariant(
+      [letterOf(lettered, 'order-status-all'), stray],
+      [lettered, missing],
+    );
+    assert.deepEqual(invariant.problems, [
+      'unexplained dead letter: order-status-all payments.o-9 id e-9 DECODE_FAILED: poison',
+      'poison no-headers on payments.poison-2 not dead-lettered',
+    ]);
   });
 });

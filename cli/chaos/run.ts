@@ -3,31 +3,35 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  orderingTopology,
-  OrderStatusChanged,
-  type OrderingTopology,
-  type OrderView,
-} from '@orderflow/contracts';
-import type { NatsConnection } from '@nats-io/nats-core';
-import { NatsTransport } from '@orderflow/messaging';
+import { orderingTopology, type OrderingTopology, type OrderView } from '@orderflow/contracts';
 import { busServerConfig, PERMISSION_VIOLATION, prepareBusSecrets } from '../bus.ts';
 import { freePort, startNatsCluster, type NatsCluster } from '@orderflow/testing';
 import { GatewayClient, TERMINAL, type HistoryEvent } from '../api.ts';
 import { mapLimit } from '../map-limit.ts';
 import type { LogLine, SupervisorEvent } from '../supervisor.ts';
 import { SERVICES, startSystem, type RunningSystem } from '../system.ts';
+import { natsChaosBus, type ChaosBroker, type ChaosBus } from './bus.ts';
 import { createDatabase, type ChaosDatabase } from './database.ts';
-import { FAULT_CLASSES, injectFault, planFaults, type FaultClass, type FaultRecord } from './faults.ts';
+import {
+  faultClassesFor,
+  faultProblems,
+  injectFault,
+  planFaults,
+  type BrokerMode,
+  type FaultClass,
+  type FaultRecord,
+} from './faults.ts';
 import { checkInvariants, type InvariantReport, type LedgerEntry, type Mail } from './invariants.ts';
 import { LoadDriver, type AnswerTally } from './load.ts';
 import { PgProxy } from './pg-proxy.ts';
 import type { PoisonMessage } from './poison.ts';
+import type { RabbitNode } from './rabbit-node.ts';
 import { SeededRandom } from './random.ts';
 
 /**
- * The fault-injection harness: starts the real system (every service a process, real NATS — one
- * node or a 3-node JetStream cluster with R3 streams —, PostgreSQL behind a cuttable link), drives
+ * The fault-injection harness: starts the real system (every service a process, a real broker — NATS
+ * on one node or a 3-node JetStream cluster with R3 streams, or RabbitMQ on a vhost of its own —,
+ * PostgreSQL behind a cuttable link), drives
  * orders through the HTTP API, injects a seeded plan of faults while the load runs, waits until the
  * system is quiet and checks the invariants (see invariants.ts). `npm run chaos` and the chaos
  * system test both call {@link runChaos}.
@@ -39,9 +43,17 @@ export interface ChaosOptions {
   seed: number;
   /** Orders per second the load aims at (default 10). */
   ratePerSecond?: number;
-  /** `single`: one private nats-server; `cluster`: three nodes, every stream R3 (default single). */
+  /**
+   * The broker the system runs on (default `nats`). `rabbitmq`: the RabbitMQ node of `amqpUrl`, on a
+   * fresh vhost deleted afterwards; its `broker-restart` fault restarts that node, so run it on a
+   * node you own.
+   */
+  broker?: ChaosBroker;
+  /** NATS: `single`, one private nats-server; `cluster`, three nodes, every stream R3 (default single). */
   nats?: 'single' | 'cluster';
-  /** Fault classes to inject (default: all that fit the NATS mode). */
+  /** RabbitMQ: the node, as a user that may open new vhosts (default `amqp://guest:guest@127.0.0.1:5672`). */
+  amqpUrl?: string;
+  /** Fault classes to inject (default: all that fit the broker mode, see `faultClassesFor`). */
   faults?: readonly FaultClass[];
   /** Each service is SIGKILLed this many times (default 2). */
   killsPerService?: number;
@@ -74,6 +86,14 @@ export class ChaosInterruptedError extends Error {
   override name = 'ChaosInterruptedError';
 }
 
+/** Options that cannot make a run (every problem in the message). */
+export class ChaosOptionsError extends Error {
+  override name = 'ChaosOptionsError';
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('; '));
+  }
+}
+
 function interrupted(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
     const fail = () => reject(new ChaosInterruptedError('the chaos run was interrupted'));
@@ -94,6 +114,8 @@ export interface ChaosProgress {
 
 export interface ChaosReport {
   readonly seed: number;
+  readonly broker: ChaosBroker;
+  /** NATS only. */
   readonly nats: 'single' | 'cluster';
   readonly ordersRequested: number;
   readonly ordersAccepted: number;
@@ -118,11 +140,6 @@ export interface ChaosReport {
 }
 
 const PSP_TIMEOUT_MS = 1_000;
-
-/** The fault classes that apply to a NATS mode. */
-function faultsFor(nats: 'single' | 'cluster'): FaultClass[] {
-  return FAULT_CLASSES.filter((f) => (nats === 'single' ? f !== 'node-kill' : f !== 'nats-restart'));
-}
 
 /** Clean-ups undone in reverse order at the end; one added after the end (an interrupted run's start-up finishing) runs at once. */
 class Cleanups {
@@ -172,19 +189,23 @@ interface ChaosEnvironment {
   readonly database: ChaosDatabase;
   readonly pgProxy: PgProxy;
   readonly cluster: NatsCluster | undefined;
-  readonly clusterViolations: readonly string[];
+  /** RabbitMQ mode: the node the run restarts. */
+  readonly rabbitNode: RabbitNode | undefined;
   readonly system: RunningSystem;
+  /** The harness's side of the bus, as the `chaos` identity. */
+  readonly bus: ChaosBus;
   readonly topology: OrderingTopology;
   readonly readyTimeoutMs: number;
 }
 
 /**
- * Starts what the run breaks: a fresh PostgreSQL database behind a cuttable link, NATS (the
- * system's private server, or a 3-node cluster on the bus's own config) and every service.
+ * Starts what the run breaks: a fresh PostgreSQL database behind a cuttable link, the broker (the
+ * system's private nats-server, a 3-node cluster on the bus's own config, or a fresh vhost on the
+ * RabbitMQ node) and every service; then connects the harness to the bus as `chaos`.
  */
 async function startEnvironment(
   options: ChaosOptions,
-  nats: 'single' | 'cluster',
+  mode: BrokerMode,
   cleanups: Cleanups,
   errorLogs: Record<string, number>,
 ): Promise<ChaosEnvironment> {
@@ -205,7 +226,7 @@ async function startEnvironment(
   const topology = orderingTopology();
   const clusterViolations: string[] = [];
   let cluster: NatsCluster | undefined;
-  if (nats === 'cluster') {
+  if (mode.broker === 'nats' && mode.nats === 'cluster') {
     // The cluster runs the bus's own config on every node: the same identities and TLS as `up`'s
     // private server, routes authenticated with a generated secret.
     const secrets = await prepareBusSecrets(join(dataDir, 'secrets'), topology, { chaos: true });
@@ -271,19 +292,27 @@ async function startEnvironment(
   });
   cleanups.add(() => system.stop());
   note(`system up: API ${system.apiUrl}, NATS ${system.natsUrl}, PostgreSQL database ${database.name}`);
-  return { database, pgProxy, cluster, clusterViolations, system, topology, readyTimeoutMs };
+  const nc = await system.connect('orderflow-chaos', 'chaos');
+  const bus = await natsChaosBus(nc, topology, () =>
+    cluster ? clusterViolations : system.permissionViolations(),
+  ).catch(async (error: unknown) => {
+    await nc.close();
+    throw error;
+  });
+  cleanups.add(() => bus.close());
+  return { database, pgProxy, cluster, rabbitNode: undefined, system, bus, topology, readyTimeoutMs };
 }
 
 /** Places the orders at the planned rate while the fault plan runs beside them, one probe order after each fault. */
 async function loadUnderFaults(
   options: ChaosOptions,
   env: ChaosEnvironment,
-  harness: { nc: NatsConnection; api: GatewayClient; load: LoadDriver; random: SeededRandom },
+  harness: { api: GatewayClient; load: LoadDriver; random: SeededRandom },
   progress: ProgressTracker,
   faults: readonly FaultClass[],
 ): Promise<{ records: FaultRecord[]; poison: PoisonMessage[]; loadDurationMs: number }> {
-  const { system, cluster, pgProxy, topology, readyTimeoutMs } = env;
-  const { nc, api, load, random } = harness;
+  const { system, cluster, rabbitNode, pgProxy, bus, readyTimeoutMs } = env;
+  const { api, load, random } = harness;
   const note = options.onNote ?? (() => undefined);
   const steps = planFaults(faults, SERVICES, random, options.killsPerService ?? 2);
   progress.faultsTotal = steps.length;
@@ -312,14 +341,15 @@ async function loadUnderFaults(
         services: SERVICES,
         random,
         ...(cluster && { cluster }),
+        ...(rabbitNode && { rabbitNode }),
         pgProxy,
         pgOutageMs: options.pgOutageMs ?? { min: 10_000, max: 20_000 },
         pspUrl: system.pspUrl,
         pspTimeoutMs: PSP_TIMEOUT_MS,
-        nc,
-        topology,
+        bus,
         onPoison: (messages) => poison.push(...messages),
         readyTimeoutMs,
+        onNote: note,
       });
       const record: FaultRecord = {
         fault: step.fault,
@@ -376,18 +406,13 @@ async function settle(
 async function checkUntilConsistent(
   options: ChaosOptions,
   env: ChaosEnvironment,
-  harness: {
-    api: GatewayClient;
-    load: LoadDriver;
-    transport: NatsTransport;
-    poison: readonly PoisonMessage[];
-  },
+  harness: { api: GatewayClient; load: LoadDriver; poison: readonly PoisonMessage[] },
   views: Map<string, OrderView | undefined>,
   progress: ProgressTracker,
   deadline: number,
 ): Promise<InvariantReport> {
-  const { system, cluster, clusterViolations, database, topology } = env;
-  const { api, load, transport, poison } = harness;
+  const { system, bus, database, topology } = env;
+  const { api, load, poison } = harness;
   const note = options.onNote ?? (() => undefined);
   let lastCheckNote = Date.now();
   for (;;) {
@@ -409,11 +434,11 @@ async function checkUntilConsistent(
       histories,
       ledger: await getJson<{ entries: LedgerEntry[] }>(`${system.pspUrl}/ledger`).then((b) => b.entries),
       mails: await getJson<{ messages: Mail[] }>(`${system.mailboxUrl}/messages`).then((b) => b.messages),
-      deadLetters: await transport.deadLetters.list({ stream: topology.stream, limit: 100_000 }),
+      deadLetters: await bus.deadLetters(topology.stream),
       poison,
       answers: load.answers,
       database: await database.facts(),
-      permissionViolations: cluster ? clusterViolations : system.permissionViolations(),
+      permissionViolations: await bus.permissionViolations(),
     });
     if (result.violations === 0 || Date.now() > deadline) return result;
     if (Date.now() - lastCheckNote > 15_000) {
@@ -427,7 +452,12 @@ async function checkUntilConsistent(
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const startedAt = Date.now();
-  const nats = options.nats ?? 'single';
+  const mode: BrokerMode = { broker: options.broker ?? 'nats', nats: options.nats ?? 'single' };
+  const faults = options.faults ?? faultClassesFor(mode);
+  const problems = faultProblems(faults, mode);
+  if (mode.broker === 'rabbitmq' && options.nats === 'cluster')
+    problems.push('a NATS cluster (nats: cluster) needs broker nats');
+  if (problems.length > 0) throw new ChaosOptionsError(problems);
   const random = new SeededRandom(options.seed);
   const cleanups = new Cleanups();
   const errorLogs: Record<string, number> = {};
@@ -436,10 +466,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   cleanups.add(async () => clearInterval(ticker));
 
   const run = async (): Promise<ChaosReport> => {
-    const env = await startEnvironment(options, nats, cleanups, errorLogs);
-    const nc = await env.system.connect('orderflow-chaos', 'chaos');
-    cleanups.add(() => nc.close());
-    const transport = await NatsTransport.create(nc, { source: 'orderflow/chaos' });
+    const env = await startEnvironment(options, mode, cleanups, errorLogs);
     // The checks read every customer's orders: an operator's token (the load uses each customer's own).
     const api = new GatewayClient(
       env.system.apiUrl,
@@ -449,19 +476,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const load = new LoadDriver(api, random);
     /** When each order's terminal notification came, on the load's clock. */
     const terminalAt = new Map<string, number>();
-    transport.listen(OrderStatusChanged, env.topology.notifications.statusChangedAll, (event) => {
-      if (TERMINAL.includes(event.data.status) && !progress.terminal.has(event.data.orderId)) {
-        progress.terminal.add(event.data.orderId);
-        terminalAt.set(event.data.orderId, load.elapsedMs());
+    env.bus.followStatus((change) => {
+      if (TERMINAL.includes(change.status) && !progress.terminal.has(change.orderId)) {
+        progress.terminal.add(change.orderId);
+        terminalAt.set(change.orderId, load.elapsedMs());
       }
     });
     await load.registerCustomers(Math.max(5, Math.min(50, Math.ceil(options.orders / 20))));
 
-    const faults = options.faults ?? faultsFor(nats);
     const { records, poison, loadDurationMs } = await loadUnderFaults(
       options,
       env,
-      { nc, api, load, random },
+      { api, load, random },
       progress,
       faults,
     );
@@ -474,14 +500,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const settleDurationMs = Date.now() - settleStart;
 
     progress.phase = 'checking';
-    const result = await checkUntilConsistent(
-      options,
-      env,
-      { api, load, transport, poison },
-      views,
-      progress,
-      deadline,
-    );
+    const result = await checkUntilConsistent(options, env, { api, load, poison }, views, progress, deadline);
 
     const latencies = load.orders
       .flatMap((o) => {
@@ -496,7 +515,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       restarts[r.program] = (restarts[r.program] ?? 0) + r.restarts;
     return {
       seed: options.seed,
-      nats,
+      broker: mode.broker,
+      nats: mode.nats,
       ordersRequested: options.orders,
       ordersAccepted: load.orders.length,
       ordersPerSecond: Math.round((load.orders.length / loadDurationMs) * 1_000 * 10) / 10,

@@ -38,7 +38,7 @@ export async function chaos(options: ChaosCommandOptions): Promise<number> {
   };
   const say = (text: string) => err.write(`${tty ? '\r\x1b[2K' : ''}[chaos] ${text}\n`);
   say(
-    `seed ${options.seed}: ${options.orders} orders at ${options.ratePerSecond ?? 10}/s, NATS ${options.nats ?? 'single'}` +
+    `seed ${options.seed}: ${options.orders} orders at ${options.ratePerSecond ?? 10}/s, ${brokerName(options)}` +
       (options.faults ? `, faults ${options.faults.join(',')}` : ''),
   );
   const interrupt = new AbortController();
@@ -75,6 +75,10 @@ export async function chaos(options: ChaosCommandOptions): Promise<number> {
   return report.violations === 0 ? 0 : 1;
 }
 
+function brokerName(mode: Pick<ChaosOptions, 'broker' | 'nats'>): string {
+  return mode.broker === 'rabbitmq' ? 'RabbitMQ' : `NATS ${mode.nats ?? 'single'}`;
+}
+
 function progressLine(p: ChaosProgress): string {
   const width = 30;
   const done = p.total === 0 ? 1 : p.placed / p.total;
@@ -89,7 +93,7 @@ function progressLine(p: ChaosProgress): string {
 export function renderReport(r: ChaosReport): string {
   const lines: string[] = [];
   lines.push(
-    `chaos seed ${r.seed} (NATS ${r.nats}): ${r.ordersAccepted}/${r.ordersRequested} orders accepted, ` +
+    `chaos seed ${r.seed} (${brokerName(r)}): ${r.ordersAccepted}/${r.ordersRequested} orders accepted, ` +
       `${r.ordersPerSecond} orders/s over ${(r.loadDurationMs / 1000).toFixed(1)} s, ` +
       `settled in ${(r.settleDurationMs / 1000).toFixed(1)} s, median order latency ${r.medianOrderLatencyMs ?? '-'} ms`,
   );

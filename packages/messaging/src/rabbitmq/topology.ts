@@ -41,10 +41,14 @@ export const RabbitTopology = {
   privateQueue: (identity: string) => `orderflow.tmp.${identity}.${randomUUID()}`,
 } as const;
 
-/** The topic exchanges every process uses besides the stream exchanges. */
+/**
+ * The topic exchanges every process uses besides the stream exchanges. All durable, the broadcast one
+ * too (its listeners' queues are exclusive and its messages transient): a broker restart drops a
+ * transient exchange, and provisioned services, which only check the topology, could not start again.
+ */
 export const RABBIT_EXCHANGES = [
   { name: RabbitTopology.events, durable: true },
-  { name: RabbitTopology.broadcast, durable: false },
+  { name: RabbitTopology.broadcast, durable: true },
   { name: RabbitTopology.rpc, durable: true },
   { name: RabbitTopology.replies, durable: true },
   { name: RabbitTopology.deadLetterExchange, durable: true },
