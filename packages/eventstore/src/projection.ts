@@ -18,6 +18,7 @@ import {
 import type {
   DomainEvent,
   EventLog,
+  LogSubscription,
   Projection,
   RebuildProgress,
   RunningProjection,
@@ -93,7 +94,8 @@ function asDelivery(consumer: string, c: StoredCommit): DeadLetterSource {
  * with backoff, then the projection stops with a {@link ProjectionError} (a new start resumes after the
  * checkpoint);
  * a batch that fails for a dependency outage (`isTransient`: the database is down) is retried until
- * it succeeds, without using up attempts; an undecodable event stops it at once, or is dead-lettered
+ * it succeeds, without using up attempts, and a log that fails for an outage is subscribed to again
+ * from the checkpoint until it answers; an undecodable event stops it at once, or is dead-lettered
  * and skipped (`onUndecodable`). Within an instance, order is kept by processing one batch at a time.
  */
 export async function startProjection<E extends DomainEvent, T extends string>(
@@ -112,7 +114,7 @@ export async function startProjection<E extends DomainEvent, T extends string>(
   const retryDelayMs = options.retryDelayMs ?? 200;
   const consumerName = options.consumerName ?? `projection_${projection.name}`;
   const start = await initialise(sql, projection);
-  const messages = log.subscribe(source.stream, source.subjects, { fromSequence: start.sequence + 1 });
+  let messages = log.subscribe(source.stream, source.subjects, { fromSequence: start.sequence + 1 });
 
   let checkpoint = start.sequence;
   let stopping = false;
@@ -180,12 +182,13 @@ export async function startProjection<E extends DomainEvent, T extends string>(
     }
   };
 
-  const loop = (async () => {
+  /** Applies what `subscription` delivers until it ends; rejects with its failure. */
+  const follow = async (subscription: LogSubscription, onCommit: () => void): Promise<void> => {
     // A batch is what has arrived by the time the subscription runs dry (or `batchSize`). "Dry" is a
     // macrotask without a next commit: the log's own pending counts are no help (nats.js's getPending()
     // counts queued pull requests as messages, so a batch waiting for it would wait for the next
     // commit, however late).
-    const iterator = messages[Symbol.asyncIterator]();
+    const iterator = subscription[Symbol.asyncIterator]();
     const takeNext = () => {
       const next = iterator.next();
       next.catch(() => undefined); // awaited below; until then a failure must not count as unhandled
@@ -201,8 +204,28 @@ export async function startProjection<E extends DomainEvent, T extends string>(
         return;
       }
       batch.push(result.value);
+      onCommit();
       next = takeNext();
       if (batch.length >= batchSize) await flush(batch.splice(0));
+    }
+  };
+  const loop = (async () => {
+    let outageDelayMs = retryDelayMs;
+    for (;;) {
+      try {
+        await follow(messages, () => (outageDelayMs = retryDelayMs));
+        return;
+      } catch (error) {
+        // The log failed for an outage (the SQL log's database down, NATS unreachable): its
+        // subscription ended, the projection does not; it reads again after the checkpoint (what was
+        // read and not applied comes again) once the log answers.
+        if (!isTransient(error) || stopping) throw error;
+        messages.stop();
+        await pause(outageDelayMs);
+        outageDelayMs = Math.min(outageDelayMs * 2, MAX_OUTAGE_RETRY_DELAY_MS);
+        if (stopping) return;
+        messages = log.subscribe(source.stream, source.subjects, { fromSequence: checkpoint + 1 });
+      }
     }
   })();
   const closed = loop.then(

@@ -10,16 +10,18 @@ import {
   NatsTransport,
   TransientError,
 } from '@orderflow/messaging';
-import { openPglite, openPostgres, type SqlStore } from '@orderflow/sql';
+import { openPglite, openPostgres, SqlUnavailableError, type SqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, type NatsServer } from '@orderflow/testing';
 import {
   AggregateStore,
   commandHandler,
   EventDecodeError,
   ProjectionError,
+  ReadError,
   rebuildProjection,
   SqlEventLog,
   startProjection,
+  type EventLog,
   type Projection,
   type RebuildProgress,
 } from '../src/mod.ts';
@@ -111,6 +113,37 @@ async function rows(sql: SqlStore) {
   const balances = await sql.query('SELECT * FROM account_balances ORDER BY id');
   const movements = await sql.query('SELECT * FROM account_movements ORDER BY event_id');
   return { balances: balances.rows, movements: movements.rows };
+}
+
+/**
+ * `log`, whose first subscription fails after one commit as the SQL log's does while its database is
+ * down (a `ReadError` caused by `SqlUnavailableError`); `subscriptions` records each `fromSequence`.
+ */
+function failingOnce(log: EventLog): { log: EventLog; subscriptions: number[] } {
+  const subscriptions: number[] = [];
+  const subscribe: EventLog['subscribe'] = (stream, subject, options) => {
+    subscriptions.push(options.fromSequence);
+    const inner = log.subscribe(stream, subject, options);
+    if (subscriptions.length > 1) return inner;
+    async function* oneThenFail() {
+      for await (const commit of inner) {
+        yield commit;
+        throw new ReadError(stream, 'database unreachable (injected)', {
+          cause: new SqlUnavailableError('database unreachable (injected)', 'ECONNRESET'),
+        });
+      }
+    }
+    const commits = oneThenFail();
+    return { [Symbol.asyncIterator]: () => commits, stop: () => inner.stop() };
+  };
+  const failing = new Proxy(log, {
+    get: (target, property) => {
+      if (property === 'subscribe') return subscribe;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { log: failing, subscriptions };
 }
 
 /** The balances projection with `before` run ahead of each event (to slow it down or make it fail). */
@@ -347,6 +380,30 @@ for (const backend of backends) {
         await running.waitFor(written, { timeoutMs: 10_000 });
         assert.equal((await rows(store.sql)).balances.length, 1);
         assert.ok(outages < 0, 'the outage happened');
+        await running.stop();
+      } finally {
+        await store.dispose();
+      }
+    });
+
+    test('a log that fails for an outage is read again from the checkpoint: the projection does not stop', async () => {
+      const fixture = await accountFixture(nc);
+      const written = await writeHistory(fixture, 2);
+      const store = await backend.open();
+      const { log, subscriptions } = failingOnce(fixture.log);
+      try {
+        const running = await startProjection({
+          log,
+          sql: store.sql,
+          source: fixture.account,
+          projection: balancesProjection,
+          batchSize: 1,
+          retryDelayMs: 10,
+        });
+        await running.waitFor(written, { timeoutMs: 10_000 });
+        assert.equal(subscriptions.length, 2, 'subscribed again after the failure');
+        assert.equal(subscriptions[1], 2, 'from the commit after the checkpoint');
+        assert.equal((await rows(store.sql)).balances.length, 2);
         await running.stop();
       } finally {
         await store.dispose();
