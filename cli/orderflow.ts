@@ -103,9 +103,9 @@ const HELP = `orderflow <command> [options]
                 --settle-timeout <s> (default 300: how long the system may take to become consistent)
                 PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); the run uses a
                 fresh database on it and drops it afterwards (also on Ctrl-C, which exits 130)
-                RabbitMQ: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672, a user that may open
-                vhosts); the run uses a fresh vhost and users on it and deletes them afterwards;
-                needs rabbitmqctl (root on the broker's machine)
+                RabbitMQ: the node of AMQP_URL without credentials (default amqp://127.0.0.1:5672),
+                administered with rabbitmqctl (root on the broker's machine); the run makes a fresh
+                vhost and its users and deletes them afterwards
 
 Environment: NATS_URL (external NATS, cluster nodes comma-separated; else a private nats-server),
 NATS_SECRETS_DIR (bus credentials: <identity>.nk seeds and ca.pem; default DATA_DIR/secrets, which up generates),
@@ -509,7 +509,7 @@ async function main(argv: string[]): Promise<number> {
         ratePerSecond: count(values.rate, '--rate', 1),
         broker: values.broker,
         nats: values.nats,
-        ...(env.AMQP_URL && { amqpUrl: env.AMQP_URL }),
+        ...(env.AMQP_URL && { amqpUrl: brokerAddress(env.AMQP_URL) }),
         ...(faults && { faults: faults as FaultClass[] }),
         killsPerService: count(values['kills-per-service'], '--kills-per-service', 0),
         paymentReplicas: count(values['payment-replicas'], '--payment-replicas', 1),

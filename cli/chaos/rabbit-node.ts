@@ -128,11 +128,18 @@ export class RabbitNode {
 /** A line of the RabbitMQ log about an operation or a login the broker refused. */
 const REFUSAL = /access_refused|refused for user|login refused/;
 
+/** What a refusal must name to be one of a run's: its vhost, or (a refused login names none) its users. */
+export interface RefusalScope {
+  readonly vhost: string;
+  /** What the run's user names start with. */
+  readonly userPrefix: string;
+}
+
 /**
- * The refusals a RabbitMQ node logged about one vhost or its users since {@link open}: a publish
- * outside the user's topic permissions, a queue it may not touch, a vhost or login it may not use.
- * The broker's own record, so a refusal a client swallowed is counted too. Reads the log file from
- * where it ended at `open` (a rotation during the run is not followed).
+ * The refusals a RabbitMQ node logged since {@link open}: a publish outside the user's topic
+ * permissions, a queue it may not touch, a vhost or login it may not use. The broker's own record, so
+ * a refusal a client swallowed is counted too. Reads the log file from where it ended at `open` (a
+ * rotation during the run is not followed).
  */
 export class RabbitRefusalLog {
   readonly #lines: string[] = [];
@@ -142,30 +149,21 @@ export class RabbitRefusalLog {
   private constructor(
     readonly file: string,
     offset: number,
-    private readonly matches: (line: string) => boolean,
   ) {
     this.#offset = offset;
   }
 
-  /** `scope.userPrefix`: what the run's user names start with (a refused login names no vhost). */
-  static async open(file: string, scope: { vhost: string; userPrefix: string }): Promise<RabbitRefusalLog> {
+  static async open(file: string): Promise<RabbitRefusalLog> {
     const handle = await open(file, 'r');
     try {
-      const { size } = await handle.stat();
-      return new RabbitRefusalLog(
-        file,
-        size,
-        (line) =>
-          REFUSAL.test(line) &&
-          (line.includes(`vhost '${scope.vhost}'`) || line.includes(`user '${scope.userPrefix}`)),
-      );
+      return new RabbitRefusalLog(file, (await handle.stat()).size);
     } finally {
       await handle.close();
     }
   }
 
-  /** Every refusal of the run's vhost or users logged so far (reads what the log gained since the last call). */
-  async read(): Promise<readonly string[]> {
+  /** The refusals of `scope` logged so far (reads what the log gained since the last call). */
+  async read(scope: RefusalScope): Promise<readonly string[]> {
     const handle = await open(this.file, 'r');
     try {
       const { size } = await handle.stat();
@@ -173,14 +171,15 @@ export class RabbitRefusalLog {
         const buffer = Buffer.alloc(size - this.#offset);
         const { bytesRead } = await handle.read(buffer, 0, buffer.length, this.#offset);
         this.#offset += bytesRead;
-        const text = this.#partial + buffer.subarray(0, bytesRead).toString('utf8');
-        const lines = text.split('\n');
+        const lines = (this.#partial + buffer.subarray(0, bytesRead).toString('utf8')).split('\n');
         this.#partial = lines.pop() ?? '';
-        for (const line of lines) if (this.matches(line)) this.#lines.push(line);
+        for (const line of lines) if (REFUSAL.test(line)) this.#lines.push(line);
       }
     } finally {
       await handle.close();
     }
-    return this.#lines;
+    return this.#lines.filter(
+      (line) => line.includes(`vhost '${scope.vhost}'`) || line.includes(`user '${scope.userPrefix}`),
+    );
   }
 }

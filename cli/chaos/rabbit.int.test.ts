@@ -38,6 +38,7 @@ let prefix: string;
 let access: Map<string, RabbitIdentityAccess>;
 let refusals: RabbitRefusalLog;
 let bus: ChaosBus;
+const scope = () => ({ vhost: vhost.name, userPrefix: prefix });
 const transports: RabbitTransport[] = [];
 
 async function transportOf(identity: (typeof IDENTITIES)[number]): Promise<RabbitTransport> {
@@ -65,8 +66,8 @@ before(async () => {
     chaos: true,
   });
   const logFile = await new RabbitNode({ vhost: vhost.name }).logFile();
-  refusals = await RabbitRefusalLog.open(logFile, { vhost: vhost.name, userPrefix: prefix });
-  bus = await rabbitChaosBus(access.get('chaos')?.url ?? '', topology, () => refusals.read());
+  refusals = await RabbitRefusalLog.open(logFile);
+  bus = await rabbitChaosBus(access.get('chaos')?.url ?? '', topology, () => refusals.read(scope()));
 });
 
 after(async () => {
@@ -126,7 +127,7 @@ test('poison published as chaos is dead-lettered by the consumers that read it a
     invariant?.problems,
     poison.filter((p) => !onOrders(p)).map((p) => `poison ${p.kind} on ${p.subject} not dead-lettered`),
   );
-  assert.deepEqual(await refusals.read(), [], 'chaos may publish on every namespace');
+  assert.deepEqual(await refusals.read(scope()), [], 'chaos may publish on every namespace');
 });
 
 test('the harness follows status notifications as chaos', async () => {
@@ -163,7 +164,7 @@ test("a refused operation of one of the run's users is in the broker's log; othe
     /refused/,
   );
   const lines = await waitFor(async () => {
-    const found = await refusals.read();
+    const found = await refusals.read(scope());
     return found.length > 0 ? found : undefined;
   });
   assert.equal(lines.length, 1, lines.join('\n'));

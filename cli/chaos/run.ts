@@ -5,12 +5,19 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { orderingTopology, type OrderingTopology, type OrderView } from '@orderflow/contracts';
 import { busServerConfig, PERMISSION_VIOLATION, prepareBusSecrets } from '../bus.ts';
-import { freePort, startNatsCluster, type NatsCluster } from '@orderflow/testing';
+import { removeRabbitUsers } from '@orderflow/messaging';
+import {
+  createRabbitVhost,
+  freePort,
+  startNatsCluster,
+  type NatsCluster,
+  type RabbitVhost,
+} from '@orderflow/testing';
 import { GatewayClient, TERMINAL, type HistoryEvent } from '../api.ts';
 import { mapLimit } from '../map-limit.ts';
 import type { LogLine, SupervisorEvent } from '../supervisor.ts';
-import { SERVICES, startSystem, type RunningSystem } from '../system.ts';
-import { natsChaosBus, type ChaosBroker, type ChaosBus } from './bus.ts';
+import { createSystem, RABBIT_DEFAULTS, SERVICES, type RunningSystem } from '../system.ts';
+import { natsChaosBus, rabbitChaosBus, type ChaosBroker, type ChaosBus } from './bus.ts';
 import { createDatabase, type ChaosDatabase } from './database.ts';
 import {
   faultClassesFor,
@@ -25,7 +32,7 @@ import { checkInvariants, type InvariantReport, type LedgerEntry, type Mail } fr
 import { LoadDriver, type AnswerTally } from './load.ts';
 import { PgProxy } from './pg-proxy.ts';
 import type { PoisonMessage } from './poison.ts';
-import type { RabbitNode } from './rabbit-node.ts';
+import { RabbitNode, RabbitRefusalLog } from './rabbit-node.ts';
 import { SeededRandom } from './random.ts';
 
 /**
@@ -51,7 +58,10 @@ export interface ChaosOptions {
   broker?: ChaosBroker;
   /** NATS: `single`, one private nats-server; `cluster`, three nodes, every stream R3 (default single). */
   nats?: 'single' | 'cluster';
-  /** RabbitMQ: the node, as a user that may open new vhosts (default `amqp://guest:guest@127.0.0.1:5672`). */
+  /**
+   * RabbitMQ: the node, without credentials or vhost (default `amqp://127.0.0.1:5672`); it must be the
+   * node `rabbitmqctl` administers on this machine (vhost, users, restart, log).
+   */
   amqpUrl?: string;
   /** Fault classes to inject (default: all that fit the broker mode, see `faultClassesFor`). */
   faults?: readonly FaultClass[];
@@ -255,15 +265,30 @@ async function startEnvironment(
     cluster = started;
     note(`3-node JetStream cluster: ${cluster.servers.join(', ')}`);
   }
+  let rabbit: { vhost: RabbitVhost; node: RabbitNode; refusals: RabbitRefusalLog } | undefined;
+  if (mode.broker === 'rabbitmq') {
+    const vhost = await createRabbitVhost();
+    cleanups.add(() => vhost.dispose());
+    const node = new RabbitNode({ vhost: vhost.name });
+    // Before the vhost goes: an interrupted broker restart must not leave the node stopped.
+    cleanups.add(() => node.ensureRunning());
+    rabbit = { vhost, node, refusals: await RabbitRefusalLog.open(await node.logFile()) };
+  }
   const [natsPort, gatewayPort, pspPort, smtpPort, mailboxPort] = await Promise.all(
     Array.from({ length: 5 }, () => freePort()),
   );
   const readyTimeoutMs = 120_000;
-  const system = await startSystem({
+  const system = await createSystem({
     dataDir,
-    ...(cluster
-      ? { natsUrl: cluster.servers.join(','), streamReplicas: 3, secretsDir: join(dataDir, 'secrets') }
-      : { natsPort: natsPort! }),
+    ...(rabbit
+      ? {
+          broker: 'rabbitmq',
+          amqpUrl: options.amqpUrl ?? RABBIT_DEFAULTS.amqpUrl,
+          rabbitVhost: rabbit.vhost.name,
+        }
+      : cluster
+        ? { natsUrl: cluster.servers.join(','), streamReplicas: 3, secretsDir: join(dataDir, 'secrets') }
+        : { natsPort: natsPort! }),
     chaosIdentity: true,
     databaseUrl: serviceDbUrl.toString(),
     gatewayPort: gatewayPort!,
@@ -290,8 +315,31 @@ async function startEnvironment(
         note(`supervisor: ${event.program}#${event.replica} restarts in ${event.delayMs} ms`);
     },
   });
+  const users = system.rabbit;
+  if (users)
+    cleanups.add(async () => {
+      // One rabbitmqctl per user, side by side: each call costs a second or more.
+      await Promise.all(
+        users.identities.map((identity) => removeRabbitUsers([identity], { userPrefix: users.userPrefix })),
+      );
+    });
   cleanups.add(() => system.stop());
-  note(`system up: API ${system.apiUrl}, NATS ${system.natsUrl}, PostgreSQL database ${database.name}`);
+  await system.supervisor.start();
+  note(
+    `system up: API ${system.apiUrl}, ${
+      users ? `RabbitMQ ${users.url} vhost ${users.vhost}` : `NATS ${system.natsUrl}`
+    }, PostgreSQL database ${database.name}`,
+  );
+  if (rabbit && users) {
+    const { refusals } = rabbit;
+    const scope = { vhost: users.vhost, userPrefix: users.userPrefix };
+    const bus = await rabbitChaosBus(system.amqpUrl('chaos'), topology, async () => [
+      ...(await refusals.read(scope)).map((line) => `RabbitMQ: ${line}`),
+      ...system.permissionViolations(),
+    ]);
+    cleanups.add(() => bus.close());
+    return { database, pgProxy, cluster, rabbitNode: rabbit.node, system, bus, topology, readyTimeoutMs };
+  }
   const nc = await system.connect('orderflow-chaos', 'chaos');
   const bus = await natsChaosBus(nc, topology, () =>
     cluster ? clusterViolations : system.permissionViolations(),

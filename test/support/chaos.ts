@@ -15,15 +15,30 @@ const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:
  */
 const SETTLE_TIMEOUT_MS = 90_000;
 
+/**
+ * A run still going after this is interrupted, inside the runner's 300 s limit: it stops what it
+ * started, drops its database (and vhost), and fails with its notes on stderr, instead of being cut
+ * off with its processes left running.
+ */
+const RUN_DEADLINE_MS = 270_000;
+
 export async function chaosRun(
   t: TestContext,
-  options: Omit<ChaosOptions, 'databaseUrl' | 'baseEnv'> & { faults: readonly FaultClass[] },
+  options: Omit<ChaosOptions, 'databaseUrl' | 'baseEnv' | 'onNote' | 'signal'> & {
+    faults: readonly FaultClass[];
+  },
 ): Promise<void> {
   const report = await runChaos({
     settleTimeoutMs: SETTLE_TIMEOUT_MS,
     ...options,
     databaseUrl: DATABASE_URL,
+    // RabbitMQ runs: the node without credentials (default amqp://127.0.0.1:5672); rabbitmqctl finds
+    // it as ever (RABBITMQ_NODENAME for another node than the default).
+    ...(process.env.AMQP_URL && { amqpUrl: process.env.AMQP_URL }),
     baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME },
+    // The milestones as they happen (a fault injected, a service restarted): what a slow run was doing.
+    onNote: (note) => process.stderr.write(`[chaos] ${note}\n`),
+    signal: AbortSignal.any([t.signal, AbortSignal.timeout(RUN_DEADLINE_MS)]),
   });
   const summary = renderReport(report);
   for (const fault of options.faults)
