@@ -138,7 +138,7 @@ test('up records where it runs; dlq, tail and doctor find it there; a clean stop
   }
 });
 
-test('up --broker rabbitmq records the vhost and the operator login; the NATS commands say they need NATS; doctor checks the vhost', async () => {
+test('up --broker rabbitmq records the vhost and the operator login; dlq reads its dead letters; the NATS-only commands say they need NATS; doctor checks the vhost', async () => {
   const vhost = await createRabbitVhost();
   const dataDir = await mkdtemp(join(tmpdir(), 'orderflow-cli-rabbit-'));
   const [gateway, psp, smtp, mailbox] = await Promise.all([1, 2, 3, 4].map(() => freePort()));
@@ -171,7 +171,16 @@ test('up --broker rabbitmq records the vhost and the operator login; the NATS co
       operatorPasswordFile: passwordFile,
     });
 
-    for (const command of [['tail'], ['dlq', 'list'], ['streams']]) {
+    // The dead letters are the store port's: on RabbitMQ the dead-letter queue, read as the operator.
+    const letters = await run(['dlq', 'list', '--data-dir', dataDir]);
+    assert.equal(letters.code, 0, letters.stderr);
+    assert.match(letters.stdout, /no dead letters/);
+    assert.match(letters.stderr, new RegExp(`RabbitMQ .* vhost ${vhost.name} as ${vhost.name}-operator`));
+    const missing = await run(['dlq', 'show', '1', '--data-dir', dataDir]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stdout, /no dead letter with sequence 1/);
+
+    for (const command of [['tail'], ['streams']]) {
       const result = await run([...command, '--data-dir', dataDir]);
       assert.equal(result.code, 1, result.stderr);
       assert.match(

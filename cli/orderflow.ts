@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { chaos } from './commands/chaos.ts';
 import { doctor, type DoctorPort } from './commands/doctor.ts';
 import { FAULT_CLASSES, faultProblems, type FaultClass } from './chaos/faults.ts';
-import { dlq } from './commands/dlq.ts';
+import { dlq, type DlqTarget } from './commands/dlq.ts';
 import { consumers, services, streams, traceOrder } from './commands/inspect.ts';
 import { replay } from './commands/replay.ts';
 import { place } from './commands/place.ts';
@@ -334,16 +334,23 @@ async function main(argv: string[]): Promise<number> {
         },
       });
       const [action, seq] = positionals;
-      const natsUrl = () =>
-        natsTarget(
-          natsUrlFor(values.nats, dataDirOf(values['data-dir']), 'dlq'),
-          dataDirOf(values['data-dir']),
-        );
+      const target = (): DlqTarget => {
+        const dataDir = dataDirOf(values['data-dir']);
+        const state = values.nats || env.NATS_URL ? undefined : readUpState(dataDir);
+        if (state?.rabbit && brokerOf(state) === BrokerKind.RabbitMQ) {
+          process.stderr.write(
+            `RabbitMQ ${state.rabbit.url} vhost ${state.rabbit.vhost} as ${state.rabbit.operatorUser} ` +
+              `(orderflow up, pid ${state.pid}: ${statePath(dataDir)})\n`,
+          );
+          return { kind: BrokerKind.RabbitMQ, rabbit: state.rabbit };
+        }
+        return { kind: BrokerKind.Nats, nats: natsTarget(natsUrlFor(values.nats, dataDir, 'dlq'), dataDir) };
+      };
       const consumer = values.consumer === undefined ? {} : { consumer: values.consumer };
       switch (action) {
         case 'list':
         case undefined:
-          return dlq(natsUrl(), {
+          return dlq(target(), {
             kind: 'list',
             ...consumer,
             limit: Number(values.limit),
@@ -355,10 +362,10 @@ async function main(argv: string[]): Promise<number> {
           const n = Number(seq);
           if (!Number.isInteger(n) || n < 1)
             throw new UsageError(`dlq ${action} <seq>: seq is the number \`dlq list\` shows`);
-          return dlq(natsUrl(), { kind: action, seq: n });
+          return dlq(target(), { kind: action, seq: n });
         }
         case 'redrive-all':
-          return dlq(natsUrl(), { kind: 'redrive-all', ...consumer });
+          return dlq(target(), { kind: 'redrive-all', ...consumer });
         default:
           throw new UsageError(
             `dlq: unknown action "${action}" (list, show <seq>, redrive <seq>, redrive-all, discard <seq>)`,

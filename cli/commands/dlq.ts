@@ -1,6 +1,16 @@
-import { NatsTransport, type DeadLetter } from '@orderflow/messaging';
+import {
+  BrokerKind,
+  connectRabbit,
+  NatsTransport,
+  RabbitTransport,
+  rabbitUrl,
+  readRabbitPassword,
+  type DeadLetter,
+  type DeadLetterStore,
+} from '@orderflow/messaging';
 import type { NatsTarget } from '../bus.ts';
 import { connectOrderflow } from '../nats.ts';
+import type { UpState } from '../state.ts';
 
 export type DlqAction =
   | { readonly kind: 'list'; readonly consumer?: string; readonly limit: number; readonly verbose: boolean }
@@ -9,16 +19,59 @@ export type DlqAction =
   | { readonly kind: 'discard'; readonly seq: number }
   | { readonly kind: 'redrive-all'; readonly consumer?: string };
 
+/** Where the dead letters are: a NATS system's DEADLETTER stream, or a RabbitMQ system's dead-letter queue. */
+export type DlqTarget =
+  | { readonly kind: typeof BrokerKind.Nats; readonly nats: NatsTarget }
+  | { readonly kind: typeof BrokerKind.RabbitMQ; readonly rabbit: NonNullable<UpState['rabbit']> };
+
+/** The dead-letter store of `target`, as the operator, and how to let go of its connection. */
+async function openStore(target: DlqTarget): Promise<{ store: DeadLetterStore; close: () => Promise<void> }> {
+  const source = 'orderflow/cli';
+  if (target.kind === BrokerKind.Nats) {
+    const nc = await connectOrderflow(target.nats, 'orderflow-cli');
+    const transport = await NatsTransport.create(nc, { source });
+    return {
+      store: transport.deadLetters,
+      close: async () => {
+        await transport.close();
+        await nc.close();
+      },
+    };
+  }
+  const { rabbit } = target;
+  const password = await readRabbitPassword(rabbit.operatorPasswordFile);
+  const connection = await connectRabbit({
+    url: rabbitUrl(rabbit.url, rabbit.operatorUser, password, rabbit.vhost),
+    name: 'orderflow-cli',
+    waitOnFirstConnect: false,
+  });
+  connection.on('error', () => undefined);
+  const transport = await RabbitTransport.create(connection, {
+    source,
+    identity: 'operator',
+    provisioned: true,
+  }).catch(async (error: unknown) => {
+    await connection.close().catch(() => undefined);
+    throw error;
+  });
+  return {
+    store: transport.deadLetters,
+    close: async () => {
+      await transport.close();
+      await connection.close().catch(() => undefined);
+    },
+  };
+}
+
 /**
- * `orderflow dlq list | show <seq> | redrive <seq> | redrive-all | discard <seq>`: dead letters through the toolkit's DeadLetters
- * API (stream DEADLETTER). A redrive sends the message back to the consumer that failed it, only.
+ * `orderflow dlq list | show <seq> | redrive <seq> | redrive-all | discard <seq>`: dead letters through the
+ * toolkit's dead-letter store port (the DEADLETTER stream on NATS, the dead-letter queue on RabbitMQ). A
+ * redrive sends the message back to the consumer that failed it, only.
  */
-export async function dlq(nats: NatsTarget, action: DlqAction): Promise<number> {
+export async function dlq(target: DlqTarget, action: DlqAction): Promise<number> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  const nc = await connectOrderflow(nats, 'orderflow-cli');
-  const transport = await NatsTransport.create(nc, { source: 'orderflow/cli' });
+  const { store: letters, close } = await openStore(target);
   try {
-    const letters = transport.deadLetters;
     switch (action.kind) {
       case 'list': {
         const list = await listOrEmpty(() =>
@@ -107,8 +160,7 @@ export async function dlq(nats: NatsTarget, action: DlqAction): Promise<number> 
         return action satisfies never;
     }
   } finally {
-    await transport.close();
-    await nc.close();
+    await close();
   }
 }
 
