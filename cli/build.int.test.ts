@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '@orderflow/testing';
-import { checkSystemConfig, programFile, startSystem } from './system.ts';
+import { checkSystemConfig, NODE_MEMORY_ARGS, NODE_MEMORY_ENV, programFile, startSystem } from './system.ts';
 
 const rootDir = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 
@@ -64,9 +64,12 @@ test('the build runs: the gateway, PSP and SMTP sink start from dist/ with plain
       const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter(Boolean);
       assert.deepEqual(
         argv.slice(1),
-        [programFile(program, 'dist')],
-        `${program} runs its bundle without tsx`,
+        [...NODE_MEMORY_ARGS, programFile(program, 'dist')],
+        `${program} runs its bundle without tsx, with the system's memory settings`,
       );
+      const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
+      for (const [name, value] of Object.entries(NODE_MEMORY_ENV))
+        assert.ok(environ.includes(`${name}=${value}`), `${program} has ${name}=${value}`);
     }
     // The dashboard files the gateway reads beside its code were copied next to the bundle.
     const page = await fetch(`${system.apiUrl}/`);
