@@ -89,6 +89,16 @@ function progressLine(p: ChaosProgress): string {
   );
 }
 
+/** The failed invariants alone, each with its problems: the head of a failure message. */
+export function renderViolations(r: ChaosReport): string {
+  const lines = [`chaos seed ${r.seed} (${brokerName(r)}): ${r.violations} violation(s)`];
+  for (const i of r.invariants.filter((invariant) => !invariant.ok)) {
+    lines.push(`  FAIL  ${i.name}  ${JSON.stringify(i.counts)}`);
+    for (const problem of i.problems) lines.push(`          ${problem}`);
+  }
+  return lines.join('\n');
+}
+
 /** The human-readable summary: figures, faults with recovery times, the invariants table. */
 export function renderReport(r: ChaosReport): string {
   const lines: string[] = [];

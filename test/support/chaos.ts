@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { runChaos, type ChaosOptions } from '../../cli/chaos/run.ts';
-import { renderReport } from '../../cli/commands/chaos.ts';
+import { renderReport, renderViolations } from '../../cli/commands/chaos.ts';
 import type { FaultClass } from '../../cli/chaos/faults.ts';
 
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
@@ -22,12 +22,17 @@ const SETTLE_TIMEOUT_MS = 90_000;
  */
 const RUN_DEADLINE_MS = 270_000;
 
+/** Warnings and errors kept per program for a failed run's diagnostics. */
+const RECENT_PROBLEMS_KEPT = 15;
+
 export async function chaosRun(
   t: TestContext,
-  options: Omit<ChaosOptions, 'databaseUrl' | 'baseEnv' | 'onNote' | 'signal'> & {
+  options: Omit<ChaosOptions, 'databaseUrl' | 'baseEnv' | 'onNote' | 'onLog' | 'signal'> & {
     faults: readonly FaultClass[];
   },
 ): Promise<void> {
+  // The last warnings and errors of each program: printed when the run fails, to show why.
+  const recentProblems = new Map<string, string[]>();
   const report = await runChaos({
     settleTimeoutMs: SETTLE_TIMEOUT_MS,
     ...options,
@@ -39,8 +44,21 @@ export async function chaosRun(
     // The milestones as they happen (a fault injected, a service restarted): what a slow run was doing.
     onNote: (note) => process.stderr.write(`[chaos] ${note}\n`),
     signal: AbortSignal.any([t.signal, AbortSignal.timeout(RUN_DEADLINE_MS)]),
+    onLog: ({ program, replica, line }) => {
+      if (!/"level":(40|50|60)/.test(line)) return;
+      const kept = recentProblems.get(`${program}#${replica}`) ?? [];
+      kept.push(line.slice(0, 600));
+      if (kept.length > RECENT_PROBLEMS_KEPT) kept.shift();
+      recentProblems.set(`${program}#${replica}`, kept);
+    },
   });
-  const summary = renderReport(report);
+  if (report.violations > 0) {
+    for (const [program, lines] of recentProblems)
+      for (const line of lines) process.stderr.write(`[chaos] ${program}: ${line}\n`);
+  }
+  // The failed invariants first: a runner that shows only the head of a failure message shows them.
+  const summary =
+    report.violations > 0 ? `${renderViolations(report)}\n\n${renderReport(report)}` : renderReport(report);
   for (const fault of options.faults)
     assert.ok((report.faultCounts[fault] ?? 0) >= 1, `fault ${fault} was injected\n${summary}`);
   assert.ok(report.ordersAccepted >= options.orders, `every order was accepted\n${summary}`);
