@@ -23,6 +23,10 @@ const benchmarks: Record<string, { files: string[]; about: string }> = {
     files: ['eventstore.bench.ts', 'inbox-outbox.bench.ts'],
     about: 'event store append/load, then the SQL inbox and outbox relay',
   },
+  sql: {
+    files: ['sql.bench.ts'],
+    about: "PGlite statements through the SQL port's adapter vs raw PGlite query()",
+  },
   peers: {
     files: ['peers.bench.ts'],
     about:

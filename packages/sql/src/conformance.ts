@@ -92,6 +92,51 @@ export function sqlStoreConformance(name: string, harness: SqlStoreHarness): voi
         assert.deepEqual({ rows: none.rows, rowCount: none.rowCount }, { rows: [], rowCount: 0 });
       }));
 
+    test('parameters are typed by their JavaScript value, as pg does; a statement outside a transaction survives a table change', () =>
+      withStore(harness, async ({ store }) => {
+        await store.query(
+          'CREATE TABLE param (id int8 PRIMARY KEY, ok boolean, big int8, tags text[], doc jsonb, raw bytea, note text)',
+        );
+        const raw = new Uint8Array([0, 1, 254, 255]);
+        const insert = 'INSERT INTO param VALUES ($1, $2, $3, $4, $5, $6, $7)';
+        await store.query(insert, [
+          1,
+          true,
+          9007199254740993n,
+          ['a', 'b "c"', 'd\\e'],
+          { k: [1, 'x'] },
+          raw,
+          null,
+        ]);
+        await store.query(insert, [2, false, 2, [], { n: null }, new Uint8Array(0), 'two']);
+        const { rows } = await store.query<Record<string, unknown>>(
+          'SELECT id, ok, big::text AS big, tags, doc, raw, note FROM param WHERE id = ANY($1) ORDER BY id',
+          [[1, 2]],
+        );
+        assert.deepEqual(
+          rows.map((row) => ({ ...row, raw: [...(row.raw as Uint8Array)] })),
+          [
+            {
+              id: 1,
+              ok: true,
+              big: '9007199254740993',
+              tags: ['a', 'b "c"', 'd\\e'],
+              doc: { k: [1, 'x'] },
+              raw: [0, 1, 254, 255],
+              note: null,
+            },
+            { id: 2, ok: false, big: '2', tags: [], doc: { n: null }, raw: [], note: 'two' },
+          ],
+        );
+        // The same statement text again after the table it reads changed.
+        const byId = 'SELECT * FROM param WHERE id = $1';
+        assert.equal((await store.query(byId, [1])).rows.length, 1);
+        await store.query('ALTER TABLE param ADD COLUMN extra text');
+        await store.query('ALTER TABLE param DROP COLUMN note');
+        const { rows: changed } = await store.query<Record<string, unknown>>(byId, [2]);
+        assert.deepEqual(Object.keys(changed[0]!).sort(), ['big', 'doc', 'extra', 'id', 'ok', 'raw', 'tags']);
+      }));
+
     test('a transaction commits when its work resolves and runs onCommit callbacks after', () =>
       withStore(harness, async ({ store }) => {
         await store.query(counterTable);

@@ -1,8 +1,11 @@
 import { mkdir } from 'node:fs/promises';
-import { PGlite, type PGliteInterface, type Results } from '@electric-sql/pglite';
+import { parse, PGlite, protocol, type Results } from '@electric-sql/pglite';
 import { toSqlError } from './errors.ts';
 import { StoreScope } from './scope.ts';
 import type { SqlExecutor, SqlStore, SqlTransaction } from './types.ts';
+
+const { serialize } = protocol;
+const { parseResults } = parse;
 
 export interface PgliteOptions {
   /** Directory of the database files, one per service; created if missing. Default: in memory. */
@@ -29,23 +32,166 @@ export const PGLITE_SETTINGS: Readonly<Record<string, string>> = {
   temp_buffers: '1MB',
 };
 
-type Driver = Pick<PGliteInterface, 'query' | 'exec'>;
-
 /** What a store uses of a PGlite instance. */
-export type PgliteSession = Pick<PGliteInterface, 'query' | 'exec' | 'transaction' | 'close'>;
+export type PgliteSession = Pick<
+  PGlite,
+  'exec' | 'transaction' | 'close' | 'execProtocolStream' | 'syncToFs' | 'parsers' | '_runExclusiveQuery'
+>;
+
+/** Prepared statements a store keeps per SQL text; the oldest is closed beyond this. */
+const STATEMENTS_KEPT = 256;
+
+/** Statement names are unique in the process: stores opened on one PGlite instance never collide. */
+let lastStatement = 0;
+
+/**
+ * A parameterised statement in one call into PGlite: Parse (the first time only: the statement is
+ * kept under a name, so PostgreSQL parses and plans it once), Bind, Describe, Execute and Sync in one
+ * protocol message, where PGlite's `query()` makes six calls, one of them only to look up parameter
+ * types. Parameters are sent as `pg` sends them, by their JavaScript type with the server inferring
+ * the column types: strings, numbers, booleans and bigints as text, `Date` as ISO-8601, a
+ * `Uint8Array` as binary, an array as a PostgreSQL array literal, any other object as JSON. Results
+ * are parsed by PGlite's own parser with the instance's type parsers.
+ */
+class PreparedStatements {
+  readonly #names = new Map<string, string>();
+  /** Close messages of statements evicted from the cache, sent ahead of the next statement. */
+  #pendingCloses: Uint8Array[] = [];
+
+  constructor(private readonly db: PgliteSession) {}
+
+  async run<R>(sql: string, params: readonly unknown[], inTransaction: boolean): Promise<Results<R>> {
+    try {
+      return await this.#run<R>(sql, params, inTransaction);
+    } catch (error) {
+      // A kept statement whose result columns changed (a migration altered its table) is refused
+      // once by PostgreSQL; outside a transaction it runs again, prepared anew. Inside one, the
+      // transaction is aborted already: the error stands, and the next attempt prepares it anew.
+      if (inTransaction || !isStalePlan(error)) throw error;
+      return this.#run<R>(sql, params, inTransaction);
+    }
+  }
+
+  async #run<R>(sql: string, params: readonly unknown[], inTransaction: boolean): Promise<Results<R>> {
+    const known = this.#names.get(sql);
+    const name = known ?? `orderflow_${++lastStatement}`;
+    const parts = this.#pendingCloses;
+    this.#pendingCloses = [];
+    if (known === undefined) parts.push(serialize.parse({ name, text: sql }));
+    parts.push(
+      serialize.bind({ statement: name, values: params.map(toParameter) }),
+      serialize.describe({ type: 'P' }),
+      serialize.execute({}),
+      serialize.sync(),
+    );
+    let messages;
+    try {
+      // Under the instance's query lock, as its `query()` runs: a protocol call's results are
+      // collected on the instance, so two calls must not overlap.
+      messages = await this.db._runExclusiveQuery(() =>
+        this.db.execProtocolStream(concat(parts), { syncToFs: false }),
+      );
+    } catch (error) {
+      // A statement whose parse failed does not exist; one that parsed is closed, as its plan may be
+      // what failed (e.g. a table it reads was changed since).
+      this.#forget(sql, name);
+      throw error;
+    }
+    if (known === undefined) this.#remember(sql, name);
+    if (!inTransaction) await this.db.syncToFs();
+    return parseResults(messages, this.db.parsers)[0] as Results<R>;
+  }
+
+  /** Closes every statement of this store (the instance may outlive it, as in the tests' harness). */
+  async closeAll(): Promise<void> {
+    const parts = [...this.#pendingCloses, ...[...this.#names.values()].map(closeStatement)];
+    this.#names.clear();
+    this.#pendingCloses = [];
+    if (parts.length === 0) return;
+    await this.db._runExclusiveQuery(() =>
+      this.db.execProtocolStream(concat([...parts, serialize.sync()]), { syncToFs: false }),
+    );
+  }
+
+  #remember(sql: string, name: string): void {
+    if (this.#names.has(sql)) {
+      // Another call prepared the same text meanwhile: keep one of the two.
+      this.#pendingCloses.push(closeStatement(name));
+      return;
+    }
+    this.#names.set(sql, name);
+    if (this.#names.size <= STATEMENTS_KEPT) return;
+    const [oldestSql, oldestName] = this.#names.entries().next().value!;
+    this.#names.delete(oldestSql);
+    this.#pendingCloses.push(closeStatement(oldestName));
+  }
+
+  #forget(sql: string, name: string): void {
+    if (this.#names.get(sql) === name) this.#names.delete(sql);
+    this.#pendingCloses.push(closeStatement(name));
+  }
+}
+
+/** PostgreSQL's refusal of a kept plan whose result type changed (SQLSTATE 0A000). */
+function isStalePlan(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return (
+    code === '0A000' &&
+    typeof message === 'string' &&
+    message.includes('cached plan must not change result type')
+  );
+}
+
+const closeStatement = (name: string) => serialize.close({ type: 'S', name });
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** One parameter as `pg` prepares it (see {@link PreparedStatements}). */
+function toParameter(value: unknown): string | Uint8Array | null {
+  if (value === null || value === undefined) return null;
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof Date) return value.toISOString();
+  if (Array.isArray(value)) return arrayLiteral(value);
+  if (typeof value === 'object') return JSON.stringify(value);
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value);
+  throw new TypeError(`a SQL parameter cannot be a ${typeof value}`);
+}
+
+function arrayLiteral(values: readonly unknown[]): string {
+  const items = values.map((value) => {
+    if (Array.isArray(value)) return arrayLiteral(value);
+    const item = toParameter(value);
+    if (item === null) return 'NULL';
+    const text = typeof item === 'string' ? item : `\\x${Buffer.from(item).toString('hex')}`;
+    return `"${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  });
+  return `{${items.join(',')}}`;
+}
 
 async function execute<R>(
-  driver: Driver,
+  exec: (sql: string) => Promise<Results[]>,
+  statements: PreparedStatements,
   sql: string,
   params: readonly unknown[] | undefined,
+  inTransaction: boolean,
 ): Promise<{ rows: R[]; rowCount: number }> {
   let result: Results<R> | undefined;
   try {
     if (params && params.length > 0) {
-      result = await driver.query<R>(sql, [...params]);
+      result = await statements.run<R>(sql, params, inTransaction);
     } else {
       // Simple protocol, like `pg` without parameters: several statements allowed, last result kept.
-      result = (await driver.exec(sql)).at(-1) as Results<R> | undefined;
+      result = (await exec(sql)).at(-1) as Results<R> | undefined;
     }
   } catch (error) {
     throw toSqlError(error);
@@ -62,14 +208,19 @@ async function execute<R>(
 class PgliteStore implements SqlStore {
   readonly dialect = 'pglite' as const;
   readonly #scope = new StoreScope();
+  readonly #statements: PreparedStatements;
 
-  constructor(private readonly db: PgliteSession) {}
+  constructor(private readonly db: PgliteSession) {
+    this.#statements = new PreparedStatements(db);
+  }
 
   query<R extends Record<string, unknown> = Record<string, unknown>>(
     sql: string,
     params?: readonly unknown[],
   ): Promise<{ rows: R[]; rowCount: number }> {
-    return this.#scope.run(() => execute<R>(this.db, sql, params));
+    return this.#scope.run(() =>
+      execute<R>((text) => this.db.exec(text), this.#statements, sql, params, false),
+    );
   }
 
   transaction<T>(work: (tx: SqlTransaction) => Promise<T>): Promise<T> {
@@ -78,7 +229,9 @@ class PgliteStore implements SqlStore {
       let outcome: { result: T; committed: () => void };
       try {
         outcome = await this.db.transaction(async (tx) => {
-          const executor: SqlExecutor = { query: (sql, params) => execute(tx, sql, params) };
+          const executor: SqlExecutor = {
+            query: (sql, params) => execute((text) => tx.exec(text), this.#statements, sql, params, true),
+          };
           try {
             return await this.#scope.work(executor, work);
           } catch (error) {
@@ -97,7 +250,11 @@ class PgliteStore implements SqlStore {
   }
 
   close(): Promise<void> {
-    return this.#scope.close(() => this.db.close());
+    return this.#scope.close(async () => {
+      // Best effort: the instance is closed next, which ends its statements anyway.
+      await this.#statements.closeAll().catch(() => undefined);
+      await this.db.close();
+    });
   }
 }
 

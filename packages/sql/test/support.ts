@@ -87,9 +87,12 @@ export function pgliteHarness(): SqlStoreHarness & { close(): Promise<void> } {
         const db = await instance;
         await emptyDatabase(db);
         const store = wrapPglite({
-          query: (sql, params, options) => db.query(sql, params, options),
           exec: (sql, options) => db.exec(sql, options),
           transaction: (work) => db.transaction(work),
+          execProtocolStream: (message, options) => db.execProtocolStream(message, options),
+          syncToFs: () => db.syncToFs(),
+          _runExclusiveQuery: (work) => db._runExclusiveQuery(work),
+          parsers: db.parsers,
           close: async () => undefined,
         });
         return {
