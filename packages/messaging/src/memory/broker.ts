@@ -236,24 +236,27 @@ export class Durable {
     this.#dispatching = true;
     try {
       while (this.#inFlight.size < this.declaration.maxAckPending) {
-        const subscriber = this.#nextSubscriber();
-        if (!subscriber) break;
+        const next = this.#nextSubscriber();
+        if (!next) break;
         const entry = this.#nextEntry();
         if (!entry) break;
-        this.#handOut(entry, subscriber);
+        // The turn moves on only with a message handed out: a dispatch that finds nothing to send
+        // (after an ack, say) must not skip a subscriber, or the share can lock onto one instance.
+        this.#turn = next.turnAfter;
+        this.#handOut(entry, next.subscriber);
       }
     } finally {
       this.#dispatching = false;
     }
   }
 
-  #nextSubscriber(): DurableSubscriber | undefined {
+  /** The next subscriber in turn with room, and where the turn goes once it got a message. */
+  #nextSubscriber(): { subscriber: DurableSubscriber; turnAfter: number } | undefined {
     const count = this.#subscribers.length;
     for (let i = 0; i < count; i++) {
       const subscriber = this.#subscribers[(this.#turn + i) % count]!;
       if ((this.#held.get(subscriber) ?? 0) < subscriber.capacity) {
-        this.#turn = (this.#turn + i + 1) % count;
-        return subscriber;
+        return { subscriber, turnAfter: (this.#turn + i + 1) % count };
       }
     }
     return undefined;
