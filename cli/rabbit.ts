@@ -5,14 +5,37 @@ import {
   type OrderingTopology,
 } from '@orderflow/contracts';
 import {
+  connectRabbit,
   ensureRabbitPasswords,
   provisionRabbit,
   rabbitBusPermissions,
   rabbitPasswordFile,
   rabbitUrl,
+  readRabbitPassword,
   type RabbitConsumerDeclaration,
   type RabbitIdentityAccess,
 } from '@orderflow/messaging';
+import type amqp from 'amqplib';
+import type { UpState } from './state.ts';
+
+/**
+ * A connection to a running system's RabbitMQ as its operator (the login `up` recorded), for the CLI's
+ * reads and repairs; it fails at once when the broker cannot be reached, and its errors are the
+ * caller's to report, not the process's.
+ */
+export async function connectAsOperator(
+  rabbit: NonNullable<UpState['rabbit']>,
+  name: string,
+): Promise<amqp.ChannelModel> {
+  const password = await readRabbitPassword(rabbit.operatorPasswordFile);
+  const connection = await connectRabbit({
+    url: rabbitUrl(rabbit.url, rabbit.operatorUser, password, rabbit.vhost),
+    name,
+    waitOnFirstConnect: false,
+  });
+  connection.on('error', () => undefined);
+  return connection;
+}
 
 /**
  * The ordering context on RabbitMQ: one user per identity of `orderingBusIdentities` (the same

@@ -12,6 +12,7 @@ import { createRabbitVhost, freePort, waitFor, type RabbitVhost } from '@orderfl
 import { demoOrder } from './api.ts';
 import { WrongBrokerError } from './errors.ts';
 import { checkSystemConfig, startSystem, type RunningSystem, type SystemConfig } from './system.ts';
+import { seedPgliteDataDir } from '@orderflow/sql/testing';
 
 const run = promisify(execFile);
 const { endpoints, notifications } = OrderingTopology;
@@ -61,6 +62,8 @@ describe(
     before(async () => {
       vhost = await createRabbitVhost();
       dataDir = await mkdtemp(join(tmpdir(), 'orderflow-system-rabbit-'));
+      // order-storage reopens an initialised database instead of running initdb.
+      await seedPgliteDataDir(join(dataDir, 'order-storage'));
       system = await startSystem({
         dataDir,
         broker: 'rabbitmq',

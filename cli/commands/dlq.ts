@@ -1,15 +1,13 @@
 import {
   BrokerKind,
-  connectRabbit,
   NatsTransport,
   RabbitTransport,
-  rabbitUrl,
-  readRabbitPassword,
   type DeadLetter,
   type DeadLetterStore,
 } from '@orderflow/messaging';
 import type { NatsTarget } from '../bus.ts';
 import { connectOrderflow } from '../nats.ts';
+import { connectAsOperator } from '../rabbit.ts';
 import type { UpState } from '../state.ts';
 
 export type DlqAction =
@@ -38,14 +36,7 @@ async function openStore(target: DlqTarget): Promise<{ store: DeadLetterStore; c
       },
     };
   }
-  const { rabbit } = target;
-  const password = await readRabbitPassword(rabbit.operatorPasswordFile);
-  const connection = await connectRabbit({
-    url: rabbitUrl(rabbit.url, rabbit.operatorUser, password, rabbit.vhost),
-    name: 'orderflow-cli',
-    waitOnFirstConnect: false,
-  });
-  connection.on('error', () => undefined);
+  const connection = await connectAsOperator(target.rabbit, 'orderflow-cli');
   const transport = await RabbitTransport.create(connection, {
     source,
     identity: 'operator',

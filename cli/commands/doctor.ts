@@ -4,18 +4,12 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { OrderingTopology } from '@orderflow/contracts';
-import {
-  compareVersions,
-  connectNats,
-  connectRabbit,
-  RabbitTopology,
-  rabbitUrl,
-  readRabbitPassword,
-} from '@orderflow/messaging';
+import { compareVersions, connectNats, RabbitTopology } from '@orderflow/messaging';
 import pg from 'pg';
 import { reasonOf } from '../errors.ts';
 import type { NatsTarget } from '../bus.ts';
 import { connectOrderflow } from '../nats.ts';
+import { connectAsOperator } from '../rabbit.ts';
 import { describeBus, type UpState } from '../state.ts';
 import { SERVICES, serviceExists } from '../system.ts';
 import { ROOT_DIR } from '../root.ts';
@@ -111,13 +105,7 @@ export async function doctor(options: DoctorOptions): Promise<number> {
     if (rabbit)
       await report('running RabbitMQ', async () => {
         // As the operator, who may read the dead-letter queue the provisioning declared.
-        const password = await readRabbitPassword(rabbit.operatorPasswordFile);
-        const connection = await connectRabbit({
-          url: rabbitUrl(rabbit.url, rabbit.operatorUser, password, rabbit.vhost),
-          name: 'orderflow-doctor',
-          waitOnFirstConnect: false,
-        });
-        connection.on('error', () => undefined);
+        const connection = await connectAsOperator(rabbit, 'orderflow-doctor');
         try {
           const ch = await connection.createChannel();
           ch.on('error', () => undefined);

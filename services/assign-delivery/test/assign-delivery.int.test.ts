@@ -22,6 +22,7 @@ import { migrate, migrateInboxOutbox, openSqlStore } from '@orderflow/sql';
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
 import { deliveryMigrations, SqlDispatch, startAssignDelivery, type Courier } from '../src/mod.ts';
+import { seedPgliteDataDir } from '@orderflow/sql/testing';
 
 // Real nats-server for the file; PostgreSQL (a schema per test) or PGlite (a temp directory per test).
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -43,6 +44,8 @@ async function system(dialect: 'postgres' | 'pglite') {
   const topology = orderingTopology({ namespace: uniqueName('ad') });
   const schema = uniqueName('assign_delivery');
   const dataDir = dialect === 'pglite' ? await mkdtemp(join(tmpdir(), 'assign-delivery-')) : '';
+  // An initialised database to reopen: initdb on every system made this file slow (tens of seconds).
+  if (dataDir) await seedPgliteDataDir(dataDir);
   const open = () =>
     openSqlStore({ ...(dialect === 'postgres' && { databaseUrl: DATABASE_URL }), dataDir, schema });
   const first = await open();

@@ -34,6 +34,7 @@ import {
 import { startNatsServer, uniqueName, waitFor, type NatsServer } from '@orderflow/testing';
 import { pino } from 'pino';
 import { invoiceMigrations, ObjectStorePdfArchive, SqlInvoiceBook, startCreateInvoice } from '../src/mod.ts';
+import { seedPgliteDataDir } from '@orderflow/sql/testing';
 
 // Real nats-server for the file; PostgreSQL (a schema per test) or PGlite (a temp directory per test).
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -68,6 +69,8 @@ async function system(dialect: 'postgres' | 'pglite') {
   const topology = orderingTopology({ namespace: uniqueName('ci') });
   const schema = uniqueName('create_invoice');
   const dataDir = dialect === 'pglite' ? await mkdtemp(join(tmpdir(), 'create-invoice-')) : '';
+  // An initialised database to reopen: initdb on every system made this file slow (tens of seconds).
+  if (dataDir) await seedPgliteDataDir(dataDir);
   // Two replicas. On PostgreSQL each has its own pool; PGlite is owned by one process, so there the
   // two replicas (two consumers on two connections to NATS) share the one embedded database.
   const first = await openSqlStore({
