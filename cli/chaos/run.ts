@@ -16,7 +16,7 @@ import {
 import { GatewayClient, TERMINAL, type HistoryEvent } from '../api.ts';
 import { mapLimit } from '../map-limit.ts';
 import type { LogLine, SupervisorEvent } from '../supervisor.ts';
-import { createSystem, RABBIT_DEFAULTS, SERVICES, type RunningSystem } from '../system.ts';
+import { createSystem, RABBIT_DEFAULTS, SERVICES, type RunningSystem, type Runtime } from '../system.ts';
 import { natsChaosBus, rabbitChaosBus, type ChaosBroker, type ChaosBus } from './bus.ts';
 import { createDatabase, type ChaosDatabase } from './database.ts';
 import {
@@ -81,6 +81,8 @@ export interface ChaosOptions {
   baseEnv: Record<string, string | undefined>;
   /** `LOG_LEVEL` of every program (default `warn`; `info` logs each mail sent, each start and stop). */
   logLevel?: 'warn' | 'info' | 'debug';
+  /** How the programs run (`SystemConfig.runtime`, default `tsx`: the sources). */
+  runtime?: Runtime;
   /** Every line the system's programs print. */
   onLog?: (line: LogLine) => void;
   /** Harness milestones (started, fault injected…), for the operator. */
@@ -290,6 +292,7 @@ async function startEnvironment(
         ? { natsUrl: cluster.servers.join(','), streamReplicas: 3, secretsDir: join(dataDir, 'secrets') }
         : { natsPort: natsPort! }),
     chaosIdentity: true,
+    ...(options.runtime && { runtime: options.runtime }),
     databaseUrl: serviceDbUrl.toString(),
     gatewayPort: gatewayPort!,
     pspPort: pspPort!,

@@ -6,6 +6,7 @@ import type { TestContext } from 'node:test';
 import { runChaos, type ChaosOptions } from '../../cli/chaos/run.ts';
 import { renderReport, renderViolations } from '../../cli/commands/chaos.ts';
 import type { FaultClass } from '../../cli/chaos/faults.ts';
+import { testRuntime } from './system.ts';
 
 const DATABASE_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -27,7 +28,7 @@ const RECENT_PROBLEMS_KEPT = 15;
 
 export async function chaosRun(
   t: TestContext,
-  options: Omit<ChaosOptions, 'databaseUrl' | 'baseEnv' | 'onNote' | 'onLog' | 'signal'> & {
+  options: Omit<ChaosOptions, 'databaseUrl' | 'baseEnv' | 'onNote' | 'onLog' | 'signal' | 'runtime'> & {
     faults: readonly FaultClass[];
   },
 ): Promise<void> {
@@ -37,6 +38,7 @@ export async function chaosRun(
     settleTimeoutMs: SETTLE_TIMEOUT_MS,
     ...options,
     databaseUrl: DATABASE_URL,
+    runtime: testRuntime(),
     // RabbitMQ runs: the node without credentials (default amqp://127.0.0.1:5672); rabbitmqctl finds
     // it as ever (RABBITMQ_NODENAME for another node than the default).
     ...(process.env.AMQP_URL && { amqpUrl: process.env.AMQP_URL }),

@@ -15,6 +15,7 @@ import {
   SERVICES,
   type RabbitSystem,
   type RunningSystem,
+  type Runtime,
   type SystemConfig,
 } from '../../cli/system.ts';
 import type { OrderView } from '@orderflow/contracts';
@@ -79,6 +80,15 @@ function sqlServices(): string[] {
   });
 }
 
+/**
+ * How the system tests run the programs: `dist` (bundled, as `npm start` does) when the runner built
+ * them and said so in `ORDERFLOW_TEST_RUNTIME` (scripts/run-tests.mjs), else the sources through tsx,
+ * so a file run on its own never runs a stale build.
+ */
+export function testRuntime(): Runtime {
+  return process.env.ORDERFLOW_TEST_RUNTIME === 'dist' ? 'dist' : 'tsx';
+}
+
 export async function startTestSystem(
   options: Pick<SystemConfig, 'replicas' | 'env' | 'chaosIdentity' | 'broker'> & {
     /**
@@ -117,6 +127,7 @@ export async function startTestSystem(
   try {
     system = await createSystem({
       dataDir,
+      runtime: testRuntime(),
       ...(vhost
         ? {
             broker: BrokerKind.RabbitMQ,
