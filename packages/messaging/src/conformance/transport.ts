@@ -292,6 +292,43 @@ export function transportConformance(name: string, harness: () => TransportHarne
       assert.equal(await redelivered.promise, 2);
     });
 
+    test('a connection lost while a message of a key waits for its retry ends nothing but that instance', async () => {
+      const { spec, publish } = await setup();
+      const durable = spec([], { orderingKey: 'subject', retry: { initialDelayMs: 400, maxDelayMs: 400 } });
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        const crashed = await connect();
+        const failed = deferred();
+        await crashed.consume({
+          ...durable,
+          handlers: [
+            on(ThingHappened, async () => {
+              failed.resolve();
+              throw new Error('fails; retried in place after 400 ms');
+            }),
+          ],
+        });
+        await publish('a', 1);
+        await failed.promise;
+        await harness().crash(crashed);
+        open.delete(crashed);
+        // The retry comes due on the lost connection: the message is already the broker's again.
+        await new Promise((resolve) => setTimeout(resolve, 800));
+        const survivor = await connect();
+        const handled = deferred<number>();
+        await survivor.consume({
+          ...durable,
+          handlers: [on(ThingHappened, async (event) => handled.resolve(event.data.n))],
+        });
+        assert.equal(await handled.promise, 1);
+        assert.deepEqual(unhandled, [], 'no unhandled rejection in the crashed instance');
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+      }
+    });
+
     test(
       'de-duplicates a re-published message id',
       { skip: !harness().features.deduplication && 'broker has no deduplication' },

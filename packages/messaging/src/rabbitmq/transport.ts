@@ -728,7 +728,7 @@ class RabbitConsumer implements RunningConsumer {
 
   #admit(msg: ConsumeMessage): void {
     if (this.#stopping) {
-      this.options.channel.nack(msg, false, true);
+      settleOnChannel(() => this.options.channel.nack(msg, false, true));
       return;
     }
     const delivery = new AmqpDelivery(msg, this.options);
@@ -881,12 +881,12 @@ class AmqpDelivery implements Delivery {
   #ackOnce(): void {
     if (this.#acked) return;
     this.#acked = true;
-    this.options.channel.ack(this.msg);
+    settleOnChannel(() => this.options.channel.ack(this.msg));
   }
   requeue(): void {
     if (this.#acked) return;
     this.#acked = true;
-    this.options.channel.nack(this.msg, false, true);
+    settleOnChannel(() => this.options.channel.nack(this.msg, false, true));
   }
   /** The next in-place attempt of the same message (one more delivery). */
   again(): AmqpDelivery {
@@ -919,6 +919,20 @@ class AmqpDelivery implements Delivery {
       this.logger.warn({ err: error }, 'retry could not be scheduled; message returned to the queue');
       this.requeue();
     }
+  }
+}
+
+/**
+ * Acks or returns a message on its channel. On a channel that closed meanwhile (the connection or the
+ * broker went away) there is nothing left to do: the broker took the message back when it closed, and
+ * amqplib's `IllegalOperationError` would otherwise end the consumer's loop (and the process, as an
+ * unhandled rejection) during a broker restart.
+ */
+function settleOnChannel(settle: () => void): void {
+  try {
+    settle();
+  } catch (error) {
+    if ((error as Error | undefined)?.name !== 'IllegalOperationError') throw error;
   }
 }
 
