@@ -24,7 +24,7 @@ import {
   parseArgs,
   Progress,
   summarise,
-  writeReport,
+  finishReport,
   type Measurement,
   type Report,
 } from './support.ts';
@@ -220,9 +220,7 @@ export async function run(args: string[]): Promise<void> {
         'PGlite runs on a data directory in the temp dir, one transaction at a time; PostgreSQL is shared with other work on this machine.',
       ],
     };
-    const paths = await writeReport(report);
-    console.log(`\nreport: ${paths.join(', ')}`);
-    console.log(headline);
+    await finishReport(report);
   } finally {
     await nc.close();
     await server.dispose();

@@ -38,7 +38,7 @@ import {
   settle,
   summarise,
   syscallCounts,
-  writeReport,
+  finishReport,
   type Measurement,
   type Report,
 } from './support.ts';
@@ -532,9 +532,7 @@ export async function run(args: string[]): Promise<void> {
       'Figures on a shared machine are noisy; medians over rounds, variants alternate who goes first.',
     ],
   };
-  const paths = await writeReport(report);
-  console.log(`\nreport: ${paths.join(', ')}`);
-  console.log(headline);
+  await finishReport(report);
 }
 
 async function runNats(options: Options, phases: Phase[], variants: Variant[]): Promise<BrokerRun> {

@@ -21,7 +21,7 @@ import {
   serverCpuSeconds,
   settle,
   summarise,
-  writeReport,
+  finishReport,
   type Measurement,
   type Report,
 } from './support.ts';
@@ -438,9 +438,7 @@ export async function run(args: string[]): Promise<void> {
         'All processes and nats-server share the machine with whatever else runs on it: see the load average; ratios from one run are the figure to quote.',
       ],
     };
-    const paths = await writeReport(report);
-    console.log(`\nreport: ${paths.join(', ')}`);
-    console.log(headline);
+    await finishReport(report);
   } finally {
     await server.dispose();
     await rm(dir, { recursive: true, force: true });

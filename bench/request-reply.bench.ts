@@ -20,7 +20,7 @@ import {
   settle,
   summarise,
   syscallCounts,
-  writeReport,
+  finishReport,
   type Measurement,
   type Report,
 } from './support.ts';
@@ -275,9 +275,7 @@ export async function run(args: string[]): Promise<void> {
         'Client, responder and nats-server share the machine: CPU µs per request show where the time goes.',
       ],
     };
-    const paths = await writeReport(report);
-    console.log(`\nreport: ${paths.join(', ')}`);
-    console.log(headline);
+    await finishReport(report);
   } finally {
     await server.dispose();
   }

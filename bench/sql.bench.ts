@@ -15,7 +15,7 @@ import {
   parseArgs,
   Progress,
   summarise,
-  writeReport,
+  finishReport,
   type Measurement,
   type Report,
 } from './support.ts';
@@ -127,9 +127,7 @@ export async function run(args: string[]): Promise<void> {
         'CPU is this process (PGlite runs in it), per statement; both databases are data directories in the temp dir.',
       ],
     };
-    const paths = await writeReport(report);
-    console.log(`\nreport: ${paths.join(', ')}`);
-    console.log(headline);
+    await finishReport(report);
   } finally {
     await store.close();
     await raw.close();

@@ -308,6 +308,13 @@ function markdown(report: Report): string {
   return lines.join('\n');
 }
 
+/** Writes the report, then prints where it went and, last, its headline (the line to quote). */
+export async function finishReport(report: Report): Promise<void> {
+  const paths = await writeReport(report);
+  console.log(`\nreport: ${paths.join(', ')}`);
+  console.log(report.headline);
+}
+
 /** Writes `bench/reports/<name>.json` and `.md`; returns their paths. */
 export async function writeReport(report: Report): Promise<string[]> {
   await mkdir(reportsDir, { recursive: true });
