@@ -261,6 +261,34 @@ export function sqlStoreConformance(name: string, harness: SqlStoreHarness): voi
         assert.deepEqual((await store.query('SELECT value FROM counter')).rows, [{ value: increments }]);
       }));
 
+    test('a statement outside a transaction is never part of it: a rollback keeps it', () =>
+      withStore(harness, async ({ store }) => {
+        await store.query('CREATE TABLE apart (id text PRIMARY KEY)');
+        const inserted = deferred();
+        const release = deferred();
+        const rolledBack = store
+          .transaction(async (tx) => {
+            await tx.query('INSERT INTO apart VALUES ($1)', ['inside']);
+            inserted.resolve();
+            await release.promise;
+            throw new Error('roll back');
+          })
+          .catch((error: unknown) => error);
+        await inserted.promise;
+        // While the transaction is open: PGlite (one session) must wait for it, PostgreSQL runs it on
+        // another connection.
+        const outside = store.query('INSERT INTO apart VALUES ($1)', ['outside']);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        release.resolve();
+        assert.match(String(await rolledBack), /roll back/);
+        await outside;
+        const { rows } = await store.query<{ id: string }>('SELECT id FROM apart ORDER BY id');
+        assert.deepEqual(
+          rows.map((row) => row.id),
+          ['outside'],
+        );
+      }));
+
     test('a reader never sees the writes of a transaction that has not committed', () =>
       withStore(harness, async ({ store, replica }) => {
         await store.query(counterTable);

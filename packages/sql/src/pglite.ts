@@ -35,7 +35,14 @@ export const PGLITE_SETTINGS: Readonly<Record<string, string>> = {
 /** What a store uses of a PGlite instance. */
 export type PgliteSession = Pick<
   PGlite,
-  'exec' | 'transaction' | 'close' | 'execProtocolStream' | 'syncToFs' | 'parsers' | '_runExclusiveQuery'
+  | 'exec'
+  | 'transaction'
+  | 'close'
+  | 'execProtocolStream'
+  | 'syncToFs'
+  | 'parsers'
+  | '_runExclusiveQuery'
+  | '_runExclusiveTransaction'
 >;
 
 /** Prepared statements a store keeps per SQL text; the oldest is closed beyond this. */
@@ -86,9 +93,7 @@ class PreparedStatements {
     );
     let messages;
     try {
-      // Under the instance's query lock, as its `query()` runs: a protocol call's results are
-      // collected on the instance, so two calls must not overlap.
-      messages = await this.db._runExclusiveQuery(() =>
+      messages = await this.#exclusive(inTransaction, () =>
         this.db.execProtocolStream(concat(parts), { syncToFs: false }),
       );
     } catch (error) {
@@ -108,9 +113,20 @@ class PreparedStatements {
     this.#names.clear();
     this.#pendingCloses = [];
     if (parts.length === 0) return;
-    await this.db._runExclusiveQuery(() =>
+    await this.#exclusive(false, () =>
       this.db.execProtocolStream(concat([...parts, serialize.sync()]), { syncToFs: false }),
     );
+  }
+
+  /**
+   * Runs a protocol call under the instance's locks, as its `query()` does: the query lock always (a
+   * call's results are collected on the instance, so two calls must not overlap) and, outside a
+   * transaction, the transaction lock too, so that a statement never runs inside another caller's
+   * open transaction (one backend, one session: it would commit or roll back with it).
+   */
+  #exclusive<T>(inTransaction: boolean, call: () => Promise<T>): Promise<T> {
+    const locked = () => this.db._runExclusiveQuery(call);
+    return inTransaction ? locked() : this.db._runExclusiveTransaction(locked);
   }
 
   #remember(sql: string, name: string): void {

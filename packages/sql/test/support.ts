@@ -92,6 +92,7 @@ export function pgliteHarness(): SqlStoreHarness & { close(): Promise<void> } {
           execProtocolStream: (message, options) => db.execProtocolStream(message, options),
           syncToFs: () => db.syncToFs(),
           _runExclusiveQuery: (work) => db._runExclusiveQuery(work),
+          _runExclusiveTransaction: (work) => db._runExclusiveTransaction(work),
           parsers: db.parsers,
           close: async () => undefined,
         });
