@@ -135,6 +135,9 @@ export function sqlStoreConformance(name: string, harness: SqlStoreHarness): voi
         await store.query('ALTER TABLE param DROP COLUMN note');
         const { rows: changed } = await store.query<Record<string, unknown>>(byId, [2]);
         assert.deepEqual(Object.keys(changed[0]!).sort(), ['big', 'doc', 'extra', 'id', 'ok', 'raw', 'tags']);
+        // And after every prepared statement of the session was dropped.
+        await store.query('DEALLOCATE ALL');
+        assert.equal((await store.query(byId, [1])).rows.length, 1);
       }));
 
     test('a transaction commits when its work resolves and runs onCommit callbacks after', () =>

@@ -71,9 +71,10 @@ class PreparedStatements {
     try {
       return await this.#run<R>(sql, params, inTransaction);
     } catch (error) {
-      // A kept statement whose result columns changed (a migration altered its table) is refused
-      // once by PostgreSQL; outside a transaction it runs again, prepared anew. Inside one, the
-      // transaction is aborted already: the error stands, and the next attempt prepares it anew.
+      // A kept statement whose result columns changed (a migration altered its table), or that is
+      // gone, is refused once by PostgreSQL; outside a transaction it runs again, prepared anew.
+      // Inside one, the transaction is aborted already: the error stands, and the next attempt
+      // prepares it anew.
       if (inTransaction || !isStalePlan(error)) throw error;
       return this.#run<R>(sql, params, inTransaction);
     }
@@ -97,9 +98,9 @@ class PreparedStatements {
         this.db.execProtocolStream(concat(parts), { syncToFs: false }),
       );
     } catch (error) {
-      // A statement whose parse failed does not exist; one that parsed is closed, as its plan may be
-      // what failed (e.g. a table it reads was changed since).
-      this.#forget(sql, name);
+      // A new statement may not exist (its parse may be what failed): closed, to be prepared again.
+      // A kept one stays for ordinary failures (a constraint, say), not when its plan is what failed.
+      if (known === undefined || isStalePlan(error)) this.#forget(sql, name);
       throw error;
     }
     if (known === undefined) this.#remember(sql, name);
@@ -148,9 +149,13 @@ class PreparedStatements {
   }
 }
 
-/** PostgreSQL's refusal of a kept plan whose result type changed (SQLSTATE 0A000). */
+/**
+ * PostgreSQL's refusal of a kept statement: its result type changed since it was prepared (0A000,
+ * a migration altered its table), or it is gone (26000, e.g. after `DEALLOCATE ALL`).
+ */
 function isStalePlan(error: unknown): boolean {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (code === '26000') return true;
   return (
     code === '0A000' &&
     typeof message === 'string' &&
