@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { OrderingTopology } from '@orderflow/contracts';
+import { waitFor } from '@orderflow/testing';
 import { publishPoison } from '../cli/chaos/poison.ts';
 import { startTestSystem, type TestSystem } from './support/system.ts';
 
@@ -230,8 +231,11 @@ describe('the dashboard in a headless Chromium, against the system', { timeout: 
         });
       await ops.selectOption('#orders-filter select[name="status"]', 'cancelled');
       await ops.locator('#orders tbody tr[data-status="cancelled"]').first().waitFor({ timeout: 10_000 });
-      await ops.waitForFunction(
-        "[...document.querySelectorAll('#orders tbody tr')].every((r) => r.dataset.status === 'cancelled')",
+      // Polled from here: a predicate evaluated in the page (`waitForFunction` with a string) is an
+      // eval, which the page's own CSP refuses, as it should.
+      await waitFor(
+        async () => (await ops.locator('#orders tbody tr:not([data-status="cancelled"])').count()) === 0,
+        { timeoutMs: 10_000, message: 'only cancelled orders listed' },
       );
       await ops.selectOption('#orders-filter select[name="status"]', 'confirmed');
       const confirmed = ops.locator('#orders tbody tr[data-status="confirmed"]').first();

@@ -132,6 +132,9 @@ export function describeSystemScenarios(options: SystemScenarioOptions): void {
         broker,
         replicas: { 'payment-processor': PAYMENT_REPLICAS },
         firstStart: true,
+        // A SIGKILLed replica's charges come back after the ack wait: 12 s here instead of 30 s
+        // (above the 5 s PSP timeout; the runtime extends it while a charge runs).
+        env: { 'payment-processor': { ACK_WAIT_MS: '12000' } },
       });
     });
 

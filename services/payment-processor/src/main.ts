@@ -24,7 +24,7 @@ await runService(
       psp: new HttpPaymentGateway({ baseUrl: config.pspUrl, timeoutMs: config.pspTimeoutMs }),
       concurrency: config.concurrency,
       maxDeliver: config.maxDeliver,
-      ackWaitMs: Math.max(30_000, config.pspTimeoutMs * 2),
+      ackWaitMs: config.ackWaitMs,
       retry: { initialDelayMs: config.retryInitialDelayMs, maxDelayMs: config.retryMaxDelayMs },
     }),
 );
