@@ -77,6 +77,11 @@ export interface SystemScenarioOptions {
    */
   readonly orderedConsumerReplicas: 'spread' | 'single-active';
   /**
+   * Start on empty data directories, every service creating its PGlite database (default true), or
+   * reopen seeded ones (see `startTestSystem`).
+   */
+  readonly firstStart?: boolean;
+  /**
    * Tests of this broker only (e.g. a broker restart), registered after the shared scenarios and
    * before the effects checks, which cover their orders too.
    */
@@ -127,11 +132,11 @@ export function describeSystemScenarios(options: SystemScenarioOptions): void {
       (await eventTypes(orderId)).filter((t) => t.startsWith('order.'));
 
     before(async () => {
-      // The services' real first start: their PGlite databases created from an empty DATA_DIR.
+      // By default the services' real first start: their PGlite databases created from an empty DATA_DIR.
       sys = await startTestSystem({
         broker,
         replicas: { 'payment-processor': PAYMENT_REPLICAS },
-        firstStart: true,
+        firstStart: options.firstStart ?? true,
         // A SIGKILLed replica's charges come back after the ack wait: 12 s here instead of 30 s
         // (above the 5 s PSP timeout; the runtime extends it while a charge runs).
         env: { 'payment-processor': { ACK_WAIT_MS: '12000' } },
