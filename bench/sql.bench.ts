@@ -1,7 +1,9 @@
 // `npm run bench -- sql`: parameterised statements on PGlite through the SQL port's adapter
-// (`openPglite`: one protocol call per statement, each text prepared once) vs raw PGlite `query()`
-// (six protocol calls per statement, parsed and planned every time), on two databases of the same
-// schema in data directories, in one process. Each round alternates who goes first.
+// (`openPglite`: one protocol call per statement, each text prepared once; a transaction's BEGIN sent
+// with its first statement, its COMMIT one call) vs raw PGlite `query()` (six protocol calls per
+// statement, parsed and planned every time) and `transaction()` (two calls each for BEGIN and COMMIT),
+// on two databases of the same schema in data directories, in one process. Two phases: the statements
+// autocommitted, then each event's three in one transaction. Each round alternates who goes first.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +31,8 @@ const defaults = {
   help: false,
 };
 
-const HELP = `sql benchmark: PGlite statements through the SQL port's adapter vs raw PGlite query()
+const HELP = `sql benchmark: PGlite statements through the SQL port's adapter vs raw PGlite query(),
+autocommitted and then three per transaction
 
   --count N    handled events per variant and round, 3 statements each (default ${defaults.count})
   --rounds N   rounds (default ${defaults.rounds})
@@ -59,59 +62,83 @@ export async function run(args: string[]): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'orderflow-bench-sql-'));
   const store = await openPglite({ dataDir: join(dir, 'adapter') });
   const raw = await PGlite.create({ dataDir: join(dir, 'raw'), startParams: pgliteStartParams() });
-  const variants: [string, SqlExecutor][] = [
-    ['adapter', store],
-    ['raw query()', { query: (sql, params) => raw.query(sql, params ? [...params] : []) as never }],
+  const rawExecutor = (db: Pick<PGlite, 'query'>): SqlExecutor => ({
+    query: (sql, params) => db.query(sql, params ? [...params] : []) as never,
+  });
+  /** How each variant handles one event, per phase. */
+  type Handler = (key: string, id: string) => Promise<void>;
+  const phases: { phase: string; variants: [string, Handler][] }[] = [
+    {
+      phase: 'statements',
+      variants: [
+        ['adapter', (key, id) => handle(store, key, id, payload)],
+        ['raw query()', (key, id) => handle(rawExecutor(raw), key, id, payload)],
+      ],
+    },
+    {
+      phase: 'transactions',
+      variants: [
+        ['adapter', (key, id) => store.transaction((tx) => handle(tx, key, id, payload))],
+        ['raw query()', (key, id) => raw.transaction((tx) => handle(rawExecutor(tx), key, id, payload))],
+      ],
+    },
   ];
   const measurements: Measurement[] = [];
   const payload = new Uint8Array(200).fill(7);
-  console.log(`sql: ${options.count} events (3 statements each) x ${options.rounds} rounds per variant`);
+  console.log(
+    `sql: ${options.count} events (3 statements each) x ${options.rounds} rounds per variant and phase`,
+  );
   try {
     await store.query(SCHEMA);
     await raw.exec(SCHEMA);
-    for (let round = 1; round <= options.rounds; round++) {
-      const order = round % 2 ? variants : [...variants].reverse();
-      for (const [variant, db] of order) {
-        const progress = new Progress(`${variant} round ${round}`, options.count);
-        const cpu = process.cpuUsage();
-        const start = performance.now();
-        for (let i = 0; i < options.count; i++) {
-          await handle(db, `k${i % options.keys}`, `r${round}-${i}`, payload);
-          progress.tick();
+    for (const { phase, variants } of phases) {
+      for (let round = 1; round <= options.rounds; round++) {
+        const order = round % 2 ? variants : [...variants].reverse();
+        for (const [variant, handleEvent] of order) {
+          const progress = new Progress(`${phase}: ${variant} round ${round}`, options.count);
+          const cpu = process.cpuUsage();
+          const start = performance.now();
+          for (let i = 0; i < options.count; i++) {
+            await handleEvent(`k${i % options.keys}`, `${phase}-r${round}-${i}`);
+            progress.tick();
+          }
+          const seconds = (performance.now() - start) / 1000;
+          const used = process.cpuUsage(cpu);
+          progress.done();
+          const statements = options.count * 3;
+          const cpuUsPerStatement = (used.user + used.system) / statements;
+          measurements.push({
+            phase,
+            variant,
+            round,
+            count: statements,
+            seconds,
+            rate: statements / seconds,
+            extra: { cpuUsPerStatement },
+          });
+          console.log(
+            `  ${phase.padEnd(12)} ${variant.padEnd(12)} round ${round}: ` +
+              `${formatRate(statements / seconds)} statements/s, ${cpuUsPerStatement.toFixed(1)} µs CPU per statement`,
+          );
         }
-        const seconds = (performance.now() - start) / 1000;
-        const used = process.cpuUsage(cpu);
-        progress.done();
-        const statements = options.count * 3;
-        const cpuUsPerStatement = (used.user + used.system) / statements;
-        measurements.push({
-          phase: 'statements',
-          variant,
-          round,
-          count: statements,
-          seconds,
-          rate: statements / seconds,
-          extra: { cpuUsPerStatement },
-        });
-        console.log(
-          `  ${variant.padEnd(12)} round ${round}: ${formatRate(statements / seconds)} statements/s, ` +
-            `${cpuUsPerStatement.toFixed(1)} µs CPU per statement`,
-        );
       }
     }
     const summary = summarise(measurements);
-    const rateOf = (variant: string) => summary.find((s) => s.variant === variant)?.rate ?? NaN;
-    for (const s of summary) s.ratio = s.rate / rateOf('raw query()');
-    const cpuOf = (variant: string) => {
+    const rateOf = (phase: string, variant: string) =>
+      summary.find((s) => s.phase === phase && s.variant === variant)?.rate ?? NaN;
+    for (const s of summary) s.ratio = s.rate / rateOf(s.phase, 'raw query()');
+    const cpuOf = (phase: string, variant: string) => {
       const values = measurements
-        .filter((m) => m.variant === variant)
+        .filter((m) => m.phase === phase && m.variant === variant)
         .map((m) => m.extra!.cpuUsPerStatement!);
       return values.sort((a, b) => a - b)[values.length >> 1]!;
     };
-    const headline =
-      `sql: adapter ${formatRate(rateOf('adapter'))} statements/s (${cpuOf('adapter').toFixed(0)} µs CPU), ` +
-      `raw query() ${formatRate(rateOf('raw query()'))} (${cpuOf('raw query()').toFixed(0)} µs CPU), ` +
-      `ratio ${(rateOf('adapter') / rateOf('raw query()')).toFixed(2)}`;
+    const figures = (phase: string) =>
+      `${phase}: adapter ${formatRate(rateOf(phase, 'adapter'))} statements/s ` +
+      `(${cpuOf(phase, 'adapter').toFixed(0)} µs CPU), raw ${formatRate(rateOf(phase, 'raw query()'))} ` +
+      `(${cpuOf(phase, 'raw query()').toFixed(0)} µs CPU), ratio ` +
+      (rateOf(phase, 'adapter') / rateOf(phase, 'raw query()')).toFixed(2);
+    const headline = `sql: ${phases.map(({ phase }) => figures(phase)).join('; ')}`;
     const report: Report = {
       name: 'sql',
       title: 'PGlite statements: the SQL port adapter vs raw query()',
@@ -123,7 +150,7 @@ export async function run(args: string[]): Promise<void> {
       summary,
       headline,
       notes: [
-        'One event = a select by key, an upsert with a 200-byte bytea and a timestamptz, an insert-once; autocommitted, one after the other.',
+        'One event = a select by key, an upsert with a 200-byte bytea and a timestamptz, an insert-once; one event after the other, its statements autocommitted (phase statements) or in one transaction (phase transactions).',
         'CPU is this process (PGlite runs in it), per statement; both databases are data directories in the temp dir.',
       ],
     };

@@ -177,6 +177,52 @@ export function sqlStoreConformance(name: string, harness: SqlStoreHarness): voi
         assert.equal(committed, false);
       }));
 
+    test('every statement of a transaction is in it: the first one that failed, one refused before it ran, several in one text, concurrent ones', () =>
+      withStore(harness, async ({ store }) => {
+        await store.query('CREATE TABLE parts (id text PRIMARY KEY)');
+        const failure = new Error('roll back');
+        const rollsBack = (work: (tx: SqlExecutor) => Promise<unknown>) =>
+          assert.rejects(
+            store.transaction(async (tx) => {
+              await work(tx);
+              throw failure;
+            }),
+            (error) => error === failure,
+          );
+        // The first statement fails in the database; the work goes on after catching it.
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.query('INSERT INTO missing_table VALUES ($1)', ['x']).catch(() => undefined);
+            await tx.query('INSERT INTO parts VALUES ($1)', ['after-failed-first']);
+          }),
+          (error) => error instanceof SqlQueryError && error.sqlState === '25P02',
+        );
+        // The first statement is refused before it reaches the database (a parameter no driver sends).
+        await rollsBack(async (tx) => {
+          await tx.query('INSERT INTO parts VALUES ($1)', [Symbol('unsendable')]).catch(() => undefined);
+          await tx.query('INSERT INTO parts VALUES ($1)', ['after-refused-first']);
+        });
+        await rollsBack((tx) =>
+          tx.query("INSERT INTO parts VALUES ('one'); INSERT INTO parts VALUES ('two')"),
+        );
+        await rollsBack((tx) =>
+          Promise.all(['a', 'b', 'c'].map((id) => tx.query('INSERT INTO parts VALUES ($1)', [id]))),
+        );
+        assert.deepEqual((await store.query('SELECT id FROM parts')).rows, []);
+        // A transaction that runs no statement commits, and its callbacks run.
+        let committed = false;
+        assert.equal(
+          await store.transaction(async (tx) => {
+            tx.onCommit(() => (committed = true));
+            return 'nothing to write';
+          }),
+          'nothing to write',
+        );
+        await waitFor(() => committed);
+        await store.transaction((tx) => tx.query("INSERT INTO parts VALUES ('kept')"));
+        assert.deepEqual((await store.query('SELECT id FROM parts')).rows, [{ id: 'kept' }]);
+      }));
+
     test('constraint violations keep their SQLSTATE; other database errors are typed and not retryable', () =>
       withStore(harness, async ({ store }) => {
         await store.query(counterTable);

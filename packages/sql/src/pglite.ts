@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { parse, PGlite, protocol, type Results } from '@electric-sql/pglite';
-import { toSqlError } from './errors.ts';
+import { abortedCommitError, toSqlError } from './errors.ts';
 import { StoreScope } from './scope.ts';
 import type { SqlExecutor, SqlStore, SqlTransaction } from './types.ts';
 
@@ -35,15 +35,10 @@ export const PGLITE_SETTINGS: Readonly<Record<string, string>> = {
 /** What a store uses of a PGlite instance. */
 export type PgliteSession = Pick<
   PGlite,
-  | 'exec'
-  | 'transaction'
-  | 'close'
-  | 'execProtocolStream'
-  | 'syncToFs'
-  | 'parsers'
-  | '_runExclusiveQuery'
-  | '_runExclusiveTransaction'
+  'close' | 'execProtocolStream' | 'syncToFs' | 'parsers' | '_runExclusiveQuery' | '_runExclusiveTransaction'
 >;
+
+type BackendMessage = Awaited<ReturnType<PgliteSession['execProtocolStream']>>[number];
 
 /** Prepared statements a store keeps per SQL text; the oldest is closed beyond this. */
 const STATEMENTS_KEPT = 256;
@@ -51,14 +46,38 @@ const STATEMENTS_KEPT = 256;
 /** Statement names are unique in the process: stores opened on one PGlite instance never collide. */
 let lastStatement = 0;
 
+const BEGIN = serialize.query('BEGIN');
+
 /**
- * A parameterised statement in one call into PGlite: Parse (the first time only: the statement is
- * kept under a name, so PostgreSQL parses and plans it once), Bind, Describe, Execute and Sync in one
- * protocol message, where PGlite's `query()` makes six calls, one of them only to look up parameter
- * types. Parameters are sent as `pg` sends them, by their JavaScript type with the server inferring
- * the column types: strings, numbers, booleans and bigints as text, `Date` as ISO-8601, a
- * `Uint8Array` as binary, an array as a PostgreSQL array literal, any other object as JSON. Results
- * are parsed by PGlite's own parser with the instance's type parsers.
+ * Where a statement runs: on its own (autocommitted), or in a transaction that sends its `BEGIN` with
+ * its first statement (a transaction that runs none costs nothing).
+ */
+class Session {
+  /** True once a call that carried `BEGIN` was made (whether or not its statement then failed). */
+  begun = false;
+
+  constructor(readonly inTransaction: boolean) {}
+
+  /** The `BEGIN` the next call must carry first, if any; the caller is about to make that call. */
+  takeBegin(): Uint8Array | undefined {
+    if (!this.inTransaction || this.begun) return undefined;
+    this.begun = true;
+    return BEGIN;
+  }
+}
+
+const AUTOCOMMIT = new Session(false);
+
+/**
+ * Statements in one call into PGlite each. A parameterised one sends Parse (the first time only: the
+ * statement is kept under a name, so PostgreSQL parses and plans it once), Bind, Describe, Execute and
+ * Sync in one protocol message, where PGlite's `query()` makes six calls, one of them only to look up
+ * parameter types; one without parameters is a simple Query, as `pg` sends it (several statements
+ * allowed, the last result kept), where PGlite's `exec()` makes two. Parameters are sent as `pg`
+ * sends them, by their JavaScript type with the server inferring the column types: strings, numbers,
+ * booleans and bigints as text, `Date` as ISO-8601, a `Uint8Array` as binary, an array as a
+ * PostgreSQL array literal, any other object as JSON. Results are parsed by PGlite's own parser with
+ * the instance's type parsers.
  */
 class PreparedStatements {
   readonly #names = new Map<string, string>();
@@ -67,36 +86,36 @@ class PreparedStatements {
 
   constructor(private readonly db: PgliteSession) {}
 
-  async run<R>(sql: string, params: readonly unknown[], inTransaction: boolean): Promise<Results<R>> {
+  async run<R>(sql: string, params: readonly unknown[], session: Session): Promise<Results<R> | undefined> {
     try {
-      return await this.#run<R>(sql, params, inTransaction);
+      return await this.#run<R>(sql, params, session);
     } catch (error) {
       // A kept statement whose result columns changed (a migration altered its table), or that is
       // gone, is refused once by PostgreSQL; outside a transaction it runs again, prepared anew.
       // Inside one, the transaction is aborted already: the error stands, and the next attempt
       // prepares it anew.
-      if (inTransaction || !isStalePlan(error)) throw error;
-      return this.#run<R>(sql, params, inTransaction);
+      if (session.inTransaction || !isStalePlan(error)) throw error;
+      return this.#run<R>(sql, params, session);
     }
   }
 
-  async #run<R>(sql: string, params: readonly unknown[], inTransaction: boolean): Promise<Results<R>> {
+  async #run<R>(sql: string, params: readonly unknown[], session: Session): Promise<Results<R> | undefined> {
+    const values = params.map(toParameter);
     const known = this.#names.get(sql);
     const name = known ?? `orderflow_${++lastStatement}`;
-    const parts = this.#pendingCloses;
-    this.#pendingCloses = [];
-    if (known === undefined) parts.push(serialize.parse({ name, text: sql }));
-    parts.push(
-      serialize.bind({ statement: name, values: params.map(toParameter) }),
-      serialize.describe({ type: 'P' }),
-      serialize.execute({}),
-      serialize.sync(),
-    );
     let messages;
     try {
-      messages = await this.#exclusive(inTransaction, () =>
-        this.db.execProtocolStream(concat(parts), { syncToFs: false }),
-      );
+      messages = await this.#exclusive(session, () => {
+        const parts = this.#takeCloses();
+        if (known === undefined) parts.push(serialize.parse({ name, text: sql }));
+        parts.push(
+          serialize.bind({ statement: name, values }),
+          serialize.describe({ type: 'P' }),
+          serialize.execute({}),
+          serialize.sync(),
+        );
+        return parts;
+      });
     } catch (error) {
       // A new statement may not exist (its parse may be what failed): closed, to be prepared again.
       // A kept one stays for ordinary failures (a constraint, say), not when its plan is what failed.
@@ -104,30 +123,66 @@ class PreparedStatements {
       throw error;
     }
     if (known === undefined) this.#remember(sql, name);
-    if (!inTransaction) await this.db.syncToFs();
-    return parseResults(messages, this.db.parsers)[0] as Results<R>;
+    return this.#lastResult<R>(messages, session);
+  }
+
+  /** A simple Query: one or more statements without parameters. */
+  async simple<R>(sql: string, session: Session): Promise<Results<R> | undefined> {
+    const messages = await this.#exclusive(session, () => [...this.#takeCloses(), serialize.query(sql)]);
+    return this.#lastResult<R>(messages, session);
+  }
+
+  /**
+   * Ends the session's transaction with `COMMIT`; PostgreSQL answers the `COMMIT` of a transaction
+   * aborted by a statement whose failure the work caught with the tag ROLLBACK, which is a failure.
+   */
+  async commit(session: Session): Promise<void> {
+    const result = await this.simple('COMMIT', session);
+    if (result?.command === 'ROLLBACK') throw abortedCommitError();
+    await this.db.syncToFs();
+  }
+
+  /** Rolls the session's transaction back (a `ROLLBACK` with none open is only a warning). */
+  async rollback(session: Session): Promise<void> {
+    await this.simple('ROLLBACK', session);
   }
 
   /** Closes every statement of this store (the instance may outlive it, as in the tests' harness). */
   async closeAll(): Promise<void> {
-    const parts = [...this.#pendingCloses, ...[...this.#names.values()].map(closeStatement)];
+    const parts = [...this.#takeCloses(), ...[...this.#names.values()].map(closeStatement)];
     this.#names.clear();
-    this.#pendingCloses = [];
     if (parts.length === 0) return;
-    await this.#exclusive(false, () =>
-      this.db.execProtocolStream(concat([...parts, serialize.sync()]), { syncToFs: false }),
-    );
+    await this.#exclusive(AUTOCOMMIT, () => [...parts, serialize.sync()]);
+  }
+
+  async #lastResult<R>(messages: BackendMessage[], session: Session): Promise<Results<R> | undefined> {
+    if (!session.inTransaction) await this.db.syncToFs();
+    return parseResults(messages, this.db.parsers).at(-1) as Results<R> | undefined;
+  }
+
+  #takeCloses(): Uint8Array[] {
+    const parts = this.#pendingCloses;
+    this.#pendingCloses = [];
+    return parts;
   }
 
   /**
-   * Runs a protocol call under the instance's locks, as its `query()` does: the query lock always (a
-   * call's results are collected on the instance, so two calls must not overlap) and, outside a
-   * transaction, the transaction lock too, so that a statement never runs inside another caller's
-   * open transaction (one backend, one session: it would commit or roll back with it).
+   * Makes one protocol call of the messages `build` returns, under the instance's locks as its
+   * `query()` takes them: the query lock always (a call's results are collected on the instance, so
+   * two calls must not overlap) and, outside a transaction, the transaction lock too, so that a
+   * statement never runs inside another caller's open transaction (one backend, one session: it would
+   * commit or roll back with it). The messages are built inside the lock, where the session knows
+   * whether this is its first call and must carry `BEGIN`.
    */
-  #exclusive<T>(inTransaction: boolean, call: () => Promise<T>): Promise<T> {
-    const locked = () => this.db._runExclusiveQuery(call);
-    return inTransaction ? locked() : this.db._runExclusiveTransaction(locked);
+  #exclusive(session: Session, build: () => Uint8Array[]): Promise<BackendMessage[]> {
+    const call = () =>
+      this.db._runExclusiveQuery(() => {
+        const parts = build();
+        const begin = session.takeBegin();
+        if (begin) parts.unshift(begin);
+        return this.db.execProtocolStream(concat(parts), { syncToFs: false });
+      });
+    return session.inTransaction ? call() : this.db._runExclusiveTransaction(call);
   }
 
   #remember(sql: string, name: string): void {
@@ -200,20 +255,17 @@ function arrayLiteral(values: readonly unknown[]): string {
 }
 
 async function execute<R>(
-  exec: (sql: string) => Promise<Results[]>,
   statements: PreparedStatements,
   sql: string,
   params: readonly unknown[] | undefined,
-  inTransaction: boolean,
+  session: Session,
 ): Promise<{ rows: R[]; rowCount: number }> {
   let result: Results<R> | undefined;
   try {
-    if (params && params.length > 0) {
-      result = await statements.run<R>(sql, params, inTransaction);
-    } else {
-      // Simple protocol, like `pg` without parameters: several statements allowed, last result kept.
-      result = (await exec(sql)).at(-1) as Results<R> | undefined;
-    }
+    result =
+      params && params.length > 0
+        ? await statements.run<R>(sql, params, session)
+        : await statements.simple<R>(sql, session);
   } catch (error) {
     throw toSqlError(error);
   }
@@ -239,35 +291,42 @@ class PgliteStore implements SqlStore {
     sql: string,
     params?: readonly unknown[],
   ): Promise<{ rows: R[]; rowCount: number }> {
-    return this.#scope.run(() =>
-      execute<R>((text) => this.db.exec(text), this.#statements, sql, params, false),
-    );
+    return this.#scope.run(() => execute<R>(this.#statements, sql, params, AUTOCOMMIT));
   }
 
+  /**
+   * Holds the instance's transaction lock for the whole work, as PGlite's `transaction()` does, but
+   * its `BEGIN` travels with the first statement and its `COMMIT` is one call: two calls into PGlite
+   * per transaction instead of four, and none for a work that runs no statement.
+   */
   transaction<T>(work: (tx: SqlTransaction) => Promise<T>): Promise<T> {
-    return this.#scope.run(async () => {
-      let workFailure: { error: unknown } | undefined;
-      let outcome: { result: T; committed: () => void };
-      try {
-        outcome = await this.db.transaction(async (tx) => {
-          const executor: SqlExecutor = {
-            query: (sql, params) => execute((text) => tx.exec(text), this.#statements, sql, params, true),
-          };
+    return this.#scope.run(() =>
+      this.db._runExclusiveTransaction(async () => {
+        const session = new Session(true);
+        const executor: SqlExecutor = {
+          query: (sql, params) => execute(this.#statements, sql, params, session),
+        };
+        let outcome: { result: T; committed: () => void };
+        try {
+          outcome = await this.#scope.work(executor, work);
+        } catch (error) {
+          // The work's own error goes back untouched.
+          if (session.begun) await this.#statements.rollback(session).catch(() => undefined);
+          throw error;
+        }
+        if (session.begun) {
           try {
-            return await this.#scope.work(executor, work);
+            await this.#statements.commit(session);
           } catch (error) {
-            workFailure = { error };
-            throw error;
+            // A COMMIT that failed ended the transaction, unless the call never reached PostgreSQL.
+            await this.#statements.rollback(session).catch(() => undefined);
+            throw toSqlError(error);
           }
-        });
-      } catch (error) {
-        // The work's own error goes back untouched; BEGIN/COMMIT failures are classified.
-        if (workFailure && workFailure.error === error) throw error;
-        throw toSqlError(error);
-      }
-      outcome.committed();
-      return outcome.result;
-    });
+        }
+        outcome.committed();
+        return outcome.result;
+      }),
+    );
   }
 
   close(): Promise<void> {

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { SqlConfigError, SqlQueryError, SqlUnavailableError, toSqlError } from './errors.ts';
+import { abortedCommitError, SqlConfigError, SqlUnavailableError, toSqlError } from './errors.ts';
 import { StoreScope } from './scope.ts';
 import type { SqlExecutor, SqlStore, SqlTransaction } from './types.ts';
 
@@ -59,11 +59,7 @@ async function execute<R>(
   return { rows: result.rows as R[], rowCount: result.rowCount ?? result.rows.length };
 }
 
-/**
- * Commits the open transaction. PostgreSQL answers COMMIT of a transaction aborted by an earlier failed
- * statement (one the work caught) with the tag ROLLBACK instead of an error; that is a failure here, as
- * it is on PGlite, never a silent loss of the work's writes.
- */
+/** Commits the open transaction; the COMMIT of an aborted one is {@link abortedCommitError}. */
 async function commit(client: Queryable): Promise<void> {
   let result: pg.QueryResult;
   try {
@@ -71,12 +67,7 @@ async function commit(client: Queryable): Promise<void> {
   } catch (error) {
     throw toSqlError(error);
   }
-  if (result.command === 'ROLLBACK') {
-    throw new SqlQueryError(
-      'current transaction is aborted (a statement in it failed): rolled back, nothing committed',
-      '25P02',
-    );
-  }
+  if (result.command === 'ROLLBACK') throw abortedCommitError();
 }
 
 /** The PostgreSQL adapter: a `pg` pool whose connections all use the service's schema. */

@@ -87,8 +87,6 @@ export function pgliteHarness(): SqlStoreHarness & { close(): Promise<void> } {
         const db = await instance;
         await emptyDatabase(db);
         const store = wrapPglite({
-          exec: (sql, options) => db.exec(sql, options),
-          transaction: (work) => db.transaction(work),
           execProtocolStream: (message, options) => db.execProtocolStream(message, options),
           syncToFs: () => db.syncToFs(),
           _runExclusiveQuery: (work) => db._runExclusiveQuery(work),
