@@ -243,6 +243,23 @@ export class OrderStorageDb {
     return toFacts(rows[0] as FactsRow);
   }
 
+  /**
+   * The order's facts with its row locked until `tx` ends (an empty row is made for an order without
+   * facts, and goes if `tx` rolls back): a replica that reads them to judge a fact before recording it
+   * in `tx` waits here for any other replica recording a fact of the same order, and then reads that
+   * one too. Two facts of one order judged at the same time, by replicas or by two consumers, are
+   * judged one after the other.
+   */
+  async lockFacts(orderId: string, tx: SqlExecutor): Promise<OrderFacts> {
+    const { rows } = await tx.query<FactsRow>(
+      `INSERT INTO order_facts (order_id) VALUES ($1)
+       ON CONFLICT (order_id) DO UPDATE SET order_id = EXCLUDED.order_id
+       RETURNING *`,
+      [orderId],
+    );
+    return toFacts(rows[0] as FactsRow);
+  }
+
   /** Forgets the order's payment token (the order was cancelled before it was charged): nothing may charge it. */
   async forgetToken(orderId: string): Promise<void> {
     await this.store.query(

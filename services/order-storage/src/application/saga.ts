@@ -3,7 +3,7 @@ import { DomainError, InvalidAggregateIdError } from '@orderflow/eventstore';
 import { PermanentError, type Envelope, type MessageContract } from '@orderflow/messaging';
 import type { OrderFacts } from '../adapters/sql-db.ts';
 import { admitFact, storedFact, verdictNeedsCurrentStatus, type ReportedFact } from '../domain/facts.ts';
-import type { OrderCommand } from '../domain/order.ts';
+import type { OrderCommand, OrderState } from '../domain/order.ts';
 import type { OrderStorageDeps } from './deps.ts';
 
 /** The saga rules of order-storage: how what other services report moves the order. */
@@ -36,6 +36,15 @@ const permanent = (event: Envelope, orderId: string, error: DomainError | Invali
     code: error.code,
   });
 
+/** What a fact that cannot be recorded is dead-lettered with; other errors are retried. */
+const refusal = (event: Envelope, orderId: string, error: unknown): unknown => {
+  if (error instanceof DomainError) return permanent(event, orderId, error);
+  if (error instanceof ContractsError || error instanceof InvalidAggregateIdError) {
+    return new PermanentError(error.message, { cause: error, code: OrderingErrorCode.InvalidId });
+  }
+  return error;
+};
+
 export function sagaRules(deps: OrderStorageDeps): SagaRules {
   const { store, db, orders, handle, history } = deps;
   const act: SagaRules['act'] = async (orderId, command, produces, causedBy) => {
@@ -51,20 +60,27 @@ export function sagaRules(deps: OrderStorageDeps): SagaRules {
   return {
     act,
     async record(orderId, reported, event) {
+      let state: OrderState;
       try {
         // The state this process last knew is enough where the verdict does not read the current
         // status (it saves the log's version round trip); a guess of an order it never saw is not.
         const known = verdictNeedsCurrentStatus(reported.kind) ? undefined : orders.unverified(orderId);
-        const { state } = known && known.state.status !== 'new' ? known : await orders.load(orderId);
-        admitFact(state, await db.facts(orderId), reported);
+        state = known && known.state.status !== 'new' ? known.state : (await orders.load(orderId)).state;
       } catch (error) {
-        if (error instanceof DomainError) throw permanent(event, orderId, error);
-        if (error instanceof ContractsError || error instanceof InvalidAggregateIdError) {
-          throw new PermanentError(error.message, { cause: error, code: OrderingErrorCode.InvalidId });
-        }
-        throw error;
+        throw refusal(event, orderId, error);
       }
+      const judge = (facts: OrderFacts | undefined): void => {
+        try {
+          admitFact(state, facts, reported);
+        } catch (error) {
+          throw refusal(event, orderId, error);
+        }
+      };
+      // An order that was never placed is refused before anything is written.
+      if (state.status === 'new') judge(undefined);
+      // Judged on the facts as they are when this one is written: the order's row stays locked.
       return store.transaction(async (tx) => {
+        judge(await db.lockFacts(orderId, tx));
         const facts = await db.recordFact(orderId, storedFact(reported), tx);
         await history.record(tx, orderId, event);
         return facts;
