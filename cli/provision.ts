@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DiscardPolicy,
   JetStreamApiCodes,
@@ -9,7 +10,7 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/nats-core';
+import { NoRespondersError, TimeoutError, type NatsConnection } from '@nats-io/nats-core';
 import { Objm } from '@nats-io/obj';
 import { orderingConsumerGrants, type OrderingTopology } from '@orderflow/contracts';
 import {
@@ -63,6 +64,33 @@ async function createProtected(jsm: JetStreamManager, config: Partial<StreamConf
 }
 
 /**
+ * Whether JetStream may still become able to answer: no answer or no responder yet, or "temporarily
+ * unavailable" (503), as a cluster that has just started answers until it has elected its meta leader
+ * and its peers have reported.
+ */
+function notAnsweringYet(error: unknown): boolean {
+  return (
+    error instanceof TimeoutError ||
+    error instanceof NoRespondersError ||
+    // nats.js's answer to a server without JetStream yet (the class is not exported).
+    (error instanceof Error && error.name === 'JetStreamNotEnabled') ||
+    (error instanceof JetStreamApiError && error.status === 503)
+  );
+}
+
+/** Runs `step` again while JetStream is not answering yet (see {@link notAnsweringYet}), until `deadline`. */
+async function whenJetStreamAnswers<T>(deadline: number, step: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await step();
+    } catch (error) {
+      if (!notAnsweringYet(error) || Date.now() >= deadline) throw error;
+      await sleep(250);
+    }
+  }
+}
+
+/**
  * Creates (or updates to match) the streams, the status KV bucket and the invoice object store.
  * Idempotent. The event log denies delete and purge; the dead letters deny purge (a redrive or a
  * discard deletes one letter, and only the operator may); the KV bucket denies delete, purge and
@@ -72,11 +100,20 @@ async function createProtected(jsm: JetStreamManager, config: Partial<StreamConf
 export async function provisionOrdering(
   nc: NatsConnection,
   topology: OrderingTopology,
-  options: { replicas?: number } = {},
+  options: { replicas?: number; readyTimeoutMs?: number } = {},
 ): Promise<void> {
   const replicas = options.replicas ?? 1;
-  const jsm = await jetstreamManager(nc);
-  for (const stream of orderingStreams(topology, replicas)) await ensureStream(jsm, stream);
+  // A cluster started with the system may not answer yet: wait for it, then for each stream (the first
+  // replicated ones may find their peers not reported yet).
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
+  const jsm = await whenJetStreamAnswers(deadline, async () => {
+    const manager = await jetstreamManager(nc, { timeout: 2_000 });
+    await manager.getAccountInfo();
+    return jetstreamManager(nc);
+  });
+  for (const stream of orderingStreams(topology, replicas)) {
+    await whenJetStreamAnswers(deadline, () => ensureStream(jsm, stream));
+  }
   const kv = topology.kv.orderStatus;
   await createProtected(jsm, {
     name: BucketSubjects.kvStream(kv),
