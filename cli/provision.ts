@@ -17,6 +17,7 @@ import {
   BucketSubjects,
   deadLetterStream,
   ensureStream,
+  ProvisioningError,
   ProvisioningResponder,
   type StreamDeclaration,
 } from '@orderflow/messaging';
@@ -63,18 +64,24 @@ async function createProtected(jsm: JetStreamManager, config: Partial<StreamConf
   }
 }
 
+/** JetStream's "no suitable peers for placement" (`JSClusterNoPeersErrF`, a 400). */
+const NO_SUITABLE_PEERS = 10005;
+
 /**
- * Whether JetStream may still become able to answer: no answer or no responder yet, or "temporarily
- * unavailable" (503), as a cluster that has just started answers until it has elected its meta leader
- * and its peers have reported.
+ * Whether JetStream may still become able to answer: no answer or no responder yet, "temporarily
+ * unavailable" (503), as a cluster that has just started answers until it has elected its meta leader,
+ * or no peers to place a replicated stream on, until they have reported (a cluster too small for the
+ * replicas gives the same answer, and fails at the deadline with it). Looks through the
+ * `ProvisioningError` a stream declaration wraps the answer in.
  */
 function notAnsweringYet(error: unknown): boolean {
+  const answer = error instanceof ProvisioningError ? error.cause : error;
   return (
-    error instanceof TimeoutError ||
-    error instanceof NoRespondersError ||
+    answer instanceof TimeoutError ||
+    answer instanceof NoRespondersError ||
     // nats.js's answer to a server without JetStream yet (the class is not exported).
-    (error instanceof Error && error.name === 'JetStreamNotEnabled') ||
-    (error instanceof JetStreamApiError && error.status === 503)
+    (answer instanceof Error && answer.name === 'JetStreamNotEnabled') ||
+    (answer instanceof JetStreamApiError && (answer.status === 503 || answer.code === NO_SUITABLE_PEERS))
   );
 }
 
