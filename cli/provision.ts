@@ -110,14 +110,12 @@ export async function provisionOrdering(
   options: { replicas?: number; readyTimeoutMs?: number } = {},
 ): Promise<void> {
   const replicas = options.replicas ?? 1;
-  // A cluster started with the system may not answer yet: wait for it, then for each stream (the first
-  // replicated ones may find their peers not reported yet).
+  // A cluster started with the system may not answer yet: wait for it (creating a manager asks for the
+  // account's JetStream info), then for each stream (the first replicated ones may find their peers not
+  // reported yet).
   const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
-  const jsm = await whenJetStreamAnswers(deadline, async () => {
-    const manager = await jetstreamManager(nc, { timeout: 2_000 });
-    await manager.getAccountInfo();
-    return jetstreamManager(nc);
-  });
+  await whenJetStreamAnswers(deadline, () => jetstreamManager(nc, { timeout: 2_000 }));
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
   for (const stream of orderingStreams(topology, replicas)) {
     await whenJetStreamAnswers(deadline, () => ensureStream(jsm, stream));
   }

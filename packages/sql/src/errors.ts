@@ -174,10 +174,6 @@ const CONNECTION_MESSAGES = [
 ];
 
 /**
- * Classifies an error thrown by `pg` or PGlite into a {@link SqlError}. `SqlError`s pass through.
- * Adapters call this on every failure, so callers only ever see the typed errors above.
- */
-/**
  * The `COMMIT` of a transaction that an earlier failed statement (one the work caught) aborted:
  * PostgreSQL answers it with the tag ROLLBACK instead of an error; both adapters make it this failure,
  * never a silent loss of the work's writes.
@@ -189,6 +185,10 @@ export function abortedCommitError(): SqlQueryError {
   );
 }
 
+/**
+ * Classifies an error thrown by `pg` or PGlite into a {@link SqlError}. `SqlError`s pass through.
+ * Adapters call this on every failure, so callers only ever see the typed errors above.
+ */
 export function toSqlError(error: unknown): SqlError {
   if (error instanceof SqlError) return error;
   const record = (typeof error === 'object' && error !== null ? error : {}) as Record<string, unknown>;
