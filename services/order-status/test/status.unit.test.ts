@@ -160,6 +160,21 @@ describe('order-status projection', () => {
     assert.equal(view?.courier?.released, true);
   });
 
+  test('given a release stored before the assignment it undoes (its first publish failed), then released', () => {
+    // Seen in the chaos harness: the cancelled order's view still held its courier as assigned.
+    const view = given(
+      [1, placed],
+      [2, authorized],
+      [3, cancelRequested],
+      [4, released],
+      [5, refunded],
+      [6, assigned],
+      [7, cancelled],
+    )?.view;
+    assert.equal(view?.status, 'cancelled');
+    assert.deepEqual(view?.courier, { courierId: 'de-1', courierName: 'Blitz', released: true });
+  });
+
   test('given a refund stored before the authorization it undoes (two payment replicas), then refunded', () => {
     // Seen in the chaos harness on a cluster: payments.<id> held refunded at #2192, authorized at #2197.
     const view = given(

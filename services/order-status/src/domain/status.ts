@@ -174,7 +174,14 @@ function evolve(view: Draft, fact: Exclude<Fact, { kind: 'placed' }>): void {
       view.creditNoteNumber = fact.creditNoteNumber;
       return;
     case 'delivery_assigned':
-      view.courier = { courierId: fact.courierId, courierName: fact.courierName, released: false };
+      // An assignment is decided once per order, and its event is published again on every delivery
+      // of the authorization: one that failed to publish can be stored after the release it precedes
+      // (assign-delivery handled the cancellation meanwhile). A release stays the courier's last word.
+      view.courier = {
+        courierId: fact.courierId,
+        courierName: fact.courierName,
+        released: view.courier?.courierId === fact.courierId && view.courier.released,
+      };
       return;
     case 'delivery_unavailable':
       // No courier: order-storage cancels after the refund; until then the cancellation is under way.
