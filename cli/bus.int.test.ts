@@ -285,6 +285,35 @@ test('$SRV discovery answers the operator; a service answers for its own name on
   await transport.close();
 });
 
+test('a service answers a request it received within its 2 s reply grant, and not after it', async () => {
+  // The grant is short for identities that read durables (CONSUMER_REPLY_GRANT): nats-server keeps one
+  // per delivered message for that long. Their endpoint replies go to their callers' inboxes instead.
+  const service = await connectAs('email-notify');
+  const answers: Promise<void>[] = [];
+  const sub = service.subscribe('$SRV.PING.email-notify', {
+    callback: (_error, msg) => {
+      const delayMs = msg.string() === 'late' ? 2_500 : 0;
+      answers.push(
+        new Promise<void>((resolve) =>
+          setTimeout(() => {
+            msg.respond('pong');
+            resolve();
+          }, delayMs),
+        ),
+      );
+    },
+  });
+  await service.flush();
+  const operator = await connectAs('operator');
+  const prompt = await operator.request('$SRV.PING.email-notify', 'now', { timeout: 5_000 });
+  assert.equal(prompt.string(), 'pong');
+  const mark = log.length;
+  await assert.rejects(operator.request('$SRV.PING.email-notify', 'late', { timeout: 4_000 }));
+  await Promise.all(answers);
+  await waitFor(() => violationsSince(mark).some((line) => line.includes('_INBOX_operator')));
+  sub.unsubscribe();
+});
+
 test('runService with an nkey binds its durables through the provisioner, without one violation', async () => {
   const mark = log.length;
   const credentials = busCredentials(secrets, 'payment-processor');

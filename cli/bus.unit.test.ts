@@ -91,3 +91,21 @@ test('every identity reads only its own inbox', () => {
     assert.deepEqual(inboxes, [`_INBOX_${name}.>`], name);
   }
 });
+
+test('an identity that reads durables holds its reply grant for 2 s, the others for the server default of 2 min', () => {
+  const grants = Object.fromEntries(
+    [...permissions].map(([name, p]) => [name, p.allow_responses ? p.allow_responses.expires : 'none']),
+  );
+  assert.deepEqual(grants, {
+    gateway: '2m',
+    'order-storage': '2s',
+    'order-status': '2s',
+    'payment-processor': '2s',
+    'create-invoice': '2s',
+    'assign-delivery': '2s',
+    'email-notify': '2s',
+    provisioner: '2m',
+    operator: 'none',
+    chaos: 'none',
+  });
+});

@@ -105,6 +105,7 @@ export type {
   BusIdentity,
   DurableAccess,
   OrderedReadAccess,
+  ResponsePermission,
   ServedEndpoint,
   SubjectPermission,
   UserPermissions,

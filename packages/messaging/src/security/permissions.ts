@@ -7,8 +7,8 @@ import { MessagingError } from '../errors.ts';
  * Semantics relied on (nats-server 2.9): a user with `publish.allow` / `subscribe.allow` may use only
  * the listed subjects; `deny` wins over `allow`; a subscribe entry `"<subject> <queue>"` allows only
  * queue subscriptions in that queue group; `allow_responses` lets a responder publish one reply to the
- * reply subject of a request it received (within 2 minutes), which is how replies and `$SRV`
- * discovery answers get out without a wide publish allow.
+ * reply subject of a request it received (within `expires`), which is how `$SRV` discovery and
+ * provisioning answers get out without a wide publish allow.
  */
 
 /** A durable pull consumer a process reads (it may pull, ack and look it up, nothing else). */
@@ -84,13 +84,36 @@ export interface SubjectPermission {
   readonly deny?: readonly string[];
 }
 
+/** nats-server's `allow_responses` map: up to `max` messages to the reply subject of each message received, within `expires`. */
+export interface ResponsePermission {
+  readonly max: number;
+  /** A nats-server duration, e.g. `2s`. */
+  readonly expires: string;
+}
+
 /** The `permissions` block of one nats-server user. */
 export interface UserPermissions {
   readonly publish: SubjectPermission;
   readonly subscribe: SubjectPermission;
   /** Replies to requests it received (its endpoints, `$SRV`, provisioning). */
-  readonly allow_responses?: boolean;
+  readonly allow_responses?: ResponsePermission;
 }
+
+/**
+ * The reply grant of an identity that reads durables. nats-server 2.9 (and 2.10 before
+ * nats-io/nats-server#6064) remembers, for a client with `allow_responses`, the reply subject of every
+ * message it delivers to it for `expires` — every JetStream delivery too, whose reply subject is its
+ * ack subject, and an ack does not use up the grant (acks are allowed by name) — and once it holds more
+ * than 4 096 of them walks all of them on every delivery: with the server's default of 2 minutes that
+ * was ≈ 75 % of nats-server's CPU under `npm run bench -- orders` (docs/performance.md, item 19). Two
+ * seconds keeps a connection below that up to ≈ 2 000 deliveries per second; a service's replies to
+ * its endpoints do not depend on it (they go to its callers' inboxes, {@link busPermissions}), only its
+ * `$SRV` answers, which are immediate.
+ */
+export const CONSUMER_REPLY_GRANT: ResponsePermission = { max: 1, expires: '2s' };
+
+/** The reply grant of an identity that reads no durables: nats-server's default (`allow_responses: true`). */
+export const REPLY_GRANT: ResponsePermission = { max: 1, expires: '2m' };
 
 /** Everything the toolkit puts under `$JS.API` for JetStream account lookups. */
 const JS = '$JS.API';
@@ -131,7 +154,7 @@ export function identityPermissions(
           ...(identity.provisioningServes ?? []).map((s) => `${s.subject} ${s.queue}`),
         ]),
       },
-      allow_responses: true,
+      allow_responses: REPLY_GRANT,
     };
   }
   const pub = new Set<string>([`${JS}.INFO`]);
@@ -216,7 +239,9 @@ export function identityPermissions(
   return {
     publish: { allow: unique(pub), ...(denyPub.size > 0 && { deny: unique(denyPub) }) },
     subscribe: { allow: unique(sub) },
-    ...((answers || identity.discovery !== undefined) && { allow_responses: true }),
+    ...((answers || identity.discovery !== undefined) && {
+      allow_responses: (identity.consumers?.length ?? 0) > 0 ? CONSUMER_REPLY_GRANT : REPLY_GRANT,
+    }),
   };
 }
 

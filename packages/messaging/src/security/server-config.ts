@@ -51,7 +51,11 @@ function permissionsBlock(p: UserPermissions, indent: string): string {
     `${indent}permissions: {`,
     side('publish', p.publish),
     side('subscribe', p.subscribe),
-    ...(p.allow_responses ? [`${indent}  allow_responses: true`] : []),
+    ...(p.allow_responses
+      ? [
+          `${indent}  allow_responses: { max: ${p.allow_responses.max}, expires: ${q(p.allow_responses.expires)} }`,
+        ]
+      : []),
     `${indent}}`,
   ].join('\n');
 }
