@@ -21,6 +21,7 @@ export type { SqlStoreConfig, SqlStoreSettings } from './open.ts';
 export { outboxMessage, SqlOutbox } from './outbox.ts';
 export type { OutboxMessageOptions, SqlOutboxOptions } from './outbox.ts';
 export { openPglite, PGLITE_SETTINGS } from './pglite.ts';
+export { SettledRows } from './settled-rows.ts';
 export type { PgliteOptions } from './pglite.ts';
 export { openPostgres } from './postgres.ts';
 export type { PostgresOptions } from './postgres.ts';

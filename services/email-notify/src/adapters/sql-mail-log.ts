@@ -1,4 +1,4 @@
-import type { Migration, SqlStore } from '@orderflow/sql';
+import { SettledRows, type Migration, type SqlStore } from '@orderflow/sql';
 import { decideSend, type Contact, type MailKind } from '../domain/mails.ts';
 
 export const emailMigrations: readonly Migration[] = [
@@ -34,28 +34,21 @@ export const emailMigrations: readonly Migration[] = [
  */
 export class SqlMailLog {
   /**
-   * Contacts this process stored or read, newest last (at most `contactCacheSize`). A row of
-   * `email_contacts` never changes once written (the first insert wins and every `order.placed` of an
-   * order carries the same customer), so a remembered one is the stored one: the order's later mails
-   * skip the lookup.
+   * Contacts this process stored or read. A row of `email_contacts` never changes once written (the
+   * first insert wins and every `order.placed` of an order carries the same customer), so a
+   * remembered one is the stored one: the order's later mails skip the lookup.
    */
-  readonly #contacts = new Map<string, Contact>();
-  readonly #contactCacheSize: number;
+  readonly #contacts: SettledRows<Contact>;
 
   constructor(
     private readonly store: SqlStore,
     private readonly options: { leaseMs: number; now?: () => Date; contactCacheSize?: number },
   ) {
-    this.#contactCacheSize = Math.max(0, options.contactCacheSize ?? 10_000);
+    this.#contacts = new SettledRows(options.contactCacheSize);
   }
 
   #keep(orderId: string, contact: Contact): void {
-    if (this.#contactCacheSize === 0) return;
-    this.#contacts.delete(orderId);
-    this.#contacts.set(orderId, { email: contact.email, name: contact.name });
-    if (this.#contacts.size > this.#contactCacheSize) {
-      this.#contacts.delete(this.#contacts.keys().next().value as string);
-    }
+    this.#contacts.keep(orderId, { email: contact.email, name: contact.name });
   }
 
   #now(): Date {
@@ -70,16 +63,14 @@ export class SqlMailLog {
     if (rowCount === 1) this.#keep(orderId, contact);
   }
 
-  async contact(orderId: string): Promise<Contact | undefined> {
-    const known = this.#contacts.get(orderId);
-    if (known) return known;
-    const { rows } = await this.store.query<{ email: string; name: string }>(
-      'SELECT email, name FROM email_contacts WHERE order_id = $1',
-      [orderId],
-    );
-    const row = rows[0];
-    if (row) this.#keep(orderId, row);
-    return row;
+  contact(orderId: string): Promise<Contact | undefined> {
+    return this.#contacts.through(orderId, async () => {
+      const { rows } = await this.store.query<{ email: string; name: string }>(
+        'SELECT email, name FROM email_contacts WHERE order_id = $1',
+        [orderId],
+      );
+      return rows[0];
+    });
   }
 
   /**

@@ -1,4 +1,10 @@
-import type { Migration, SqlExecutor, SqlStore, SqlTransaction } from '@orderflow/sql';
+import {
+  SettledRows,
+  type Migration,
+  type SqlExecutor,
+  type SqlStore,
+  type SqlTransaction,
+} from '@orderflow/sql';
 import type { OrderFact, OrderFacts } from '../domain/facts.ts';
 
 export type { OrderFact, OrderFacts } from '../domain/facts.ts';
@@ -156,6 +162,9 @@ export interface KeyClaim {
 
 /** order-storage's own tables in its SQL store. */
 export class OrderStorageDb {
+  /** Customers this process read: a customer row is never updated or deleted once registered. */
+  readonly #customers = new SettledRows<Customer>();
+
   constructor(readonly store: SqlStore) {}
 
   /**
@@ -172,22 +181,26 @@ export class OrderStorageDb {
     return rows.length === 1;
   }
 
-  async customer(customerId: string): Promise<Customer | undefined> {
-    const { rows } = await this.store.query<{
-      customer_id: string;
-      email: string;
-      name: string;
-      registered_at: Date;
-    }>('SELECT customer_id, email, name, registered_at FROM customers WHERE customer_id = $1', [customerId]);
-    const row = rows[0];
-    return row
-      ? {
-          customerId: row.customer_id,
-          email: row.email,
-          name: row.name,
-          registeredAt: row.registered_at.toISOString(),
-        }
-      : undefined;
+  customer(customerId: string): Promise<Customer | undefined> {
+    return this.#customers.through(customerId, async () => {
+      const { rows } = await this.store.query<{
+        customer_id: string;
+        email: string;
+        name: string;
+        registered_at: Date;
+      }>('SELECT customer_id, email, name, registered_at FROM customers WHERE customer_id = $1', [
+        customerId,
+      ]);
+      const row = rows[0];
+      return row
+        ? {
+            customerId: row.customer_id,
+            email: row.email,
+            name: row.name,
+            registeredAt: row.registered_at.toISOString(),
+          }
+        : undefined;
+    });
   }
 
   /**

@@ -157,7 +157,12 @@ function placeOrder(deps: OrderStorageDeps): Handler<Endpoints['placeOrder']> {
       },
       { commitId: eventIdFor(OrderPlaced, claim.orderId) },
     );
-    return { orderId: claim.orderId, status: await statusNow(deps, claim.orderId, result.state) };
+    // A key this call claimed has an order this call appended: only events reacting to that append
+    // could have recorded a fact yet, so its status is the one the append left (no statement).
+    const status = claim.created
+      ? statusOf(result.state, { paymentId: null })
+      : await statusNow(deps, claim.orderId, result.state);
+    return { orderId: claim.orderId, status };
   };
 }
 
