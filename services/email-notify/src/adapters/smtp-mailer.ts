@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import { createTransport, type Transporter } from 'nodemailer';
 import type { Mail } from '../domain/mails.ts';
 import { EmailErrorCode, EmailNotifyError, SmtpRejectedError } from '../errors.ts';
@@ -26,6 +27,34 @@ export interface SmtpOptions {
   timeoutMs: number;
 }
 
+/**
+ * Opens the pool's connections itself (nodemailer's `getSocket` hook: a `connection` handed back is
+ * used as is, and TLS is started on it for `secure`) to turn Nagle's algorithm off. nodemailer leaves
+ * it on and writes a mail's closing `.` in a segment of its own, which the kernel then holds until the
+ * server acknowledged the body — an acknowledgement the server delays: ≈ 43 ms per mail on loopback,
+ * 2.4 ms without (docs/performance.md, item 20).
+ */
+function connectWithoutDelay(options: SmtpOptions) {
+  return (_options: unknown, callback: (error: Error | null, socket?: { connection: Socket }) => void) => {
+    const socket = connect({ host: options.host, port: options.port, noDelay: true });
+    const fail = (error: Error) => {
+      socket.destroy();
+      callback(error);
+    };
+    socket.setTimeout(options.timeoutMs, () =>
+      fail(new Error(`connection to ${options.host}:${options.port} timed out`)),
+    );
+    socket.once('error', fail);
+    socket.once('connect', () => {
+      socket.setTimeout(0);
+      socket.off('error', fail);
+      // nodemailer listens from its next turn on; an error before that ends in its socket timeout.
+      socket.on('error', () => undefined);
+      callback(null, { connection: socket });
+    });
+  };
+}
+
 /** {@link Mailer} over SMTP with nodemailer (pooled connections). 5xx refusals are permanent, the rest retryable. */
 export class SmtpMailer implements Mailer {
   readonly #transport: Transporter;
@@ -37,6 +66,7 @@ export class SmtpMailer implements Mailer {
       secure: options.secure,
       pool: true,
       maxConnections: 4,
+      getSocket: connectWithoutDelay(options),
       connectionTimeout: options.timeoutMs,
       greetingTimeout: options.timeoutMs,
       socketTimeout: options.timeoutMs,
