@@ -3,7 +3,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { after, before, test } from 'node:test';
 import { spawnSmtpSink, type SmtpSinkProcess } from '@orderflow/smtp-sink';
 import { EmailErrorCode, EmailNotifyError } from '../src/errors.ts';
-import { SmtpMailer, type SmtpOptions } from '../src/mod.ts';
+import { SmtpMailer, type Mail, type SmtpOptions } from '../src/mod.ts';
 
 // The mailer opens its pool's connections itself (Nagle off): they must carry mail, and fail the way
 // nodemailer's own did (retryable, within the timeout) when there is no server or it never answers.
@@ -22,8 +22,9 @@ const options = (port: number, timeoutMs = 5_000): SmtpOptions => ({
   from: 'orders@example.test',
   timeoutMs,
 });
-const mail = (to: string, n: number) => ({
-  kind: 'order_placed' as const,
+const mail = (to: string, n: number): Mail => ({
+  key: `order-${n}`,
+  kind: 'order_placed',
   to,
   subject: `Order ${n}`,
   text: 'Thank you.',
