@@ -186,6 +186,20 @@ export function abortedCommitError(): SqlQueryError {
 }
 
 /**
+ * PostgreSQL's refusal of a kept statement: its result type changed since it was prepared (0A000,
+ * a migration altered its table), or it is gone (26000, e.g. after `DEALLOCATE ALL`).
+ */
+export function isStalePlan(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (code === '26000') return true;
+  return (
+    code === '0A000' &&
+    typeof message === 'string' &&
+    message.includes('cached plan must not change result type')
+  );
+}
+
+/**
  * Classifies an error thrown by `pg` or PGlite into a {@link SqlError}. `SqlError`s pass through.
  * Adapters call this on every failure, so callers only ever see the typed errors above.
  */

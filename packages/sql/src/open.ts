@@ -14,6 +14,8 @@ export interface SqlStoreConfig {
   schema: string;
   /** PostgreSQL pool size (default 10). */
   poolSize?: number;
+  /** See `PostgresOptions.preparedStatements` (default true). */
+  preparedStatements?: boolean;
 }
 
 /** PostgreSQL when `databaseUrl` is given, else embedded PGlite. Called by a service's composition root. */
@@ -23,6 +25,7 @@ export function openSqlStore(config: SqlStoreConfig): Promise<SqlStore> {
       url: config.databaseUrl,
       schema: config.schema,
       ...(config.poolSize !== undefined && { poolSize: config.poolSize }),
+      ...(config.preparedStatements !== undefined && { preparedStatements: config.preparedStatements }),
     });
   }
   return openPglite({ dataDir: config.dataDir });
@@ -36,6 +39,8 @@ export interface SqlStoreSettings {
   dataDir: string;
   /** `DB_SCHEMA` (default the service name with `_` for `-`): the PostgreSQL schema. */
   dbSchema: string;
+  /** `false` with `DB_PREPARED_STATEMENTS=false`: no PostgreSQL prepared statements (see `PostgresOptions`). */
+  preparedStatements?: false;
 }
 
 /** Reads {@link SqlStoreSettings} for `service` under the names every service uses. */
@@ -44,6 +49,7 @@ export function sqlStoreSettings(env: EnvSettings, service: string): SqlStoreSet
     databaseUrl: env.optionalText('DATABASE_URL'),
     dataDir: env.text('DATA_DIR', `data/${service}`),
     dbSchema: env.text('DB_SCHEMA', service.replaceAll('-', '_')),
+    ...(env.optionalText('DB_PREPARED_STATEMENTS') === 'false' && { preparedStatements: false as const }),
   };
 }
 
@@ -60,6 +66,7 @@ export async function openServiceStore(
     ...(settings.databaseUrl !== undefined && { databaseUrl: settings.databaseUrl }),
     dataDir: settings.dataDir,
     schema: settings.dbSchema,
+    ...(settings.preparedStatements === false && { preparedStatements: false }),
   });
   try {
     await migrateInboxOutbox(store);

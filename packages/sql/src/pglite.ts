@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { parse, PGlite, protocol, type Results } from '@electric-sql/pglite';
-import { abortedCommitError, toSqlError } from './errors.ts';
+import { abortedCommitError, isStalePlan, toSqlError } from './errors.ts';
 import { StoreScope } from './scope.ts';
 import type { SqlExecutor, SqlStore, SqlTransaction } from './types.ts';
 
@@ -202,20 +202,6 @@ class PreparedStatements {
     if (this.#names.get(sql) === name) this.#names.delete(sql);
     this.#pendingCloses.push(closeStatement(name));
   }
-}
-
-/**
- * PostgreSQL's refusal of a kept statement: its result type changed since it was prepared (0A000,
- * a migration altered its table), or it is gone (26000, e.g. after `DEALLOCATE ALL`).
- */
-function isStalePlan(error: unknown): boolean {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  if (code === '26000') return true;
-  return (
-    code === '0A000' &&
-    typeof message === 'string' &&
-    message.includes('cached plan must not change result type')
-  );
 }
 
 const closeStatement = (name: string) => serialize.close({ type: 'S', name });

@@ -1,5 +1,11 @@
 import pg from 'pg';
-import { abortedCommitError, SqlConfigError, SqlUnavailableError, toSqlError } from './errors.ts';
+import {
+  abortedCommitError,
+  isStalePlan,
+  SqlConfigError,
+  SqlUnavailableError,
+  toSqlError,
+} from './errors.ts';
 import { StoreScope } from './scope.ts';
 import type { SqlExecutor, SqlStore, SqlTransaction } from './types.ts';
 
@@ -12,9 +18,52 @@ export interface PostgresOptions {
   poolSize?: number;
   /** Give up connecting after this long, with `SqlUnavailableError` (default 5000 ms). */
   connectTimeoutMs?: number;
+  /**
+   * Prepare each parameterised statement once per connection (default true). Turn it off behind a
+   * pooler that does not keep a client's prepared statements across transactions (PgBouncer in
+   * transaction mode before 1.21, or without `max_prepared_statements`).
+   */
+  preparedStatements?: boolean;
 }
 
-const defaults = { poolSize: 10, connectTimeoutMs: 5_000 } satisfies Partial<PostgresOptions>;
+const defaults = {
+  poolSize: 10,
+  connectTimeoutMs: 5_000,
+  preparedStatements: true,
+} satisfies Partial<PostgresOptions>;
+
+/** Statement texts a store prepares under a name; texts beyond this many run unnamed. */
+const STATEMENTS_NAMED = 256;
+
+/** Statement names are unique in the process (as PGlite's adapter's are). */
+let lastStatement = 0;
+
+/**
+ * Names of the parameterised statements of a store. `pg` sends a named statement's Parse only the
+ * first time a connection runs it and Bind/Execute after that, so PostgreSQL parses it once per
+ * connection (and may keep its plan) instead of on every call. A name PostgreSQL refuses as stale —
+ * its table changed under it, or it is gone — is replaced, so that every connection prepares the text
+ * anew; the old name stays on the connections that have it, unused.
+ */
+class StatementNames {
+  readonly #names = new Map<string, string>();
+
+  constructor(private readonly enabled: boolean) {}
+
+  of(sql: string, params: readonly unknown[] | undefined): string | undefined {
+    if (!this.enabled || !params || params.length === 0) return undefined;
+    let name = this.#names.get(sql);
+    if (name === undefined && this.#names.size < STATEMENTS_NAMED) {
+      name = `orderflow_${++lastStatement}`;
+      this.#names.set(sql, name);
+    }
+    return name;
+  }
+
+  renew(sql: string): void {
+    if (this.#names.has(sql)) this.#names.set(sql, `orderflow_${++lastStatement}`);
+  }
+}
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -40,16 +89,32 @@ const types = {
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
 
+/**
+ * Runs one statement. A prepared one PostgreSQL refuses as stale runs again under a new name when
+ * autocommitted; inside a transaction, which that refusal aborted, the error stands and the next
+ * attempt prepares it anew.
+ */
 async function execute<R>(
   driver: Queryable,
+  names: StatementNames,
   sql: string,
   params: readonly unknown[] | undefined,
+  inTransaction: boolean,
 ): Promise<{ rows: R[]; rowCount: number }> {
   let outcome: pg.QueryResult | pg.QueryResult[];
+  const name = names.of(sql, params);
   try {
-    outcome = params && params.length > 0 ? await driver.query(sql, [...params]) : await driver.query(sql);
+    outcome =
+      name !== undefined
+        ? await driver.query({ name, text: sql, values: [...(params ?? [])] })
+        : params && params.length > 0
+          ? await driver.query(sql, [...params])
+          : await driver.query(sql);
   } catch (error) {
-    throw toSqlError(error);
+    if (name === undefined || !isStalePlan(error)) throw toSqlError(error);
+    names.renew(sql);
+    if (inTransaction) throw toSqlError(error);
+    return execute<R>(driver, names, sql, params, inTransaction);
   }
   // Several statements without parameters yield one result each; keep the last, as PGlite does.
   const result: pg.QueryResult | undefined = Array.isArray(outcome)
@@ -74,14 +139,20 @@ async function commit(client: Queryable): Promise<void> {
 class PostgresStore implements SqlStore {
   readonly dialect = 'postgres' as const;
   readonly #scope = new StoreScope();
+  readonly #names: StatementNames;
 
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    preparedStatements: boolean,
+  ) {
+    this.#names = new StatementNames(preparedStatements);
+  }
 
   query<R extends Record<string, unknown> = Record<string, unknown>>(
     sql: string,
     params?: readonly unknown[],
   ): Promise<{ rows: R[]; rowCount: number }> {
-    return this.#scope.run(() => execute<R>(this.pool, sql, params));
+    return this.#scope.run(() => execute<R>(this.pool, this.#names, sql, params, false));
   }
 
   transaction<T>(work: (tx: SqlTransaction) => Promise<T>): Promise<T> {
@@ -101,12 +172,12 @@ class PostgresStore implements SqlStore {
         // After the connection reported why it broke (e.g. 57P01), later queries fail only with
         // "not queryable": report the reason instead.
         query: <R extends Record<string, unknown>>(sql: string, params?: readonly unknown[]) =>
-          execute<R>(client, sql, params).catch((error: unknown) => {
+          execute<R>(client, this.#names, sql, params, true).catch((error: unknown) => {
             throw broken ? toSqlError(broken) : error;
           }),
       };
       try {
-        await execute(client, 'BEGIN', undefined);
+        await execute(client, this.#names, 'BEGIN', undefined, false);
         let outcome: { result: T; committed: () => void };
         try {
           outcome = await this.#scope.work(executor, work);
@@ -154,7 +225,7 @@ export async function openPostgres(options: PostgresOptions): Promise<SqlStore> 
   // Idle connections dropped by the server (restart, admin shutdown) are removed by the pool; the
   // next query opens a fresh one or fails with SqlUnavailableError, so nothing is lost here.
   pool.on('error', () => undefined);
-  const store = new PostgresStore(pool);
+  const store = new PostgresStore(pool, config.preparedStatements);
   try {
     await store.transaction(async (tx) => {
       // CREATE SCHEMA IF NOT EXISTS races with itself (unique violation in pg_namespace): serialise.

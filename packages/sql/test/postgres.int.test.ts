@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { freePort, uniqueName } from '@orderflow/testing';
+import { EnvSettings } from '@orderflow/messaging';
 import pg from 'pg';
 import { sqlStoreConformance } from '../src/conformance.ts';
 import { SqlUnavailableError } from '../src/errors.ts';
+import { sqlStoreSettings } from '../src/open.ts';
 import { openPostgres } from '../src/postgres.ts';
-import { POSTGRES_URL, postgresHarness } from './support.ts';
+import type { SqlExecutor } from '../src/types.ts';
+import { dropSchema, POSTGRES_URL, postgresHarness } from './support.ts';
 
 sqlStoreConformance('PostgreSQL', postgresHarness);
 
@@ -46,6 +49,40 @@ describe('PostgreSQL availability', () => {
     } finally {
       await dispose();
     }
+  });
+});
+
+describe('PostgreSQL prepared statements', () => {
+  /** Whether the connection running `tx` holds a prepared statement with this text. */
+  const prepared = (tx: SqlExecutor, text: string) =>
+    tx
+      .query<{ n: number }>('SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement = $1', [
+        text,
+      ])
+      .then(({ rows }) => rows[0]!.n);
+  const text = 'SELECT $1::int + 1 AS next';
+
+  for (const preparedStatements of [true, false]) {
+    test(`with preparedStatements ${preparedStatements}, a parameterised statement is ${preparedStatements ? '' : 'not '}kept on its connection`, async () => {
+      const schema = uniqueName('sqltest_');
+      const store = await openPostgres({ url: POSTGRES_URL, schema, preparedStatements });
+      try {
+        await store.transaction(async (tx) => {
+          assert.deepEqual((await tx.query(text, [41])).rows, [{ next: 42 }]);
+          assert.deepEqual((await tx.query(text, [1])).rows, [{ next: 2 }], 'run again');
+          assert.equal(await prepared(tx, text), preparedStatements ? 1 : 0);
+        });
+      } finally {
+        await store.close();
+        await dropSchema(schema);
+      }
+    });
+  }
+
+  test('DB_PREPARED_STATEMENTS=false reaches the store settings; unset keeps them on', () => {
+    const settings = (vars: Record<string, string>) => sqlStoreSettings(new EnvSettings(vars), 'svc');
+    assert.equal(settings({ DB_PREPARED_STATEMENTS: 'false' }).preparedStatements, false);
+    assert.equal(settings({}).preparedStatements, undefined);
   });
 });
 
