@@ -84,6 +84,8 @@ export class ConsumerRuntime implements RunningConsumer {
   readonly #inFlight = new Set<JetStreamDelivery>();
   readonly #lanes = new Map<string, Lane>();
   readonly #iterators = new Set<ConsumerMessages>();
+  /** The pull loops; each ends once its iterator has handed back what it had buffered. */
+  readonly #pulls: Promise<void>[] = [];
   readonly #slotWaiters: (() => void)[] = [];
   readonly #acks = new AckBatch();
   #running = 0;
@@ -108,8 +110,8 @@ export class ConsumerRuntime implements RunningConsumer {
       first.push(new Promise<void>((r) => (resolve = r)));
       return resolve;
     };
-    void this.#pull(options.durable, false, attempted());
-    if (options.redrive) void this.#pull(options.redrive, true, attempted());
+    this.#pulls.push(this.#pull(options.durable, false, attempted()));
+    if (options.redrive) this.#pulls.push(this.#pull(options.redrive, true, attempted()));
     this.#durables = first.length;
     this.started = Promise.all(first).then(() => undefined);
   }
@@ -227,7 +229,7 @@ export class ConsumerRuntime implements RunningConsumer {
     const key = this.options.orderingKey?.(delivery);
     if (key === undefined) {
       const slot = this.#acquire();
-      if (slot) return slot.then(() => void this.#run(delivery, undefined));
+      if (slot) return slot.then(() => void this.#runUnlessStopping(delivery, undefined));
       void this.#run(delivery, undefined);
       return;
     }
@@ -249,7 +251,15 @@ export class ConsumerRuntime implements RunningConsumer {
     queue.shift();
     lane.active = true;
     await this.#acquire();
-    void this.#run(delivery, key);
+    if (this.#stopping) lane.active = false;
+    void this.#runUnlessStopping(delivery, key);
+  }
+
+  /** Runs a delivery that waited for a slot, or hands it back (and the slot) if stop() began meanwhile. */
+  #runUnlessStopping(delivery: JetStreamDelivery, key: string | undefined): Promise<void> | void {
+    if (!this.#stopping) return this.#run(delivery, key);
+    delivery.nak(STOP_NAK_DELAY_MS);
+    this.#release();
   }
 
   /** Whether the lane's first waiting delivery may run now. */
@@ -333,12 +343,12 @@ export class ConsumerRuntime implements RunningConsumer {
       for (const delivery of lane.queue) delivery.nak(STOP_NAK_DELAY_MS);
       lane.queue = [];
     }
+    const deadline = options.deadlineMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise((resolve) => (timer = setTimeout(resolve, deadline)));
     if (this.#inFlight.size > 0) {
       const idle = new Promise<void>((resolve) => (this.#idle = resolve));
-      const deadline = options.deadlineMs ?? 10_000;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([idle, new Promise((resolve) => (timer = setTimeout(resolve, deadline)))]);
-      clearTimeout(timer);
+      await Promise.race([idle, expired]);
       for (const delivery of this.#inFlight) {
         this.options.logger.warn(
           { seq: delivery.streamSequence },
@@ -347,6 +357,10 @@ export class ConsumerRuntime implements RunningConsumer {
         delivery.nak(STOP_NAK_DELAY_MS);
       }
     }
+    // What the iterators still buffered (pulled, never handed to a handler) is nak'd by the pull loops
+    // as they run out: wait for them, or those messages would sit out the ack wait.
+    await Promise.race([Promise.all(this.#pulls), expired]);
+    clearTimeout(timer);
     this.#acks.flush(); // acks of handlers that finished are not left behind
     clearInterval(this.#heartbeat);
     this.#resolveClosed();

@@ -592,6 +592,48 @@ export function transportConformance(name: string, harness: () => TransportHarne
       assert.deepEqual(redelivered, [2]);
     });
 
+    test('stop() hands back what it held but had not started: another consumer gets it long before the ack wait', async () => {
+      // One at a time, in per-key lanes and without: the rest waits behind the running handler.
+      for (const orderingKey of [undefined, 'subject'] as const) {
+        const { spec, publish } = await setup();
+        const durable = spec([], { ackWaitMs: 60_000, concurrency: 1, ...(orderingKey && { orderingKey }) });
+        const first = await connect();
+        const release = deferred();
+        const started = deferred();
+        const handled: number[] = [];
+        const running = await first.consume({
+          ...durable,
+          handlers: [
+            on(ThingHappened, async (e) => {
+              started.resolve();
+              await release.promise;
+              handled.push(e.data.n);
+            }),
+          ],
+        });
+        for (let n = 1; n <= 6; n++) await publish(n % 2 === 0 ? 'even' : 'odd', n);
+        await started.promise;
+        await new Promise((resolve) => setTimeout(resolve, 200)); // the rest arrives and waits
+        const stopped = running.stop({ deadlineMs: 5_000 });
+        setTimeout(() => release.resolve(), 100);
+        await stopped;
+        await first.close();
+        assert.equal(handled.length, 1, `${orderingKey ?? 'unkeyed'}: only the running handler finished`);
+        const second = await connect();
+        await second.consume({
+          ...durable,
+          handlers: [on(ThingHappened, async (e) => void handled.push(e.data.n))],
+        });
+        // Within 15 s, where the ack wait is 60 s: each was handed back, none left to time out.
+        await waitFor(() => handled.length >= 6, {
+          timeoutMs: 15_000,
+          message: `${orderingKey ?? 'unkeyed'}: handled ${JSON.stringify(handled)}`,
+        });
+        assert.deepEqual([...handled].sort(), [1, 2, 3, 4, 5, 6]);
+        await second.close();
+      }
+    });
+
     test('request-reply: typed response, typed remote error, 503 for an outage, validation, timeout, no responders', async () => {
       const server = await connect();
       const client = await connect();
