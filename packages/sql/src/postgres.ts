@@ -90,8 +90,8 @@ const types = {
 type Queryable = Pick<pg.PoolClient, 'query'>;
 
 /**
- * Runs one statement. A prepared one PostgreSQL refuses as stale runs again under a new name when
- * autocommitted; inside a transaction, which that refusal aborted, the error stands and the next
+ * Runs one statement. A prepared one PostgreSQL refuses as stale runs again, once, under a new name
+ * when autocommitted; inside a transaction, which that refusal aborted, the error stands and the next
  * attempt prepares it anew.
  */
 async function execute<R>(
@@ -100,6 +100,7 @@ async function execute<R>(
   sql: string,
   params: readonly unknown[] | undefined,
   inTransaction: boolean,
+  renewed = false,
 ): Promise<{ rows: R[]; rowCount: number }> {
   let outcome: pg.QueryResult | pg.QueryResult[];
   const name = names.of(sql, params);
@@ -113,8 +114,8 @@ async function execute<R>(
   } catch (error) {
     if (name === undefined || !isStalePlan(error)) throw toSqlError(error);
     names.renew(sql);
-    if (inTransaction) throw toSqlError(error);
-    return execute<R>(driver, names, sql, params, inTransaction);
+    if (inTransaction || renewed) throw toSqlError(error);
+    return execute<R>(driver, names, sql, params, inTransaction, true);
   }
   // Several statements without parameters yield one result each; keep the last, as PGlite does.
   const result: pg.QueryResult | undefined = Array.isArray(outcome)
