@@ -31,8 +31,8 @@ export interface SmtpOptions {
  * Opens the pool's connections itself (nodemailer's `getSocket` hook: a `connection` handed back is
  * used as is, and TLS is started on it for `secure`) to turn Nagle's algorithm off. nodemailer leaves
  * it on and writes a mail's closing `.` in a segment of its own, which the kernel then holds until the
- * server acknowledged the body — an acknowledgement the server delays: ≈ 43 ms per mail on loopback,
- * 2.4 ms without (docs/performance.md, item 20).
+ * server acknowledged the body — an acknowledgement the server delays: ≈ 46 ms per mail on loopback,
+ * ≈ 3 ms without (docs/performance.md, item 20).
  */
 function connectWithoutDelay(options: SmtpOptions) {
   return (_options: unknown, callback: (error: Error | null, socket?: { connection: Socket }) => void) => {
