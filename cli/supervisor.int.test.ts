@@ -66,6 +66,37 @@ test('starts replicas, restarts a killed one with a new pid, stops in reverse ti
   );
 });
 
+test('a port is never one that is reserved or another replica holds, whatever the allocator offers', async () => {
+  // The allocator offers the reserved port first, then the first replica's port again.
+  const offers = [5001, 5002, 5002, 5001, 5003];
+  const supervisor = new Supervisor({
+    programs: [
+      {
+        name: 'app',
+        ...worker('app'),
+        replicas: 2,
+        portEnv: 'PORT',
+        readiness: { kind: 'log', match: /^ready$/ },
+      },
+    ],
+    allocatePort: async () => offers.shift() ?? 0,
+    reservedPorts: [5001],
+  });
+  try {
+    await supervisor.start();
+    // The replicas start at once; which of them retried first is theirs to race.
+    assert.deepEqual(
+      supervisor
+        .list()
+        .map((r) => r.port)
+        .sort(),
+      [5002, 5003],
+    );
+  } finally {
+    await supervisor.stop();
+  }
+});
+
 test('a program that keeps crashing is restarted with growing delays; stop() ends the loop', async () => {
   const delays: number[] = [];
   const supervisor = new Supervisor({

@@ -81,6 +81,11 @@ export interface SupervisorOptions {
   readonly ownProcessGroup?: boolean;
   /** Allocates a port for `portEnv` (default: the OS picks a free one). */
   readonly allocatePort?: () => Promise<number>;
+  /**
+   * Ports a `portEnv` port is never given (the fixed ports of the programs, which may not be bound
+   * yet when another replica's port is allocated: a free port now is not a free port later).
+   */
+  readonly reservedPorts?: readonly number[];
   /** Runs before `start()` starts a tier (after the tiers below are ready); a rejection fails the start. */
   readonly beforeTier?: (tier: number) => Promise<void>;
 }
@@ -342,11 +347,31 @@ export class Supervisor {
     void this.#launch(replica, markReady, failReady);
   }
 
+  /**
+   * A free port that is neither reserved nor another replica's (that replica may not have bound it
+   * yet, or may be restarting onto it).
+   */
+  async #allocatePort(replica: Replica): Promise<number> {
+    const taken = (port: number): boolean =>
+      (this.#options.reservedPorts ?? []).includes(port) ||
+      [...this.#replicas.values()].some((replicas) =>
+        replicas.some((other) => other !== replica && other.port === port),
+      );
+    for (let attempt = 1; ; attempt++) {
+      const port = await (this.#options.allocatePort ?? allocateFreePort)();
+      // An allocator that only has taken ones to give (a fixed port) is taken at its word.
+      if (!taken(port) || attempt === 20) {
+        replica.port = port; // claimed in the same step as the check: concurrent launches see it
+        return port;
+      }
+    }
+  }
+
   async #launch(replica: Replica, markReady: () => void, failReady: (error: Error) => void): Promise<void> {
     const { spec } = replica;
     const env: Record<string, string> = { ...spec.env };
     if (spec.portEnv) {
-      replica.port = await (this.#options.allocatePort ?? allocateFreePort)();
+      replica.port = await this.#allocatePort(replica);
       env[spec.portEnv] = String(replica.port);
     }
     if (!replica.wanted) {

@@ -711,6 +711,14 @@ export async function createSystem(config: SystemConfig): Promise<RunningSystem>
     ...(config.readyTimeoutMs !== undefined && { readyTimeoutMs: config.readyTimeoutMs }),
     ...(config.ownProcessGroup !== undefined && { ownProcessGroup: config.ownProcessGroup }),
     allocatePort: allocateFreePort,
+    reservedPorts: [
+      ...(privateNats ? [natsPort] : []),
+      ...(config.natsMonitorPort !== undefined ? [config.natsMonitorPort] : []),
+      pspPort,
+      smtpPort,
+      mailboxPort,
+      gatewayPort,
+    ],
   });
   return {
     supervisor,
