@@ -348,10 +348,10 @@ export class Supervisor {
   }
 
   /**
-   * A free port that is neither reserved nor another replica's (that replica may not have bound it
-   * yet, or may be restarting onto it).
+   * Gives the replica a free port that is neither reserved nor another replica's (that replica may
+   * not have bound it yet, or may be restarting onto it).
    */
-  async #allocatePort(replica: Replica): Promise<number> {
+  async #allocatePort(replica: Replica): Promise<void> {
     const taken = (port: number): boolean =>
       (this.#options.reservedPorts ?? []).includes(port) ||
       [...this.#replicas.values()].some((replicas) =>
@@ -362,7 +362,7 @@ export class Supervisor {
       // An allocator that only has taken ones to give (a fixed port) is taken at its word.
       if (!taken(port) || attempt === 20) {
         replica.port = port; // claimed in the same step as the check: concurrent launches see it
-        return port;
+        return;
       }
     }
   }
@@ -371,7 +371,7 @@ export class Supervisor {
     const { spec } = replica;
     const env: Record<string, string> = { ...spec.env };
     if (spec.portEnv) {
-      replica.port = await this.#allocatePort(replica);
+      await this.#allocatePort(replica);
       env[spec.portEnv] = String(replica.port);
     }
     if (!replica.wanted) {
